@@ -1,0 +1,352 @@
+//! The privacy envelope: cuts every person out of a statement, seals each
+//! person's agent object under their own data key and the rest of the
+//! statement under the keys of its subjects, and puts it back together.
+//!
+//! Knows nothing about where keys live: they come through [`KeyRing`] (when
+//! sealing, creating people as needed) and [`KeyLookup`] (when opening).
+
+use crate::events::{SealedForPersonV1, SealedStatementV1};
+use crate::token::{DataKey, Token};
+use chacha20poly1305::aead::{Aead, KeyInit};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use rand::RngCore;
+use serde_json::{json, Map, Value};
+use xapi::agent::{ifi_of, Ifi};
+
+/// Marker that replaces a person in the sealed skeleton: `{"$p": index}`.
+const PERSON_MARKER: &str = "$p";
+
+/// Where a sealing gets each person's token and key (creating them if new).
+pub trait KeyRing {
+    fn person(&mut self, ifi: &Ifi) -> Result<(Token, DataKey), EnvelopeError>;
+}
+
+/// Where opening gets a person's key; `None` once the person is erased.
+pub trait KeyLookup {
+    fn key(&self, token: &Token) -> Option<DataKey>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EnvelopeError {
+    #[error("the identity vault refused a person: {0}")]
+    Vault(String),
+    #[error("sealed data is corrupt: {0}")]
+    Corrupt(&'static str),
+}
+
+/// A statement sealed for the log, with the skeleton kept in clear in
+/// memory only, so the caller can extract facts without decrypting again.
+pub struct Sealed {
+    pub sealed: SealedStatementV1,
+    /// The statement with every person replaced by `{"$p": i}`.
+    pub skeleton: Value,
+    /// `tokens[i]` is the token of person `i` in the skeleton.
+    pub tokens: Vec<Token>,
+}
+
+/// Seals a validated statement. `statement` must not contain `id` or
+/// `stored` (they are kept in clear beside the envelope).
+pub fn seal(statement: &Value, keys: &mut impl KeyRing) -> Result<Sealed, EnvelopeError> {
+    let mut skeleton = statement.clone();
+    let mut cutter = Cutter { keys, persons: Vec::new(), tokens: Vec::new(), subjects: Vec::new() };
+    cutter.cut_statement(&mut skeleton, true)?;
+    let Cutter { persons, tokens, subjects, .. } = cutter;
+
+    let mut content_key = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut content_key);
+    let body_nonce = random_nonce();
+    let body = XChaCha20Poly1305::new(&content_key.into())
+        .encrypt(XNonce::from_slice(&body_nonce), serde_json::to_vec(&skeleton).expect("json encodes").as_slice())
+        .expect("encryption of a vec never fails");
+
+    // XOR shares of the content key: every subject's share is needed.
+    let mut subject_shares = Vec::with_capacity(subjects.len().max(1));
+    let mut remainder = content_key;
+    for (i, (token, key)) in subjects.iter().enumerate() {
+        let share = if i + 1 == subjects.len() {
+            remainder
+        } else {
+            let mut share = [0u8; 32];
+            rand::thread_rng().fill_bytes(&mut share);
+            for (r, s) in remainder.iter_mut().zip(share) {
+                *r ^= s;
+            }
+            share
+        };
+        subject_shares.push(seal_for(*token, key, &share));
+    }
+    Ok(Sealed { sealed: SealedStatementV1 { persons, subject_shares, body_nonce, body }, skeleton, tokens })
+}
+
+/// Opens a sealed statement. `None` when a subject's key is gone (the
+/// statement belonged to an erased person). A non-subject person whose key is
+/// gone is replaced by [`erased_agent`].
+pub fn open(sealed: &SealedStatementV1, keys: &impl KeyLookup) -> Result<Option<Value>, EnvelopeError> {
+    let Some(skeleton) = open_skeleton(sealed, keys)? else { return Ok(None) };
+    let mut people = Vec::with_capacity(sealed.persons.len());
+    for person in &sealed.persons {
+        people.push(match keys.key(&person.token) {
+            Some(key) => Some(open_for(person, &key)?),
+            None => None,
+        });
+    }
+    let mut statement = skeleton;
+    put_people_back(&mut statement, sealed, &people)?;
+    Ok(Some(statement))
+}
+
+/// Decrypts just the skeleton (people still cut out); `None` when a subject
+/// has been erased.
+pub fn open_skeleton(sealed: &SealedStatementV1, keys: &impl KeyLookup) -> Result<Option<Value>, EnvelopeError> {
+    let mut content_key = [0u8; 32];
+    for share in &sealed.subject_shares {
+        let Some(key) = keys.key(&share.token) else { return Ok(None) };
+        let bytes = open_bytes(share, &key)?;
+        if bytes.len() != 32 {
+            return Err(EnvelopeError::Corrupt("content key share has the wrong length"));
+        }
+        for (c, s) in content_key.iter_mut().zip(bytes) {
+            *c ^= s;
+        }
+    }
+    let body = XChaCha20Poly1305::new(&content_key.into())
+        .decrypt(XNonce::from_slice(&sealed.body_nonce), sealed.body.as_slice())
+        .map_err(|_| EnvelopeError::Corrupt("statement body does not decrypt"))?;
+    serde_json::from_slice(&body).map(Some).map_err(|_| EnvelopeError::Corrupt("statement body is not json"))
+}
+
+/// What stands in for a person who has been erased.
+pub fn erased_agent(token: &Token) -> Value {
+    json!({
+        "objectType": "Agent",
+        "account": { "homePage": "urn:lrs:erased", "name": token.to_hex() }
+    })
+}
+
+struct Cutter<'a, K: KeyRing> {
+    keys: &'a mut K,
+    persons: Vec<SealedForPersonV1>,
+    tokens: Vec<Token>,
+    subjects: Vec<(Token, DataKey)>,
+}
+
+impl<K: KeyRing> Cutter<'_, K> {
+    fn cut_statement(&mut self, statement: &mut Value, top_level: bool) -> Result<(), EnvelopeError> {
+        let Some(object) = statement.as_object_mut() else { return Ok(()) };
+        if let Some(actor) = object.get_mut("actor") {
+            let subjects = self.cut_agent(actor)?;
+            if top_level {
+                self.subjects = subjects;
+            }
+        }
+        if let Some(target) = object.get_mut("object") {
+            match target.get("objectType").and_then(Value::as_str) {
+                Some("Agent") | Some("Group") => {
+                    self.cut_agent(target)?;
+                }
+                Some("SubStatement") => self.cut_statement(target, false)?,
+                _ => {}
+            }
+        }
+        if let Some(authority) = object.get_mut("authority") {
+            self.cut_agent(authority)?;
+        }
+        if let Some(context) = object.get_mut("context").and_then(Value::as_object_mut) {
+            for role in ["instructor", "team"] {
+                if let Some(agent) = context.get_mut(role) {
+                    self.cut_agent(agent)?;
+                }
+            }
+            for (list, field) in [("contextAgents", "agent"), ("contextGroups", "group")] {
+                if let Some(Value::Array(entries)) = context.get_mut(list) {
+                    for entry in entries {
+                        if let Some(agent) = entry.get_mut(field) {
+                            self.cut_agent(agent)?;
+                        }
+                    }
+                }
+            }
+        }
+        if top_level && self.subjects.is_empty() {
+            return Err(EnvelopeError::Vault("statement has no identifiable subject".into()));
+        }
+        Ok(())
+    }
+
+    /// Replaces an agent or group (and its members) by person markers.
+    /// Returns the subjects it stands for: itself if identified, else its members.
+    fn cut_agent(&mut self, agent: &mut Value) -> Result<Vec<(Token, DataKey)>, EnvelopeError> {
+        let Some(object) = agent.as_object_mut() else { return Ok(Vec::new()) };
+        let members = object.remove("member");
+        let mut subjects = Vec::new();
+        let mut replacement = match ifi_of(agent) {
+            Some(ifi) => {
+                let (token, key) = self.keys.person(&ifi)?;
+                let index = self.persons.len();
+                let person_json = serde_json::to_vec(agent).expect("json encodes");
+                self.persons.push(seal_for(token, &key, &person_json));
+                self.tokens.push(token);
+                subjects.push((token, key));
+                let mut marker = Map::new();
+                marker.insert(PERSON_MARKER.into(), json!(index));
+                Value::Object(marker)
+            }
+            None => agent.clone(),
+        };
+        if let Some(Value::Array(mut members)) = members {
+            let mut member_subjects = Vec::new();
+            for member in &mut members {
+                member_subjects.extend(self.cut_agent(member)?);
+            }
+            if subjects.is_empty() {
+                subjects = member_subjects;
+            }
+            replacement.as_object_mut().expect("agents are objects").insert("member".into(), Value::Array(members));
+        }
+        *agent = replacement;
+        Ok(subjects)
+    }
+}
+
+fn put_people_back(value: &mut Value, sealed: &SealedStatementV1, people: &[Option<Value>]) -> Result<(), EnvelopeError> {
+    match value {
+        Value::Object(object) => {
+            if let Some(index) = object.get(PERSON_MARKER).and_then(Value::as_u64) {
+                let index = index as usize;
+                let person = sealed.persons.get(index).ok_or(EnvelopeError::Corrupt("person marker out of range"))?;
+                let mut restored = match &people[index] {
+                    Some(agent) => agent.clone(),
+                    None => erased_agent(&person.token),
+                };
+                if let Some(mut members) = object.remove("member") {
+                    put_people_back(&mut members, sealed, people)?;
+                    restored.as_object_mut().expect("agents are objects").insert("member".into(), members);
+                }
+                *value = restored;
+                return Ok(());
+            }
+            for child in object.values_mut() {
+                put_people_back(child, sealed, people)?;
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                put_people_back(item, sealed, people)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn random_nonce() -> [u8; 24] {
+    let mut nonce = [0u8; 24];
+    rand::thread_rng().fill_bytes(&mut nonce);
+    nonce
+}
+
+fn seal_for(token: Token, key: &DataKey, plaintext: &[u8]) -> SealedForPersonV1 {
+    let nonce = random_nonce();
+    let ciphertext = XChaCha20Poly1305::new(&key.0.into())
+        .encrypt(XNonce::from_slice(&nonce), plaintext)
+        .expect("encryption of a vec never fails");
+    SealedForPersonV1 { token, nonce, ciphertext }
+}
+
+fn open_bytes(sealed: &SealedForPersonV1, key: &DataKey) -> Result<Vec<u8>, EnvelopeError> {
+    XChaCha20Poly1305::new(&key.0.into())
+        .decrypt(XNonce::from_slice(&sealed.nonce), sealed.ciphertext.as_slice())
+        .map_err(|_| EnvelopeError::Corrupt("personal data does not decrypt under its key"))
+}
+
+fn open_for(sealed: &SealedForPersonV1, key: &DataKey) -> Result<Value, EnvelopeError> {
+    serde_json::from_slice(&open_bytes(sealed, key)?).map_err(|_| EnvelopeError::Corrupt("person is not json"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[derive(Default)]
+    struct MemoryKeys {
+        by_ifi: HashMap<Ifi, (Token, DataKey)>,
+        by_token: HashMap<Token, DataKey>,
+    }
+
+    impl KeyRing for MemoryKeys {
+        fn person(&mut self, ifi: &Ifi) -> Result<(Token, DataKey), EnvelopeError> {
+            let next = self.by_ifi.len() as u8 + 1;
+            let entry = self.by_ifi.entry(ifi.clone()).or_insert_with(|| (Token([next; 16]), DataKey([next; 32])));
+            self.by_token.insert(entry.0, entry.1.clone());
+            Ok(entry.clone())
+        }
+    }
+
+    impl KeyLookup for MemoryKeys {
+        fn key(&self, token: &Token) -> Option<DataKey> {
+            self.by_token.get(token).cloned()
+        }
+    }
+
+    fn statement() -> Value {
+        json!({
+            "actor": {"objectType": "Agent", "name": "Anna de Vries", "mbox": "mailto:anna@example.nl"},
+            "verb": {"id": "http://adlnet.gov/expapi/verbs/completed"},
+            "object": {"id": "https://courses.example/vdb/module-1"},
+            "result": {"response": "mijn antwoord"},
+            "context": {
+                "instructor": {"name": "Bram", "account": {"homePage": "https://bieb.example", "name": "bram"}},
+                "team": {"objectType": "Group", "member": [{"mbox": "mailto:c@example.nl"}]}
+            },
+            "authority": {"objectType": "Agent", "account": {"homePage": "https://lrs.example", "name": "app"}}
+        })
+    }
+
+    #[test]
+    fn sealed_bytes_hold_no_personal_data_and_open_to_the_original() {
+        let mut keys = MemoryKeys::default();
+        let sealed = seal(&statement(), &mut keys).unwrap();
+        let bytes = postcard::to_stdvec(&sealed.sealed).unwrap();
+        for secret in ["anna@example.nl", "Anna de Vries", "mijn antwoord", "bram", "c@example.nl"] {
+            assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()), "{secret} leaked");
+        }
+        assert_eq!(open(&sealed.sealed, &keys).unwrap().unwrap(), statement());
+        assert_eq!(sealed.tokens.len(), 4);
+    }
+
+    #[test]
+    fn erasing_the_subject_makes_the_statement_unreadable() {
+        let mut keys = MemoryKeys::default();
+        let sealed = seal(&statement(), &mut keys).unwrap();
+        let anna = sealed.tokens[0];
+        keys.by_token.remove(&anna);
+        assert!(open(&sealed.sealed, &keys).unwrap().is_none());
+    }
+
+    #[test]
+    fn erasing_a_bystander_replaces_only_them() {
+        let mut keys = MemoryKeys::default();
+        let sealed = seal(&statement(), &mut keys).unwrap();
+        let bram = sealed.tokens[2]; // cut in order: actor, authority, instructor, team member
+        keys.by_token.remove(&bram);
+        let opened = open(&sealed.sealed, &keys).unwrap().unwrap();
+        assert_eq!(opened["context"]["instructor"], erased_agent(&bram));
+        assert_eq!(opened["actor"], statement()["actor"]);
+    }
+
+    #[test]
+    fn an_anonymous_group_actor_needs_every_member() {
+        let mut keys = MemoryKeys::default();
+        let group = json!({
+            "actor": {"objectType": "Group", "member": [{"mbox": "mailto:a@x.nl"}, {"mbox": "mailto:b@x.nl"}]},
+            "verb": {"id": "http://adlnet.gov/expapi/verbs/attended"},
+            "object": {"id": "https://x.example/meeting"}
+        });
+        let sealed = seal(&group, &mut keys).unwrap();
+        assert_eq!(sealed.sealed.subject_shares.len(), 2);
+        assert_eq!(open(&sealed.sealed, &keys).unwrap().unwrap(), group);
+        keys.by_token.remove(&sealed.tokens[1]);
+        assert!(open(&sealed.sealed, &keys).unwrap().is_none());
+    }
+}

@@ -1,0 +1,196 @@
+//! The events of the log. Every persisted shape here is frozen: a change is a
+//! new variant (`...V2`) appended at the end of [`Event`] plus an upgrade
+//! path, never an edit. `tests::encoding_is_frozen` fails on drift.
+//!
+//! Events are past-tense facts. Clear fields hold only what analytics and the
+//! indexes need and no personal data: people appear as [`Token`]s, and the
+//! statement itself is in [`SealedStatementV1`].
+
+use crate::token::Token;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Place of an entry in the log: 1, 2, 3, ... without gaps.
+pub type Position = u64;
+
+/// Everything that can happen, as it is persisted. Variant order is part of
+/// the encoding: append only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Event {
+    StatementStoredV1(StatementStoredV1),
+    CredentialIssuedV1(CredentialIssuedV1),
+}
+
+impl Event {
+    pub fn encode(&self) -> Vec<u8> {
+        postcard::to_stdvec(self).expect("events always encode")
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, postcard::Error> {
+        postcard::from_bytes(bytes)
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::StatementStoredV1(_) => "statement_stored.v1",
+            Event::CredentialIssuedV1(_) => "credential_issued.v1",
+        }
+    }
+}
+
+/// A statement was accepted and stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatementStoredV1 {
+    pub statement_id: Uuid,
+    /// `stored`, microseconds since the Unix epoch, strictly increasing along the log.
+    pub stored_micros: i64,
+    /// The tenant of the credential that wrote it.
+    pub tenant: String,
+    /// The key id of the credential that wrote it (not a secret).
+    pub credential_key: String,
+    /// Keyed digest of the statement's comparison form, to answer "same
+    /// statement again?" without decrypting (keyed, so it is no fingerprint).
+    pub comparison_digest: [u8; 32],
+    pub facts: StatementFactsV1,
+    pub sealed: SealedStatementV1,
+}
+
+/// What the indexes and analytics know of a statement, in clear.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatementFactsV1 {
+    pub verb_id: String,
+    pub object: ObjectFactV1,
+    /// The actor, when it has an identifier (an anonymous group has none).
+    pub actor: Option<Token>,
+    /// Every person in the statement: actor, object, authority, instructor,
+    /// team, group members, context agents, the same in a sub-statement.
+    pub related_agents: Vec<Token>,
+    /// Activities in context (parent, grouping, category, other) and those of
+    /// a sub-statement; the object activity is in `object`.
+    pub related_activities: Vec<String>,
+    pub registration: Option<Uuid>,
+    /// The statement's `timestamp` (microseconds since the epoch); `None`
+    /// when the client sent none, in which case it equals `stored`.
+    pub timestamp_micros: Option<i64>,
+    pub result: Option<ResultFactsV1>,
+    pub platform: Option<String>,
+    pub language: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ObjectFactV1 {
+    Activity { id: String, activity_type: Option<String> },
+    Agent { token: Option<Token> },
+    StatementRef { id: Uuid },
+    SubStatement { verb_id: String, activity_id: Option<String> },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResultFactsV1 {
+    pub success: Option<bool>,
+    pub completion: Option<bool>,
+    pub score_scaled: Option<f64>,
+    pub score_raw: Option<f64>,
+    pub score_min: Option<f64>,
+    pub score_max: Option<f64>,
+    /// The ISO 8601 duration as sent (the spec treats it as a string).
+    pub duration: Option<String>,
+}
+
+/// A piece of personal data encrypted (XChaCha20-Poly1305) under the data
+/// key of the person `token`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SealedForPersonV1 {
+    pub token: Token,
+    pub nonce: [u8; 24],
+    pub ciphertext: Vec<u8>,
+}
+
+/// The statement with its people cut out.
+///
+/// `body` is the statement skeleton (every agent replaced by a reference into
+/// `persons`), encrypted under a content key that is split into XOR shares,
+/// one per subject (the actor, or each member of an anonymous actor group),
+/// each share sealed under that subject's key: destroying any subject's key
+/// makes the body unreadable. Each person's own agent object is sealed under
+/// their own key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SealedStatementV1 {
+    pub persons: Vec<SealedForPersonV1>,
+    pub subject_shares: Vec<SealedForPersonV1>,
+    pub body_nonce: [u8; 24],
+    pub body: Vec<u8>,
+}
+
+/// A Basic credential was issued. Only a hash of the secret is kept.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CredentialIssuedV1 {
+    pub key: String,
+    /// argon2id PHC string of the secret.
+    pub secret_hash: String,
+    pub name: String,
+    pub tenant: String,
+    pub scopes: Vec<String>,
+    pub issued_micros: i64,
+    pub expires_micros: Option<i64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Event {
+        Event::StatementStoredV1(StatementStoredV1 {
+            statement_id: Uuid::from_u128(0x0123_4567_89ab_4def_8123_456789abcdef),
+            stored_micros: 1_700_000_000_000_000,
+            tenant: "kb".into(),
+            credential_key: "k1".into(),
+            comparison_digest: [7; 32],
+            facts: StatementFactsV1 {
+                verb_id: "http://adlnet.gov/expapi/verbs/completed".into(),
+                object: ObjectFactV1::Activity { id: "https://x.example/a".into(), activity_type: None },
+                actor: Some(Token([1; 16])),
+                related_agents: vec![Token([1; 16])],
+                related_activities: vec![],
+                registration: None,
+                timestamp_micros: Some(1_700_000_000_000_000),
+                result: Some(ResultFactsV1 {
+                    success: Some(true),
+                    completion: None,
+                    score_scaled: Some(0.5),
+                    score_raw: None,
+                    score_min: None,
+                    score_max: None,
+                    duration: Some("PT1M".into()),
+                }),
+                platform: None,
+                language: Some("nl-NL".into()),
+            },
+            sealed: SealedStatementV1 {
+                persons: vec![SealedForPersonV1 { token: Token([1; 16]), nonce: [2; 24], ciphertext: vec![3, 4] }],
+                subject_shares: vec![],
+                body_nonce: [5; 24],
+                body: vec![6],
+            },
+        })
+    }
+
+    #[test]
+    fn encoding_round_trips() {
+        let event = sample();
+        assert_eq!(Event::decode(&event.encode()).unwrap(), event);
+    }
+
+    /// Persisted shapes are frozen: if this fails, you changed a shape that
+    /// is already on disk somewhere. Add a new variant instead.
+    #[test]
+    fn encoding_is_frozen() {
+        let digest = sha2_hex(&sample().encode());
+        assert_eq!(digest, include_str!("../tests/event_v1.sha256").trim());
+    }
+
+    fn sha2_hex(bytes: &[u8]) -> String {
+        use sha2::Digest;
+        sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    }
+}

@@ -1,0 +1,118 @@
+//! Extracts a statement's clear facts (verb, activities, people as tokens,
+//! result, registration, time) from its sealed skeleton.
+
+use crate::events::{ObjectFactV1, ResultFactsV1, StatementFactsV1};
+use crate::token::Token;
+use serde_json::Value;
+use uuid::Uuid;
+
+/// Facts of a skeleton (as produced by [`crate::envelope::seal`]); `tokens`
+/// maps the skeleton's person markers to tokens. `timestamp_micros` is the
+/// parsed `timestamp`, if the client sent one.
+pub fn extract(skeleton: &Value, tokens: &[Token], timestamp_micros: Option<i64>) -> StatementFactsV1 {
+    let token_of = |agent: &Value| agent.get("$p").and_then(Value::as_u64).and_then(|i| tokens.get(i as usize)).copied();
+    let mut related_agents: Vec<Token> = tokens.to_vec();
+    related_agents.sort();
+    related_agents.dedup();
+
+    let mut related_activities = Vec::new();
+    collect_context_activities(skeleton, &mut related_activities);
+
+    let object_value = &skeleton["object"];
+    let object = match object_value.get("objectType").and_then(Value::as_str) {
+        Some("Agent") | Some("Group") => ObjectFactV1::Agent { token: token_of(object_value) },
+        Some("StatementRef") => ObjectFactV1::StatementRef {
+            id: object_value.get("id").and_then(Value::as_str).and_then(|id| Uuid::parse_str(id).ok()).unwrap_or_default(),
+        },
+        Some("SubStatement") => {
+            let inner = &object_value["object"];
+            let activity_id = match inner.get("objectType").and_then(Value::as_str) {
+                None | Some("Activity") => inner.get("id").and_then(Value::as_str).map(str::to_owned),
+                _ => None,
+            };
+            if let Some(id) = &activity_id {
+                related_activities.push(id.clone());
+            }
+            collect_context_activities(object_value, &mut related_activities);
+            ObjectFactV1::SubStatement {
+                verb_id: object_value["verb"]["id"].as_str().unwrap_or_default().to_owned(),
+                activity_id,
+            }
+        }
+        _ => ObjectFactV1::Activity {
+            id: object_value.get("id").and_then(Value::as_str).unwrap_or_default().to_owned(),
+            activity_type: object_value.pointer("/definition/type").and_then(Value::as_str).map(str::to_owned),
+        },
+    };
+    related_activities.sort();
+    related_activities.dedup();
+
+    let context = &skeleton["context"];
+    let result = skeleton.get("result").map(|result| ResultFactsV1 {
+        success: result.get("success").and_then(Value::as_bool),
+        completion: result.get("completion").and_then(Value::as_bool),
+        score_scaled: result.pointer("/score/scaled").and_then(Value::as_f64),
+        score_raw: result.pointer("/score/raw").and_then(Value::as_f64),
+        score_min: result.pointer("/score/min").and_then(Value::as_f64),
+        score_max: result.pointer("/score/max").and_then(Value::as_f64),
+        duration: result.get("duration").and_then(Value::as_str).map(str::to_owned),
+    });
+
+    StatementFactsV1 {
+        verb_id: skeleton["verb"]["id"].as_str().unwrap_or_default().to_owned(),
+        object,
+        actor: token_of(&skeleton["actor"]),
+        related_agents,
+        related_activities,
+        registration: context.get("registration").and_then(Value::as_str).and_then(|r| Uuid::parse_str(r).ok()),
+        timestamp_micros,
+        result,
+        platform: context.get("platform").and_then(Value::as_str).map(str::to_owned),
+        language: context.get("language").and_then(Value::as_str).map(str::to_owned),
+    }
+}
+
+fn collect_context_activities(statement: &Value, out: &mut Vec<String>) {
+    let Some(context_activities) = statement.pointer("/context/contextActivities").and_then(Value::as_object) else {
+        return;
+    };
+    for kind in ["parent", "grouping", "category", "other"] {
+        match context_activities.get(kind) {
+            Some(Value::Array(activities)) => {
+                out.extend(activities.iter().filter_map(|a| a.get("id").and_then(Value::as_str)).map(str::to_owned))
+            }
+            Some(activity @ Value::Object(_)) => {
+                out.extend(activity.get("id").and_then(Value::as_str).map(str::to_owned))
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn facts_name_people_only_by_token() {
+        let skeleton = json!({
+            "actor": {"$p": 0},
+            "verb": {"id": "http://adlnet.gov/expapi/verbs/passed"},
+            "object": {"id": "https://c.example/course", "definition": {"type": "https://w3id.org/xapi/cmi5/activitytype/course"}},
+            "result": {"score": {"scaled": 0.8}, "success": true, "duration": "PT10M"},
+            "context": {
+                "registration": "6f1a8f0e-0000-4000-8000-000000000001",
+                "instructor": {"$p": 1},
+                "contextActivities": {"parent": {"id": "https://c.example/p"}, "grouping": [{"id": "https://c.example/g"}]}
+            }
+        });
+        let tokens = [Token([9; 16]), Token([3; 16])];
+        let facts = extract(&skeleton, &tokens, None);
+        assert_eq!(facts.actor, Some(Token([9; 16])));
+        assert_eq!(facts.related_agents, vec![Token([3; 16]), Token([9; 16])]);
+        assert_eq!(facts.related_activities, vec!["https://c.example/g", "https://c.example/p"]);
+        assert_eq!(facts.result.unwrap().score_scaled, Some(0.8));
+        assert!(matches!(facts.object, ObjectFactV1::Activity { activity_type: Some(_), .. }));
+    }
+}

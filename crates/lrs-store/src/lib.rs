@@ -1,0 +1,30 @@
+//! The only crate that knows sled and the data directory: the append-only,
+//! hash-chained event log with its single group-commit writer, the identity
+//! vault, and the read-model trees that projections fold into.
+//!
+//! It knows nothing about HTTP, auth or JSON error bodies; it speaks events,
+//! positions and tokens.
+
+pub mod log;
+pub mod query;
+pub mod store;
+pub mod vault;
+mod writer;
+
+pub use log::{ChainBreak, Head, LogEntry};
+pub use query::{Page, Scope, StatementQuery};
+pub use store::{Store, StoreConfig};
+pub use vault::{MasterKey, Vault};
+pub use writer::{AppendError, PreparedStatement};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("sled: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("the store is shutting down")]
+    Closed,
+}

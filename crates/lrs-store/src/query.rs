@@ -1,0 +1,205 @@
+//! Statement queries over the index: a leapfrog join of the posting lists of
+//! every filter term (plus the caller's scope list), bounded by positions
+//! derived from `since`/`until`, in either direction, one page at a time.
+
+use crate::store::Store;
+use crate::StoreError;
+use lrs_core::Position;
+use lrs_projections::statement_index::{
+    by_id_key, decode_by_id, posting_key, tenant_hash, tenant_term, voided_key, Term, TermKind, BY_ID, POSTINGS,
+    STORED, VOIDED,
+};
+use uuid::Uuid;
+
+/// Whose statements a reader may see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// One tenant's statements.
+    Tenant(String),
+    /// Every tenant's (the KB).
+    All,
+}
+
+#[derive(Debug, Clone)]
+pub struct StatementQuery {
+    pub scope: Scope,
+    /// Every term must match (AND).
+    pub terms: Vec<(TermKind, Term)>,
+    /// Exclusive lower bound on `stored`, microseconds.
+    pub since_micros: Option<i64>,
+    /// Inclusive upper bound on `stored`, microseconds.
+    pub until_micros: Option<i64>,
+    pub ascending: bool,
+    pub limit: usize,
+    /// Continue after this position (exclusive, in the query's direction).
+    pub after: Option<Position>,
+    /// Never look past this position (keeps pages stable while writes go on).
+    pub ceiling: Position,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    pub positions: Vec<Position>,
+    /// Where the next page starts, if there may be one.
+    pub more: Option<Position>,
+}
+
+/// Where a statement was found by id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Found {
+    pub position: Position,
+    pub voided: bool,
+}
+
+impl Store {
+    /// Finds a statement by id within the reader's scope.
+    pub fn find_statement(&self, scope: &Scope, statement_id: &Uuid) -> Result<Option<Found>, StoreError> {
+        let shared = self.shared();
+        let by_id = shared.tree(BY_ID);
+        let hit = match scope {
+            Scope::Tenant(tenant) => {
+                let tenant = tenant_hash(tenant);
+                by_id.get(by_id_key(statement_id, &tenant))?.map(|v| (tenant, v))
+            }
+            Scope::All => match by_id.scan_prefix(statement_id.as_bytes()).next() {
+                Some(item) => {
+                    let (key, value) = item?;
+                    Some((key[16..24].try_into().expect("8 bytes"), value))
+                }
+                None => None,
+            },
+        };
+        let Some((tenant, value)) = hit else { return Ok(None) };
+        let (position, is_voiding) = decode_by_id(&value).ok_or_else(|| StoreError::Corrupt("by_id value".into()))?;
+        let voided = !is_voiding && shared.tree(VOIDED).get(voided_key(&tenant, statement_id))?.is_some();
+        Ok(Some(Found { position, voided }))
+    }
+
+    /// One page of positions matching the query.
+    pub fn query_statements(&self, query: &StatementQuery) -> Result<Page, StoreError> {
+        let shared = self.shared();
+        let postings = shared.tree(POSTINGS);
+        let stored = shared.tree(STORED);
+
+        // Position bounds [low, high] from since/until/ceiling/after.
+        let mut low: Position = 1;
+        let mut high: Position = query.ceiling;
+        if let Some(since) = query.since_micros {
+            let start = (since.max(-1) + 1) as u64;
+            match stored.range(start.to_be_bytes()..).next() {
+                Some(item) => low = low.max(position_value(&item?.1)),
+                None => return Ok(Page { positions: Vec::new(), more: None }),
+            }
+        }
+        if let Some(until) = query.until_micros {
+            if until < 0 {
+                return Ok(Page { positions: Vec::new(), more: None });
+            }
+            match stored.range(..=(until as u64).to_be_bytes()).next_back() {
+                Some(item) => high = high.min(position_value(&item?.1)),
+                None => return Ok(Page { positions: Vec::new(), more: None }),
+            }
+        }
+        if let Some(after) = query.after {
+            if query.ascending {
+                low = low.max(after + 1);
+            } else {
+                high = high.min(after.saturating_sub(1));
+            }
+        }
+
+        let mut lists: Vec<(TermKind, Term)> = Vec::with_capacity(query.terms.len() + 1);
+        lists.push(match &query.scope {
+            Scope::Tenant(tenant) => (TermKind::Tenant, tenant_term(tenant)),
+            Scope::All => (TermKind::All, [0u8; 16]),
+        });
+        lists.extend(query.terms.iter().copied());
+
+        // One more than asked: if it exists, there is a next page.
+        let limit = query.limit.max(1);
+        let mut positions = leapfrog(&postings, &lists, low, high, query.ascending, limit + 1)?;
+        let more = if positions.len() > limit {
+            positions.truncate(limit);
+            positions.last().copied()
+        } else {
+            None
+        };
+        Ok(Page { positions, more })
+    }
+}
+
+/// Positions in [low, high] present in every list, in the given direction, at most `limit`.
+fn leapfrog(
+    postings: &sled::Tree,
+    lists: &[(TermKind, Term)],
+    low: Position,
+    high: Position,
+    ascending: bool,
+    limit: usize,
+) -> Result<Vec<Position>, StoreError> {
+    let mut positions = Vec::with_capacity(limit.min(1024));
+    if low > high {
+        return Ok(positions);
+    }
+    let mut candidate = if ascending { low } else { high };
+    loop {
+        let mut agreed = 0;
+        let mut index = 0;
+        while agreed < lists.len() {
+            let (kind, term) = &lists[index % lists.len()];
+            match seek(postings, *kind, term, candidate, ascending, low, high)? {
+                None => return Ok(positions),
+                Some(position) if position == candidate => agreed += 1,
+                Some(position) => {
+                    candidate = position;
+                    agreed = 1;
+                }
+            }
+            index += 1;
+        }
+        positions.push(candidate);
+        if positions.len() == limit {
+            return Ok(positions);
+        }
+        if ascending {
+            if candidate >= high {
+                return Ok(positions);
+            }
+            candidate += 1;
+        } else {
+            if candidate <= low {
+                return Ok(positions);
+            }
+            candidate -= 1;
+        }
+    }
+}
+
+fn position_value(bytes: &[u8]) -> Position {
+    u64::from_be_bytes(bytes[..8].try_into().expect("positions are 8 bytes"))
+}
+
+/// The first posting of (kind, term) at or after `from` (ascending) or at or
+/// before it (descending), within [low, high].
+fn seek(
+    postings: &sled::Tree,
+    kind: TermKind,
+    term: &Term,
+    from: Position,
+    ascending: bool,
+    low: Position,
+    high: Position,
+) -> Result<Option<Position>, StoreError> {
+    let item = if ascending {
+        postings.range(posting_key(kind, term, from)..=posting_key(kind, term, high)).next()
+    } else {
+        postings.range(posting_key(kind, term, low)..=posting_key(kind, term, from)).next_back()
+    };
+    match item {
+        Some(item) => {
+            let (key, _) = item?;
+            Ok(Some(position_value(&key[17..25])))
+        }
+        None => Ok(None),
+    }
+}

@@ -1,0 +1,340 @@
+//! The store: opens the data directory (sled database with the log and the
+//! read-model trees, and the vault file), brings every projection up to the
+//! log's head, and hands out the writer and the read side.
+
+use crate::log::{Head, Log, LogEntry};
+use crate::vault::{MasterKey, Vault};
+use crate::writer::{self, AppendError, PreparedStatement, Request};
+use crate::StoreError;
+use lrs_core::events::{CredentialIssuedV1, StatementStoredV1};
+use lrs_core::{Event, Position};
+use lrs_projections::{credentials, statement_index, Op, Projection, ReadModel, TreeName};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot, watch};
+
+pub struct StoreConfig {
+    pub data_dir: PathBuf,
+    pub master_key: MasterKey,
+    /// sled's page cache, bytes.
+    pub cache_capacity: u64,
+}
+
+impl StoreConfig {
+    pub fn new(data_dir: impl Into<PathBuf>, master_key: MasterKey) -> Self {
+        Self { data_dir: data_dir.into(), master_key, cache_capacity: 512 * 1024 * 1024 }
+    }
+}
+
+/// State shared by the writer thread and the readers.
+pub(crate) struct Shared {
+    pub(crate) db: sled::Db,
+    pub(crate) vault: Arc<Vault>,
+    trees: HashMap<TreeName, sled::Tree>,
+    meta: sled::Tree,
+    projections: Vec<Box<dyn Projection>>,
+    pub(crate) head: watch::Sender<Position>,
+    pub(crate) last_stored_micros: AtomicI64,
+    pub(crate) writing: AtomicBool,
+}
+
+pub struct Store {
+    shared: Arc<Shared>,
+    log: Arc<Log>,
+    requests: mpsc::Sender<Request>,
+    writer: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+    digest_key: [u8; 32],
+}
+
+fn all_projections() -> Vec<Box<dyn Projection>> {
+    vec![Box::new(statement_index::StatementIndex), Box::new(credentials::Credentials)]
+}
+
+impl Shared {
+    pub(crate) fn tree(&self, name: TreeName) -> sled::Tree {
+        self.trees.get(name).cloned().unwrap_or_else(|| panic!("tree {name} is not declared by a projection"))
+    }
+
+    fn checkpoint_key(projection: &dyn Projection) -> Vec<u8> {
+        format!("checkpoint/{}", projection.name()).into_bytes()
+    }
+
+    fn checkpoint(&self, projection: &dyn Projection) -> Result<Option<(u32, Position)>, StoreError> {
+        Ok(self.meta.get(Self::checkpoint_key(projection))?.map(|v| {
+            let version = u32::from_be_bytes(v[..4].try_into().expect("4 bytes"));
+            let position = u64::from_be_bytes(v[4..12].try_into().expect("8 bytes"));
+            (version, position)
+        }))
+    }
+
+    pub(crate) fn save_checkpoints(&self, position: Position) -> Result<(), StoreError> {
+        for projection in &self.projections {
+            let mut value = projection.version().to_be_bytes().to_vec();
+            value.extend_from_slice(&position.to_be_bytes());
+            self.meta.insert(Self::checkpoint_key(projection.as_ref()), value)?;
+        }
+        Ok(())
+    }
+}
+
+struct SledState<'a>(&'a Shared);
+
+impl ReadModel for SledState<'_> {
+    fn get(&self, tree: TreeName, key: &[u8]) -> Option<Vec<u8>> {
+        self.0.tree(tree).get(key).ok().flatten().map(|v| v.to_vec())
+    }
+
+    fn scan_prefix(&self, tree: TreeName, prefix: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+        self.0.tree(tree).scan_prefix(prefix).filter_map(Result::ok).map(|(k, v)| (k.to_vec(), v.to_vec())).collect()
+    }
+}
+
+/// Folds one event into every projection, applying each op at once so the
+/// next event of the same group sees it.
+pub(crate) fn apply_projections(shared: &Shared, position: Position, event: &Event) -> Result<(), StoreError> {
+    for projection in &shared.projections {
+        apply_projection(shared, projection.as_ref(), position, event)?;
+    }
+    Ok(())
+}
+
+fn apply_projection(
+    shared: &Shared,
+    projection: &dyn Projection,
+    position: Position,
+    event: &Event,
+) -> Result<(), StoreError> {
+    let mut ops = Vec::new();
+    projection.apply(position, event, &SledState(shared), &mut ops);
+    for op in ops {
+        match op {
+            Op::Put { tree, key, value } => {
+                shared.tree(tree).insert(key, value)?;
+            }
+            Op::Delete { tree, key } => {
+                shared.tree(tree).remove(key)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Opens (or creates) the data directory and starts the writer.
+    pub fn open(config: StoreConfig) -> Result<Arc<Store>, StoreError> {
+        std::fs::create_dir_all(&config.data_dir)?;
+        let db = sled::Config::new()
+            .path(config.data_dir.join("log"))
+            .cache_capacity(config.cache_capacity)
+            .flush_every_ms(None)
+            .open()?;
+        let vault = Arc::new(Vault::open(&config.data_dir.join("vault"), &config.master_key)?);
+        let (log, head) = Log::open(&db)?;
+        let projections = all_projections();
+        let mut trees = HashMap::new();
+        for projection in &projections {
+            for name in projection.trees() {
+                trees.insert(*name, db.open_tree(name)?);
+            }
+        }
+        let meta = db.open_tree("meta")?;
+        let (head_tx, _) = watch::channel(head.position);
+        let shared = Arc::new(Shared {
+            db,
+            vault,
+            trees,
+            meta,
+            projections,
+            head: head_tx,
+            last_stored_micros: AtomicI64::new(0),
+            writing: AtomicBool::new(false),
+        });
+        let log = Arc::new(log);
+        catch_up(&shared, &log, head)?;
+        if let Some(entry) = last_statement(&log, head)? {
+            shared.last_stored_micros.store(entry, Ordering::SeqCst);
+        }
+        let (requests, receiver) = mpsc::channel(1024);
+        let writer = {
+            let (shared, log) = (shared.clone(), log.clone());
+            std::thread::Builder::new()
+                .name("lrs-log-writer".into())
+                .spawn(move || writer::run(shared, log, head, receiver))?
+        };
+        let digest_key = config.master_key.digest_key();
+        Ok(Arc::new(Store { shared, log, requests, writer: std::sync::Mutex::new(Some(writer)), digest_key }))
+    }
+
+    pub fn vault(&self) -> &Arc<Vault> {
+        &self.shared.vault
+    }
+
+    /// Key for the keyed comparison digest of statements.
+    pub fn digest_key(&self) -> &[u8; 32] {
+        &self.digest_key
+    }
+
+    pub fn head(&self) -> Position {
+        *self.shared.head.borrow()
+    }
+
+    /// A receiver that changes whenever the log's head moves: how followers
+    /// (projections outside the writer, exports) follow the tail.
+    pub fn follow(&self) -> watch::Receiver<Position> {
+        self.shared.head.subscribe()
+    }
+
+    /// Stored time up to which every acknowledged statement is visible to
+    /// queries: now while no group is being written, else the last committed one.
+    pub fn consistent_through_micros(&self) -> i64 {
+        if self.shared.writing.load(Ordering::SeqCst) {
+            self.shared.last_stored_micros.load(Ordering::SeqCst)
+        } else {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_micros() as i64)
+                .unwrap_or_default()
+                .max(self.shared.last_stored_micros.load(Ordering::SeqCst))
+        }
+    }
+
+    /// Appends statements for a tenant; answers once they are durable, with
+    /// each statement's position (an existing identical statement keeps its own).
+    pub async fn append_statements(
+        &self,
+        tenant: String,
+        credential_key: String,
+        statements: Vec<PreparedStatement>,
+    ) -> Result<Vec<Position>, AppendError> {
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send(Request::Statements { tenant, credential_key, statements, reply })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Appends one non-statement event (credentials, administration).
+    pub async fn append_event(&self, event: Event) -> Result<Position, AppendError> {
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send(Request::Event { event: Box::new(event), reply })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    pub fn entry(&self, position: Position) -> Result<Option<LogEntry>, StoreError> {
+        self.log.get(position)
+    }
+
+    pub fn read_from(&self, position: Position) -> impl Iterator<Item = Result<LogEntry, StoreError>> + '_ {
+        self.log.read_from(position)
+    }
+
+    /// The statement event at a position.
+    pub fn statement_at(&self, position: Position) -> Result<Option<StatementStoredV1>, StoreError> {
+        Ok(match self.log.get(position)?.map(|e| e.event) {
+            Some(Event::StatementStoredV1(stored)) => Some(stored),
+            _ => None,
+        })
+    }
+
+    pub fn credential(&self, key: &str) -> Result<Option<CredentialIssuedV1>, StoreError> {
+        Ok(match self.shared.tree(credentials::CREDENTIALS).get(key.as_bytes())? {
+            Some(bytes) => Some(
+                postcard::from_bytes(&bytes).map_err(|e| StoreError::Corrupt(format!("credential record: {e}")))?,
+            ),
+            None => None,
+        })
+    }
+
+    /// Checks the whole hash chain; see [`Log::verify`].
+    pub fn verify_chain(
+        &self,
+        progress: impl FnMut(Position),
+    ) -> Result<Result<Position, crate::ChainBreak>, StoreError> {
+        self.log.verify(progress)
+    }
+
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
+    /// Stops the writer after it has answered everything queued before, and flushes.
+    pub async fn close(&self) -> Result<(), StoreError> {
+        let (reply, done) = oneshot::channel();
+        if self.requests.send(Request::Shutdown(reply)).await.is_ok() {
+            let _ = done.await;
+        }
+        let handle = self.writer.lock().expect("writer handle").take();
+        if let Some(handle) = handle {
+            let _ = handle.join();
+        }
+        self.shared.db.flush()?;
+        Ok(())
+    }
+
+    pub fn data_dir_size(path: &Path) -> u64 {
+        fn walk(path: &Path) -> u64 {
+            std::fs::read_dir(path)
+                .map(|entries| {
+                    entries
+                        .filter_map(Result::ok)
+                        .map(|e| match e.metadata() {
+                            Ok(m) if m.is_dir() => walk(&e.path()),
+                            Ok(m) => m.len(),
+                            Err(_) => 0,
+                        })
+                        .sum()
+                })
+                .unwrap_or(0)
+        }
+        walk(path)
+    }
+}
+
+fn last_statement(log: &Log, head: Head) -> Result<Option<i64>, StoreError> {
+    let mut position = head.position;
+    while position > 0 {
+        if let Some(LogEntry { event: Event::StatementStoredV1(stored), .. }) = log.get(position)? {
+            return Ok(Some(stored.stored_micros));
+        }
+        position -= 1;
+    }
+    Ok(None)
+}
+
+/// Brings every projection from its checkpoint to the log's head. A
+/// projection whose version changed, or whose checkpoint is ahead of the log
+/// (which a crash can't produce, but a restored copy could), is rebuilt.
+fn catch_up(shared: &Shared, log: &Log, head: Head) -> Result<(), StoreError> {
+    for projection in &shared.projections {
+        let projection = projection.as_ref();
+        let from = match shared.checkpoint(projection)? {
+            Some((version, position)) if version == projection.version() && position <= head.position => position + 1,
+            _ => {
+                for name in projection.trees() {
+                    shared.tree(name).clear()?;
+                }
+                1
+            }
+        };
+        if from > head.position {
+            continue;
+        }
+        tracing::info!(projection = projection.name(), from, to = head.position, "bringing projection up to the log head");
+        for entry in log.read_from(from) {
+            let entry = entry?;
+            apply_projection(shared, projection, entry.position, &entry.event)?;
+            if entry.position % 100_000 == 0 {
+                tracing::info!(projection = projection.name(), position = entry.position, to = head.position, "replaying");
+            }
+        }
+    }
+    shared.save_checkpoints(head.position)?;
+    shared.db.flush()?;
+    Ok(())
+}

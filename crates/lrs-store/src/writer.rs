@@ -1,0 +1,271 @@
+//! The single writer: group commit. Requests queue on a channel; the writer
+//! takes everything queued, checks conflicts, appends the whole group to the
+//! log, folds it into the projections, makes it durable with one flush
+//! (after syncing any new vault entries), and only then answers each request.
+
+use crate::log::{Head, Log};
+use crate::store::{apply_projections, Shared};
+use crate::StoreError;
+use lrs_core::events::{SealedStatementV1, StatementFactsV1, StatementStoredV1};
+use lrs_core::{Event, Position};
+use lrs_projections::statement_index::{by_id_key, decode_by_id, tenant_hash, BY_ID};
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+/// A statement ready for the log: validated, sealed, facts extracted.
+#[derive(Debug, Clone)]
+pub struct PreparedStatement {
+    pub statement_id: Uuid,
+    pub comparison_digest: [u8; 32],
+    pub facts: StatementFactsV1,
+    pub sealed: SealedStatementV1,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    /// A statement with this id exists (for this tenant) and differs.
+    #[error("statement {0} already exists with different content")]
+    Conflict(Uuid),
+    /// The same id twice in one request, with different content.
+    #[error("statement id {0} appears twice in one request with different content")]
+    DuplicateInRequest(Uuid),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub(crate) enum Request {
+    Statements {
+        tenant: String,
+        credential_key: String,
+        statements: Vec<PreparedStatement>,
+        reply: oneshot::Sender<Result<Vec<Position>, AppendError>>,
+    },
+    Event {
+        event: Box<Event>,
+        reply: oneshot::Sender<Result<Position, AppendError>>,
+    },
+    /// Answer everything before this, then stop.
+    Shutdown(oneshot::Sender<()>),
+}
+
+const MAX_GROUP_EVENTS: usize = 20_000;
+
+pub(crate) fn run(shared: Arc<Shared>, log: Arc<Log>, mut head: Head, mut requests: mpsc::Receiver<Request>) {
+    let mut last_stored = shared.last_stored_micros.load(Ordering::SeqCst);
+    let mut shutdown = None;
+    while let Some(first) = requests.blocking_recv() {
+        let mut group = Vec::new();
+        let mut queued = 0;
+        let mut next = Some(first);
+        while let Some(request) = next.take() {
+            if let Request::Shutdown(reply) = request {
+                shutdown = Some(reply);
+                break;
+            }
+            queued += group_size(&request);
+            group.push(request);
+            if queued >= MAX_GROUP_EVENTS {
+                break;
+            }
+            next = requests.try_recv().ok();
+        }
+        shared.writing.store(true, Ordering::SeqCst);
+        match commit_group(&shared, &log, &mut head, &mut last_stored, group) {
+            Ok(replies) => {
+                shared.last_stored_micros.store(last_stored, Ordering::SeqCst);
+                shared.head.send_replace(head.position);
+                for reply in replies {
+                    reply.send();
+                }
+            }
+            Err((error, replies)) => {
+                tracing::error!(%error, "group commit failed; requests answered with an error");
+                for reply in replies {
+                    reply.fail(&error);
+                }
+            }
+        }
+        shared.writing.store(false, Ordering::SeqCst);
+        if let Some(reply) = shutdown.take() {
+            let _ = reply.send(());
+            break;
+        }
+    }
+    tracing::info!(position = head.position, "log writer stopped");
+}
+
+fn group_size(request: &Request) -> usize {
+    match request {
+        Request::Statements { statements, .. } => statements.len().max(1),
+        Request::Event { .. } | Request::Shutdown(_) => 1,
+    }
+}
+
+enum Reply {
+    Statements(oneshot::Sender<Result<Vec<Position>, AppendError>>, Result<Vec<Position>, AppendError>),
+    Event(oneshot::Sender<Result<Position, AppendError>>, Position),
+}
+
+impl Reply {
+    fn send(self) {
+        match self {
+            Reply::Statements(tx, result) => {
+                let _ = tx.send(result);
+            }
+            Reply::Event(tx, position) => {
+                let _ = tx.send(Ok(position));
+            }
+        }
+    }
+
+    fn fail(self, error: &StoreError) {
+        let error = || AppendError::Store(StoreError::Corrupt(format!("write failed: {error}")));
+        match self {
+            Reply::Statements(tx, _) => {
+                let _ = tx.send(Err(error()));
+            }
+            Reply::Event(tx, _) => {
+                let _ = tx.send(Err(error()));
+            }
+        }
+    }
+}
+
+fn now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or_default()
+}
+
+#[allow(clippy::type_complexity)]
+fn commit_group(
+    shared: &Shared,
+    log: &Log,
+    head: &mut Head,
+    last_stored: &mut i64,
+    group: Vec<Request>,
+) -> Result<Vec<Reply>, (StoreError, Vec<Reply>)> {
+    let mut events = Vec::new();
+    let mut replies = Vec::with_capacity(group.len());
+    // Ids appended earlier in this group: (tenant, id) -> (position, digest).
+    let mut in_group: HashMap<([u8; 8], Uuid), (Position, [u8; 32])> = HashMap::new();
+    let by_id = shared.tree(BY_ID);
+
+    for request in group {
+        match request {
+            Request::Shutdown(_) => unreachable!("shutdown requests never join a group"),
+            Request::Event { event, reply } => {
+                events.push(*event);
+                replies.push(Reply::Event(reply, head.position + events.len() as u64));
+            }
+            Request::Statements { tenant, credential_key, statements, reply } => {
+                let tenant_key = tenant_hash(&tenant);
+                let mut outcome: Vec<Position> = Vec::with_capacity(statements.len());
+                let mut fresh: Vec<PreparedStatement> = Vec::new();
+                let mut in_request: HashMap<Uuid, [u8; 32]> = HashMap::new();
+                let mut failure = None;
+                for statement in statements {
+                    if let Some(digest) = in_request.get(&statement.statement_id) {
+                        if *digest != statement.comparison_digest {
+                            failure = Some(AppendError::DuplicateInRequest(statement.statement_id));
+                            break;
+                        }
+                        continue;
+                    }
+                    in_request.insert(statement.statement_id, statement.comparison_digest);
+                    let existing = match in_group.get(&(tenant_key, statement.statement_id)) {
+                        Some(found) => Some(*found),
+                        None => match existing_statement(&by_id, log, &tenant_key, &statement.statement_id) {
+                            Ok(found) => found,
+                            Err(error) => {
+                                failure = Some(AppendError::Store(error));
+                                break;
+                            }
+                        },
+                    };
+                    match existing {
+                        Some((_, digest)) if digest != statement.comparison_digest => {
+                            failure = Some(AppendError::Conflict(statement.statement_id));
+                            break;
+                        }
+                        Some((position, _)) => outcome.push(position),
+                        None => {
+                            outcome.push(0);
+                            fresh.push(statement);
+                        }
+                    }
+                }
+                if let Some(error) = failure {
+                    replies.push(Reply::Statements(reply, Err(error)));
+                    continue;
+                }
+                let mut fresh_positions = Vec::with_capacity(fresh.len());
+                for statement in fresh {
+                    let position = head.position + events.len() as u64 + 1;
+                    *last_stored = (*last_stored + 1).max(now_micros());
+                    in_group.insert((tenant_key, statement.statement_id), (position, statement.comparison_digest));
+                    fresh_positions.push(position);
+                    events.push(Event::StatementStoredV1(StatementStoredV1 {
+                        statement_id: statement.statement_id,
+                        stored_micros: *last_stored,
+                        tenant: tenant.clone(),
+                        credential_key: credential_key.clone(),
+                        comparison_digest: statement.comparison_digest,
+                        facts: statement.facts,
+                        sealed: statement.sealed,
+                    }));
+                }
+                let mut fresh_positions = fresh_positions.into_iter();
+                for slot in outcome.iter_mut().filter(|p| **p == 0) {
+                    *slot = fresh_positions.next().expect("one position per fresh statement");
+                }
+                replies.push(Reply::Statements(reply, Ok(outcome)));
+            }
+        }
+    }
+    let first_position = head.position + 1;
+    if events.is_empty() {
+        return Ok(replies);
+    }
+    let result = (|| {
+        // New people must be durable before any entry that names them.
+        shared.vault.sync()?;
+        let mut batch = sled::Batch::default();
+        let new_head = log.prepare(*head, &events, &mut batch);
+        log.apply(batch)?;
+        for (offset, event) in events.iter().enumerate() {
+            apply_projections(shared, first_position + offset as u64, event)?;
+        }
+        shared.save_checkpoints(new_head.position)?;
+        shared.db.flush()?;
+        Ok(new_head)
+    })();
+    match result {
+        Ok(new_head) => {
+            *head = new_head;
+            Ok(replies)
+        }
+        Err(error) => Err((error, replies)),
+    }
+}
+
+fn existing_statement(
+    by_id: &sled::Tree,
+    log: &Log,
+    tenant: &[u8; 8],
+    statement_id: &Uuid,
+) -> Result<Option<(Position, [u8; 32])>, StoreError> {
+    let Some(value) = by_id.get(by_id_key(statement_id, tenant))? else { return Ok(None) };
+    let (position, _) = decode_by_id(&value).ok_or_else(|| StoreError::Corrupt("by_id value".into()))?;
+    match log.get(position)? {
+        Some(entry) => match entry.event {
+            Event::StatementStoredV1(stored) => Ok(Some((position, stored.comparison_digest))),
+            _ => Err(StoreError::Corrupt(format!("by_id points at {position}, which is not a statement"))),
+        },
+        None => Err(StoreError::Corrupt(format!("by_id points at missing entry {position}"))),
+    }
+}

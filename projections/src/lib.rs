@@ -1,0 +1,38 @@
+//! Read models as pure folds over the log's events.
+//!
+//! A projection never writes anything itself: given the position, the event
+//! and read access to its own current state, it answers with [`Op`]s. The
+//! store applies them in log order. Dropping a projection's trees and
+//! replaying the log from position 1 gives the same bytes.
+//!
+//! This crate knows nothing about sled, files, HTTP or async.
+
+pub mod credentials;
+pub mod statement_index;
+
+/// The name of one key-value tree that a projection owns.
+pub type TreeName = &'static str;
+
+/// One change to a read model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    Put { tree: TreeName, key: Vec<u8>, value: Vec<u8> },
+    Delete { tree: TreeName, key: Vec<u8> },
+}
+
+/// Read access to a projection's current state (its own trees).
+pub trait ReadModel {
+    fn get(&self, tree: TreeName, key: &[u8]) -> Option<Vec<u8>>;
+    /// Every key and value whose key starts with `prefix`, in key order.
+    fn scan_prefix(&self, tree: TreeName, prefix: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)>;
+}
+
+/// A read model maintained as a fold over the log.
+pub trait Projection: Send + Sync {
+    /// Stable name; the store keeps the checkpoint under it.
+    fn name(&self) -> &'static str;
+    /// Bump when the read model's layout changes: the store then rebuilds it.
+    fn version(&self) -> u32;
+    fn trees(&self) -> &'static [TreeName];
+    fn apply(&self, position: u64, event: &lrs_core::Event, state: &dyn ReadModel, out: &mut Vec<Op>);
+}
