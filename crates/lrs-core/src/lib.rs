@@ -8,6 +8,7 @@
 pub mod envelope;
 pub mod events;
 pub mod facts;
+pub mod statement;
 pub mod token;
 
 pub use events::{Event, Position};

@@ -294,3 +294,12 @@ mod tests {
         assert!(Vault::open(&path, &MasterKey([2; 32])).is_err());
     }
 }
+
+/// The vault as the envelope's [`lrs_core::envelope::KeyRing`]: creates people as needed.
+pub struct VaultKeys<'a>(pub &'a Vault);
+
+impl lrs_core::envelope::KeyRing for VaultKeys<'_> {
+    fn person(&mut self, ifi: &Ifi) -> Result<(Token, DataKey), lrs_core::envelope::EnvelopeError> {
+        Ok(self.0.person(ifi))
+    }
+}

@@ -1,0 +1,124 @@
+//! The application: shared state, the router, and `run(listener, shutdown)`
+//! which serves until `shutdown` resolves, drains requests, then closes the
+//! store (the writer answers everything queued and the log is flushed).
+
+use crate::auth::Authenticator;
+use crate::config::ServeConfig;
+use crate::error::ApiError;
+use crate::routes::{about, statements};
+use crate::xapi_request::VERSION_HEADER;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use lrs_store::Store;
+use std::future::Future;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<Store>,
+    pub auth: Arc<Authenticator>,
+    pub config: Arc<ServeConfig>,
+}
+
+impl AppState {
+    pub fn new(store: Arc<Store>, config: ServeConfig) -> Self {
+        Self { auth: Arc::new(Authenticator::new(store.clone())), store, config: Arc::new(config) }
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    let max_body = state.config.max_body_bytes;
+    let xapi = Router::new()
+        .route(
+            "/statements",
+            get(statements::get_statements).put(statements::put_statement).post(statements::post_statements),
+        )
+        .route("/about", get(about::get_about));
+    Router::new()
+        .nest("/xapi", xapi)
+        .fallback(|| async { ApiError::NotFound("resource") })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(middleware::from_fn(move |request, next| limit_body(max_body, request, next)))
+        .layer(DefaultBodyLimit::disable())
+        .layer(middleware::from_fn(version_header))
+        .layer(cors())
+        .with_state(state)
+}
+
+/// Rejects bodies over the limit with a JSON 413, by Content-Length up front
+/// and by counting otherwise.
+async fn limit_body(max: usize, request: Request, next: Next) -> Response {
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|length| length > max) {
+        return ApiError::PayloadTooLarge(max).into_response();
+    }
+    let (parts, body) = request.into_parts();
+    let limited = http_body_util::Limited::new(body, max);
+    let response = next.run(Request::from_parts(parts, axum::body::Body::new(limited))).await;
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE && !is_json(&response) {
+        return ApiError::PayloadTooLarge(max).into_response();
+    }
+    response
+}
+
+fn is_json(response: &Response) -> bool {
+    response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"))
+}
+
+/// Every response says which xAPI version it speaks.
+async fn version_header(request: Request, next: Next) -> Response {
+    let asked = request
+        .headers()
+        .get(VERSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| xapi::XapiVersion::parse_header(v).ok());
+    let mut response = next.run(request).await;
+    let version = asked.map(|v| v.as_header()).unwrap_or("2.0.0");
+    response.headers_mut().insert(VERSION_HEADER, HeaderValue::from_static(version));
+    response
+}
+
+fn cors() -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::mirror_request())
+        .allow_credentials(true)
+        .allow_methods([Method::GET, Method::HEAD, Method::PUT, Method::POST, Method::DELETE, Method::OPTIONS])
+        .allow_headers([
+            axum::http::header::AUTHORIZATION,
+            axum::http::header::CONTENT_TYPE,
+            axum::http::header::IF_MATCH,
+            axum::http::header::IF_NONE_MATCH,
+            HeaderName::from_static(VERSION_HEADER),
+        ])
+        .expose_headers([
+            axum::http::header::ETAG,
+            axum::http::header::LAST_MODIFIED,
+            HeaderName::from_static(VERSION_HEADER),
+            HeaderName::from_static("x-experience-api-consistent-through"),
+        ])
+}
+
+/// Serves until `shutdown` resolves; then drains requests in flight and
+/// closes the store, so every acknowledged write is flushed before return.
+pub async fn run(listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    let store = state.store.clone();
+    let app = router(state);
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
+    store.close().await?;
+    tracing::info!("store closed; bye");
+    Ok(())
+}

@@ -1,0 +1,152 @@
+//! HTTP Basic authentication against issued credentials. Secrets are stored
+//! only as argon2id hashes; a successful check is remembered as a keyed hash
+//! (under a key that lives only in this process) so that the slow hash runs
+//! once per credential and process, not once per request.
+
+use crate::error::ApiError;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use lrs_core::events::CredentialIssuedV1;
+use lrs_store::Store;
+use rand::RngCore;
+use sha2::Sha256;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+/// The xAPI OAuth scopes (xAPI 1.0.3 Communication 4.2).
+pub const SCOPES: &[&str] =
+    &["statements/write", "statements/read", "statements/read/mine", "all/read", "all", "state", "define", "profile"];
+
+/// Who is calling.
+#[derive(Debug, Clone)]
+pub struct Credential {
+    pub key: String,
+    pub name: String,
+    pub tenant: String,
+    pub scopes: Vec<String>,
+    pub expires_micros: Option<i64>,
+}
+
+impl Credential {
+    pub fn has_scope(&self, wanted: &str) -> bool {
+        self.scopes.iter().any(|s| s == wanted || s == "all" || (s == "all/read" && wanted.ends_with("/read")))
+    }
+
+    /// Fails with 403 unless the credential has one of `any`.
+    pub fn require(&self, any: &[&str]) -> Result<(), ApiError> {
+        if any.iter().any(|s| self.has_scope(s)) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(any.join(" or ")))
+        }
+    }
+}
+
+pub struct Authenticator {
+    store: Arc<Store>,
+    process_key: [u8; 32],
+    verified: RwLock<HashMap<String, [u8; 32]>>,
+}
+
+impl Authenticator {
+    pub fn new(store: Arc<Store>) -> Self {
+        let mut process_key = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut process_key);
+        Self { store, process_key, verified: RwLock::new(HashMap::new()) }
+    }
+
+    fn remembered(&self, secret: &str) -> [u8; 32] {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.process_key).expect("any key length");
+        mac.update(secret.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
+    /// Checks an `Authorization` header value.
+    pub async fn authenticate(&self, header: Option<&str>) -> Result<Credential, ApiError> {
+        let header = header.ok_or(ApiError::Unauthorized("send HTTP Basic credentials"))?;
+        let encoded = header
+            .strip_prefix("Basic ")
+            .or_else(|| header.strip_prefix("basic "))
+            .ok_or(ApiError::Unauthorized("only HTTP Basic is accepted"))?;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(encoded.trim())
+            .map_err(|_| ApiError::Unauthorized("malformed Basic credentials"))?;
+        let decoded = String::from_utf8(decoded).map_err(|_| ApiError::Unauthorized("malformed Basic credentials"))?;
+        let (key, secret) = decoded.split_once(':').ok_or(ApiError::Unauthorized("malformed Basic credentials"))?;
+        let record = self.store.credential(key)?.ok_or(ApiError::Unauthorized("unknown key or wrong secret"))?;
+        let now = now_micros();
+        if record.expires_micros.is_some_and(|expires| expires <= now) {
+            return Err(ApiError::Unauthorized("credential has expired"));
+        }
+        let remembered = self.remembered(secret);
+        let known = self.verified.read().expect("auth cache").get(key).copied();
+        let ok = match known {
+            Some(hash) => constant_time_eq(&hash, &remembered),
+            None => {
+                let (phc, secret) = (record.secret_hash.clone(), secret.to_owned());
+                let ok = tokio::task::spawn_blocking(move || verify_secret(&phc, &secret))
+                    .await
+                    .map_err(ApiError::internal)?;
+                if ok {
+                    self.verified.write().expect("auth cache").insert(key.to_owned(), remembered);
+                }
+                ok
+            }
+        };
+        if !ok {
+            tracing::warn!(credential = key, "authentication failed");
+            return Err(ApiError::Unauthorized("unknown key or wrong secret"));
+        }
+        Ok(credential_of(record))
+    }
+}
+
+fn credential_of(record: CredentialIssuedV1) -> Credential {
+    Credential {
+        key: record.key,
+        name: record.name,
+        tenant: record.tenant,
+        scopes: record.scopes,
+        expires_micros: record.expires_micros,
+    }
+}
+
+fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+pub fn now_micros() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
+}
+
+pub fn hash_secret(secret: &str) -> String {
+    let salt = SaltString::generate(&mut rand::rngs::OsRng);
+    Argon2::default().hash_password(secret.as_bytes(), &salt).expect("argon2 hashes any input").to_string()
+}
+
+fn verify_secret(phc: &str, secret: &str) -> bool {
+    PasswordHash::new(phc).is_ok_and(|hash| Argon2::default().verify_password(secret.as_bytes(), &hash).is_ok())
+}
+
+/// A new credential: random key and secret (from the OS's secure source),
+/// and the event that records it (with only the secret's hash).
+pub fn issue(name: &str, tenant: &str, scopes: Vec<String>, expires_micros: Option<i64>) -> (String, String, CredentialIssuedV1) {
+    let mut key_bytes = [0u8; 12];
+    let mut secret_bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut key_bytes);
+    rand::rngs::OsRng.fill_bytes(&mut secret_bytes);
+    let key = format!("lrs_{}", hex::encode(key_bytes));
+    let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret_bytes);
+    let event = CredentialIssuedV1 {
+        key: key.clone(),
+        secret_hash: hash_secret(&secret),
+        name: name.to_owned(),
+        tenant: tenant.to_owned(),
+        scopes,
+        issued_micros: now_micros(),
+        expires_micros,
+    };
+    (key, secret, event)
+}

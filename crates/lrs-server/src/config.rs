@@ -1,0 +1,28 @@
+//! Server configuration, from the command line and environment.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    /// Largest request body accepted, bytes (413 above).
+    pub max_body_bytes: usize,
+    /// Most statements one GET returns (`limit=0` or absent means this).
+    pub max_statements_per_page: usize,
+    /// `homePage` of the authority account the store writes into statements.
+    pub authority_home_page: String,
+}
+
+impl ServeConfig {
+    pub fn new(data_dir: PathBuf, listen: SocketAddr) -> Self {
+        Self {
+            data_dir,
+            listen,
+            max_body_bytes: 16 * 1024 * 1024,
+            max_statements_per_page: 200,
+            authority_home_page: format!("http://{listen}"),
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! The one place that maps errors to HTTP statuses and JSON bodies. Every
+//! error body says what was wrong and where:
+//! `{"error": {"status": 400, "code": "...", "message": "...", "path": "...", "rule": "..."}}`.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use xapi::ValidationError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    Invalid(#[from] ValidationError),
+    #[error("authentication required: {0}")]
+    Unauthorized(&'static str),
+    #[error("the credential lacks the scope for this: needs {0}")]
+    Forbidden(String),
+    #[error("no such {0}")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    PreconditionFailed(String),
+    #[error("request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("internal error")]
+    Internal(String),
+    #[error("the store is shutting down")]
+    Unavailable,
+}
+
+impl ApiError {
+    pub fn bad_request(path: impl Into<String>, rule: impl Into<String>, message: impl Into<String>) -> Self {
+        ApiError::Invalid(ValidationError::new(path, rule, message))
+    }
+
+    pub fn internal(error: impl std::fmt::Display) -> Self {
+        ApiError::Internal(error.to_string())
+    }
+
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid"),
+            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::PreconditionFailed(_) => (StatusCode::PRECONDITION_FAILED, "precondition_failed"),
+            ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+            ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        }
+    }
+}
+
+impl From<lrs_store::StoreError> for ApiError {
+    fn from(error: lrs_store::StoreError) -> Self {
+        match error {
+            lrs_store::StoreError::Closed => ApiError::Unavailable,
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let body = match &self {
+            ApiError::Invalid(e) => json!({"error": {
+                "status": status.as_u16(), "code": code, "message": e.message, "path": e.path, "rule": e.rule
+            }}),
+            ApiError::Internal(detail) => {
+                tracing::error!(%detail, "internal error");
+                json!({"error": {"status": 500, "code": code, "message": "internal error; see the server log"}})
+            }
+            other => json!({"error": {"status": status.as_u16(), "code": code, "message": other.to_string()}}),
+        };
+        let mut response = (status, axum::Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"xAPI\""));
+        }
+        response
+    }
+}

@@ -1,0 +1,17 @@
+//! The only crate that knows HTTP: the xAPI routes (a file per resource),
+//! authentication, the JSON error bodies, configuration and the `lrs` binary.
+//!
+//! It never touches sled or the vault file directly: everything goes through
+//! `lrs_store::Store`.
+
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod ingest;
+pub mod keys;
+pub mod routes;
+pub mod xapi_request;
+
+pub use app::{router, run, AppState};
+pub use config::ServeConfig;

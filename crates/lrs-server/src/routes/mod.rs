@@ -1,0 +1,4 @@
+//! The xAPI resources, a file each.
+
+pub mod about;
+pub mod statements;

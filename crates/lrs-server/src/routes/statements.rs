@@ -1,0 +1,414 @@
+//! The Statements resource: PUT, POST, GET (single, voided, queries with
+//! `more` pagination) and HEAD (axum answers HEAD with the GET handler minus
+//! the body).
+
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::ingest::{authority_of, prepare};
+use crate::xapi_request::Caller;
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use lrs_core::statement::{format_micros, reassemble};
+use lrs_projections::statement_index::{string_term, TermKind};
+use lrs_store::{AppendError, Scope, StatementQuery};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use uuid::Uuid;
+use xapi::format::{accept_languages, Format};
+use xapi::validate::{is_iri, parse_timestamp, validate_agent_param, validate_statement_batch};
+
+const CONSISTENT_THROUGH: &str = "x-experience-api-consistent-through";
+
+/// Query parameters, each at most once.
+struct Params(BTreeMap<String, String>);
+
+const GET_PARAMS: &[&str] = &[
+    "statementId",
+    "voidedStatementId",
+    "agent",
+    "verb",
+    "activity",
+    "registration",
+    "related_activities",
+    "related_agents",
+    "since",
+    "until",
+    "limit",
+    "format",
+    "attachments",
+    "ascending",
+    "cursor",
+];
+
+impl Params {
+    fn parse(raw: Option<&str>, allowed: &[&str]) -> Result<Self, ApiError> {
+        let mut map = BTreeMap::new();
+        for (key, value) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
+            if !allowed.contains(&key.as_ref()) {
+                return Err(ApiError::bad_request(
+                    format!("?{key}"),
+                    "parameter.unknown",
+                    format!("unknown query parameter {key:?}; allowed: {}", allowed.join(", ")),
+                ));
+            }
+            if map.insert(key.to_string(), value.to_string()).is_some() {
+                return Err(ApiError::bad_request(format!("?{key}"), "parameter.repeated", "parameter given twice"));
+            }
+        }
+        Ok(Params(map))
+    }
+
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(String::as_str)
+    }
+
+    fn bool(&self, key: &str) -> Result<bool, ApiError> {
+        match self.get(key) {
+            None | Some("false") => Ok(false),
+            Some("true") => Ok(true),
+            Some(other) => Err(ApiError::bad_request(
+                format!("?{key}"),
+                "parameter.boolean",
+                format!("expected true or false, got {other:?}"),
+            )),
+        }
+    }
+
+    fn uuid(&self, key: &str) -> Result<Option<Uuid>, ApiError> {
+        self.get(key)
+            .map(|v| {
+                if xapi::validate::is_uuid(v) {
+                    Uuid::parse_str(v).map_err(|_| ApiError::bad_request(format!("?{key}"), "uuid.format", "not a uuid"))
+                } else {
+                    Err(ApiError::bad_request(format!("?{key}"), "uuid.format", format!("{v:?} is not a uuid")))
+                }
+            })
+            .transpose()
+    }
+
+    fn timestamp(&self, key: &str) -> Result<Option<i64>, ApiError> {
+        self.get(key)
+            .map(|v| {
+                parse_timestamp(v).map(|t| t.timestamp_micros()).ok_or_else(|| {
+                    ApiError::bad_request(format!("?{key}"), "timestamp.format", format!("{v:?} is not an ISO 8601 timestamp"))
+                })
+            })
+            .transpose()
+    }
+
+    fn iri(&self, key: &str) -> Result<Option<&str>, ApiError> {
+        self.get(key)
+            .map(|v| {
+                if is_iri(v) {
+                    Ok(v)
+                } else {
+                    Err(ApiError::bad_request(format!("?{key}"), "iri.format", format!("{v:?} is not an IRI")))
+                }
+            })
+            .transpose()
+    }
+}
+
+fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json");
+    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    match essence.as_str() {
+        "application/json" => Ok(()),
+        "multipart/mixed" => Err(ApiError::bad_request(
+            "header Content-Type",
+            "attachments.unsupported",
+            "statements with attachment content (multipart/mixed) are not accepted yet; use fileUrl attachments",
+        )),
+        other => Err(ApiError::bad_request(
+            "header Content-Type",
+            "content-type",
+            format!("statements are sent as application/json, not {other:?}"),
+        )),
+    }
+}
+
+fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request("$", "json.syntax", format!("body is not valid json: {e}"))
+    })
+}
+
+fn reject_attachments_without_content(statements: &Value) -> Result<(), ApiError> {
+    let list: Vec<&Value> = match statements {
+        Value::Array(items) => items.iter().collect(),
+        other => vec![other],
+    };
+    for (i, statement) in list.iter().enumerate() {
+        if let Some(Value::Array(attachments)) = statement.get("attachments") {
+            for (j, attachment) in attachments.iter().enumerate() {
+                if attachment.get("fileUrl").is_none() {
+                    let path = if statements.is_array() {
+                        format!("$[{i}].attachments[{j}]")
+                    } else {
+                        format!("$.attachments[{j}]")
+                    };
+                    return Err(ApiError::bad_request(
+                        path,
+                        "attachments.content-missing",
+                        "an attachment without fileUrl needs its content in a multipart/mixed request",
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn store_statements(
+    state: &AppState,
+    caller: &Caller,
+    statements: Vec<Value>,
+    paths: Vec<String>,
+) -> Result<Vec<Uuid>, ApiError> {
+    let authority = authority_of(&caller.credential, &state.config.authority_home_page);
+    let mut prepared = Vec::with_capacity(statements.len());
+    for (statement, path) in statements.into_iter().zip(paths) {
+        prepared.push(prepare(&state.store, statement, &authority, caller.version, &path)?);
+    }
+    let ids: Vec<Uuid> = prepared.iter().map(|p| p.statement_id).collect();
+    match state.store.append_statements(caller.credential.tenant.clone(), caller.credential.key.clone(), prepared).await {
+        Ok(_) => Ok(ids),
+        Err(AppendError::Conflict(id)) => Err(ApiError::Conflict(format!(
+            "statement {id} already exists with different content; statements are immutable"
+        ))),
+        Err(AppendError::DuplicateInRequest(id)) => Err(ApiError::bad_request(
+            "$",
+            "statement.duplicate-id",
+            format!("statement id {id} appears twice in the request with different content"),
+        )),
+        Err(AppendError::Store(e)) => Err(e.into()),
+    }
+}
+
+pub async fn put_statement(
+    State(state): State<AppState>,
+    caller: Caller,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    caller.credential.require(&["statements/write"])?;
+    let params = Params::parse(query.as_deref(), &["statementId"])?;
+    let id = params.uuid("statementId")?.ok_or_else(|| {
+        ApiError::bad_request("?statementId", "parameter.required", "PUT /statements needs the statementId parameter")
+    })?;
+    require_json(&headers)?;
+    let mut statement = parse_body(&body)?;
+    if !statement.is_object() {
+        return Err(ApiError::bad_request("$", "statement.type", "PUT takes a single statement object"));
+    }
+    validate_statement_batch(&statement, caller.version)?;
+    reject_attachments_without_content(&statement)?;
+    match statement.get("id").and_then(Value::as_str) {
+        Some(body_id) if Uuid::parse_str(body_id).ok() != Some(id) => {
+            return Err(ApiError::bad_request(
+                "$.id",
+                "statement.id-mismatch",
+                format!("statement id {body_id} differs from statementId {id}"),
+            ))
+        }
+        _ => {}
+    }
+    statement["id"] = Value::String(id.hyphenated().to_string());
+    store_statements(&state, &caller, vec![statement], vec!["$".into()]).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn post_statements(
+    State(state): State<AppState>,
+    caller: Caller,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    caller.credential.require(&["statements/write"])?;
+    Params::parse(query.as_deref(), &[])?;
+    require_json(&headers)?;
+    let body = parse_body(&body)?;
+    validate_statement_batch(&body, caller.version)?;
+    reject_attachments_without_content(&body)?;
+    let (statements, paths): (Vec<Value>, Vec<String>) = match body {
+        Value::Array(items) => {
+            let paths = (0..items.len()).map(|i| format!("$[{i}]")).collect();
+            (items, paths)
+        }
+        single => (vec![single], vec!["$".into()]),
+    };
+    let ids = store_statements(&state, &caller, statements, paths).await?;
+    let ids: Vec<String> = ids.iter().map(|id| id.hyphenated().to_string()).collect();
+    Ok(axum::Json(ids).into_response())
+}
+
+fn scope_of(caller: &Caller) -> Scope {
+    Scope::Tenant(caller.credential.tenant.clone())
+}
+
+pub async fn get_statements(
+    State(state): State<AppState>,
+    caller: Caller,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    caller.credential.require(&["statements/read"])?;
+    let params = Params::parse(query.as_deref(), GET_PARAMS)?;
+    let format = match params.get("format") {
+        None => Format::Exact,
+        Some(value) => Format::parse(value).ok_or_else(|| {
+            ApiError::bad_request("?format", "parameter.format", format!("format must be exact, ids or canonical, not {value:?}"))
+        })?,
+    };
+    let languages = headers
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .map(accept_languages)
+        .unwrap_or_default();
+    if params.bool("attachments")? {
+        // No stored attachment content yet: the multipart response would hold
+        // only the statements part, which is what JSON already says.
+    }
+    let consistent_through = format_micros(state.store.consistent_through_micros());
+    let scope = scope_of(&caller);
+    let vault = state.store.vault().clone();
+
+    let single = match (params.get("statementId"), params.get("voidedStatementId")) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request(
+                "?statementId",
+                "parameter.exclusive",
+                "statementId and voidedStatementId cannot be used together",
+            ))
+        }
+        (Some(_), None) => Some(("statementId", false)),
+        (None, Some(_)) => Some(("voidedStatementId", true)),
+        (None, None) => None,
+    };
+    if let Some((key, want_voided)) = single {
+        if let Some(other) = params.0.keys().find(|k| !matches!(k.as_str(), "attachments" | "format") && *k != key) {
+            return Err(ApiError::bad_request(
+                format!("?{other}"),
+                "parameter.exclusive",
+                format!("{key} can only be combined with format and attachments"),
+            ));
+        }
+        let id = params.uuid(key)?.expect("present");
+        let found = state.store.find_statement(&scope, &id)?.filter(|f| f.voided == want_voided);
+        let Some(found) = found else { return Err(ApiError::NotFound("statement")) };
+        let stored = state.store.statement_at(found.position)?.ok_or(ApiError::NotFound("statement"))?;
+        let Some(mut statement) = reassemble(&stored, vault.as_ref()).map_err(ApiError::internal)? else {
+            return Err(ApiError::NotFound("statement"));
+        };
+        xapi::format::apply(&mut statement, format, &languages);
+        let mut response = axum::Json(statement).into_response();
+        set_header(&mut response, CONSISTENT_THROUGH, &consistent_through);
+        set_header(&mut response, "last-modified", &http_date(stored.stored_micros));
+        return Ok(response);
+    }
+
+    let related_agents = params.bool("related_agents")?;
+    let related_activities = params.bool("related_activities")?;
+    let ascending = params.bool("ascending")?;
+    let mut terms = Vec::new();
+    let mut nobody = false;
+    if let Some(agent) = params.get("agent") {
+        let agent: Value = serde_json::from_str(agent)
+            .map_err(|e| ApiError::bad_request("?agent", "agent.json", format!("agent is not valid json: {e}")))?;
+        validate_agent_param(&agent, caller.version).map_err(|e| e.under("?agent"))?;
+        let ifi = xapi::agent::ifi_of(&agent)
+            .ok_or_else(|| ApiError::bad_request("?agent", "agent.exactly-one-ifi", "agent needs exactly one identifier"))?;
+        match vault.token_of(&ifi) {
+            Some(token) => terms.push((if related_agents { TermKind::RelatedAgent } else { TermKind::Agent }, token.0)),
+            None => nobody = true,
+        }
+    }
+    if let Some(verb) = params.iri("verb")? {
+        terms.push((TermKind::Verb, string_term(verb)));
+    }
+    if let Some(activity) = params.iri("activity")? {
+        let kind = if related_activities { TermKind::RelatedActivity } else { TermKind::Activity };
+        terms.push((kind, string_term(activity)));
+    }
+    if let Some(registration) = params.uuid("registration")? {
+        terms.push((TermKind::Registration, *registration.as_bytes()));
+    }
+    let since_micros = params.timestamp("since")?;
+    let until_micros = params.timestamp("until")?;
+    let limit = match params.get("limit") {
+        None => 0,
+        Some(text) => text.parse::<usize>().map_err(|_| {
+            ApiError::bad_request("?limit", "parameter.limit", format!("limit must be a non-negative integer, not {text:?}"))
+        })?,
+    };
+    let max = state.config.max_statements_per_page;
+    let limit = if limit == 0 { max } else { limit.min(max) };
+    let after = match params.get("cursor") {
+        None => None,
+        Some(text) => Some(text.parse::<u64>().map_err(|_| {
+            ApiError::bad_request("?cursor", "parameter.cursor", "cursor is not one this server gave out")
+        })?),
+    };
+
+    let mut statements = Vec::new();
+    let mut more = String::new();
+    if !nobody {
+        let store = state.store.clone();
+        let query = StatementQuery {
+            scope,
+            terms,
+            since_micros,
+            until_micros,
+            ascending,
+            limit,
+            after,
+            ceiling: store.head(),
+        };
+        let page = tokio::task::spawn_blocking(move || {
+            let page = store.query_statements(&query)?;
+            let mut statements = Vec::with_capacity(page.positions.len());
+            for position in &page.positions {
+                if let Some(stored) = store.statement_at(*position)? {
+                    if let Some(statement) = reassemble(&stored, store.vault().as_ref()).map_err(ApiError::internal)? {
+                        statements.push(statement);
+                    }
+                }
+            }
+            Ok::<_, ApiError>((statements, page.more))
+        })
+        .await
+        .map_err(ApiError::internal)??;
+        statements = page.0;
+        for statement in &mut statements {
+            xapi::format::apply(statement, format, &languages);
+        }
+        if let Some(next) = page.1 {
+            let mut serializer = form_urlencoded::Serializer::new(String::new());
+            for (key, value) in params.0.iter().filter(|(k, _)| k.as_str() != "cursor") {
+                serializer.append_pair(key, value);
+            }
+            serializer.append_pair("cursor", &next.to_string());
+            more = format!("/xapi/statements?{}", serializer.finish());
+        }
+    }
+    let mut response = axum::Json(json!({ "statements": statements, "more": more })).into_response();
+    set_header(&mut response, CONSISTENT_THROUGH, &consistent_through);
+    Ok(response)
+}
+
+fn set_header(response: &mut Response, name: &'static str, value: &str) {
+    if let Ok(value) = HeaderValue::from_str(value) {
+        response.headers_mut().insert(name, value);
+    }
+}
+
+/// An HTTP date (RFC 9110 IMF-fixdate) from microseconds since the epoch.
+pub fn http_date(micros: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(micros)
+        .map(|t| t.format("%a, %d %b %Y %H:%M:%S GMT").to_string())
+        .unwrap_or_default()
+}

@@ -1,0 +1,42 @@
+//! The extractor every xAPI resource starts with: the request's xAPI version
+//! (required, from `X-Experience-API-Version`) and the authenticated caller.
+
+use crate::app::AppState;
+use crate::auth::Credential;
+use crate::error::ApiError;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::header;
+use xapi::XapiVersion;
+
+pub const VERSION_HEADER: &str = "x-experience-api-version";
+
+pub struct Caller {
+    pub credential: Credential,
+    pub version: XapiVersion,
+}
+
+pub fn request_version(parts: &Parts) -> Result<XapiVersion, ApiError> {
+    let value = parts.headers.get(VERSION_HEADER).ok_or_else(|| {
+        ApiError::bad_request(
+            "header X-Experience-API-Version",
+            "version.required",
+            "every xAPI request must send X-Experience-API-Version (1.0.3 or 2.0.0)",
+        )
+    })?;
+    let text = value.to_str().map_err(|_| {
+        ApiError::bad_request("header X-Experience-API-Version", "version.unsupported", "version header is not text")
+    })?;
+    Ok(XapiVersion::parse_header(text)?)
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let authorization = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        let credential = state.auth.authenticate(authorization).await?;
+        let version = request_version(parts)?;
+        Ok(Caller { credential, version })
+    }
+}
