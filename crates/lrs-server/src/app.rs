@@ -7,7 +7,9 @@ use crate::config::ServeConfig;
 use crate::error::ApiError;
 use crate::routes::{about, statements};
 use crate::xapi_request::VERSION_HEADER;
-use axum::extract::{DefaultBodyLimit, Request};
+
+const CONSISTENT_THROUGH: &str = "x-experience-api-consistent-through";
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -24,11 +26,17 @@ pub struct AppState {
     pub store: Arc<Store>,
     pub auth: Arc<Authenticator>,
     pub config: Arc<ServeConfig>,
+    pub last_versions: Arc<LastVersions>,
 }
 
 impl AppState {
     pub fn new(store: Arc<Store>, config: ServeConfig) -> Self {
-        Self { auth: Arc::new(Authenticator::new(store.clone())), store, config: Arc::new(config) }
+        Self {
+            auth: Arc::new(Authenticator::new(store.clone())),
+            store,
+            config: Arc::new(config),
+            last_versions: Arc::default(),
+        }
     }
 }
 
@@ -37,7 +45,10 @@ pub fn router(state: AppState) -> Router {
     let xapi = Router::new()
         .route(
             "/statements",
-            get(statements::get_statements).put(statements::put_statement).post(statements::post_statements),
+            get(statements::get_statements)
+                .put(statements::put_statement)
+                .post(statements::post_statements)
+                .layer(middleware::from_fn_with_state(state.clone(), consistent_through)),
         )
         .route("/about", get(about::get_about));
     Router::new()
@@ -46,7 +57,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn(move |request, next| limit_body(max_body, request, next)))
         .layer(DefaultBodyLimit::disable())
-        .layer(middleware::from_fn(version_header))
+        .layer(middleware::from_fn_with_state(state.clone(), version_header))
         .layer(cors())
         .with_state(state)
 }
@@ -79,17 +90,70 @@ fn is_json(response: &Response) -> bool {
         .is_some_and(|v| v.starts_with("application/json"))
 }
 
-/// Every response says which xAPI version it speaks.
-async fn version_header(request: Request, next: Next) -> Response {
+/// Every GET of statements, errors included, says up to when the results
+/// are complete, so clients polling for a statement know when to stop.
+async fn consistent_through(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let is_read = matches!(*request.method(), Method::GET | Method::HEAD);
+    let through = state.store.consistent_through_micros();
+    let mut response = next.run(request).await;
+    if is_read && !response.headers().contains_key(CONSISTENT_THROUGH) {
+        if let Ok(value) = HeaderValue::from_str(&lrs_core::statement::format_micros(through)) {
+            response.headers_mut().insert(CONSISTENT_THROUGH, value);
+        }
+    }
+    response
+}
+
+/// Every response says which xAPI version it speaks: the request's, or for a
+/// request without one, the version this client last used (else 2.0.0).
+async fn version_header(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let asked = request
         .headers()
         .get(VERSION_HEADER)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| xapi::XapiVersion::parse_header(v).ok());
+    let client = request.headers().get(axum::http::header::AUTHORIZATION).map(|v| client_fingerprint(v.as_bytes()));
+    let version = match (asked, client) {
+        (Some(version), Some(client)) => {
+            state.last_versions.remember(client, version);
+            version
+        }
+        (Some(version), None) => version,
+        (None, Some(client)) => state.last_versions.recall(client).unwrap_or(xapi::XapiVersion::V2_0_0),
+        (None, None) => xapi::XapiVersion::V2_0_0,
+    };
     let mut response = next.run(request).await;
-    let version = asked.map(|v| v.as_header()).unwrap_or("2.0.0");
-    response.headers_mut().insert(VERSION_HEADER, HeaderValue::from_static(version));
+    response.headers_mut().insert(VERSION_HEADER, HeaderValue::from_static(version.as_header()));
     response
+}
+
+fn client_fingerprint(authorization: &[u8]) -> u64 {
+    use std::hash::{BuildHasher, Hash, Hasher};
+    static SEED: std::sync::OnceLock<std::collections::hash_map::RandomState> = std::sync::OnceLock::new();
+    let mut hasher = SEED.get_or_init(Default::default).build_hasher();
+    authorization.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// The xAPI version each client (by a hash of its Authorization header) last
+/// sent; bounded, forgotten wholesale when full.
+#[derive(Default)]
+pub struct LastVersions(std::sync::Mutex<std::collections::HashMap<u64, xapi::XapiVersion>>);
+
+impl LastVersions {
+    const CAPACITY: usize = 100_000;
+
+    fn remember(&self, client: u64, version: xapi::XapiVersion) {
+        let mut map = self.0.lock().expect("versions lock");
+        if map.len() >= Self::CAPACITY {
+            map.clear();
+        }
+        map.insert(client, version);
+    }
+
+    fn recall(&self, client: u64) -> Option<xapi::XapiVersion> {
+        self.0.lock().expect("versions lock").get(&client).copied()
+    }
 }
 
 fn cors() -> CorsLayer {

@@ -31,6 +31,7 @@ pub fn prepare(
     version: XapiVersion,
     path: &str,
 ) -> Result<PreparedStatement, ApiError> {
+    xapi::format::normalize_context_activities(&mut statement);
     let object = statement
         .as_object_mut()
         .ok_or_else(|| ApiError::bad_request(path, "statement.type", "a statement must be a json object"))?;

@@ -35,7 +35,9 @@ pub fn apply(statement: &mut Value, format: Format, languages: &[String]) {
 }
 
 fn ids_statement(statement: &mut Value) {
-    let Some(object) = statement.as_object_mut() else { return };
+    let Some(object) = statement.as_object_mut() else {
+        return;
+    };
     for key in ["actor", "authority"] {
         if let Some(agent) = object.get_mut(key) {
             ids_agent(agent);
@@ -58,7 +60,10 @@ fn ids_statement(statement: &mut Value) {
                 ids_agent(agent);
             }
         }
-        if let Some(activities) = context.get_mut("contextActivities").and_then(Value::as_object_mut) {
+        if let Some(activities) = context
+            .get_mut("contextActivities")
+            .and_then(Value::as_object_mut)
+        {
             for (_, list) in activities.iter_mut() {
                 match list {
                     Value::Array(items) => items.iter_mut().for_each(ids_activity),
@@ -80,9 +85,16 @@ fn ids_statement(statement: &mut Value) {
 
 fn ids_agent(agent: &mut Value) {
     let identified = ifi_of(agent).is_some();
-    let Some(object) = agent.as_object_mut() else { return };
+    let Some(object) = agent.as_object_mut() else {
+        return;
+    };
     let members = object.remove("member");
-    object.retain(|k, _| matches!(k.as_str(), "objectType" | "mbox" | "mbox_sha1sum" | "openid" | "account"));
+    object.retain(|k, _| {
+        matches!(
+            k.as_str(),
+            "objectType" | "mbox" | "mbox_sha1sum" | "openid" | "account"
+        )
+    });
     if let Some(Value::Array(mut members)) = members {
         // An anonymous group is identified by its members; an identified one by its IFI.
         if !identified {
@@ -94,7 +106,7 @@ fn ids_agent(agent: &mut Value) {
 
 fn ids_activity(activity: &mut Value) {
     if let Some(object) = activity.as_object_mut() {
-        object.retain(|k, _| k == "id" || k == "objectType");
+        object.retain(|k, _| k == "id");
     }
 }
 
@@ -118,7 +130,9 @@ fn canonical_language_maps(value: &mut Value, languages: &[String]) {
                 canonical_language_maps(child, languages);
             }
         }
-        Value::Array(items) => items.iter_mut().for_each(|item| canonical_language_maps(item, languages)),
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|item| canonical_language_maps(item, languages)),
         _ => {}
     }
 }
@@ -158,13 +172,46 @@ pub fn accept_languages(header: &str) -> Vec<String> {
                 return None;
             }
             let q = pieces
-                .find_map(|p| p.trim().strip_prefix("q=").and_then(|q| q.parse::<f32>().ok()))
+                .find_map(|p| {
+                    p.trim()
+                        .strip_prefix("q=")
+                        .and_then(|q| q.parse::<f32>().ok())
+                })
                 .unwrap_or(1.0);
             Some((q, i, tag.to_owned()))
         })
         .collect();
-    weighted.sort_by(|a, b| b.0.partial_cmp(&a.0).unwrap_or(std::cmp::Ordering::Equal).then(a.1.cmp(&b.1)));
+    weighted.sort_by(|a, b| {
+        b.0.partial_cmp(&a.0)
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then(a.1.cmp(&b.1))
+    });
     weighted.into_iter().map(|(_, _, tag)| tag).collect()
+}
+
+/// Context activities are stored and returned as arrays even when a client
+/// sent a single object (spec Data 2.4.6.2), in the statement and its
+/// sub-statement.
+pub fn normalize_context_activities(statement: &mut Value) {
+    if let Some(context) = statement.get_mut("context") {
+        arrays_of_context_activities(context);
+    }
+    if let Some(sub_context) = statement
+        .get_mut("object")
+        .and_then(|o| o.get_mut("context"))
+    {
+        arrays_of_context_activities(sub_context);
+    }
+}
+
+fn arrays_of_context_activities(context: &mut Value) {
+    if let Some(Value::Object(activities)) = context.get_mut("contextActivities") {
+        for (_, value) in activities.iter_mut() {
+            if value.is_object() {
+                *value = Value::Array(vec![value.take()]);
+            }
+        }
+    }
 }
 
 /// The form in which two statements are compared: without what the LRS may
@@ -194,7 +241,10 @@ fn normalize_for_comparison(value: &mut Value, parent_key: Option<&str>) {
             if parent_key == Some("verb") {
                 object.remove("display");
             }
-            if object.get("objectType").and_then(Value::as_str).is_none_or(|t| t == "Activity")
+            if object
+                .get("objectType")
+                .and_then(Value::as_str)
+                .is_none_or(|t| t == "Activity")
                 && object.contains_key("id")
                 && matches!(parent_key, Some("object") | Some("activity"))
             {
@@ -269,15 +319,41 @@ mod tests {
             "object": {"id": "https://x.example/a", "definition": {"name": {"nl": "A"}}}
         });
         apply(&mut statement, Format::Ids, &[]);
-        assert_eq!(statement["actor"], json!({"objectType": "Agent", "mbox": "mailto:a@x.nl"}));
-        assert_eq!(statement["verb"], json!({"id": "http://adlnet.gov/expapi/verbs/passed"}));
+        assert_eq!(
+            statement["actor"],
+            json!({"objectType": "Agent", "mbox": "mailto:a@x.nl"})
+        );
+        assert_eq!(
+            statement["verb"],
+            json!({"id": "http://adlnet.gov/expapi/verbs/passed"})
+        );
         assert_eq!(statement["object"], json!({"id": "https://x.example/a"}));
     }
 
     #[test]
+    fn single_context_activities_become_arrays() {
+        let mut statement = json!({"context": {"contextActivities": {"parent": {"id": "https://x.example/p"}}},
+            "object": {"objectType": "SubStatement", "context": {"contextActivities": {"other": {"id": "https://x.example/o"}}}}});
+        normalize_context_activities(&mut statement);
+        assert_eq!(
+            statement["context"]["contextActivities"]["parent"],
+            json!([{"id": "https://x.example/p"}])
+        );
+        assert_eq!(
+            statement["object"]["context"]["contextActivities"]["other"],
+            json!([{"id": "https://x.example/o"}])
+        );
+    }
+
+    #[test]
     fn canonical_picks_the_preferred_language() {
-        let mut statement = json!({"verb": {"id": "x:v", "display": {"en-US": "passed", "nl-NL": "geslaagd"}}});
-        apply(&mut statement, Format::Canonical, &accept_languages("nl;q=0.9, fr;q=0.1"));
+        let mut statement =
+            json!({"verb": {"id": "x:v", "display": {"en-US": "passed", "nl-NL": "geslaagd"}}});
+        apply(
+            &mut statement,
+            Format::Canonical,
+            &accept_languages("nl;q=0.9, fr;q=0.1"),
+        );
         assert_eq!(statement["verb"]["display"], json!({"nl-NL": "geslaagd"}));
     }
 }

@@ -1,0 +1,239 @@
+//! Test support: start a real `lrs` server process on a free port with a
+//! temporary data directory and a credential generated for the test, and
+//! talk xAPI to it.
+
+use anyhow::{bail, Context};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub use reqwest::StatusCode;
+
+/// A server process under test. Killed when dropped.
+pub struct TestServer {
+    pub data_dir: PathBuf,
+    pub base_url: String,
+    pub key: String,
+    pub secret: String,
+    binary: PathBuf,
+    /// The master key this test generated for the server (hex).
+    pub master_key_hex: String,
+    child: Option<Child>,
+    _temp: Option<tempfile::TempDir>,
+}
+
+/// A fresh 32-byte master key as hex, generated for this test run.
+pub fn generated_master_key() -> String {
+    use rand::RngCore;
+    let mut key = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut key);
+    key.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl TestServer {
+    /// Starts a server on a new temporary data directory with one credential
+    /// (tenant `default`, all scopes).
+    pub fn start(binary: &Path) -> anyhow::Result<Self> {
+        let temp = tempfile::tempdir()?;
+        let data_dir = temp.path().to_path_buf();
+        let mut server = Self {
+            data_dir,
+            base_url: String::new(),
+            key: String::new(),
+            secret: String::new(),
+            binary: binary.to_path_buf(),
+            master_key_hex: generated_master_key(),
+            child: None,
+            _temp: Some(temp),
+        };
+        let (key, secret) = server.add_credential("test", "default", &[])?;
+        server.key = key;
+        server.secret = secret;
+        server.launch()?;
+        Ok(server)
+    }
+
+    /// Runs an `lrs` subcommand against this data directory (server stopped).
+    pub fn lrs(&self, args: &[&str]) -> anyhow::Result<String> {
+        let output = Command::new(&self.binary)
+            .args(args)
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .env("LRS_MASTER_KEY", &self.master_key_hex)
+            .env("LRS_LOG", "warn")
+            .output()?;
+        if !output.status.success() {
+            bail!("lrs {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+        }
+        Ok(String::from_utf8(output.stdout)?)
+    }
+
+    /// Issues a credential (server must be stopped) and returns (key, secret).
+    pub fn add_credential(&self, name: &str, tenant: &str, scopes: &[&str]) -> anyhow::Result<(String, String)> {
+        let mut args = vec!["credentials", "add", "--name", name, "--tenant", tenant];
+        for scope in scopes {
+            args.push("--scope");
+            args.push(scope);
+        }
+        let line = self.lrs(&args)?;
+        let (key, secret) = line.trim().split_once(' ').context("credentials add prints KEY SECRET")?;
+        Ok((key.to_owned(), secret.to_owned()))
+    }
+
+    /// Starts the server process and waits until it answers.
+    pub fn launch(&mut self) -> anyhow::Result<()> {
+        let port = free_port();
+        self.base_url = format!("http://127.0.0.1:{port}");
+        let child = Command::new(&self.binary)
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+            .arg(&self.data_dir)
+            .env("LRS_MASTER_KEY", &self.master_key_hex)
+            .env("LRS_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Ok(());
+            }
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                bail!("server exited early: {status}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        bail!("server did not start listening within 30 s")
+    }
+
+    /// SIGKILL: no chance to flush or clean up.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, then wait for the graceful exit.
+    pub fn stop(&mut self) -> anyhow::Result<()> {
+        if let Some(mut child) = self.child.take() {
+            let pid = child.id().to_string();
+            Command::new("kill").args(["-TERM", &pid]).status()?;
+            let status = child.wait()?;
+            if !status.success() {
+                bail!("server exited with {status} after SIGTERM");
+            }
+        }
+        Ok(())
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// An xAPI client for this server with its default credential.
+    pub fn client(&self) -> Xapi {
+        Xapi::new(&self.base_url, &self.key, &self.secret, "1.0.3")
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A small xAPI client: adds auth and the version header.
+#[derive(Clone)]
+pub struct Xapi {
+    pub http: reqwest::Client,
+    pub base_url: String,
+    pub key: String,
+    pub secret: String,
+    pub version: String,
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Xapi {
+    pub fn new(base_url: &str, key: &str, secret: &str, version: &str) -> Self {
+        Self {
+            http: reqwest::Client::builder().pool_max_idle_per_host(64).build().expect("client"),
+            base_url: base_url.to_owned(),
+            key: key.to_owned(),
+            secret: secret.to_owned(),
+            version: version.to_owned(),
+        }
+    }
+
+    pub fn with_version(&self, version: &str) -> Self {
+        Self { version: version.to_owned(), ..self.clone() }
+    }
+
+    pub fn with_credential(&self, key: &str, secret: &str) -> Self {
+        Self { key: key.to_owned(), secret: secret.to_owned(), ..self.clone() }
+    }
+
+    /// A request builder for `/xapi{path}` with auth and version header.
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let mut builder = self
+            .http
+            .request(method, format!("{}/xapi{}", self.base_url, path))
+            .basic_auth(&self.key, Some(&self.secret));
+        if !self.version.is_empty() {
+            builder = builder.header("X-Experience-API-Version", &self.version);
+        }
+        builder
+    }
+
+    pub async fn send(builder: reqwest::RequestBuilder) -> anyhow::Result<Reply> {
+        let response = builder.send().await?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await?;
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Ok(Reply { status, headers, body, text })
+    }
+
+    pub async fn post_statements(&self, body: &Value) -> anyhow::Result<Reply> {
+        Self::send(self.request(reqwest::Method::POST, "/statements").json(body)).await
+    }
+
+    pub async fn put_statement(&self, id: &str, body: &Value) -> anyhow::Result<Reply> {
+        Self::send(self.request(reqwest::Method::PUT, "/statements").query(&[("statementId", id)]).json(body)).await
+    }
+
+    /// GET /statements with query parameters.
+    pub async fn get_statements(&self, query: &[(&str, &str)]) -> anyhow::Result<Reply> {
+        Self::send(self.request(reqwest::Method::GET, "/statements").query(query)).await
+    }
+
+    /// Follows a `more` link (a path starting with /xapi).
+    pub async fn get_more(&self, more: &str) -> anyhow::Result<Reply> {
+        let mut builder =
+            self.http.get(format!("{}{}", self.base_url, more)).basic_auth(&self.key, Some(&self.secret));
+        builder = builder.header("X-Experience-API-Version", &self.version);
+        Self::send(builder).await
+    }
+}
+
+/// A valid statement about a learner, an activity and a verb.
+pub fn statement(learner: &str, verb: &str, activity: &str) -> Value {
+    serde_json::json!({
+        "actor": {"objectType": "Agent", "name": format!("Learner {learner}"), "mbox": format!("mailto:{learner}@example.nl")},
+        "verb": {"id": format!("http://adlnet.gov/expapi/verbs/{verb}"), "display": {"nl-NL": verb, "en-US": verb}},
+        "object": {"objectType": "Activity", "id": format!("https://courses.example.nl/{activity}")}
+    })
+}
