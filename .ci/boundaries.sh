@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Each heavy dependency lives in one crate (docs/ARCHITECTURE.md, "Invariants").
+# `cargo tree -i DEP --depth 1` lists the crates that depend on DEP directly.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+fail=0
+only() {
+    local dep=$1 allowed=$2
+    local users
+    users=$(cargo tree --workspace -e normal -i "$dep" --depth 1 --prefix none 2>/dev/null \
+        | awk 'NR>1 {print $1}' | sort -u | grep -E '^(xapi|lrs-[a-z-]+)$' || true)
+    for user in $users; do
+        if ! grep -qx "$user" <<<"$(tr ' ' '\n' <<<"$allowed")"; then
+            echo "boundary broken: $user depends on $dep directly (only: $allowed)"
+            fail=1
+        fi
+    done
+    echo "ok: $dep used directly by: $(echo ${users:-nobody})"
+}
+only sled "lrs-store"
+only axum "lrs-server"
+only tower-http "lrs-server"
+only jsonschema "xapi"
+only chacha20poly1305 "lrs-core lrs-store"
+# xapi knows nothing about storage, HTTP or async.
+if cargo tree -p xapi -e normal --prefix none | grep -qE '^(tokio|sled|axum|hyper) '; then
+    echo "boundary broken: xapi pulls in tokio, sled, axum or hyper"
+    fail=1
+fi
+# projections are pure: no storage, no async.
+if cargo tree -p lrs-projections -e normal --prefix none | grep -qE '^(tokio|sled|axum|hyper) '; then
+    echo "boundary broken: lrs-projections pulls in tokio, sled, axum or hyper"
+    fail=1
+fi
+exit $fail
