@@ -128,11 +128,9 @@ async fn version_header(State(state): State<AppState>, request: Request, next: N
 }
 
 fn client_fingerprint(authorization: &[u8]) -> u64 {
-    use std::hash::{BuildHasher, Hash, Hasher};
+    use std::hash::BuildHasher;
     static SEED: std::sync::OnceLock<std::collections::hash_map::RandomState> = std::sync::OnceLock::new();
-    let mut hasher = SEED.get_or_init(Default::default).build_hasher();
-    authorization.hash(&mut hasher);
-    hasher.finish()
+    SEED.get_or_init(Default::default).hash_one(authorization)
 }
 
 /// The xAPI version each client (by a hash of its Authorization header) last

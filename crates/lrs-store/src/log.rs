@@ -151,7 +151,10 @@ fn position_of(key: &[u8]) -> Result<Position, StoreError> {
     Ok(u64::from_be_bytes(bytes))
 }
 
-fn split(position: Position, value: &[u8]) -> Result<([u8; 32], [u8; 32], &[u8]), StoreError> {
+/// `(prev_hash, hash, event bytes)` of an entry value.
+type EntryParts<'a> = ([u8; 32], [u8; 32], &'a [u8]);
+
+fn split(position: Position, value: &[u8]) -> Result<EntryParts<'_>, StoreError> {
     if value.len() < HEADER || value[0] != ENTRY_FORMAT_V1 {
         return Err(StoreError::Corrupt(format!("log entry {position} has an unknown format")));
     }

@@ -248,6 +248,15 @@ impl lrs_core::envelope::KeyLookup for Vault {
     }
 }
 
+/// The vault as the envelope's [`lrs_core::envelope::KeyRing`]: creates people as needed.
+pub struct VaultKeys<'a>(pub &'a Vault);
+
+impl lrs_core::envelope::KeyRing for VaultKeys<'_> {
+    fn person(&mut self, ifi: &Ifi) -> Result<(Token, DataKey), lrs_core::envelope::EnvelopeError> {
+        Ok(self.0.person(ifi))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -292,14 +301,5 @@ mod tests {
         vault.sync().unwrap();
         drop(vault);
         assert!(Vault::open(&path, &MasterKey([2; 32])).is_err());
-    }
-}
-
-/// The vault as the envelope's [`lrs_core::envelope::KeyRing`]: creates people as needed.
-pub struct VaultKeys<'a>(pub &'a Vault);
-
-impl lrs_core::envelope::KeyRing for VaultKeys<'_> {
-    fn person(&mut self, ifi: &Ifi) -> Result<(Token, DataKey), lrs_core::envelope::EnvelopeError> {
-        Ok(self.0.person(ifi))
     }
 }
