@@ -5,7 +5,7 @@
 //! Knows nothing about where keys live: they come through [`KeyRing`] (when
 //! sealing, creating people as needed) and [`KeyLookup`] (when opening).
 
-use crate::events::{SealedForPersonV1, SealedStatementV1};
+use crate::events::{SealedAttachmentV1, SealedForPersonV1, SealedStatementV1};
 use crate::token::{DataKey, Token};
 use chacha20poly1305::aead::{Aead, KeyInit};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
@@ -44,9 +44,21 @@ pub struct Sealed {
     pub tokens: Vec<Token>,
 }
 
-/// Seals a validated statement. `statement` must not contain `id` or
-/// `stored` (they are kept in clear beside the envelope).
-pub fn seal(statement: &Value, keys: &mut impl KeyRing) -> Result<Sealed, EnvelopeError> {
+/// An attachment's content as sent with its statement.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AttachmentContent {
+    pub sha2: String,
+    pub content_type: String,
+    pub bytes: Vec<u8>,
+}
+
+/// Seals a validated statement and the contents of its attachments.
+/// `statement` must not contain `id` or `stored` (kept in clear beside it).
+pub fn seal(
+    statement: &Value,
+    attachments: &[AttachmentContent],
+    keys: &mut impl KeyRing,
+) -> Result<Sealed, EnvelopeError> {
     let mut skeleton = statement.clone();
     let mut cutter = Cutter { keys, persons: Vec::new(), tokens: Vec::new(), subjects: Vec::new() };
     cutter.cut_statement(&mut skeleton, true)?;
@@ -55,9 +67,21 @@ pub fn seal(statement: &Value, keys: &mut impl KeyRing) -> Result<Sealed, Envelo
     let mut content_key = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut content_key);
     let body_nonce = random_nonce();
-    let body = XChaCha20Poly1305::new(&content_key.into())
+    let content_cipher = XChaCha20Poly1305::new(&content_key.into());
+    let body = content_cipher
         .encrypt(XNonce::from_slice(&body_nonce), serde_json::to_vec(&skeleton).expect("json encodes").as_slice())
         .expect("encryption of a vec never fails");
+    let attachments = attachments
+        .iter()
+        .map(|attachment| {
+            let nonce = random_nonce();
+            let plaintext = postcard::to_stdvec(attachment).expect("attachments encode");
+            let ciphertext = content_cipher
+                .encrypt(XNonce::from_slice(&nonce), plaintext.as_slice())
+                .expect("encryption of a vec never fails");
+            SealedAttachmentV1 { nonce, ciphertext }
+        })
+        .collect();
 
     // XOR shares of the content key: every subject's share is needed.
     let mut subject_shares = Vec::with_capacity(subjects.len().max(1));
@@ -75,7 +99,7 @@ pub fn seal(statement: &Value, keys: &mut impl KeyRing) -> Result<Sealed, Envelo
         };
         subject_shares.push(seal_for(*token, key, &share));
     }
-    Ok(Sealed { sealed: SealedStatementV1 { persons, subject_shares, body_nonce, body }, skeleton, tokens })
+    Ok(Sealed { sealed: SealedStatementV1 { persons, subject_shares, body_nonce, body, attachments }, skeleton, tokens })
 }
 
 /// Opens a sealed statement. `None` when a subject's key is gone (the
@@ -98,6 +122,35 @@ pub fn open(sealed: &SealedStatementV1, keys: &impl KeyLookup) -> Result<Option<
 /// Decrypts just the skeleton (people still cut out); `None` when a subject
 /// has been erased.
 pub fn open_skeleton(sealed: &SealedStatementV1, keys: &impl KeyLookup) -> Result<Option<Value>, EnvelopeError> {
+    let Some(content_key) = content_key(sealed, keys)? else { return Ok(None) };
+    let body = XChaCha20Poly1305::new(&content_key.into())
+        .decrypt(XNonce::from_slice(&sealed.body_nonce), sealed.body.as_slice())
+        .map_err(|_| EnvelopeError::Corrupt("statement body does not decrypt"))?;
+    serde_json::from_slice(&body).map(Some).map_err(|_| EnvelopeError::Corrupt("statement body is not json"))
+}
+
+/// The contents of the statement's attachments; `None` when a subject has been erased.
+pub fn open_attachments(
+    sealed: &SealedStatementV1,
+    keys: &impl KeyLookup,
+) -> Result<Option<Vec<AttachmentContent>>, EnvelopeError> {
+    if sealed.attachments.is_empty() {
+        return Ok(Some(Vec::new()));
+    }
+    let Some(content_key) = content_key(sealed, keys)? else { return Ok(None) };
+    let cipher = XChaCha20Poly1305::new(&content_key.into());
+    let mut contents = Vec::with_capacity(sealed.attachments.len());
+    for attachment in &sealed.attachments {
+        let plaintext = cipher
+            .decrypt(XNonce::from_slice(&attachment.nonce), attachment.ciphertext.as_slice())
+            .map_err(|_| EnvelopeError::Corrupt("attachment does not decrypt"))?;
+        contents.push(postcard::from_bytes(&plaintext).map_err(|_| EnvelopeError::Corrupt("attachment encoding"))?);
+    }
+    Ok(Some(contents))
+}
+
+/// Recombines the content key from the subjects' shares.
+fn content_key(sealed: &SealedStatementV1, keys: &impl KeyLookup) -> Result<Option<[u8; 32]>, EnvelopeError> {
     let mut content_key = [0u8; 32];
     for share in &sealed.subject_shares {
         let Some(key) = keys.key(&share.token) else { return Ok(None) };
@@ -109,10 +162,7 @@ pub fn open_skeleton(sealed: &SealedStatementV1, keys: &impl KeyLookup) -> Resul
             *c ^= s;
         }
     }
-    let body = XChaCha20Poly1305::new(&content_key.into())
-        .decrypt(XNonce::from_slice(&sealed.body_nonce), sealed.body.as_slice())
-        .map_err(|_| EnvelopeError::Corrupt("statement body does not decrypt"))?;
-    serde_json::from_slice(&body).map(Some).map_err(|_| EnvelopeError::Corrupt("statement body is not json"))
+    Ok(Some(content_key))
 }
 
 /// What stands in for a person who has been erased.
@@ -306,7 +356,7 @@ mod tests {
     #[test]
     fn sealed_bytes_hold_no_personal_data_and_open_to_the_original() {
         let mut keys = MemoryKeys::default();
-        let sealed = seal(&statement(), &mut keys).unwrap();
+        let sealed = seal(&statement(), &[], &mut keys).unwrap();
         let bytes = postcard::to_stdvec(&sealed.sealed).unwrap();
         for secret in ["anna@example.nl", "Anna de Vries", "mijn antwoord", "bram", "c@example.nl"] {
             assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()), "{secret} leaked");
@@ -316,9 +366,25 @@ mod tests {
     }
 
     #[test]
+    fn attachments_open_with_the_statement_and_die_with_its_subject() {
+        let mut keys = MemoryKeys::default();
+        let certificate = AttachmentContent {
+            sha2: "ab".repeat(32),
+            content_type: "application/pdf".into(),
+            bytes: b"certificaat voor Anna de Vries".to_vec(),
+        };
+        let sealed = seal(&statement(), std::slice::from_ref(&certificate), &mut keys).unwrap();
+        let bytes = postcard::to_stdvec(&sealed.sealed).unwrap();
+        assert!(!bytes.windows(4).any(|w| w == b"Anna"));
+        assert_eq!(open_attachments(&sealed.sealed, &keys).unwrap().unwrap(), vec![certificate]);
+        keys.by_token.remove(&sealed.tokens[0]);
+        assert!(open_attachments(&sealed.sealed, &keys).unwrap().is_none());
+    }
+
+    #[test]
     fn erasing_the_subject_makes_the_statement_unreadable() {
         let mut keys = MemoryKeys::default();
-        let sealed = seal(&statement(), &mut keys).unwrap();
+        let sealed = seal(&statement(), &[], &mut keys).unwrap();
         let anna = sealed.tokens[0];
         keys.by_token.remove(&anna);
         assert!(open(&sealed.sealed, &keys).unwrap().is_none());
@@ -327,7 +393,7 @@ mod tests {
     #[test]
     fn erasing_a_bystander_replaces_only_them() {
         let mut keys = MemoryKeys::default();
-        let sealed = seal(&statement(), &mut keys).unwrap();
+        let sealed = seal(&statement(), &[], &mut keys).unwrap();
         let bram = sealed.tokens[2]; // cut in order: actor, authority, instructor, team member
         keys.by_token.remove(&bram);
         let opened = open(&sealed.sealed, &keys).unwrap().unwrap();
@@ -343,7 +409,7 @@ mod tests {
             "verb": {"id": "http://adlnet.gov/expapi/verbs/attended"},
             "object": {"id": "https://x.example/meeting"}
         });
-        let sealed = seal(&group, &mut keys).unwrap();
+        let sealed = seal(&group, &[], &mut keys).unwrap();
         assert_eq!(sealed.sealed.subject_shares.len(), 2);
         assert_eq!(open(&sealed.sealed, &keys).unwrap().unwrap(), group);
         keys.by_token.remove(&sealed.tokens[1]);

@@ -122,6 +122,15 @@ pub struct SealedStatementV1 {
     pub subject_shares: Vec<SealedForPersonV1>,
     pub body_nonce: [u8; 24],
     pub body: Vec<u8>,
+    /// Attachment contents sent with the statement, under the same content
+    /// key as the body. Plaintext: postcard `(sha2, content_type, bytes)`.
+    pub attachments: Vec<SealedAttachmentV1>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SealedAttachmentV1 {
+    pub nonce: [u8; 24],
+    pub ciphertext: Vec<u8>,
 }
 
 /// A Basic credential was issued. Only a hash of the secret is kept.
@@ -173,6 +182,7 @@ mod tests {
                 subject_shares: vec![],
                 body_nonce: [5; 24],
                 body: vec![6],
+                attachments: vec![SealedAttachmentV1 { nonce: [8; 24], ciphertext: vec![9] }],
             },
         })
     }

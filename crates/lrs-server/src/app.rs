@@ -51,10 +51,15 @@ pub fn router(state: AppState) -> Router {
                 .layer(middleware::from_fn_with_state(state.clone(), consistent_through)),
         )
         .route("/about", get(about::get_about));
-    Router::new()
+    let routes = Router::new()
         .nest("/xapi", xapi)
         .fallback(|| async { ApiError::NotFound("resource") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .with_state(state.clone());
+    // The alternate request syntax changes the method, so it runs before routing.
+    Router::new()
+        .fallback_service(routes)
+        .layer(middleware::from_fn(crate::alternate::alternate_syntax))
         .layer(middleware::from_fn(move |request, next| limit_body(max_body, request, next)))
         .layer(DefaultBodyLimit::disable())
         .layer(middleware::from_fn_with_state(state.clone(), version_header))

@@ -5,7 +5,7 @@
 use crate::auth::Credential;
 use crate::error::ApiError;
 use hmac::{Hmac, Mac};
-use lrs_core::envelope::seal;
+use lrs_core::envelope::{seal, AttachmentContent};
 use lrs_core::facts::extract;
 use lrs_store::vault::VaultKeys;
 use lrs_store::{PreparedStatement, Store};
@@ -30,6 +30,7 @@ pub fn prepare(
     authority: &Value,
     version: XapiVersion,
     path: &str,
+    attachments: &[AttachmentContent],
 ) -> Result<PreparedStatement, ApiError> {
     xapi::format::normalize_context_activities(&mut statement);
     let object = statement
@@ -59,7 +60,7 @@ pub fn prepare(
     mac.update(xapi::format::comparison_form(&statement).to_string().as_bytes());
     let comparison_digest: [u8; 32] = mac.finalize().into_bytes().into();
 
-    let sealed = seal(&statement, &mut VaultKeys(store.vault()))
+    let sealed = seal(&statement, attachments, &mut VaultKeys(store.vault()))
         .map_err(|e| ApiError::bad_request(path, "statement.actor", e.to_string()))?;
     let facts = extract(&sealed.skeleton, &sealed.tokens, timestamp_micros);
     Ok(PreparedStatement { statement_id, comparison_digest, facts, sealed: sealed.sealed })

@@ -4,7 +4,9 @@
 //! It never touches sled or the vault file directly: everything goes through
 //! `lrs_store::Store`.
 
+pub mod alternate;
 pub mod app;
+pub mod attachments;
 pub mod auth;
 pub mod cli;
 pub mod config;

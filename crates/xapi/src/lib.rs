@@ -8,6 +8,7 @@
 pub mod agent;
 pub mod error;
 pub mod format;
+pub mod signature;
 pub mod validate;
 pub mod version;
 

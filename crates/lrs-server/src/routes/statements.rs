@@ -3,6 +3,7 @@
 //! the body).
 
 use crate::app::AppState;
+use crate::attachments;
 use crate::error::ApiError;
 use crate::ingest::{authority_of, prepare};
 use crate::xapi_request::Caller;
@@ -10,6 +11,7 @@ use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use lrs_core::envelope::{open_attachments, AttachmentContent};
 use lrs_core::statement::{format_micros, reassemble};
 use lrs_projections::statement_index::{string_term, TermKind};
 use lrs_store::{AppendError, Scope, StatementQuery};
@@ -111,66 +113,17 @@ impl Params {
     }
 }
 
-fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json");
-    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    match essence.as_str() {
-        "application/json" => Ok(()),
-        "multipart/mixed" => Err(ApiError::bad_request(
-            "header Content-Type",
-            "attachments.unsupported",
-            "statements with attachment content (multipart/mixed) are not accepted yet; use fileUrl attachments",
-        )),
-        other => Err(ApiError::bad_request(
-            "header Content-Type",
-            "content-type",
-            format!("statements are sent as application/json, not {other:?}"),
-        )),
-    }
-}
-
-fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
-    serde_json::from_slice(body).map_err(|e| {
-        ApiError::bad_request("$", "json.syntax", format!("body is not valid json: {e}"))
-    })
-}
-
-fn reject_attachments_without_content(statements: &Value) -> Result<(), ApiError> {
-    let list: Vec<&Value> = match statements {
-        Value::Array(items) => items.iter().collect(),
-        other => vec![other],
-    };
-    for (i, statement) in list.iter().enumerate() {
-        if let Some(Value::Array(attachments)) = statement.get("attachments") {
-            for (j, attachment) in attachments.iter().enumerate() {
-                if attachment.get("fileUrl").is_none() {
-                    let path = if statements.is_array() {
-                        format!("$[{i}].attachments[{j}]")
-                    } else {
-                        format!("$.attachments[{j}]")
-                    };
-                    return Err(ApiError::bad_request(
-                        path,
-                        "attachments.content-missing",
-                        "an attachment without fileUrl needs its content in a multipart/mixed request",
-                    ));
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
 async fn store_statements(
     state: &AppState,
     caller: &Caller,
     statements: Vec<Value>,
     paths: Vec<String>,
+    contents: Vec<Vec<AttachmentContent>>,
 ) -> Result<Vec<Uuid>, ApiError> {
     let authority = authority_of(&caller.credential, &state.config.authority_home_page);
     let mut prepared = Vec::with_capacity(statements.len());
-    for (statement, path) in statements.into_iter().zip(paths) {
-        prepared.push(prepare(&state.store, statement, &authority, caller.version, &path)?);
+    for ((statement, path), contents) in statements.into_iter().zip(paths).zip(contents) {
+        prepared.push(prepare(&state.store, statement, &authority, caller.version, &path, &contents)?);
     }
     let ids: Vec<Uuid> = prepared.iter().map(|p| p.statement_id).collect();
     match state.store.append_statements(caller.credential.tenant.clone(), caller.credential.key.clone(), prepared).await {
@@ -199,13 +152,13 @@ pub async fn put_statement(
     let id = params.uuid("statementId")?.ok_or_else(|| {
         ApiError::bad_request("?statementId", "parameter.required", "PUT /statements needs the statementId parameter")
     })?;
-    require_json(&headers)?;
-    let mut statement = parse_body(&body)?;
+    let request = attachments::read(&headers, body).await?;
+    let mut statement = request.body;
     if !statement.is_object() {
         return Err(ApiError::bad_request("$", "statement.type", "PUT takes a single statement object"));
     }
     validate_statement_batch(&statement, caller.version)?;
-    reject_attachments_without_content(&statement)?;
+    let contents = attachments::match_parts(&statement, &request.parts)?;
     match statement.get("id").and_then(Value::as_str) {
         Some(body_id) if Uuid::parse_str(body_id).ok() != Some(id) => {
             return Err(ApiError::bad_request(
@@ -217,7 +170,7 @@ pub async fn put_statement(
         _ => {}
     }
     statement["id"] = Value::String(id.hyphenated().to_string());
-    store_statements(&state, &caller, vec![statement], vec!["$".into()]).await?;
+    store_statements(&state, &caller, vec![statement], vec!["$".into()], contents).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -230,10 +183,10 @@ pub async fn post_statements(
 ) -> Result<Response, ApiError> {
     caller.credential.require(&["statements/write"])?;
     Params::parse(query.as_deref(), &[])?;
-    require_json(&headers)?;
-    let body = parse_body(&body)?;
+    let request = attachments::read(&headers, body).await?;
+    let body = request.body;
     validate_statement_batch(&body, caller.version)?;
-    reject_attachments_without_content(&body)?;
+    let contents = attachments::match_parts(&body, &request.parts)?;
     let (statements, paths): (Vec<Value>, Vec<String>) = match body {
         Value::Array(items) => {
             let paths = (0..items.len()).map(|i| format!("$[{i}]")).collect();
@@ -241,7 +194,7 @@ pub async fn post_statements(
         }
         single => (vec![single], vec!["$".into()]),
     };
-    let ids = store_statements(&state, &caller, statements, paths).await?;
+    let ids = store_statements(&state, &caller, statements, paths, contents).await?;
     let ids: Vec<String> = ids.iter().map(|id| id.hyphenated().to_string()).collect();
     Ok(axum::Json(ids).into_response())
 }
@@ -269,10 +222,7 @@ pub async fn get_statements(
         .and_then(|v| v.to_str().ok())
         .map(accept_languages)
         .unwrap_or_default();
-    if params.bool("attachments")? {
-        // No stored attachment content yet: the multipart response would hold
-        // only the statements part, which is what JSON already says.
-    }
+    let with_attachments = params.bool("attachments")?;
     let consistent_through = format_micros(state.store.consistent_through_micros());
     let scope = scope_of(&caller);
     let vault = state.store.vault().clone();
@@ -305,7 +255,12 @@ pub async fn get_statements(
             return Err(ApiError::NotFound("statement"));
         };
         xapi::format::apply(&mut statement, format, &languages);
-        let mut response = axum::Json(statement).into_response();
+        let mut response = if with_attachments {
+            let contents = open_attachments(&stored.sealed, vault.as_ref()).map_err(ApiError::internal)?;
+            attachments::multipart_response(&statement, contents.unwrap_or_default())
+        } else {
+            axum::Json(statement).into_response()
+        };
         set_header(&mut response, CONSISTENT_THROUGH, &consistent_through);
         set_header(&mut response, "last-modified", &http_date(stored.stored_micros));
         return Ok(response);
@@ -355,6 +310,7 @@ pub async fn get_statements(
     };
 
     let mut statements = Vec::new();
+    let mut contents = Vec::new();
     let mut more = String::new();
     if !nobody {
         let store = state.store.clone();
@@ -371,18 +327,25 @@ pub async fn get_statements(
         let page = tokio::task::spawn_blocking(move || {
             let page = store.query_statements(&query)?;
             let mut statements = Vec::with_capacity(page.positions.len());
+            let mut contents = Vec::new();
             for position in &page.positions {
                 if let Some(stored) = store.statement_at(*position)? {
                     if let Some(statement) = reassemble(&stored, store.vault().as_ref()).map_err(ApiError::internal)? {
                         statements.push(statement);
+                        if with_attachments {
+                            let opened =
+                                open_attachments(&stored.sealed, store.vault().as_ref()).map_err(ApiError::internal)?;
+                            contents.extend(opened.unwrap_or_default());
+                        }
                     }
                 }
             }
-            Ok::<_, ApiError>((statements, page.more))
+            Ok::<_, ApiError>((statements, page.more, contents))
         })
         .await
         .map_err(ApiError::internal)??;
         statements = page.0;
+        contents = page.2;
         for statement in &mut statements {
             xapi::format::apply(statement, format, &languages);
         }
@@ -395,7 +358,12 @@ pub async fn get_statements(
             more = format!("/xapi/statements?{}", serializer.finish());
         }
     }
-    let mut response = axum::Json(json!({ "statements": statements, "more": more })).into_response();
+    let result = json!({ "statements": statements, "more": more });
+    let mut response = if with_attachments {
+        attachments::multipart_response(&result, contents)
+    } else {
+        axum::Json(result).into_response()
+    };
     set_header(&mut response, CONSISTENT_THROUGH, &consistent_through);
     Ok(response)
 }
