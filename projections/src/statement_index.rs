@@ -135,7 +135,7 @@ fn own_terms(stored: &StatementStoredV1) -> Vec<(TermKind, Term)> {
     if let Some(registration) = facts.registration {
         terms.push((TermKind::Registration, *registration.as_bytes()));
     }
-    terms.sort_by(|a, b| (a.0 as u8, a.1).cmp(&(b.0 as u8, b.1)));
+    terms.sort_by_key(|(kind, term)| (*kind as u8, *term));
     terms.dedup();
     terms
 }
@@ -290,7 +290,7 @@ fn pass_terms_to_referrers(
 
 fn merge_terms(terms: &mut Vec<(TermKind, Term)>, more: &[(TermKind, Term)]) {
     terms.extend_from_slice(more);
-    terms.sort_by(|a, b| (a.0 as u8, a.1).cmp(&(b.0 as u8, b.1)));
+    terms.sort_by_key(|(kind, term)| (*kind as u8, *term));
     terms.dedup();
 }
 
