@@ -16,8 +16,15 @@ pub type TreeName = &'static str;
 /// One change to a read model.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
-    Put { tree: TreeName, key: Vec<u8>, value: Vec<u8> },
-    Delete { tree: TreeName, key: Vec<u8> },
+    Put {
+        tree: TreeName,
+        key: Vec<u8>,
+        value: Vec<u8>,
+    },
+    Delete {
+        tree: TreeName,
+        key: Vec<u8>,
+    },
 }
 
 /// Read access to a projection's current state (its own trees).
@@ -34,5 +41,11 @@ pub trait Projection: Send + Sync {
     /// Bump when the read model's layout changes: the store then rebuilds it.
     fn version(&self) -> u32;
     fn trees(&self) -> &'static [TreeName];
-    fn apply(&self, position: u64, event: &lrs_core::Event, state: &dyn ReadModel, out: &mut Vec<Op>);
+    fn apply(
+        &self,
+        position: u64,
+        event: &lrs_core::Event,
+        state: &dyn ReadModel,
+        out: &mut Vec<Op>,
+    );
 }

@@ -54,12 +54,16 @@ pub enum TermKind {
 pub type Term = [u8; 16];
 
 pub fn tenant_hash(tenant: &str) -> [u8; 8] {
-    Sha256::digest(tenant.as_bytes())[..8].try_into().expect("8 bytes")
+    Sha256::digest(tenant.as_bytes())[..8]
+        .try_into()
+        .expect("8 bytes")
 }
 
 /// The 16-byte term of a string value (verb id, activity id).
 pub fn string_term(value: &str) -> Term {
-    Sha256::digest(value.as_bytes())[..16].try_into().expect("16 bytes")
+    Sha256::digest(value.as_bytes())[..16]
+        .try_into()
+        .expect("16 bytes")
 }
 
 pub fn posting_key(kind: TermKind, term: &Term, position: u64) -> Vec<u8> {
@@ -87,7 +91,10 @@ pub fn voided_key(tenant: &[u8; 8], statement_id: &Uuid) -> Vec<u8> {
 /// Decodes a `by_id` value: the position and whether it is a voiding statement.
 pub fn decode_by_id(value: &[u8]) -> Option<(u64, bool)> {
     let position = u64::from_be_bytes(value.get(..8)?.try_into().ok()?);
-    Some((position, value.get(8).copied().unwrap_or(0) & FLAG_VOIDING != 0))
+    Some((
+        position,
+        value.get(8).copied().unwrap_or(0) & FLAG_VOIDING != 0,
+    ))
 }
 
 pub struct StatementIndex;
@@ -180,7 +187,12 @@ impl TermsRecord {
             .chunks_exact(17)
             .filter_map(|chunk| Some((kind_of(chunk[0])?, chunk[1..].try_into().ok()?)))
             .collect();
-        Some(TermsRecord { statement_id, tenant, flags, terms })
+        Some(TermsRecord {
+            statement_id,
+            tenant,
+            flags,
+            terms,
+        })
     }
 }
 
@@ -188,7 +200,12 @@ fn put(out: &mut Vec<Op>, tree: TreeName, key: Vec<u8>, value: Vec<u8>) {
     out.push(Op::Put { tree, key, value });
 }
 
-fn apply_statement(position: u64, stored: &StatementStoredV1, state: &dyn ReadModel, out: &mut Vec<Op>) {
+fn apply_statement(
+    position: u64,
+    stored: &StatementStoredV1,
+    state: &dyn ReadModel,
+    out: &mut Vec<Op>,
+) {
     let tenant = tenant_hash(&stored.tenant);
     let target = match &stored.facts.object {
         ObjectFactV1::StatementRef { id } => Some(*id),
@@ -218,16 +235,22 @@ fn apply_statement(position: u64, stored: &StatementStoredV1, state: &dyn ReadMo
         let target = target.expect("voiding statements have a target");
         let key = voided_key(&tenant, &target);
         if state.get(VOIDED, &key).is_none() {
-            let existing = state.get(BY_ID, &by_id_key(&target, &tenant)).and_then(|v| decode_by_id(&v));
+            let existing = state
+                .get(BY_ID, &by_id_key(&target, &tenant))
+                .and_then(|v| decode_by_id(&v));
             match existing {
                 Some((_, true)) => {}
                 Some((target_position, false)) => {
                     put(out, VOIDED, key, position.to_be_bytes().to_vec());
-                    if let Some(record) =
-                        state.get(TERMS, &target_position.to_be_bytes()).and_then(|v| TermsRecord::decode(&v))
+                    if let Some(record) = state
+                        .get(TERMS, &target_position.to_be_bytes())
+                        .and_then(|v| TermsRecord::decode(&v))
                     {
                         for (kind, term) in scoped(&record.terms, &record.tenant) {
-                            out.push(Op::Delete { tree: POSTINGS, key: posting_key(kind, &term, target_position) });
+                            out.push(Op::Delete {
+                                tree: POSTINGS,
+                                key: posting_key(kind, &term, target_position),
+                            });
                         }
                     }
                 }
@@ -236,17 +259,40 @@ fn apply_statement(position: u64, stored: &StatementStoredV1, state: &dyn ReadMo
         }
     }
 
-    let voided_already = !is_voiding && state.get(VOIDED, &voided_key(&tenant, &stored.statement_id)).is_some();
+    let voided_already = !is_voiding
+        && state
+            .get(VOIDED, &voided_key(&tenant, &stored.statement_id))
+            .is_some();
     if !voided_already {
         for (kind, term) in scoped(&terms, &tenant) {
-            put(out, POSTINGS, posting_key(kind, &term, position), Vec::new());
+            put(
+                out,
+                POSTINGS,
+                posting_key(kind, &term, position),
+                Vec::new(),
+            );
         }
     }
     let mut by_id_value = position.to_be_bytes().to_vec();
     by_id_value.push(flags);
-    put(out, BY_ID, by_id_key(&stored.statement_id, &tenant), by_id_value);
-    put(out, STORED, (stored.stored_micros as u64).to_be_bytes().to_vec(), position.to_be_bytes().to_vec());
-    let record = TermsRecord { statement_id: stored.statement_id, tenant, flags, terms };
+    put(
+        out,
+        BY_ID,
+        by_id_key(&stored.statement_id, &tenant),
+        by_id_value,
+    );
+    put(
+        out,
+        STORED,
+        (stored.stored_micros as u64).to_be_bytes().to_vec(),
+        position.to_be_bytes().to_vec(),
+    );
+    let record = TermsRecord {
+        statement_id: stored.statement_id,
+        tenant,
+        flags,
+        terms,
+    };
     put(out, TERMS, position.to_be_bytes().to_vec(), record.encode());
 
     // Statements that arrived earlier and reference this one inherit its terms.
@@ -263,27 +309,49 @@ fn pass_terms_to_referrers(
     if depth >= MAX_REFERENCE_DEPTH {
         return;
     }
-    for (key, _) in state.scan_prefix(REFERRERS, &voided_key(&target.tenant, &target.statement_id)) {
+    for (key, _) in state.scan_prefix(REFERRERS, &voided_key(&target.tenant, &target.statement_id))
+    {
         let referrer_position = u64::from_be_bytes(key[24..32].try_into().expect("8 bytes"));
-        let Some(mut referrer) =
-            state.get(TERMS, &referrer_position.to_be_bytes()).and_then(|v| TermsRecord::decode(&v))
+        let Some(mut referrer) = state
+            .get(TERMS, &referrer_position.to_be_bytes())
+            .and_then(|v| TermsRecord::decode(&v))
         else {
             continue;
         };
         let before = referrer.terms.clone();
         merge_terms(&mut referrer.terms, inherited);
-        let added: Vec<_> = referrer.terms.iter().filter(|t| !before.contains(t)).copied().collect();
+        let added: Vec<_> = referrer
+            .terms
+            .iter()
+            .filter(|t| !before.contains(t))
+            .copied()
+            .collect();
         if added.is_empty() {
             continue;
         }
         let referrer_voided = referrer.flags & FLAG_VOIDING == 0
-            && state.get(VOIDED, &voided_key(&referrer.tenant, &referrer.statement_id)).is_some();
+            && state
+                .get(
+                    VOIDED,
+                    &voided_key(&referrer.tenant, &referrer.statement_id),
+                )
+                .is_some();
         if !referrer_voided {
             for (kind, term) in &added {
-                put(out, POSTINGS, posting_key(*kind, term, referrer_position), Vec::new());
+                put(
+                    out,
+                    POSTINGS,
+                    posting_key(*kind, term, referrer_position),
+                    Vec::new(),
+                );
             }
         }
-        put(out, TERMS, referrer_position.to_be_bytes().to_vec(), referrer.encode());
+        put(
+            out,
+            TERMS,
+            referrer_position.to_be_bytes().to_vec(),
+            referrer.encode(),
+        );
         pass_terms_to_referrers(&referrer, &added, state, out, depth + 1);
     }
 }

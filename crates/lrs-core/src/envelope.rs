@@ -60,16 +60,31 @@ pub fn seal(
     keys: &mut impl KeyRing,
 ) -> Result<Sealed, EnvelopeError> {
     let mut skeleton = statement.clone();
-    let mut cutter = Cutter { keys, persons: Vec::new(), tokens: Vec::new(), subjects: Vec::new() };
+    let mut cutter = Cutter {
+        keys,
+        persons: Vec::new(),
+        tokens: Vec::new(),
+        subjects: Vec::new(),
+    };
     cutter.cut_statement(&mut skeleton, true)?;
-    let Cutter { persons, tokens, subjects, .. } = cutter;
+    let Cutter {
+        persons,
+        tokens,
+        subjects,
+        ..
+    } = cutter;
 
     let mut content_key = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut content_key);
     let body_nonce = random_nonce();
     let content_cipher = XChaCha20Poly1305::new(&content_key.into());
     let body = content_cipher
-        .encrypt(XNonce::from_slice(&body_nonce), serde_json::to_vec(&skeleton).expect("json encodes").as_slice())
+        .encrypt(
+            XNonce::from_slice(&body_nonce),
+            serde_json::to_vec(&skeleton)
+                .expect("json encodes")
+                .as_slice(),
+        )
         .expect("encryption of a vec never fails");
     let attachments = attachments
         .iter()
@@ -99,14 +114,29 @@ pub fn seal(
         };
         subject_shares.push(seal_for(*token, key, &share));
     }
-    Ok(Sealed { sealed: SealedStatementV1 { persons, subject_shares, body_nonce, body, attachments }, skeleton, tokens })
+    Ok(Sealed {
+        sealed: SealedStatementV1 {
+            persons,
+            subject_shares,
+            body_nonce,
+            body,
+            attachments,
+        },
+        skeleton,
+        tokens,
+    })
 }
 
 /// Opens a sealed statement. `None` when a subject's key is gone (the
 /// statement belonged to an erased person). A non-subject person whose key is
 /// gone is replaced by [`erased_agent`].
-pub fn open(sealed: &SealedStatementV1, keys: &impl KeyLookup) -> Result<Option<Value>, EnvelopeError> {
-    let Some(skeleton) = open_skeleton(sealed, keys)? else { return Ok(None) };
+pub fn open(
+    sealed: &SealedStatementV1,
+    keys: &impl KeyLookup,
+) -> Result<Option<Value>, EnvelopeError> {
+    let Some(skeleton) = open_skeleton(sealed, keys)? else {
+        return Ok(None);
+    };
     let mut people = Vec::with_capacity(sealed.persons.len());
     for person in &sealed.persons {
         people.push(match keys.key(&person.token) {
@@ -121,12 +151,22 @@ pub fn open(sealed: &SealedStatementV1, keys: &impl KeyLookup) -> Result<Option<
 
 /// Decrypts just the skeleton (people still cut out); `None` when a subject
 /// has been erased.
-pub fn open_skeleton(sealed: &SealedStatementV1, keys: &impl KeyLookup) -> Result<Option<Value>, EnvelopeError> {
-    let Some(content_key) = content_key(sealed, keys)? else { return Ok(None) };
+pub fn open_skeleton(
+    sealed: &SealedStatementV1,
+    keys: &impl KeyLookup,
+) -> Result<Option<Value>, EnvelopeError> {
+    let Some(content_key) = content_key(sealed, keys)? else {
+        return Ok(None);
+    };
     let body = XChaCha20Poly1305::new(&content_key.into())
-        .decrypt(XNonce::from_slice(&sealed.body_nonce), sealed.body.as_slice())
+        .decrypt(
+            XNonce::from_slice(&sealed.body_nonce),
+            sealed.body.as_slice(),
+        )
         .map_err(|_| EnvelopeError::Corrupt("statement body does not decrypt"))?;
-    serde_json::from_slice(&body).map(Some).map_err(|_| EnvelopeError::Corrupt("statement body is not json"))
+    serde_json::from_slice(&body)
+        .map(Some)
+        .map_err(|_| EnvelopeError::Corrupt("statement body is not json"))
 }
 
 /// The contents of the statement's attachments; `None` when a subject has been erased.
@@ -137,26 +177,41 @@ pub fn open_attachments(
     if sealed.attachments.is_empty() {
         return Ok(Some(Vec::new()));
     }
-    let Some(content_key) = content_key(sealed, keys)? else { return Ok(None) };
+    let Some(content_key) = content_key(sealed, keys)? else {
+        return Ok(None);
+    };
     let cipher = XChaCha20Poly1305::new(&content_key.into());
     let mut contents = Vec::with_capacity(sealed.attachments.len());
     for attachment in &sealed.attachments {
         let plaintext = cipher
-            .decrypt(XNonce::from_slice(&attachment.nonce), attachment.ciphertext.as_slice())
+            .decrypt(
+                XNonce::from_slice(&attachment.nonce),
+                attachment.ciphertext.as_slice(),
+            )
             .map_err(|_| EnvelopeError::Corrupt("attachment does not decrypt"))?;
-        contents.push(postcard::from_bytes(&plaintext).map_err(|_| EnvelopeError::Corrupt("attachment encoding"))?);
+        contents.push(
+            postcard::from_bytes(&plaintext)
+                .map_err(|_| EnvelopeError::Corrupt("attachment encoding"))?,
+        );
     }
     Ok(Some(contents))
 }
 
 /// Recombines the content key from the subjects' shares.
-fn content_key(sealed: &SealedStatementV1, keys: &impl KeyLookup) -> Result<Option<[u8; 32]>, EnvelopeError> {
+fn content_key(
+    sealed: &SealedStatementV1,
+    keys: &impl KeyLookup,
+) -> Result<Option<[u8; 32]>, EnvelopeError> {
     let mut content_key = [0u8; 32];
     for share in &sealed.subject_shares {
-        let Some(key) = keys.key(&share.token) else { return Ok(None) };
+        let Some(key) = keys.key(&share.token) else {
+            return Ok(None);
+        };
         let bytes = open_bytes(share, &key)?;
         if bytes.len() != 32 {
-            return Err(EnvelopeError::Corrupt("content key share has the wrong length"));
+            return Err(EnvelopeError::Corrupt(
+                "content key share has the wrong length",
+            ));
         }
         for (c, s) in content_key.iter_mut().zip(bytes) {
             *c ^= s;
@@ -181,8 +236,14 @@ struct Cutter<'a, K: KeyRing> {
 }
 
 impl<K: KeyRing> Cutter<'_, K> {
-    fn cut_statement(&mut self, statement: &mut Value, top_level: bool) -> Result<(), EnvelopeError> {
-        let Some(object) = statement.as_object_mut() else { return Ok(()) };
+    fn cut_statement(
+        &mut self,
+        statement: &mut Value,
+        top_level: bool,
+    ) -> Result<(), EnvelopeError> {
+        let Some(object) = statement.as_object_mut() else {
+            return Ok(());
+        };
         if let Some(actor) = object.get_mut("actor") {
             let subjects = self.cut_agent(actor)?;
             if top_level {
@@ -218,7 +279,9 @@ impl<K: KeyRing> Cutter<'_, K> {
             }
         }
         if top_level && self.subjects.is_empty() {
-            return Err(EnvelopeError::Vault("statement has no identifiable subject".into()));
+            return Err(EnvelopeError::Vault(
+                "statement has no identifiable subject".into(),
+            ));
         }
         Ok(())
     }
@@ -226,7 +289,9 @@ impl<K: KeyRing> Cutter<'_, K> {
     /// Replaces an agent or group (and its members) by person markers.
     /// Returns the subjects it stands for: itself if identified, else its members.
     fn cut_agent(&mut self, agent: &mut Value) -> Result<Vec<(Token, DataKey)>, EnvelopeError> {
-        let Some(object) = agent.as_object_mut() else { return Ok(Vec::new()) };
+        let Some(object) = agent.as_object_mut() else {
+            return Ok(Vec::new());
+        };
         let members = object.remove("member");
         let mut subjects = Vec::new();
         let mut replacement = match ifi_of(agent) {
@@ -251,26 +316,39 @@ impl<K: KeyRing> Cutter<'_, K> {
             if subjects.is_empty() {
                 subjects = member_subjects;
             }
-            replacement.as_object_mut().expect("agents are objects").insert("member".into(), Value::Array(members));
+            replacement
+                .as_object_mut()
+                .expect("agents are objects")
+                .insert("member".into(), Value::Array(members));
         }
         *agent = replacement;
         Ok(subjects)
     }
 }
 
-fn put_people_back(value: &mut Value, sealed: &SealedStatementV1, people: &[Option<Value>]) -> Result<(), EnvelopeError> {
+fn put_people_back(
+    value: &mut Value,
+    sealed: &SealedStatementV1,
+    people: &[Option<Value>],
+) -> Result<(), EnvelopeError> {
     match value {
         Value::Object(object) => {
             if let Some(index) = object.get(PERSON_MARKER).and_then(Value::as_u64) {
                 let index = index as usize;
-                let person = sealed.persons.get(index).ok_or(EnvelopeError::Corrupt("person marker out of range"))?;
+                let person = sealed
+                    .persons
+                    .get(index)
+                    .ok_or(EnvelopeError::Corrupt("person marker out of range"))?;
                 let mut restored = match &people[index] {
                     Some(agent) => agent.clone(),
                     None => erased_agent(&person.token),
                 };
                 if let Some(mut members) = object.remove("member") {
                     put_people_back(&mut members, sealed, people)?;
-                    restored.as_object_mut().expect("agents are objects").insert("member".into(), members);
+                    restored
+                        .as_object_mut()
+                        .expect("agents are objects")
+                        .insert("member".into(), members);
                 }
                 *value = restored;
                 return Ok(());
@@ -300,17 +378,25 @@ fn seal_for(token: Token, key: &DataKey, plaintext: &[u8]) -> SealedForPersonV1 
     let ciphertext = XChaCha20Poly1305::new(&key.0.into())
         .encrypt(XNonce::from_slice(&nonce), plaintext)
         .expect("encryption of a vec never fails");
-    SealedForPersonV1 { token, nonce, ciphertext }
+    SealedForPersonV1 {
+        token,
+        nonce,
+        ciphertext,
+    }
 }
 
 fn open_bytes(sealed: &SealedForPersonV1, key: &DataKey) -> Result<Vec<u8>, EnvelopeError> {
     XChaCha20Poly1305::new(&key.0.into())
-        .decrypt(XNonce::from_slice(&sealed.nonce), sealed.ciphertext.as_slice())
+        .decrypt(
+            XNonce::from_slice(&sealed.nonce),
+            sealed.ciphertext.as_slice(),
+        )
         .map_err(|_| EnvelopeError::Corrupt("personal data does not decrypt under its key"))
 }
 
 fn open_for(sealed: &SealedForPersonV1, key: &DataKey) -> Result<Value, EnvelopeError> {
-    serde_json::from_slice(&open_bytes(sealed, key)?).map_err(|_| EnvelopeError::Corrupt("person is not json"))
+    serde_json::from_slice(&open_bytes(sealed, key)?)
+        .map_err(|_| EnvelopeError::Corrupt("person is not json"))
 }
 
 #[cfg(test)]
@@ -327,7 +413,10 @@ mod tests {
     impl KeyRing for MemoryKeys {
         fn person(&mut self, ifi: &Ifi) -> Result<(Token, DataKey), EnvelopeError> {
             let next = self.by_ifi.len() as u8 + 1;
-            let entry = self.by_ifi.entry(ifi.clone()).or_insert_with(|| (Token([next; 16]), DataKey([next; 32])));
+            let entry = self
+                .by_ifi
+                .entry(ifi.clone())
+                .or_insert_with(|| (Token([next; 16]), DataKey([next; 32])));
             self.by_token.insert(entry.0, entry.1.clone());
             Ok(entry.clone())
         }
@@ -358,8 +447,17 @@ mod tests {
         let mut keys = MemoryKeys::default();
         let sealed = seal(&statement(), &[], &mut keys).unwrap();
         let bytes = postcard::to_stdvec(&sealed.sealed).unwrap();
-        for secret in ["anna@example.nl", "Anna de Vries", "mijn antwoord", "bram", "c@example.nl"] {
-            assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()), "{secret} leaked");
+        for secret in [
+            "anna@example.nl",
+            "Anna de Vries",
+            "mijn antwoord",
+            "bram",
+            "c@example.nl",
+        ] {
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "{secret} leaked"
+            );
         }
         assert_eq!(open(&sealed.sealed, &keys).unwrap().unwrap(), statement());
         assert_eq!(sealed.tokens.len(), 4);
@@ -376,7 +474,10 @@ mod tests {
         let sealed = seal(&statement(), std::slice::from_ref(&certificate), &mut keys).unwrap();
         let bytes = postcard::to_stdvec(&sealed.sealed).unwrap();
         assert!(!bytes.windows(4).any(|w| w == b"Anna"));
-        assert_eq!(open_attachments(&sealed.sealed, &keys).unwrap().unwrap(), vec![certificate]);
+        assert_eq!(
+            open_attachments(&sealed.sealed, &keys).unwrap().unwrap(),
+            vec![certificate]
+        );
         keys.by_token.remove(&sealed.tokens[0]);
         assert!(open_attachments(&sealed.sealed, &keys).unwrap().is_none());
     }

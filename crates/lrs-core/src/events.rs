@@ -81,10 +81,20 @@ pub struct StatementFactsV1 {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ObjectFactV1 {
-    Activity { id: String, activity_type: Option<String> },
-    Agent { token: Option<Token> },
-    StatementRef { id: Uuid },
-    SubStatement { verb_id: String, activity_id: Option<String> },
+    Activity {
+        id: String,
+        activity_type: Option<String>,
+    },
+    Agent {
+        token: Option<Token>,
+    },
+    StatementRef {
+        id: Uuid,
+    },
+    SubStatement {
+        verb_id: String,
+        activity_id: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -159,7 +169,10 @@ mod tests {
             comparison_digest: [7; 32],
             facts: StatementFactsV1 {
                 verb_id: "http://adlnet.gov/expapi/verbs/completed".into(),
-                object: ObjectFactV1::Activity { id: "https://x.example/a".into(), activity_type: None },
+                object: ObjectFactV1::Activity {
+                    id: "https://x.example/a".into(),
+                    activity_type: None,
+                },
                 actor: Some(Token([1; 16])),
                 related_agents: vec![Token([1; 16])],
                 related_activities: vec![],
@@ -178,11 +191,18 @@ mod tests {
                 language: Some("nl-NL".into()),
             },
             sealed: SealedStatementV1 {
-                persons: vec![SealedForPersonV1 { token: Token([1; 16]), nonce: [2; 24], ciphertext: vec![3, 4] }],
+                persons: vec![SealedForPersonV1 {
+                    token: Token([1; 16]),
+                    nonce: [2; 24],
+                    ciphertext: vec![3, 4],
+                }],
                 subject_shares: vec![],
                 body_nonce: [5; 24],
                 body: vec![6],
-                attachments: vec![SealedAttachmentV1 { nonce: [8; 24], ciphertext: vec![9] }],
+                attachments: vec![SealedAttachmentV1 {
+                    nonce: [8; 24],
+                    ciphertext: vec![9],
+                }],
             },
         })
     }
@@ -203,6 +223,9 @@ mod tests {
 
     fn sha2_hex(bytes: &[u8]) -> String {
         use sha2::Digest;
-        sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+        sha2::Sha256::digest(bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 }

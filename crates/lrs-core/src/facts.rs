@@ -9,8 +9,18 @@ use uuid::Uuid;
 /// Facts of a skeleton (as produced by [`crate::envelope::seal`]); `tokens`
 /// maps the skeleton's person markers to tokens. `timestamp_micros` is the
 /// parsed `timestamp`, if the client sent one.
-pub fn extract(skeleton: &Value, tokens: &[Token], timestamp_micros: Option<i64>) -> StatementFactsV1 {
-    let token_of = |agent: &Value| agent.get("$p").and_then(Value::as_u64).and_then(|i| tokens.get(i as usize)).copied();
+pub fn extract(
+    skeleton: &Value,
+    tokens: &[Token],
+    timestamp_micros: Option<i64>,
+) -> StatementFactsV1 {
+    let token_of = |agent: &Value| {
+        agent
+            .get("$p")
+            .and_then(Value::as_u64)
+            .and_then(|i| tokens.get(i as usize))
+            .copied()
+    };
     let mut related_agents: Vec<Token> = tokens.to_vec();
     related_agents.sort();
     related_agents.dedup();
@@ -20,14 +30,22 @@ pub fn extract(skeleton: &Value, tokens: &[Token], timestamp_micros: Option<i64>
 
     let object_value = &skeleton["object"];
     let object = match object_value.get("objectType").and_then(Value::as_str) {
-        Some("Agent") | Some("Group") => ObjectFactV1::Agent { token: token_of(object_value) },
+        Some("Agent") | Some("Group") => ObjectFactV1::Agent {
+            token: token_of(object_value),
+        },
         Some("StatementRef") => ObjectFactV1::StatementRef {
-            id: object_value.get("id").and_then(Value::as_str).and_then(|id| Uuid::parse_str(id).ok()).unwrap_or_default(),
+            id: object_value
+                .get("id")
+                .and_then(Value::as_str)
+                .and_then(|id| Uuid::parse_str(id).ok())
+                .unwrap_or_default(),
         },
         Some("SubStatement") => {
             let inner = &object_value["object"];
             let activity_id = match inner.get("objectType").and_then(Value::as_str) {
-                None | Some("Activity") => inner.get("id").and_then(Value::as_str).map(str::to_owned),
+                None | Some("Activity") => {
+                    inner.get("id").and_then(Value::as_str).map(str::to_owned)
+                }
                 _ => None,
             };
             if let Some(id) = &activity_id {
@@ -35,13 +53,23 @@ pub fn extract(skeleton: &Value, tokens: &[Token], timestamp_micros: Option<i64>
             }
             collect_context_activities(object_value, &mut related_activities);
             ObjectFactV1::SubStatement {
-                verb_id: object_value["verb"]["id"].as_str().unwrap_or_default().to_owned(),
+                verb_id: object_value["verb"]["id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
                 activity_id,
             }
         }
         _ => ObjectFactV1::Activity {
-            id: object_value.get("id").and_then(Value::as_str).unwrap_or_default().to_owned(),
-            activity_type: object_value.pointer("/definition/type").and_then(Value::as_str).map(str::to_owned),
+            id: object_value
+                .get("id")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            activity_type: object_value
+                .pointer("/definition/type")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
         },
     };
     related_activities.sort();
@@ -55,35 +83,59 @@ pub fn extract(skeleton: &Value, tokens: &[Token], timestamp_micros: Option<i64>
         score_raw: result.pointer("/score/raw").and_then(Value::as_f64),
         score_min: result.pointer("/score/min").and_then(Value::as_f64),
         score_max: result.pointer("/score/max").and_then(Value::as_f64),
-        duration: result.get("duration").and_then(Value::as_str).map(str::to_owned),
+        duration: result
+            .get("duration")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
     });
 
     StatementFactsV1 {
-        verb_id: skeleton["verb"]["id"].as_str().unwrap_or_default().to_owned(),
+        verb_id: skeleton["verb"]["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
         object,
         actor: token_of(&skeleton["actor"]),
         related_agents,
         related_activities,
-        registration: context.get("registration").and_then(Value::as_str).and_then(|r| Uuid::parse_str(r).ok()),
+        registration: context
+            .get("registration")
+            .and_then(Value::as_str)
+            .and_then(|r| Uuid::parse_str(r).ok()),
         timestamp_micros,
         result,
-        platform: context.get("platform").and_then(Value::as_str).map(str::to_owned),
-        language: context.get("language").and_then(Value::as_str).map(str::to_owned),
+        platform: context
+            .get("platform")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        language: context
+            .get("language")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
     }
 }
 
 fn collect_context_activities(statement: &Value, out: &mut Vec<String>) {
-    let Some(context_activities) = statement.pointer("/context/contextActivities").and_then(Value::as_object) else {
+    let Some(context_activities) = statement
+        .pointer("/context/contextActivities")
+        .and_then(Value::as_object)
+    else {
         return;
     };
     for kind in ["parent", "grouping", "category", "other"] {
         match context_activities.get(kind) {
-            Some(Value::Array(activities)) => {
-                out.extend(activities.iter().filter_map(|a| a.get("id").and_then(Value::as_str)).map(str::to_owned))
-            }
-            Some(activity @ Value::Object(_)) => {
-                out.extend(activity.get("id").and_then(Value::as_str).map(str::to_owned))
-            }
+            Some(Value::Array(activities)) => out.extend(
+                activities
+                    .iter()
+                    .filter_map(|a| a.get("id").and_then(Value::as_str))
+                    .map(str::to_owned),
+            ),
+            Some(activity @ Value::Object(_)) => out.extend(
+                activity
+                    .get("id")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+            ),
             _ => {}
         }
     }
@@ -111,8 +163,17 @@ mod tests {
         let facts = extract(&skeleton, &tokens, None);
         assert_eq!(facts.actor, Some(Token([9; 16])));
         assert_eq!(facts.related_agents, vec![Token([3; 16]), Token([9; 16])]);
-        assert_eq!(facts.related_activities, vec!["https://c.example/g", "https://c.example/p"]);
+        assert_eq!(
+            facts.related_activities,
+            vec!["https://c.example/g", "https://c.example/p"]
+        );
         assert_eq!(facts.result.unwrap().score_scaled, Some(0.8));
-        assert!(matches!(facts.object, ObjectFactV1::Activity { activity_type: Some(_), .. }));
+        assert!(matches!(
+            facts.object,
+            ObjectFactV1::Activity {
+                activity_type: Some(_),
+                ..
+            }
+        ));
     }
 }

@@ -7,11 +7,19 @@ use crate::events::StatementStoredV1;
 use serde_json::{Map, Value};
 
 /// The statement as a client sees it, or `None` if its subject was erased.
-pub fn reassemble(stored: &StatementStoredV1, keys: &impl KeyLookup) -> Result<Option<Value>, EnvelopeError> {
-    let Some(Value::Object(body)) = envelope::open(&stored.sealed, keys)? else { return Ok(None) };
+pub fn reassemble(
+    stored: &StatementStoredV1,
+    keys: &impl KeyLookup,
+) -> Result<Option<Value>, EnvelopeError> {
+    let Some(Value::Object(body)) = envelope::open(&stored.sealed, keys)? else {
+        return Ok(None);
+    };
     let stored_at = format_micros(stored.stored_micros);
     let mut statement = Map::with_capacity(body.len() + 3);
-    statement.insert("id".into(), Value::String(stored.statement_id.hyphenated().to_string()));
+    statement.insert(
+        "id".into(),
+        Value::String(stored.statement_id.hyphenated().to_string()),
+    );
     let has_timestamp = body.contains_key("timestamp");
     for (key, value) in body {
         statement.insert(key, value);
@@ -68,7 +76,13 @@ mod tests {
     #[test]
     fn formats_utc_with_microseconds() {
         assert_eq!(format_micros(0), "1970-01-01T00:00:00.000000Z");
-        assert_eq!(format_micros(1_700_000_000_123_456), "2023-11-14T22:13:20.123456Z");
-        assert_eq!(format_micros(951_782_400_000_000), "2000-02-29T00:00:00.000000Z");
+        assert_eq!(
+            format_micros(1_700_000_000_123_456),
+            "2023-11-14T22:13:20.123456Z"
+        );
+        assert_eq!(
+            format_micros(951_782_400_000_000),
+            "2000-02-29T00:00:00.000000Z"
+        );
     }
 }

@@ -12,12 +12,20 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 /// Form fields that are headers in the alternate syntax.
-const HEADER_FIELDS: &[&str] =
-    &["authorization", "x-experience-api-version", "content-type", "content-length", "if-match", "if-none-match"];
+const HEADER_FIELDS: &[&str] = &[
+    "authorization",
+    "x-experience-api-version",
+    "content-type",
+    "content-length",
+    "if-match",
+    "if-none-match",
+];
 
 pub async fn alternate_syntax(request: Request, next: Next) -> Response {
     let query = request.uri().query().unwrap_or("");
-    let Some(method) = form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "method").map(|(_, v)| v.into_owned())
+    let Some(method) = form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "method")
+        .map(|(_, v)| v.into_owned())
     else {
         return next.run(request).await;
     };
@@ -30,7 +38,10 @@ pub async fn alternate_syntax(request: Request, next: Next) -> Response {
 async fn rewrite(request: Request, method: &str) -> Result<Request, ApiError> {
     let invalid = |rule: &str, message: &str| ApiError::bad_request("?method", rule, message);
     if request.method() != Method::POST {
-        return Err(invalid("alternate-syntax.post", "the alternate request syntax is sent as POST"));
+        return Err(invalid(
+            "alternate-syntax.post",
+            "the alternate request syntax is sent as POST",
+        ));
     }
     let query = request.uri().query().unwrap_or("");
     if form_urlencoded::parse(query.as_bytes()).any(|(k, _)| k != "method") {
@@ -41,10 +52,24 @@ async fn rewrite(request: Request, method: &str) -> Result<Request, ApiError> {
     }
     let method = Method::from_bytes(method.as_bytes())
         .ok()
-        .filter(|m| matches!(*m, Method::GET | Method::PUT | Method::POST | Method::DELETE | Method::HEAD))
-        .ok_or_else(|| invalid("alternate-syntax.method", "method must be GET, HEAD, PUT, POST or DELETE"))?;
+        .filter(|m| {
+            matches!(
+                *m,
+                Method::GET | Method::PUT | Method::POST | Method::DELETE | Method::HEAD
+            )
+        })
+        .ok_or_else(|| {
+            invalid(
+                "alternate-syntax.method",
+                "method must be GET, HEAD, PUT, POST or DELETE",
+            )
+        })?;
     let (parts, body) = request.into_parts();
-    let declared = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let declared = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     let bytes = axum::body::to_bytes(body, usize::MAX)
         .await
         .map_err(|_| ApiError::PayloadTooLarge(0))?;
@@ -68,23 +93,46 @@ async fn rewrite(request: Request, method: &str) -> Result<Request, ApiError> {
                 continue;
             }
             let name = HeaderName::from_bytes(lower.as_bytes()).expect("known header names");
-            let value = HeaderValue::from_str(&value)
-                .map_err(|_| ApiError::bad_request(format!("form {key}"), "header.value", "not a valid header value"))?;
+            let value = HeaderValue::from_str(&value).map_err(|_| {
+                ApiError::bad_request(
+                    format!("form {key}"),
+                    "header.value",
+                    "not a valid header value",
+                )
+            })?;
             headers.insert(name, value);
         } else {
             query.append_pair(&key, &value);
         }
     }
-    let version = headers.get("x-experience-api-version").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let version = headers
+        .get("x-experience-api-version")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     if version.trim().starts_with("2.") {
-        return Err(invalid("alternate-syntax.removed", "xAPI 2.0.0 has no alternate request syntax"));
+        return Err(invalid(
+            "alternate-syntax.removed",
+            "xAPI 2.0.0 has no alternate request syntax",
+        ));
     }
     if !content.is_empty() && !headers.contains_key(header::CONTENT_TYPE) {
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
     }
     let query = query.finish();
-    let path_and_query = if query.is_empty() { parts.uri.path().to_owned() } else { format!("{}?{query}", parts.uri.path()) };
-    let uri: Uri = path_and_query.parse().map_err(|_| invalid("alternate-syntax.form", "form parameters do not form a query"))?;
+    let path_and_query = if query.is_empty() {
+        parts.uri.path().to_owned()
+    } else {
+        format!("{}?{query}", parts.uri.path())
+    };
+    let uri: Uri = path_and_query.parse().map_err(|_| {
+        invalid(
+            "alternate-syntax.form",
+            "form parameters do not form a query",
+        )
+    })?;
     let mut rewritten = Request::new(Body::from(content));
     *rewritten.method_mut() = method;
     *rewritten.uri_mut() = uri;

@@ -48,7 +48,10 @@ pub fn router(state: AppState) -> Router {
             get(statements::get_statements)
                 .put(statements::put_statement)
                 .post(statements::post_statements)
-                .layer(middleware::from_fn_with_state(state.clone(), consistent_through)),
+                .layer(middleware::from_fn_with_state(
+                    state.clone(),
+                    consistent_through,
+                )),
         )
         .route("/about", get(about::get_about));
     let routes = Router::new()
@@ -60,9 +63,14 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .fallback_service(routes)
         .layer(middleware::from_fn(crate::alternate::alternate_syntax))
-        .layer(middleware::from_fn(move |request, next| limit_body(max_body, request, next)))
+        .layer(middleware::from_fn(move |request, next| {
+            limit_body(max_body, request, next)
+        }))
         .layer(DefaultBodyLimit::disable())
-        .layer(middleware::from_fn_with_state(state.clone(), version_header))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            version_header,
+        ))
         .layer(cors())
         .with_state(state)
 }
@@ -80,7 +88,9 @@ async fn limit_body(max: usize, request: Request, next: Next) -> Response {
     }
     let (parts, body) = request.into_parts();
     let limited = http_body_util::Limited::new(body, max);
-    let response = next.run(Request::from_parts(parts, axum::body::Body::new(limited))).await;
+    let response = next
+        .run(Request::from_parts(parts, axum::body::Body::new(limited)))
+        .await;
     if response.status() == StatusCode::PAYLOAD_TOO_LARGE && !is_json(&response) {
         return ApiError::PayloadTooLarge(max).into_response();
     }
@@ -97,7 +107,11 @@ fn is_json(response: &Response) -> bool {
 
 /// Every GET of statements, errors included, says up to when the results
 /// are complete, so clients polling for a statement know when to stop.
-async fn consistent_through(State(state): State<AppState>, request: Request, next: Next) -> Response {
+async fn consistent_through(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
     let is_read = matches!(*request.method(), Method::GET | Method::HEAD);
     let through = state.store.consistent_through_micros();
     let mut response = next.run(request).await;
@@ -117,24 +131,34 @@ async fn version_header(State(state): State<AppState>, request: Request, next: N
         .get(VERSION_HEADER)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| xapi::XapiVersion::parse_header(v).ok());
-    let client = request.headers().get(axum::http::header::AUTHORIZATION).map(|v| client_fingerprint(v.as_bytes()));
+    let client = request
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .map(|v| client_fingerprint(v.as_bytes()));
     let version = match (asked, client) {
         (Some(version), Some(client)) => {
             state.last_versions.remember(client, version);
             version
         }
         (Some(version), None) => version,
-        (None, Some(client)) => state.last_versions.recall(client).unwrap_or(xapi::XapiVersion::V2_0_0),
+        (None, Some(client)) => state
+            .last_versions
+            .recall(client)
+            .unwrap_or(xapi::XapiVersion::V2_0_0),
         (None, None) => xapi::XapiVersion::V2_0_0,
     };
     let mut response = next.run(request).await;
-    response.headers_mut().insert(VERSION_HEADER, HeaderValue::from_static(version.as_header()));
+    response.headers_mut().insert(
+        VERSION_HEADER,
+        HeaderValue::from_static(version.as_header()),
+    );
     response
 }
 
 fn client_fingerprint(authorization: &[u8]) -> u64 {
     use std::hash::BuildHasher;
-    static SEED: std::sync::OnceLock<std::collections::hash_map::RandomState> = std::sync::OnceLock::new();
+    static SEED: std::sync::OnceLock<std::collections::hash_map::RandomState> =
+        std::sync::OnceLock::new();
     SEED.get_or_init(Default::default).hash_one(authorization)
 }
 
@@ -163,7 +187,14 @@ fn cors() -> CorsLayer {
     CorsLayer::new()
         .allow_origin(AllowOrigin::mirror_request())
         .allow_credentials(true)
-        .allow_methods([Method::GET, Method::HEAD, Method::PUT, Method::POST, Method::DELETE, Method::OPTIONS])
+        .allow_methods([
+            Method::GET,
+            Method::HEAD,
+            Method::PUT,
+            Method::POST,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
         .allow_headers([
             axum::http::header::AUTHORIZATION,
             axum::http::header::CONTENT_TYPE,
@@ -181,10 +212,16 @@ fn cors() -> CorsLayer {
 
 /// Serves until `shutdown` resolves; then drains requests in flight and
 /// closes the store, so every acknowledged write is flushed before return.
-pub async fn run(listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let store = state.store.clone();
     let app = router(state);
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await?;
     store.close().await?;
     tracing::info!("store closed; bye");
     Ok(())

@@ -22,33 +22,57 @@ pub struct StatementRequest {
 }
 
 fn parse_json(bytes: &[u8], path: &str) -> Result<Value, ApiError> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::bad_request(path, "json.syntax", format!("body is not valid json: {e}")))
+    serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::bad_request(path, "json.syntax", format!("body is not valid json: {e}"))
+    })
 }
 
 /// Reads a PUT/POST statements body in either of the two allowed forms.
 pub async fn read(headers: &HeaderMap, body: Bytes) -> Result<StatementRequest, ApiError> {
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json");
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json");
     let mime: mime::Mime = content_type.parse().map_err(|_| {
-        ApiError::bad_request("header Content-Type", "content-type", format!("{content_type:?} is not a media type"))
+        ApiError::bad_request(
+            "header Content-Type",
+            "content-type",
+            format!("{content_type:?} is not a media type"),
+        )
     })?;
     match (mime.type_().as_str(), mime.subtype().as_str()) {
-        ("application", "json") => Ok(StatementRequest { body: parse_json(&body, "$")?, parts: Vec::new() }),
+        ("application", "json") => Ok(StatementRequest {
+            body: parse_json(&body, "$")?,
+            parts: Vec::new(),
+        }),
         ("multipart", "mixed") => read_multipart(&mime, body).await,
         _ => Err(ApiError::bad_request(
             "header Content-Type",
             "content-type",
-            format!("statements are sent as application/json or multipart/mixed, not {content_type:?}"),
+            format!(
+                "statements are sent as application/json or multipart/mixed, not {content_type:?}"
+            ),
         )),
     }
 }
 
 async fn read_multipart(mime: &mime::Mime, body: Bytes) -> Result<StatementRequest, ApiError> {
-    let boundary = mime.get_param("boundary").map(|b| b.as_str().to_owned()).ok_or_else(|| {
-        ApiError::bad_request("header Content-Type", "multipart.boundary", "multipart/mixed needs a boundary parameter")
-    })?;
+    let boundary = mime
+        .get_param("boundary")
+        .map(|b| b.as_str().to_owned())
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "header Content-Type",
+                "multipart.boundary",
+                "multipart/mixed needs a boundary parameter",
+            )
+        })?;
     let malformed = |e: multer::Error| {
-        ApiError::bad_request("$", "multipart.syntax", format!("multipart body is malformed: {e}"))
+        ApiError::bad_request(
+            "$",
+            "multipart.syntax",
+            format!("multipart body is malformed: {e}"),
+        )
     };
     let stream = futures_util::stream::once(async move { Ok::<_, std::convert::Infallible>(body) });
     let mut multipart = multer::Multipart::new(stream, boundary);
@@ -56,8 +80,14 @@ async fn read_multipart(mime: &mime::Mime, body: Bytes) -> Result<StatementReque
         .next_field()
         .await
         .map_err(malformed)?
-        .ok_or_else(|| ApiError::bad_request("$", "multipart.statements", "multipart body has no parts"))?;
-    let first_type = first.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        .ok_or_else(|| {
+            ApiError::bad_request("$", "multipart.statements", "multipart body has no parts")
+        })?;
+    let first_type = first
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     if !first_type.trim().starts_with("application/json") {
         return Err(ApiError::bad_request(
             "part 1",
@@ -77,10 +107,17 @@ async fn read_multipart(mime: &mime::Mime, body: Bytes) -> Result<StatementReque
             .and_then(|v| v.to_str().ok())
             .map(|v| v.trim().to_ascii_lowercase())
             .ok_or_else(|| {
-                ApiError::bad_request(&path, "attachments.hash-header", "every attachment part needs X-Experience-API-Hash")
+                ApiError::bad_request(
+                    &path,
+                    "attachments.hash-header",
+                    "every attachment part needs X-Experience-API-Hash",
+                )
             })?;
         if let Some(encoding) = field.headers().get("content-transfer-encoding") {
-            if !encoding.to_str().is_ok_and(|e| e.trim().eq_ignore_ascii_case("binary")) {
+            if !encoding
+                .to_str()
+                .is_ok_and(|e| e.trim().eq_ignore_ascii_case("binary"))
+            {
                 return Err(ApiError::bad_request(
                     &path,
                     "attachments.transfer-encoding",
@@ -102,14 +139,25 @@ async fn read_multipart(mime: &mime::Mime, body: Bytes) -> Result<StatementReque
                 "the part's content does not hash (SHA-256) to its X-Experience-API-Hash",
             ));
         }
-        parts.push(AttachmentContent { sha2: hash, content_type, bytes: bytes.to_vec() });
+        parts.push(AttachmentContent {
+            sha2: hash,
+            content_type,
+            bytes: bytes.to_vec(),
+        });
     }
-    Ok(StatementRequest { body: statements, parts })
+    Ok(StatementRequest {
+        body: statements,
+        parts,
+    })
 }
 
 fn statements_of(body: &Value) -> Vec<(String, &Value)> {
     match body {
-        Value::Array(items) => items.iter().enumerate().map(|(i, s)| (format!("$[{i}]"), s)).collect(),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (format!("$[{i}]"), s))
+            .collect(),
         other => vec![("$".to_owned(), other)],
     }
 }
@@ -117,39 +165,59 @@ fn statements_of(body: &Value) -> Vec<(String, &Value)> {
 /// Matches parts to attachments: every attachment without `fileUrl` needs a
 /// part, every part must belong to an attachment, signatures must verify.
 /// Returns, per statement, the contents that belong to it.
-pub fn match_parts(body: &Value, parts: &[AttachmentContent]) -> Result<Vec<Vec<AttachmentContent>>, ApiError> {
-    let by_hash: BTreeMap<&str, &AttachmentContent> = parts.iter().map(|p| (p.sha2.as_str(), p)).collect();
+pub fn match_parts(
+    body: &Value,
+    parts: &[AttachmentContent],
+) -> Result<Vec<Vec<AttachmentContent>>, ApiError> {
+    let by_hash: BTreeMap<&str, &AttachmentContent> =
+        parts.iter().map(|p| (p.sha2.as_str(), p)).collect();
     let mut used = HashSet::new();
     let mut per_statement = Vec::new();
     for (path, statement) in statements_of(body) {
         let mut contents = Vec::new();
-        let attachments = statement.get("attachments").and_then(Value::as_array).cloned().unwrap_or_default();
+        let attachments = statement
+            .get("attachments")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         for (j, attachment) in attachments.iter().enumerate() {
             let at = format!("{path}.attachments[{j}]");
-            let sha2 = attachment.get("sha2").and_then(Value::as_str).unwrap_or("").to_ascii_lowercase();
+            let sha2 = attachment
+                .get("sha2")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_ascii_lowercase();
             let part = by_hash.get(sha2.as_str());
             if attachment.get("usageType").and_then(Value::as_str) == Some(SIGNATURE_USAGE_TYPE) {
                 let part = part.ok_or_else(|| {
-                    ApiError::bad_request(&at, "signature.missing", "a signature attachment needs its JWS as a part")
+                    ApiError::bad_request(
+                        &at,
+                        "signature.missing",
+                        "a signature attachment needs its JWS as a part",
+                    )
                 })?;
-                let declared = attachment.get("contentType").and_then(Value::as_str).unwrap_or("");
+                let declared = attachment
+                    .get("contentType")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
                 xapi::signature::check(statement, declared, &part.bytes, &at)?;
             }
             match part {
                 Some(part) => {
                     used.insert(part.sha2.clone());
-                    if !contents.iter().any(|c: &AttachmentContent| c.sha2 == part.sha2) {
+                    if !contents
+                        .iter()
+                        .any(|c: &AttachmentContent| c.sha2 == part.sha2)
+                    {
                         contents.push((*part).clone());
                     }
                 }
                 None if attachment.get("fileUrl").is_some() => {}
-                None => {
-                    return Err(ApiError::bad_request(
-                        &at,
-                        "attachments.content-missing",
-                        "an attachment without fileUrl needs a multipart/mixed part with the same sha2",
-                    ))
-                }
+                None => return Err(ApiError::bad_request(
+                    &at,
+                    "attachments.content-missing",
+                    "an attachment without fileUrl needs a multipart/mixed part with the same sha2",
+                )),
             }
         }
         per_statement.push(contents);
@@ -158,7 +226,10 @@ pub fn match_parts(body: &Value, parts: &[AttachmentContent]) -> Result<Vec<Vec<
         return Err(ApiError::bad_request(
             "$",
             "attachments.part-unclaimed",
-            format!("part with hash {} belongs to no attachment of the statements", extra.sha2),
+            format!(
+                "part with hash {} belongs to no attachment of the statements",
+                extra.sha2
+            ),
         ));
     }
     Ok(per_statement)

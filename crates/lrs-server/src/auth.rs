@@ -16,8 +16,16 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 /// The xAPI OAuth scopes (xAPI 1.0.3 Communication 4.2).
-pub const SCOPES: &[&str] =
-    &["statements/write", "statements/read", "statements/read/mine", "all/read", "all", "state", "define", "profile"];
+pub const SCOPES: &[&str] = &[
+    "statements/write",
+    "statements/read",
+    "statements/read/mine",
+    "all/read",
+    "all",
+    "state",
+    "define",
+    "profile",
+];
 
 /// Who is calling.
 #[derive(Debug, Clone)]
@@ -31,7 +39,9 @@ pub struct Credential {
 
 impl Credential {
     pub fn has_scope(&self, wanted: &str) -> bool {
-        self.scopes.iter().any(|s| s == wanted || s == "all" || (s == "all/read" && wanted.ends_with("/read")))
+        self.scopes
+            .iter()
+            .any(|s| s == wanted || s == "all" || (s == "all/read" && wanted.ends_with("/read")))
     }
 
     /// Fails with 403 unless the credential has one of `any`.
@@ -54,11 +64,16 @@ impl Authenticator {
     pub fn new(store: Arc<Store>) -> Self {
         let mut process_key = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut process_key);
-        Self { store, process_key, verified: RwLock::new(HashMap::new()) }
+        Self {
+            store,
+            process_key,
+            verified: RwLock::new(HashMap::new()),
+        }
     }
 
     fn remembered(&self, secret: &str) -> [u8; 32] {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.process_key).expect("any key length");
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(&self.process_key).expect("any key length");
         mac.update(secret.as_bytes());
         mac.finalize().into_bytes().into()
     }
@@ -73,9 +88,15 @@ impl Authenticator {
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(encoded.trim())
             .map_err(|_| ApiError::Unauthorized("malformed Basic credentials"))?;
-        let decoded = String::from_utf8(decoded).map_err(|_| ApiError::Unauthorized("malformed Basic credentials"))?;
-        let (key, secret) = decoded.split_once(':').ok_or(ApiError::Unauthorized("malformed Basic credentials"))?;
-        let record = self.store.credential(key)?.ok_or(ApiError::Unauthorized("unknown key or wrong secret"))?;
+        let decoded = String::from_utf8(decoded)
+            .map_err(|_| ApiError::Unauthorized("malformed Basic credentials"))?;
+        let (key, secret) = decoded
+            .split_once(':')
+            .ok_or(ApiError::Unauthorized("malformed Basic credentials"))?;
+        let record = self
+            .store
+            .credential(key)?
+            .ok_or(ApiError::Unauthorized("unknown key or wrong secret"))?;
         let now = now_micros();
         if record.expires_micros.is_some_and(|expires| expires <= now) {
             return Err(ApiError::Unauthorized("credential has expired"));
@@ -90,7 +111,10 @@ impl Authenticator {
                     .await
                     .map_err(ApiError::internal)?;
                 if ok {
-                    self.verified.write().expect("auth cache").insert(key.to_owned(), remembered);
+                    self.verified
+                        .write()
+                        .expect("auth cache")
+                        .insert(key.to_owned(), remembered);
                 }
                 ok
             }
@@ -118,21 +142,36 @@ fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
 }
 
 pub fn now_micros() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
 }
 
 pub fn hash_secret(secret: &str) -> String {
     let salt = SaltString::generate(&mut rand::rngs::OsRng);
-    Argon2::default().hash_password(secret.as_bytes(), &salt).expect("argon2 hashes any input").to_string()
+    Argon2::default()
+        .hash_password(secret.as_bytes(), &salt)
+        .expect("argon2 hashes any input")
+        .to_string()
 }
 
 fn verify_secret(phc: &str, secret: &str) -> bool {
-    PasswordHash::new(phc).is_ok_and(|hash| Argon2::default().verify_password(secret.as_bytes(), &hash).is_ok())
+    PasswordHash::new(phc).is_ok_and(|hash| {
+        Argon2::default()
+            .verify_password(secret.as_bytes(), &hash)
+            .is_ok()
+    })
 }
 
 /// A new credential: random key and secret (from the OS's secure source),
 /// and the event that records it (with only the secret's hash).
-pub fn issue(name: &str, tenant: &str, scopes: Vec<String>, expires_micros: Option<i64>) -> (String, String, CredentialIssuedV1) {
+pub fn issue(
+    name: &str,
+    tenant: &str,
+    scopes: Vec<String>,
+    expires_micros: Option<i64>,
+) -> (String, String, CredentialIssuedV1) {
     let mut key_bytes = [0u8; 12];
     let mut secret_bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut key_bytes);

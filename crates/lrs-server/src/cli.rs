@@ -1,16 +1,20 @@
 //! The command line of the `lrs` binary: serve, issue credentials, erase a
 //! person, verify the log. `main.rs` only calls [`main`].
 
+use crate::{auth, keys, AppState, ServeConfig};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use lrs_core::Event;
-use crate::{auth, keys, AppState, ServeConfig};
 use lrs_store::{Store, StoreConfig};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "lrs", version, about = "Event-sourced xAPI Learning Record Store")]
+#[command(
+    name = "lrs",
+    version,
+    about = "Event-sourced xAPI Learning Record Store"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -80,17 +84,28 @@ enum CredentialsCommand {
 
 fn open_store(data: &DataArgs) -> anyhow::Result<std::sync::Arc<Store>> {
     let master_key = keys::resolve(&data.data_dir, data.master_key_file.as_ref())?;
-    Store::open(StoreConfig::new(&data.data_dir, master_key))
-        .with_context(|| format!("opening data directory {} (is a server running on it?)", data.data_dir.display()))
+    Store::open(StoreConfig::new(&data.data_dir, master_key)).with_context(|| {
+        format!(
+            "opening data directory {} (is a server running on it?)",
+            data.data_dir.display()
+        )
+    })
 }
 
 fn init_tracing() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("LRS_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     if std::env::var("LRS_LOG_FORMAT").as_deref() == Ok("json") {
-        tracing_subscriber::fmt().with_env_filter(filter).json().with_writer(std::io::stderr).init();
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .json()
+            .with_writer(std::io::stderr)
+            .init();
     } else {
-        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
     }
 }
 
@@ -110,28 +125,52 @@ pub async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Serve { data, listen } => {
             let store = open_store(&data)?;
-            let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("binding {listen}"))?;
             let local = listener.local_addr()?;
             tracing::info!(address = %local, data_dir = %data.data_dir.display(), head = store.head(), "serving xAPI at /xapi");
             let state = AppState::new(store, ServeConfig::new(data.data_dir.clone(), local));
             crate::run(listener, state, shutdown_signal()).await
         }
-        Command::Credentials { command: CredentialsCommand::Add { data, name, scopes, tenant, expires_in_days } } => {
-            let scopes = if scopes.is_empty() { vec!["all".to_owned()] } else { scopes };
+        Command::Credentials {
+            command:
+                CredentialsCommand::Add {
+                    data,
+                    name,
+                    scopes,
+                    tenant,
+                    expires_in_days,
+                },
+        } => {
+            let scopes = if scopes.is_empty() {
+                vec!["all".to_owned()]
+            } else {
+                scopes
+            };
             if let Some(unknown) = scopes.iter().find(|s| !auth::SCOPES.contains(&s.as_str())) {
-                anyhow::bail!("unknown scope {unknown:?}; known: {}", auth::SCOPES.join(", "));
+                anyhow::bail!(
+                    "unknown scope {unknown:?}; known: {}",
+                    auth::SCOPES.join(", ")
+                );
             }
             let store = open_store(&data)?;
             let expires = auth::now_micros() + i64::from(expires_in_days) * 86_400 * 1_000_000;
             let (key, secret, event) = auth::issue(&name, &tenant, scopes, Some(expires));
-            store.append_event(Event::CredentialIssuedV1(event)).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            store
+                .append_event(Event::CredentialIssuedV1(event))
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             store.close().await?;
             println!("{key} {secret}");
             Ok(())
         }
         Command::Erase { data, agent } => {
-            let agent: serde_json::Value = serde_json::from_str(&agent).context("--agent is not json")?;
-            let ifi = xapi::agent::ifi_of(&agent).context("--agent needs exactly one identifier (mbox, mbox_sha1sum, openid or account)")?;
+            let agent: serde_json::Value =
+                serde_json::from_str(&agent).context("--agent is not json")?;
+            let ifi = xapi::agent::ifi_of(&agent).context(
+                "--agent needs exactly one identifier (mbox, mbox_sha1sum, openid or account)",
+            )?;
             let store = open_store(&data)?;
             let outcome = match store.vault().token_of(&ifi) {
                 Some(token) => store.vault().destroy(&token)?.map(|d| d.token),
@@ -139,7 +178,9 @@ pub async fn main() -> anyhow::Result<()> {
             };
             store.close().await?;
             match outcome {
-                Some(token) => println!("erased person {token}: their data in the log is now unreadable"),
+                Some(token) => {
+                    println!("erased person {token}: their data in the log is now unreadable")
+                }
                 None => println!("no such person in the vault (never seen, or already erased)"),
             }
             Ok(())
@@ -156,7 +197,10 @@ pub async fn main() -> anyhow::Result<()> {
                     Ok(())
                 }
                 Err(chain_break) => {
-                    println!("BROKEN at position {}: {}", chain_break.position, chain_break.reason);
+                    println!(
+                        "BROKEN at position {}: {}",
+                        chain_break.position, chain_break.reason
+                    );
                     std::process::exit(2)
                 }
             }

@@ -34,7 +34,11 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    pub fn bad_request(path: impl Into<String>, rule: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn bad_request(
+        path: impl Into<String>,
+        rule: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         ApiError::Invalid(ValidationError::new(path, rule, message))
     }
 
@@ -49,9 +53,13 @@ impl ApiError {
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
-            ApiError::PreconditionFailed(_) => (StatusCode::PRECONDITION_FAILED, "precondition_failed"),
+            ApiError::PreconditionFailed(_) => {
+                (StatusCode::PRECONDITION_FAILED, "precondition_failed")
+            }
             ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
-            ApiError::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+            ApiError::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
@@ -79,11 +87,16 @@ impl IntoResponse for ApiError {
                 tracing::error!(%detail, "internal error");
                 json!({"error": {"status": 500, "code": code, "message": "internal error; see the server log"}})
             }
-            other => json!({"error": {"status": status.as_u16(), "code": code, "message": other.to_string()}}),
+            other => {
+                json!({"error": {"status": status.as_u16(), "code": code, "message": other.to_string()}})
+            }
         };
         let mut response = (status, axum::Json(body)).into_response();
         if status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"xAPI\""));
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"xAPI\""),
+            );
         }
         response
     }

@@ -33,12 +33,17 @@ pub fn prepare(
     attachments: &[AttachmentContent],
 ) -> Result<PreparedStatement, ApiError> {
     xapi::format::normalize_context_activities(&mut statement);
-    let object = statement
-        .as_object_mut()
-        .ok_or_else(|| ApiError::bad_request(path, "statement.type", "a statement must be a json object"))?;
+    let object = statement.as_object_mut().ok_or_else(|| {
+        ApiError::bad_request(path, "statement.type", "a statement must be a json object")
+    })?;
     let statement_id = match object.remove("id") {
-        Some(Value::String(id)) => Uuid::parse_str(&id)
-            .map_err(|_| ApiError::bad_request(format!("{path}.id"), "uuid.format", "statement id is not a uuid"))?,
+        Some(Value::String(id)) => Uuid::parse_str(&id).map_err(|_| {
+            ApiError::bad_request(
+                format!("{path}.id"),
+                "uuid.format",
+                "statement id is not a uuid",
+            )
+        })?,
         _ => Uuid::new_v4(),
     };
     object.remove("stored");
@@ -56,12 +61,22 @@ pub fn prepare(
         .and_then(xapi::validate::parse_timestamp)
         .map(|t| t.timestamp_micros());
 
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(store.digest_key()).expect("any key length");
-    mac.update(xapi::format::comparison_form(&statement).to_string().as_bytes());
+    let mut mac =
+        <Hmac<Sha256> as Mac>::new_from_slice(store.digest_key()).expect("any key length");
+    mac.update(
+        xapi::format::comparison_form(&statement)
+            .to_string()
+            .as_bytes(),
+    );
     let comparison_digest: [u8; 32] = mac.finalize().into_bytes().into();
 
     let sealed = seal(&statement, attachments, &mut VaultKeys(store.vault()))
         .map_err(|e| ApiError::bad_request(path, "statement.actor", e.to_string()))?;
     let facts = extract(&sealed.skeleton, &sealed.tokens, timestamp_micros);
-    Ok(PreparedStatement { statement_id, comparison_digest, facts, sealed: sealed.sealed })
+    Ok(PreparedStatement {
+        statement_id,
+        comparison_digest,
+        facts,
+        sealed: sealed.sealed,
+    })
 }

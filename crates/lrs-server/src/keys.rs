@@ -13,7 +13,9 @@ pub const ENV_MASTER_KEY: &str = "LRS_MASTER_KEY";
 
 pub fn parse_hex_key(text: &str) -> anyhow::Result<MasterKey> {
     let bytes = hex::decode(text.trim()).context("master key is not hex")?;
-    let key: [u8; 32] = bytes.try_into().map_err(|_| anyhow::anyhow!("master key must be 32 bytes (64 hex digits)"))?;
+    let key: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("master key must be 32 bytes (64 hex digits)"))?;
     Ok(MasterKey(key))
 }
 
@@ -21,7 +23,8 @@ pub fn parse_hex_key(text: &str) -> anyhow::Result<MasterKey> {
 /// generated default in `data_dir/master.key`.
 pub fn resolve(data_dir: &Path, key_file: Option<&PathBuf>) -> anyhow::Result<MasterKey> {
     if let Some(path) = key_file {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading master key {}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading master key {}", path.display()))?;
         return parse_hex_key(&text);
     }
     if let Ok(text) = std::env::var(ENV_MASTER_KEY) {
@@ -57,5 +60,9 @@ pub fn resolve(data_dir: &Path, key_file: Option<&PathBuf>) -> anyhow::Result<Ma
 
 fn open_private(path: &Path) -> std::io::Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
 }

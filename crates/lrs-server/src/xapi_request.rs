@@ -5,8 +5,8 @@ use crate::app::AppState;
 use crate::auth::Credential;
 use crate::error::ApiError;
 use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
 use axum::http::header;
+use axum::http::request::Parts;
 use xapi::XapiVersion;
 
 pub const VERSION_HEADER: &str = "x-experience-api-version";
@@ -25,7 +25,11 @@ pub fn request_version(parts: &Parts) -> Result<XapiVersion, ApiError> {
         )
     })?;
     let text = value.to_str().map_err(|_| {
-        ApiError::bad_request("header X-Experience-API-Version", "version.unsupported", "version header is not text")
+        ApiError::bad_request(
+            "header X-Experience-API-Version",
+            "version.unsupported",
+            "version header is not text",
+        )
     })?;
     Ok(XapiVersion::parse_header(text)?)
 }
@@ -33,10 +37,19 @@ pub fn request_version(parts: &Parts) -> Result<XapiVersion, ApiError> {
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let authorization = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let authorization = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
         let credential = state.auth.authenticate(authorization).await?;
         let version = request_version(parts)?;
-        Ok(Caller { credential, version })
+        Ok(Caller {
+            credential,
+            version,
+        })
     }
 }

@@ -30,7 +30,12 @@ pub struct ChainBreak {
     pub reason: String,
 }
 
-pub fn entry_hash(prev_hash: &[u8; 32], position: Position, format: u8, event_bytes: &[u8]) -> [u8; 32] {
+pub fn entry_hash(
+    prev_hash: &[u8; 32],
+    position: Position,
+    format: u8,
+    event_bytes: &[u8],
+) -> [u8; 32] {
     let mut hasher = Sha256::new();
     hasher.update(prev_hash);
     hasher.update(position.to_be_bytes());
@@ -54,7 +59,10 @@ impl Log {
     pub fn open(db: &sled::Db) -> Result<(Self, Head), StoreError> {
         let tree = db.open_tree("log")?;
         let head = match tree.last()? {
-            None => Head { position: 0, hash: [0; 32] },
+            None => Head {
+                position: 0,
+                hash: [0; 32],
+            },
             Some((key, value)) => {
                 let position = position_of(&key)?;
                 let (_, hash, _) = split(position, &value)?;
@@ -95,7 +103,10 @@ impl Log {
     }
 
     /// Entries from `from` (inclusive) on, in order.
-    pub fn read_from(&self, from: Position) -> impl Iterator<Item = Result<LogEntry, StoreError>> + '_ {
+    pub fn read_from(
+        &self,
+        from: Position,
+    ) -> impl Iterator<Item = Result<LogEntry, StoreError>> + '_ {
         self.tree.range(from.to_be_bytes()..).map(|item| {
             let (key, value) = item?;
             decode_entry(position_of(&key)?, &value)
@@ -104,14 +115,22 @@ impl Log {
 
     /// Walks the whole chain, calling `progress(position)` every 100,000
     /// entries. Returns the number of entries, or the first break.
-    pub fn verify(&self, mut progress: impl FnMut(Position)) -> Result<Result<Position, ChainBreak>, StoreError> {
+    pub fn verify(
+        &self,
+        mut progress: impl FnMut(Position),
+    ) -> Result<Result<Position, ChainBreak>, StoreError> {
         let mut expected_prev = [0u8; 32];
         let mut expected_position = 1;
         for item in self.tree.iter() {
             let (key, value) = item?;
             let position = match position_of(&key) {
                 Ok(p) => p,
-                Err(_) => return Ok(Err(ChainBreak { position: expected_position, reason: "malformed key".into() })),
+                Err(_) => {
+                    return Ok(Err(ChainBreak {
+                        position: expected_position,
+                        reason: "malformed key".into(),
+                    }))
+                }
             };
             if position != expected_position {
                 return Ok(Err(ChainBreak {
@@ -121,16 +140,30 @@ impl Log {
             }
             let (prev, hash, body) = match split(position, &value) {
                 Ok(parts) => parts,
-                Err(e) => return Ok(Err(ChainBreak { position, reason: e.to_string() })),
+                Err(e) => {
+                    return Ok(Err(ChainBreak {
+                        position,
+                        reason: e.to_string(),
+                    }))
+                }
             };
             if prev != expected_prev {
-                return Ok(Err(ChainBreak { position, reason: "previous-hash does not match the entry before".into() }));
+                return Ok(Err(ChainBreak {
+                    position,
+                    reason: "previous-hash does not match the entry before".into(),
+                }));
             }
             if entry_hash(&prev, position, value[0], body) != hash {
-                return Ok(Err(ChainBreak { position, reason: "entry hash does not match its content".into() }));
+                return Ok(Err(ChainBreak {
+                    position,
+                    reason: "entry hash does not match its content".into(),
+                }));
             }
             if Event::decode(body).is_err() {
-                return Ok(Err(ChainBreak { position, reason: "event does not decode".into() }));
+                return Ok(Err(ChainBreak {
+                    position,
+                    reason: "event does not decode".into(),
+                }));
             }
             expected_prev = hash;
             expected_position += 1;
@@ -147,7 +180,9 @@ impl Log {
 }
 
 fn position_of(key: &[u8]) -> Result<Position, StoreError> {
-    let bytes: [u8; 8] = key.try_into().map_err(|_| StoreError::Corrupt("log key is not 8 bytes".into()))?;
+    let bytes: [u8; 8] = key
+        .try_into()
+        .map_err(|_| StoreError::Corrupt("log key is not 8 bytes".into()))?;
     Ok(u64::from_be_bytes(bytes))
 }
 
@@ -156,7 +191,9 @@ type EntryParts<'a> = ([u8; 32], [u8; 32], &'a [u8]);
 
 fn split(position: Position, value: &[u8]) -> Result<EntryParts<'_>, StoreError> {
     if value.len() < HEADER || value[0] != ENTRY_FORMAT_V1 {
-        return Err(StoreError::Corrupt(format!("log entry {position} has an unknown format")));
+        return Err(StoreError::Corrupt(format!(
+            "log entry {position} has an unknown format"
+        )));
     }
     let prev = value[1..33].try_into().expect("fixed slice");
     let hash = value[33..65].try_into().expect("fixed slice");
@@ -165,6 +202,12 @@ fn split(position: Position, value: &[u8]) -> Result<EntryParts<'_>, StoreError>
 
 fn decode_entry(position: Position, value: &[u8]) -> Result<LogEntry, StoreError> {
     let (prev_hash, hash, body) = split(position, value)?;
-    let event = Event::decode(body).map_err(|e| StoreError::Corrupt(format!("log entry {position}: {e}")))?;
-    Ok(LogEntry { position, prev_hash, hash, event })
+    let event = Event::decode(body)
+        .map_err(|e| StoreError::Corrupt(format!("log entry {position}: {e}")))?;
+    Ok(LogEntry {
+        position,
+        prev_hash,
+        hash,
+        event,
+    })
 }

@@ -6,8 +6,8 @@ use crate::store::Store;
 use crate::StoreError;
 use lrs_core::Position;
 use lrs_projections::statement_index::{
-    by_id_key, decode_by_id, posting_key, tenant_hash, tenant_term, voided_key, Term, TermKind, BY_ID, POSTINGS,
-    STORED, VOIDED,
+    by_id_key, decode_by_id, posting_key, tenant_hash, tenant_term, voided_key, Term, TermKind,
+    BY_ID, POSTINGS, STORED, VOIDED,
 };
 use uuid::Uuid;
 
@@ -53,13 +53,19 @@ pub struct Found {
 
 impl Store {
     /// Finds a statement by id within the reader's scope.
-    pub fn find_statement(&self, scope: &Scope, statement_id: &Uuid) -> Result<Option<Found>, StoreError> {
+    pub fn find_statement(
+        &self,
+        scope: &Scope,
+        statement_id: &Uuid,
+    ) -> Result<Option<Found>, StoreError> {
         let shared = self.shared();
         let by_id = shared.tree(BY_ID);
         let hit = match scope {
             Scope::Tenant(tenant) => {
                 let tenant = tenant_hash(tenant);
-                by_id.get(by_id_key(statement_id, &tenant))?.map(|v| (tenant, v))
+                by_id
+                    .get(by_id_key(statement_id, &tenant))?
+                    .map(|v| (tenant, v))
             }
             Scope::All => match by_id.scan_prefix(statement_id.as_bytes()).next() {
                 Some(item) => {
@@ -69,9 +75,16 @@ impl Store {
                 None => None,
             },
         };
-        let Some((tenant, value)) = hit else { return Ok(None) };
-        let (position, is_voiding) = decode_by_id(&value).ok_or_else(|| StoreError::Corrupt("by_id value".into()))?;
-        let voided = !is_voiding && shared.tree(VOIDED).get(voided_key(&tenant, statement_id))?.is_some();
+        let Some((tenant, value)) = hit else {
+            return Ok(None);
+        };
+        let (position, is_voiding) =
+            decode_by_id(&value).ok_or_else(|| StoreError::Corrupt("by_id value".into()))?;
+        let voided = !is_voiding
+            && shared
+                .tree(VOIDED)
+                .get(voided_key(&tenant, statement_id))?
+                .is_some();
         Ok(Some(Found { position, voided }))
     }
 
@@ -88,16 +101,29 @@ impl Store {
             let start = (since.max(-1) + 1) as u64;
             match stored.range(start.to_be_bytes()..).next() {
                 Some(item) => low = low.max(position_value(&item?.1)),
-                None => return Ok(Page { positions: Vec::new(), more: None }),
+                None => {
+                    return Ok(Page {
+                        positions: Vec::new(),
+                        more: None,
+                    })
+                }
             }
         }
         if let Some(until) = query.until_micros {
             if until < 0 {
-                return Ok(Page { positions: Vec::new(), more: None });
+                return Ok(Page {
+                    positions: Vec::new(),
+                    more: None,
+                });
             }
             match stored.range(..=(until as u64).to_be_bytes()).next_back() {
                 Some(item) => high = high.min(position_value(&item?.1)),
-                None => return Ok(Page { positions: Vec::new(), more: None }),
+                None => {
+                    return Ok(Page {
+                        positions: Vec::new(),
+                        more: None,
+                    })
+                }
             }
         }
         if let Some(after) = query.after {
@@ -191,9 +217,13 @@ fn seek(
     high: Position,
 ) -> Result<Option<Position>, StoreError> {
     let item = if ascending {
-        postings.range(posting_key(kind, term, from)..=posting_key(kind, term, high)).next()
+        postings
+            .range(posting_key(kind, term, from)..=posting_key(kind, term, high))
+            .next()
     } else {
-        postings.range(posting_key(kind, term, low)..=posting_key(kind, term, from)).next_back()
+        postings
+            .range(posting_key(kind, term, low)..=posting_key(kind, term, from))
+            .next_back()
     };
     match item {
         Some(item) => {

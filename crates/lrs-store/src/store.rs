@@ -24,7 +24,11 @@ pub struct StoreConfig {
 
 impl StoreConfig {
     pub fn new(data_dir: impl Into<PathBuf>, master_key: MasterKey) -> Self {
-        Self { data_dir: data_dir.into(), master_key, cache_capacity: 512 * 1024 * 1024 }
+        Self {
+            data_dir: data_dir.into(),
+            master_key,
+            cache_capacity: 512 * 1024 * 1024,
+        }
     }
 }
 
@@ -49,19 +53,28 @@ pub struct Store {
 }
 
 fn all_projections() -> Vec<Box<dyn Projection>> {
-    vec![Box::new(statement_index::StatementIndex), Box::new(credentials::Credentials)]
+    vec![
+        Box::new(statement_index::StatementIndex),
+        Box::new(credentials::Credentials),
+    ]
 }
 
 impl Shared {
     pub(crate) fn tree(&self, name: TreeName) -> sled::Tree {
-        self.trees.get(name).cloned().unwrap_or_else(|| panic!("tree {name} is not declared by a projection"))
+        self.trees
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| panic!("tree {name} is not declared by a projection"))
     }
 
     fn checkpoint_key(projection: &dyn Projection) -> Vec<u8> {
         format!("checkpoint/{}", projection.name()).into_bytes()
     }
 
-    fn checkpoint(&self, projection: &dyn Projection) -> Result<Option<(u32, Position)>, StoreError> {
+    fn checkpoint(
+        &self,
+        projection: &dyn Projection,
+    ) -> Result<Option<(u32, Position)>, StoreError> {
         Ok(self.meta.get(Self::checkpoint_key(projection))?.map(|v| {
             let version = u32::from_be_bytes(v[..4].try_into().expect("4 bytes"));
             let position = u64::from_be_bytes(v[4..12].try_into().expect("8 bytes"));
@@ -73,7 +86,8 @@ impl Shared {
         for projection in &self.projections {
             let mut value = projection.version().to_be_bytes().to_vec();
             value.extend_from_slice(&position.to_be_bytes());
-            self.meta.insert(Self::checkpoint_key(projection.as_ref()), value)?;
+            self.meta
+                .insert(Self::checkpoint_key(projection.as_ref()), value)?;
         }
         Ok(())
     }
@@ -83,17 +97,31 @@ struct SledState<'a>(&'a Shared);
 
 impl ReadModel for SledState<'_> {
     fn get(&self, tree: TreeName, key: &[u8]) -> Option<Vec<u8>> {
-        self.0.tree(tree).get(key).ok().flatten().map(|v| v.to_vec())
+        self.0
+            .tree(tree)
+            .get(key)
+            .ok()
+            .flatten()
+            .map(|v| v.to_vec())
     }
 
     fn scan_prefix(&self, tree: TreeName, prefix: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
-        self.0.tree(tree).scan_prefix(prefix).filter_map(Result::ok).map(|(k, v)| (k.to_vec(), v.to_vec())).collect()
+        self.0
+            .tree(tree)
+            .scan_prefix(prefix)
+            .filter_map(Result::ok)
+            .map(|(k, v)| (k.to_vec(), v.to_vec()))
+            .collect()
     }
 }
 
 /// Folds one event into every projection, applying each op at once so the
 /// next event of the same group sees it.
-pub(crate) fn apply_projections(shared: &Shared, position: Position, event: &Event) -> Result<(), StoreError> {
+pub(crate) fn apply_projections(
+    shared: &Shared,
+    position: Position,
+    event: &Event,
+) -> Result<(), StoreError> {
     for projection in &shared.projections {
         apply_projection(shared, projection.as_ref(), position, event)?;
     }
@@ -130,7 +158,10 @@ impl Store {
             .cache_capacity(config.cache_capacity)
             .flush_every_ms(None)
             .open()?;
-        let vault = Arc::new(Vault::open(&config.data_dir.join("vault"), &config.master_key)?);
+        let vault = Arc::new(Vault::open(
+            &config.data_dir.join("vault"),
+            &config.master_key,
+        )?);
         let (log, head) = Log::open(&db)?;
         let projections = all_projections();
         let mut trees = HashMap::new();
@@ -164,7 +195,13 @@ impl Store {
                 .spawn(move || writer::run(shared, log, head, receiver))?
         };
         let digest_key = config.master_key.digest_key();
-        Ok(Arc::new(Store { shared, log, requests, writer: std::sync::Mutex::new(Some(writer)), digest_key }))
+        Ok(Arc::new(Store {
+            shared,
+            log,
+            requests,
+            writer: std::sync::Mutex::new(Some(writer)),
+            digest_key,
+        }))
     }
 
     pub fn vault(&self) -> &Arc<Vault> {
@@ -210,7 +247,12 @@ impl Store {
     ) -> Result<Vec<Position>, AppendError> {
         let (reply, answer) = oneshot::channel();
         self.requests
-            .send(Request::Statements { tenant, credential_key, statements, reply })
+            .send(Request::Statements {
+                tenant,
+                credential_key,
+                statements,
+                reply,
+            })
             .await
             .map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Closed)?
@@ -220,7 +262,10 @@ impl Store {
     pub async fn append_event(&self, event: Event) -> Result<Position, AppendError> {
         let (reply, answer) = oneshot::channel();
         self.requests
-            .send(Request::Event { event: Box::new(event), reply })
+            .send(Request::Event {
+                event: Box::new(event),
+                reply,
+            })
             .await
             .map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Closed)?
@@ -230,12 +275,18 @@ impl Store {
         self.log.get(position)
     }
 
-    pub fn read_from(&self, position: Position) -> impl Iterator<Item = Result<LogEntry, StoreError>> + '_ {
+    pub fn read_from(
+        &self,
+        position: Position,
+    ) -> impl Iterator<Item = Result<LogEntry, StoreError>> + '_ {
         self.log.read_from(position)
     }
 
     /// The statement event at a position.
-    pub fn statement_at(&self, position: Position) -> Result<Option<StatementStoredV1>, StoreError> {
+    pub fn statement_at(
+        &self,
+        position: Position,
+    ) -> Result<Option<StatementStoredV1>, StoreError> {
         Ok(match self.log.get(position)?.map(|e| e.event) {
             Some(Event::StatementStoredV1(stored)) => Some(stored),
             _ => None,
@@ -243,12 +294,19 @@ impl Store {
     }
 
     pub fn credential(&self, key: &str) -> Result<Option<CredentialIssuedV1>, StoreError> {
-        Ok(match self.shared.tree(credentials::CREDENTIALS).get(key.as_bytes())? {
-            Some(bytes) => Some(
-                postcard::from_bytes(&bytes).map_err(|e| StoreError::Corrupt(format!("credential record: {e}")))?,
-            ),
-            None => None,
-        })
+        Ok(
+            match self
+                .shared
+                .tree(credentials::CREDENTIALS)
+                .get(key.as_bytes())?
+            {
+                Some(bytes) => Some(
+                    postcard::from_bytes(&bytes)
+                        .map_err(|e| StoreError::Corrupt(format!("credential record: {e}")))?,
+                ),
+                None => None,
+            },
+        )
     }
 
     /// Checks the whole hash chain; see [`Log::verify`].
@@ -257,6 +315,37 @@ impl Store {
         progress: impl FnMut(Position),
     ) -> Result<Result<Position, crate::ChainBreak>, StoreError> {
         self.log.verify(progress)
+    }
+
+    /// SHA-256 over every projection tree (name, keys and values in order):
+    /// equal digests mean byte-identical read models.
+    pub fn projections_digest(&self) -> Result<[u8; 32], StoreError> {
+        use sha2::{Digest, Sha256};
+        let mut hasher = Sha256::new();
+        for projection in &self.shared.projections {
+            for name in projection.trees() {
+                hasher.update(name.as_bytes());
+                for item in self.shared.tree(name).iter() {
+                    let (key, value) = item?;
+                    hasher.update((key.len() as u64).to_be_bytes());
+                    hasher.update(&key);
+                    hasher.update((value.len() as u64).to_be_bytes());
+                    hasher.update(&value);
+                }
+            }
+        }
+        Ok(hasher.finalize().into())
+    }
+
+    /// Drops every projection and folds the whole log again, on the writer
+    /// thread (appends wait meanwhile).
+    pub async fn rebuild_projections(&self) -> Result<(), StoreError> {
+        let (reply, done) = oneshot::channel();
+        self.requests
+            .send(Request::Rebuild(reply))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        done.await.map_err(|_| StoreError::Closed)?
     }
 
     pub(crate) fn shared(&self) -> &Shared {
@@ -299,7 +388,11 @@ impl Store {
 fn last_statement(log: &Log, head: Head) -> Result<Option<i64>, StoreError> {
     let mut position = head.position;
     while position > 0 {
-        if let Some(LogEntry { event: Event::StatementStoredV1(stored), .. }) = log.get(position)? {
+        if let Some(LogEntry {
+            event: Event::StatementStoredV1(stored),
+            ..
+        }) = log.get(position)?
+        {
             return Ok(Some(stored.stored_micros));
         }
         position -= 1;
@@ -311,10 +404,33 @@ fn last_statement(log: &Log, head: Head) -> Result<Option<i64>, StoreError> {
 /// projection whose version changed, or whose checkpoint is ahead of the log
 /// (which a crash can't produce, but a restored copy could), is rebuilt.
 fn catch_up(shared: &Shared, log: &Log, head: Head) -> Result<(), StoreError> {
+    catch_up_from(shared, log, head, false)
+}
+
+/// Drops every projection and folds the whole log again.
+pub(crate) fn rebuild_all(shared: &Shared, log: &Log, head: Head) -> Result<(), StoreError> {
+    catch_up_from(shared, log, head, true)
+}
+
+fn catch_up_from(
+    shared: &Shared,
+    log: &Log,
+    head: Head,
+    from_scratch: bool,
+) -> Result<(), StoreError> {
     for projection in &shared.projections {
         let projection = projection.as_ref();
-        let from = match shared.checkpoint(projection)? {
-            Some((version, position)) if version == projection.version() && position <= head.position => position + 1,
+        let checkpoint = if from_scratch {
+            None
+        } else {
+            shared.checkpoint(projection)?
+        };
+        let from = match checkpoint {
+            Some((version, position))
+                if version == projection.version() && position <= head.position =>
+            {
+                position + 1
+            }
             _ => {
                 for name in projection.trees() {
                     shared.tree(name).clear()?;
@@ -325,12 +441,22 @@ fn catch_up(shared: &Shared, log: &Log, head: Head) -> Result<(), StoreError> {
         if from > head.position {
             continue;
         }
-        tracing::info!(projection = projection.name(), from, to = head.position, "bringing projection up to the log head");
+        tracing::info!(
+            projection = projection.name(),
+            from,
+            to = head.position,
+            "bringing projection up to the log head"
+        );
         for entry in log.read_from(from) {
             let entry = entry?;
             apply_projection(shared, projection, entry.position, &entry.event)?;
             if entry.position % 100_000 == 0 {
-                tracing::info!(projection = projection.name(), position = entry.position, to = head.position, "replaying");
+                tracing::info!(
+                    projection = projection.name(),
+                    position = entry.position,
+                    to = head.position,
+                    "replaying"
+                );
             }
         }
     }

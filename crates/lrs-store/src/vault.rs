@@ -42,7 +42,8 @@ pub struct MasterKey(pub [u8; 32]);
 
 impl MasterKey {
     fn derive(&self, purpose: &[u8]) -> [u8; 32] {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("hmac takes any key length");
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("hmac takes any key length");
         mac.update(b"lrs master key derivation\0");
         mac.update(purpose);
         mac.finalize().into_bytes().into()
@@ -85,7 +86,12 @@ pub struct Destroyed {
 
 impl Vault {
     pub fn open(path: &Path, master: &MasterKey) -> Result<Self, StoreError> {
-        let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
         let length = file.metadata()?.len();
         if length == 0 {
             file.write_all(MAGIC)?;
@@ -94,7 +100,10 @@ impl Vault {
             let mut magic = [0u8; 16];
             file.read_exact(&mut magic)?;
             if &magic != MAGIC {
-                return Err(StoreError::Corrupt(format!("{} is not an identity vault", path.display())));
+                return Err(StoreError::Corrupt(format!(
+                    "{} is not an identity vault",
+                    path.display()
+                )));
             }
         }
         let wrap = XChaCha20Poly1305::new(&master.derive(b"data key wrapping").into());
@@ -131,10 +140,24 @@ impl Vault {
             let wrapped = &bytes[WRAPPED_AT..WRAPPED_AT + WRAPPED_LEN];
             let key = self
                 .wrap
-                .decrypt(XNonce::from_slice(nonce), Payload { msg: wrapped, aad: &token.0 })
-                .map_err(|_| StoreError::Corrupt(format!("vault slot {slot} does not open under this master key")))?;
+                .decrypt(
+                    XNonce::from_slice(nonce),
+                    Payload {
+                        msg: wrapped,
+                        aad: &token.0,
+                    },
+                )
+                .map_err(|_| {
+                    StoreError::Corrupt(format!(
+                        "vault slot {slot} does not open under this master key"
+                    ))
+                })?;
             let index = inner.people.len();
-            inner.people.push(Some(Person { slot: slot as u64, token, key: DataKey(key.try_into().expect("32 bytes")) }));
+            inner.people.push(Some(Person {
+                slot: slot as u64,
+                token,
+                key: DataKey(key.try_into().expect("32 bytes")),
+            }));
             inner.by_lookup.insert(lookup, index);
             inner.by_token.insert(token, index);
         }
@@ -143,7 +166,8 @@ impl Vault {
     }
 
     fn lookup_hash(&self, ifi: &Ifi) -> [u8; 32] {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.lookup_key).expect("hmac takes any key length");
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.lookup_key)
+            .expect("hmac takes any key length");
         mac.update(&ifi.canonical_bytes());
         mac.finalize().into_bytes().into()
     }
@@ -152,7 +176,11 @@ impl Vault {
     pub fn token_of(&self, ifi: &Ifi) -> Option<Token> {
         let lookup = self.lookup_hash(ifi);
         let inner = self.inner.lock().expect("vault lock");
-        inner.by_lookup.get(&lookup).and_then(|&i| inner.people[i].as_ref()).map(|p| p.token)
+        inner
+            .by_lookup
+            .get(&lookup)
+            .and_then(|&i| inner.people[i].as_ref())
+            .map(|p| p.token)
     }
 
     /// The person's token and key, creating them if new. A new person is
@@ -160,7 +188,11 @@ impl Vault {
     pub fn person(&self, ifi: &Ifi) -> (Token, DataKey) {
         let lookup = self.lookup_hash(ifi);
         let mut inner = self.inner.lock().expect("vault lock");
-        if let Some(person) = inner.by_lookup.get(&lookup).and_then(|&i| inner.people[i].as_ref()) {
+        if let Some(person) = inner
+            .by_lookup
+            .get(&lookup)
+            .and_then(|&i| inner.people[i].as_ref())
+        {
             return (person.token, person.key.clone());
         }
         let mut rng = rand::thread_rng();
@@ -177,7 +209,13 @@ impl Vault {
         rng.fill_bytes(&mut nonce);
         let wrapped = self
             .wrap
-            .encrypt(XNonce::from_slice(&nonce), Payload { msg: &key, aad: &token.0 })
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: &key,
+                    aad: &token.0,
+                },
+            )
             .expect("encryption never fails");
         let mut bytes = [0u8; SLOT_SIZE];
         bytes[0] = LIVE;
@@ -189,7 +227,11 @@ impl Vault {
         inner.slots += 1;
         inner.pending.push((slot, bytes));
         let index = inner.people.len();
-        inner.people.push(Some(Person { slot, token, key: DataKey(key) }));
+        inner.people.push(Some(Person {
+            slot,
+            token,
+            key: DataKey(key),
+        }));
         inner.by_lookup.insert(lookup, index);
         inner.by_token.insert(token, index);
         (token, DataKey(key))
@@ -204,7 +246,9 @@ impl Vault {
         }
         let pending = std::mem::take(&mut inner.pending);
         for (slot, bytes) in &pending {
-            inner.file.write_all_at(bytes, MAGIC.len() as u64 + slot * SLOT_SIZE as u64)?;
+            inner
+                .file
+                .write_all_at(bytes, MAGIC.len() as u64 + slot * SLOT_SIZE as u64)?;
         }
         inner.file.sync_data()?;
         Ok(())
@@ -213,23 +257,38 @@ impl Vault {
     /// The data key of a token, if the person has not been destroyed.
     pub fn key(&self, token: &Token) -> Option<DataKey> {
         let inner = self.inner.lock().expect("vault lock");
-        inner.by_token.get(token).and_then(|&i| inner.people[i].as_ref()).map(|p| p.key.clone())
+        inner
+            .by_token
+            .get(token)
+            .and_then(|&i| inner.people[i].as_ref())
+            .map(|p| p.key.clone())
     }
 
     /// Destroys a person: their slot is overwritten with zeros and synced, so
     /// every ciphertext under their key, in every copy of the log, is noise.
     pub fn destroy(&self, token: &Token) -> Result<Option<Destroyed>, StoreError> {
         let mut inner = self.inner.lock().expect("vault lock");
-        let Some(index) = inner.by_token.remove(token) else { return Ok(None) };
+        let Some(index) = inner.by_token.remove(token) else {
+            return Ok(None);
+        };
         let person = inner.people[index].take().expect("indexed people exist");
         inner.by_lookup.retain(|_, i| *i != index);
         let zeros = [0u8; SLOT_SIZE];
-        if let Some(pending) = inner.pending.iter_mut().find(|(slot, _)| *slot == person.slot) {
+        if let Some(pending) = inner
+            .pending
+            .iter_mut()
+            .find(|(slot, _)| *slot == person.slot)
+        {
             pending.1 = zeros;
         }
-        inner.file.write_all_at(&zeros, MAGIC.len() as u64 + person.slot * SLOT_SIZE as u64)?;
+        inner
+            .file
+            .write_all_at(&zeros, MAGIC.len() as u64 + person.slot * SLOT_SIZE as u64)?;
         inner.file.sync_data()?;
-        Ok(Some(Destroyed { token: person.token, slot: person.slot }))
+        Ok(Some(Destroyed {
+            token: person.token,
+            slot: person.slot,
+        }))
     }
 
     /// How many people the vault holds.
@@ -286,7 +345,10 @@ mod tests {
         drop(vault);
 
         let raw = std::fs::read(&path).unwrap();
-        assert!(!raw.windows(16).any(|w| w == token.0), "token bytes left on disk");
+        assert!(
+            !raw.windows(16).any(|w| w == token.0),
+            "token bytes left on disk"
+        );
         let vault = Vault::open(&path, &master).unwrap();
         assert_eq!(vault.token_of(&anna()), None);
         assert!(vault.is_empty());

@@ -49,11 +49,18 @@ pub(crate) enum Request {
     },
     /// Answer everything before this, then stop.
     Shutdown(oneshot::Sender<()>),
+    /// Drop every projection and fold the whole log again (no appends meanwhile).
+    Rebuild(oneshot::Sender<Result<(), StoreError>>),
 }
 
 const MAX_GROUP_EVENTS: usize = 20_000;
 
-pub(crate) fn run(shared: Arc<Shared>, log: Arc<Log>, mut head: Head, mut requests: mpsc::Receiver<Request>) {
+pub(crate) fn run(
+    shared: Arc<Shared>,
+    log: Arc<Log>,
+    mut head: Head,
+    mut requests: mpsc::Receiver<Request>,
+) {
     let mut last_stored = shared.last_stored_micros.load(Ordering::SeqCst);
     let mut shutdown = None;
     while let Some(first) = requests.blocking_recv() {
@@ -63,6 +70,10 @@ pub(crate) fn run(shared: Arc<Shared>, log: Arc<Log>, mut head: Head, mut reques
         while let Some(request) = next.take() {
             if let Request::Shutdown(reply) = request {
                 shutdown = Some(reply);
+                break;
+            }
+            if let Request::Rebuild(reply) = request {
+                let _ = reply.send(crate::store::rebuild_all(&shared, &log, head));
                 break;
             }
             queued += group_size(&request);
@@ -75,7 +86,9 @@ pub(crate) fn run(shared: Arc<Shared>, log: Arc<Log>, mut head: Head, mut reques
         shared.writing.store(true, Ordering::SeqCst);
         match commit_group(&shared, &log, &mut head, &mut last_stored, group) {
             Ok(replies) => {
-                shared.last_stored_micros.store(last_stored, Ordering::SeqCst);
+                shared
+                    .last_stored_micros
+                    .store(last_stored, Ordering::SeqCst);
                 shared.head.send_replace(head.position);
                 for reply in replies {
                     reply.send();
@@ -100,12 +113,15 @@ pub(crate) fn run(shared: Arc<Shared>, log: Arc<Log>, mut head: Head, mut reques
 fn group_size(request: &Request) -> usize {
     match request {
         Request::Statements { statements, .. } => statements.len().max(1),
-        Request::Event { .. } | Request::Shutdown(_) => 1,
+        Request::Event { .. } | Request::Shutdown(_) | Request::Rebuild(_) => 1,
     }
 }
 
 enum Reply {
-    Statements(oneshot::Sender<Result<Vec<Position>, AppendError>>, Result<Vec<Position>, AppendError>),
+    Statements(
+        oneshot::Sender<Result<Vec<Position>, AppendError>>,
+        Result<Vec<Position>, AppendError>,
+    ),
     Event(oneshot::Sender<Result<Position, AppendError>>, Position),
 }
 
@@ -157,12 +173,19 @@ fn commit_group(
 
     for request in group {
         match request {
-            Request::Shutdown(_) => unreachable!("shutdown requests never join a group"),
+            Request::Shutdown(_) | Request::Rebuild(_) => {
+                unreachable!("control requests never join a group")
+            }
             Request::Event { event, reply } => {
                 events.push(*event);
                 replies.push(Reply::Event(reply, head.position + events.len() as u64));
             }
-            Request::Statements { tenant, credential_key, statements, reply } => {
+            Request::Statements {
+                tenant,
+                credential_key,
+                statements,
+                reply,
+            } => {
                 let tenant_key = tenant_hash(&tenant);
                 let mut outcome: Vec<Position> = Vec::with_capacity(statements.len());
                 let mut fresh: Vec<PreparedStatement> = Vec::new();
@@ -179,7 +202,12 @@ fn commit_group(
                     in_request.insert(statement.statement_id, statement.comparison_digest);
                     let existing = match in_group.get(&(tenant_key, statement.statement_id)) {
                         Some(found) => Some(*found),
-                        None => match existing_statement(&by_id, log, &tenant_key, &statement.statement_id) {
+                        None => match existing_statement(
+                            &by_id,
+                            log,
+                            &tenant_key,
+                            &statement.statement_id,
+                        ) {
                             Ok(found) => found,
                             Err(error) => {
                                 failure = Some(AppendError::Store(error));
@@ -207,7 +235,10 @@ fn commit_group(
                 for statement in fresh {
                     let position = head.position + events.len() as u64 + 1;
                     *last_stored = (*last_stored + 1).max(now_micros());
-                    in_group.insert((tenant_key, statement.statement_id), (position, statement.comparison_digest));
+                    in_group.insert(
+                        (tenant_key, statement.statement_id),
+                        (position, statement.comparison_digest),
+                    );
                     fresh_positions.push(position);
                     events.push(Event::StatementStoredV1(StatementStoredV1 {
                         statement_id: statement.statement_id,
@@ -221,7 +252,9 @@ fn commit_group(
                 }
                 let mut fresh_positions = fresh_positions.into_iter();
                 for slot in outcome.iter_mut().filter(|p| **p == 0) {
-                    *slot = fresh_positions.next().expect("one position per fresh statement");
+                    *slot = fresh_positions
+                        .next()
+                        .expect("one position per fresh statement");
                 }
                 replies.push(Reply::Statements(reply, Ok(outcome)));
             }
@@ -259,13 +292,20 @@ fn existing_statement(
     tenant: &[u8; 8],
     statement_id: &Uuid,
 ) -> Result<Option<(Position, [u8; 32])>, StoreError> {
-    let Some(value) = by_id.get(by_id_key(statement_id, tenant))? else { return Ok(None) };
-    let (position, _) = decode_by_id(&value).ok_or_else(|| StoreError::Corrupt("by_id value".into()))?;
+    let Some(value) = by_id.get(by_id_key(statement_id, tenant))? else {
+        return Ok(None);
+    };
+    let (position, _) =
+        decode_by_id(&value).ok_or_else(|| StoreError::Corrupt("by_id value".into()))?;
     match log.get(position)? {
         Some(entry) => match entry.event {
             Event::StatementStoredV1(stored) => Ok(Some((position, stored.comparison_digest))),
-            _ => Err(StoreError::Corrupt(format!("by_id points at {position}, which is not a statement"))),
+            _ => Err(StoreError::Corrupt(format!(
+                "by_id points at {position}, which is not a statement"
+            ))),
         },
-        None => Err(StoreError::Corrupt(format!("by_id points at missing entry {position}"))),
+        None => Err(StoreError::Corrupt(format!(
+            "by_id points at missing entry {position}"
+        ))),
     }
 }

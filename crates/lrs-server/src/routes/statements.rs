@@ -52,11 +52,18 @@ impl Params {
                 return Err(ApiError::bad_request(
                     format!("?{key}"),
                     "parameter.unknown",
-                    format!("unknown query parameter {key:?}; allowed: {}", allowed.join(", ")),
+                    format!(
+                        "unknown query parameter {key:?}; allowed: {}",
+                        allowed.join(", ")
+                    ),
                 ));
             }
             if map.insert(key.to_string(), value.to_string()).is_some() {
-                return Err(ApiError::bad_request(format!("?{key}"), "parameter.repeated", "parameter given twice"));
+                return Err(ApiError::bad_request(
+                    format!("?{key}"),
+                    "parameter.repeated",
+                    "parameter given twice",
+                ));
             }
         }
         Ok(Params(map))
@@ -82,9 +89,15 @@ impl Params {
         self.get(key)
             .map(|v| {
                 if xapi::validate::is_uuid(v) {
-                    Uuid::parse_str(v).map_err(|_| ApiError::bad_request(format!("?{key}"), "uuid.format", "not a uuid"))
+                    Uuid::parse_str(v).map_err(|_| {
+                        ApiError::bad_request(format!("?{key}"), "uuid.format", "not a uuid")
+                    })
                 } else {
-                    Err(ApiError::bad_request(format!("?{key}"), "uuid.format", format!("{v:?} is not a uuid")))
+                    Err(ApiError::bad_request(
+                        format!("?{key}"),
+                        "uuid.format",
+                        format!("{v:?} is not a uuid"),
+                    ))
                 }
             })
             .transpose()
@@ -93,9 +106,15 @@ impl Params {
     fn timestamp(&self, key: &str) -> Result<Option<i64>, ApiError> {
         self.get(key)
             .map(|v| {
-                parse_timestamp(v).map(|t| t.timestamp_micros()).ok_or_else(|| {
-                    ApiError::bad_request(format!("?{key}"), "timestamp.format", format!("{v:?} is not an ISO 8601 timestamp"))
-                })
+                parse_timestamp(v)
+                    .map(|t| t.timestamp_micros())
+                    .ok_or_else(|| {
+                        ApiError::bad_request(
+                            format!("?{key}"),
+                            "timestamp.format",
+                            format!("{v:?} is not an ISO 8601 timestamp"),
+                        )
+                    })
             })
             .transpose()
     }
@@ -106,7 +125,11 @@ impl Params {
                 if is_iri(v) {
                     Ok(v)
                 } else {
-                    Err(ApiError::bad_request(format!("?{key}"), "iri.format", format!("{v:?} is not an IRI")))
+                    Err(ApiError::bad_request(
+                        format!("?{key}"),
+                        "iri.format",
+                        format!("{v:?} is not an IRI"),
+                    ))
                 }
             })
             .transpose()
@@ -123,10 +146,25 @@ async fn store_statements(
     let authority = authority_of(&caller.credential, &state.config.authority_home_page);
     let mut prepared = Vec::with_capacity(statements.len());
     for ((statement, path), contents) in statements.into_iter().zip(paths).zip(contents) {
-        prepared.push(prepare(&state.store, statement, &authority, caller.version, &path, &contents)?);
+        prepared.push(prepare(
+            &state.store,
+            statement,
+            &authority,
+            caller.version,
+            &path,
+            &contents,
+        )?);
     }
     let ids: Vec<Uuid> = prepared.iter().map(|p| p.statement_id).collect();
-    match state.store.append_statements(caller.credential.tenant.clone(), caller.credential.key.clone(), prepared).await {
+    match state
+        .store
+        .append_statements(
+            caller.credential.tenant.clone(),
+            caller.credential.key.clone(),
+            prepared,
+        )
+        .await
+    {
         Ok(_) => Ok(ids),
         Err(AppendError::Conflict(id)) => Err(ApiError::Conflict(format!(
             "statement {id} already exists with different content; statements are immutable"
@@ -150,12 +188,20 @@ pub async fn put_statement(
     caller.credential.require(&["statements/write"])?;
     let params = Params::parse(query.as_deref(), &["statementId"])?;
     let id = params.uuid("statementId")?.ok_or_else(|| {
-        ApiError::bad_request("?statementId", "parameter.required", "PUT /statements needs the statementId parameter")
+        ApiError::bad_request(
+            "?statementId",
+            "parameter.required",
+            "PUT /statements needs the statementId parameter",
+        )
     })?;
     let request = attachments::read(&headers, body).await?;
     let mut statement = request.body;
     if !statement.is_object() {
-        return Err(ApiError::bad_request("$", "statement.type", "PUT takes a single statement object"));
+        return Err(ApiError::bad_request(
+            "$",
+            "statement.type",
+            "PUT takes a single statement object",
+        ));
     }
     validate_statement_batch(&statement, caller.version)?;
     let contents = attachments::match_parts(&statement, &request.parts)?;
@@ -214,7 +260,11 @@ pub async fn get_statements(
     let format = match params.get("format") {
         None => Format::Exact,
         Some(value) => Format::parse(value).ok_or_else(|| {
-            ApiError::bad_request("?format", "parameter.format", format!("format must be exact, ids or canonical, not {value:?}"))
+            ApiError::bad_request(
+                "?format",
+                "parameter.format",
+                format!("format must be exact, ids or canonical, not {value:?}"),
+            )
         })?,
     };
     let languages = headers
@@ -240,7 +290,11 @@ pub async fn get_statements(
         (None, None) => None,
     };
     if let Some((key, want_voided)) = single {
-        if let Some(other) = params.0.keys().find(|k| !matches!(k.as_str(), "attachments" | "format") && *k != key) {
+        if let Some(other) = params
+            .0
+            .keys()
+            .find(|k| !matches!(k.as_str(), "attachments" | "format") && *k != key)
+        {
             return Err(ApiError::bad_request(
                 format!("?{other}"),
                 "parameter.exclusive",
@@ -248,21 +302,36 @@ pub async fn get_statements(
             ));
         }
         let id = params.uuid(key)?.expect("present");
-        let found = state.store.find_statement(&scope, &id)?.filter(|f| f.voided == want_voided);
-        let Some(found) = found else { return Err(ApiError::NotFound("statement")) };
-        let stored = state.store.statement_at(found.position)?.ok_or(ApiError::NotFound("statement"))?;
-        let Some(mut statement) = reassemble(&stored, vault.as_ref()).map_err(ApiError::internal)? else {
+        let found = state
+            .store
+            .find_statement(&scope, &id)?
+            .filter(|f| f.voided == want_voided);
+        let Some(found) = found else {
+            return Err(ApiError::NotFound("statement"));
+        };
+        let stored = state
+            .store
+            .statement_at(found.position)?
+            .ok_or(ApiError::NotFound("statement"))?;
+        let Some(mut statement) =
+            reassemble(&stored, vault.as_ref()).map_err(ApiError::internal)?
+        else {
             return Err(ApiError::NotFound("statement"));
         };
         xapi::format::apply(&mut statement, format, &languages);
         let mut response = if with_attachments {
-            let contents = open_attachments(&stored.sealed, vault.as_ref()).map_err(ApiError::internal)?;
+            let contents =
+                open_attachments(&stored.sealed, vault.as_ref()).map_err(ApiError::internal)?;
             attachments::multipart_response(&statement, contents.unwrap_or_default())
         } else {
             axum::Json(statement).into_response()
         };
         set_header(&mut response, CONSISTENT_THROUGH, &consistent_through);
-        set_header(&mut response, "last-modified", &http_date(stored.stored_micros));
+        set_header(
+            &mut response,
+            "last-modified",
+            &http_date(stored.stored_micros),
+        );
         return Ok(response);
     }
 
@@ -272,13 +341,30 @@ pub async fn get_statements(
     let mut terms = Vec::new();
     let mut nobody = false;
     if let Some(agent) = params.get("agent") {
-        let agent: Value = serde_json::from_str(agent)
-            .map_err(|e| ApiError::bad_request("?agent", "agent.json", format!("agent is not valid json: {e}")))?;
+        let agent: Value = serde_json::from_str(agent).map_err(|e| {
+            ApiError::bad_request(
+                "?agent",
+                "agent.json",
+                format!("agent is not valid json: {e}"),
+            )
+        })?;
         validate_agent_param(&agent, caller.version).map_err(|e| e.under("?agent"))?;
-        let ifi = xapi::agent::ifi_of(&agent)
-            .ok_or_else(|| ApiError::bad_request("?agent", "agent.exactly-one-ifi", "agent needs exactly one identifier"))?;
+        let ifi = xapi::agent::ifi_of(&agent).ok_or_else(|| {
+            ApiError::bad_request(
+                "?agent",
+                "agent.exactly-one-ifi",
+                "agent needs exactly one identifier",
+            )
+        })?;
         match vault.token_of(&ifi) {
-            Some(token) => terms.push((if related_agents { TermKind::RelatedAgent } else { TermKind::Agent }, token.0)),
+            Some(token) => terms.push((
+                if related_agents {
+                    TermKind::RelatedAgent
+                } else {
+                    TermKind::Agent
+                },
+                token.0,
+            )),
             None => nobody = true,
         }
     }
@@ -286,7 +372,11 @@ pub async fn get_statements(
         terms.push((TermKind::Verb, string_term(verb)));
     }
     if let Some(activity) = params.iri("activity")? {
-        let kind = if related_activities { TermKind::RelatedActivity } else { TermKind::Activity };
+        let kind = if related_activities {
+            TermKind::RelatedActivity
+        } else {
+            TermKind::Activity
+        };
         terms.push((kind, string_term(activity)));
     }
     if let Some(registration) = params.uuid("registration")? {
@@ -297,7 +387,11 @@ pub async fn get_statements(
     let limit = match params.get("limit") {
         None => 0,
         Some(text) => text.parse::<usize>().map_err(|_| {
-            ApiError::bad_request("?limit", "parameter.limit", format!("limit must be a non-negative integer, not {text:?}"))
+            ApiError::bad_request(
+                "?limit",
+                "parameter.limit",
+                format!("limit must be a non-negative integer, not {text:?}"),
+            )
         })?,
     };
     let max = state.config.max_statements_per_page;
@@ -305,7 +399,11 @@ pub async fn get_statements(
     let after = match params.get("cursor") {
         None => None,
         Some(text) => Some(text.parse::<u64>().map_err(|_| {
-            ApiError::bad_request("?cursor", "parameter.cursor", "cursor is not one this server gave out")
+            ApiError::bad_request(
+                "?cursor",
+                "parameter.cursor",
+                "cursor is not one this server gave out",
+            )
         })?),
     };
 
@@ -330,11 +428,13 @@ pub async fn get_statements(
             let mut contents = Vec::new();
             for position in &page.positions {
                 if let Some(stored) = store.statement_at(*position)? {
-                    if let Some(statement) = reassemble(&stored, store.vault().as_ref()).map_err(ApiError::internal)? {
+                    if let Some(statement) =
+                        reassemble(&stored, store.vault().as_ref()).map_err(ApiError::internal)?
+                    {
                         statements.push(statement);
                         if with_attachments {
-                            let opened =
-                                open_attachments(&stored.sealed, store.vault().as_ref()).map_err(ApiError::internal)?;
+                            let opened = open_attachments(&stored.sealed, store.vault().as_ref())
+                                .map_err(ApiError::internal)?;
                             contents.extend(opened.unwrap_or_default());
                         }
                     }
