@@ -128,6 +128,9 @@ fn own_terms(stored: &StatementStoredV1) -> Vec<(TermKind, Term)> {
     if let ObjectFactV1::Agent { token: Some(token) } = &facts.object {
         terms.push((TermKind::Agent, token.0));
     }
+    for member in &facts.group_members {
+        terms.push((TermKind::Agent, member.0));
+    }
     for token in &facts.related_agents {
         terms.push((TermKind::RelatedAgent, token.0));
     }

@@ -304,6 +304,10 @@ impl<K: KeyRing> Cutter<'_, K> {
                 subjects.push((token, key));
                 let mut marker = Map::new();
                 marker.insert(PERSON_MARKER.into(), json!(index));
+                // Kept so facts know an object is an agent, and an erased one keeps its kind.
+                if let Some(object_type) = agent.get("objectType") {
+                    marker.insert("objectType".into(), object_type.clone());
+                }
                 Value::Object(marker)
             }
             None => agent.clone(),
@@ -341,7 +345,13 @@ fn put_people_back(
                     .ok_or(EnvelopeError::Corrupt("person marker out of range"))?;
                 let mut restored = match &people[index] {
                     Some(agent) => agent.clone(),
-                    None => erased_agent(&person.token),
+                    None => {
+                        let mut erased = erased_agent(&person.token);
+                        if let Some(object_type) = object.get("objectType") {
+                            erased["objectType"] = object_type.clone();
+                        }
+                        erased
+                    }
                 };
                 if let Some(mut members) = object.remove("member") {
                     put_people_back(&mut members, sealed, people)?;

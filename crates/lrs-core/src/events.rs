@@ -64,6 +64,9 @@ pub struct StatementFactsV1 {
     pub object: ObjectFactV1,
     /// The actor, when it has an identifier (an anonymous group has none).
     pub actor: Option<Token>,
+    /// Members of the actor or object group: the `agent` filter matches
+    /// a group through its members (Communication 2.1.3).
+    pub group_members: Vec<Token>,
     /// Every person in the statement: actor, object, authority, instructor,
     /// team, group members, context agents, the same in a sub-statement.
     pub related_agents: Vec<Token>,
@@ -174,6 +177,7 @@ mod tests {
                     activity_type: None,
                 },
                 actor: Some(Token([1; 16])),
+                group_members: vec![],
                 related_agents: vec![Token([1; 16])],
                 related_activities: vec![],
                 registration: None,

@@ -89,6 +89,15 @@ pub fn extract(
             .map(str::to_owned),
     });
 
+    let mut group_members: Vec<Token> = [&skeleton["actor"], object_value]
+        .into_iter()
+        .filter_map(|agent| agent.get("member").and_then(Value::as_array))
+        .flatten()
+        .filter_map(token_of)
+        .collect();
+    group_members.sort();
+    group_members.dedup();
+
     StatementFactsV1 {
         verb_id: skeleton["verb"]["id"]
             .as_str()
@@ -96,6 +105,7 @@ pub fn extract(
             .to_owned(),
         object,
         actor: token_of(&skeleton["actor"]),
+        group_members,
         related_agents,
         related_activities,
         registration: context

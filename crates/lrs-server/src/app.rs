@@ -84,6 +84,10 @@ async fn limit_body(max: usize, request: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|length| length > max) {
+        // Answer at once, but keep reading (and dropping) what the client is
+        // still sending, up to a bound: a server that closes mid-upload leaves
+        // the client with a broken pipe instead of the 413 (RFC 9112 9.6).
+        tokio::spawn(drain(request.into_body(), DRAIN_LIMIT));
         return ApiError::PayloadTooLarge(max).into_response();
     }
     let (parts, body) = request.into_parts();
@@ -95,6 +99,31 @@ async fn limit_body(max: usize, request: Request, next: Next) -> Response {
         return ApiError::PayloadTooLarge(max).into_response();
     }
     response
+}
+
+/// How much of an oversized body is read and dropped before the 413.
+const DRAIN_LIMIT: usize = 256 * 1024 * 1024;
+
+async fn drain(body: axum::body::Body, limit: usize) {
+    use http_body_util::BodyExt;
+    let mut body = body;
+    let mut seen = 0usize;
+    let deadline = tokio::time::sleep(std::time::Duration::from_secs(30));
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            frame = body.frame() => match frame {
+                Some(Ok(frame)) => {
+                    seen += frame.data_ref().map_or(0, |d| d.len());
+                    if seen > limit {
+                        return;
+                    }
+                }
+                _ => return,
+            },
+            _ = &mut deadline => return,
+        }
+    }
 }
 
 fn is_json(response: &Response) -> bool {

@@ -109,14 +109,19 @@ fn init_tracing() {
     }
 }
 
-async fn shutdown_signal() {
+/// Installs the SIGTERM/SIGINT handlers now (before the port opens, so an
+/// early signal is never the default "die at once") and resolves on either.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut terminate = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    tokio::select! {
-        _ = terminate.recv() => {},
-        _ = tokio::signal::ctrl_c() => {},
-    }
-    tracing::info!("shutdown requested: draining requests");
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = terminate.recv() => {},
+            _ = interrupt.recv() => {},
+        }
+        tracing::info!("shutdown requested: draining requests");
+    })
 }
 
 /// Runs the command line given in the process arguments.
@@ -124,6 +129,7 @@ pub async fn main() -> anyhow::Result<()> {
     init_tracing();
     match Cli::parse().command {
         Command::Serve { data, listen } => {
+            let shutdown = shutdown_signal()?;
             let store = open_store(&data)?;
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
@@ -131,7 +137,7 @@ pub async fn main() -> anyhow::Result<()> {
             let local = listener.local_addr()?;
             tracing::info!(address = %local, data_dir = %data.data_dir.display(), head = store.head(), "serving xAPI at /xapi");
             let state = AppState::new(store, ServeConfig::new(data.data_dir.clone(), local));
-            crate::run(listener, state, shutdown_signal()).await
+            crate::run(listener, state, shutdown).await
         }
         Command::Credentials {
             command:
