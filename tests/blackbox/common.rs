@@ -1,0 +1,121 @@
+//! Shared helpers of the black-box tests: starting a server, building
+//! statements with ids, and reading ids and timestamps out of replies.
+
+use lrs_blackbox_tests::{Reply, StatusCode, TestServer, Xapi};
+use serde_json::{json, Value};
+use std::path::Path;
+
+/// A fresh server on a fresh data directory with the default credential.
+pub fn start() -> TestServer {
+    TestServer::start(Path::new(env!("CARGO_BIN_EXE_lrs-under-test"))).expect("the server starts")
+}
+
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().hyphenated().to_string()
+}
+
+/// `statement` with an `id`.
+pub fn with_id(mut statement: Value, id: &str) -> Value {
+    statement["id"] = json!(id);
+    statement
+}
+
+/// An agent object as the `agent` query parameter wants it.
+pub fn mbox_agent(learner: &str) -> String {
+    json!({"mbox": format!("mailto:{learner}@example.nl")}).to_string()
+}
+
+pub fn verb_iri(verb: &str) -> String {
+    format!("http://adlnet.gov/expapi/verbs/{verb}")
+}
+
+pub fn activity_iri(activity: &str) -> String {
+    format!("https://courses.example.nl/{activity}")
+}
+
+/// The ids of a statement result, in order.
+pub fn ids_of(reply: &Reply) -> Vec<String> {
+    reply.body["statements"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not a StatementResult: {} {}", reply.status, reply.text))
+        .iter()
+        .map(|s| s["id"].as_str().expect("statement id").to_owned())
+        .collect()
+}
+
+/// GET /statements?statementId=...
+pub async fn get_by_id(client: &Xapi, id: &str) -> Reply {
+    client
+        .get_statements(&[("statementId", id)])
+        .await
+        .expect("GET by statementId")
+}
+
+/// A query that must answer 200; its ids in order (first page only).
+pub async fn query_ids(client: &Xapi, query: &[(&str, &str)]) -> Vec<String> {
+    let reply = client.get_statements(query).await.expect("GET /statements");
+    assert_eq!(
+        reply.status,
+        StatusCode::OK,
+        "query {query:?}: {}",
+        reply.text
+    );
+    ids_of(&reply)
+}
+
+/// POST that must answer 200; the ids the LRS answered.
+pub async fn post_ok(client: &Xapi, body: &Value) -> Vec<String> {
+    let reply = client
+        .post_statements(body)
+        .await
+        .expect("POST /statements");
+    assert_eq!(reply.status, StatusCode::OK, "POST {body}: {}", reply.text);
+    reply
+        .body
+        .as_array()
+        .expect("POST answers an array of ids")
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// POST one statement that must be accepted; its id.
+pub async fn post_one(client: &Xapi, statement: &Value) -> String {
+    let ids = post_ok(client, statement).await;
+    assert_eq!(ids.len(), 1, "one statement, one id");
+    ids.into_iter().next().unwrap()
+}
+
+/// An ISO 8601 / RFC 3339 timestamp as microseconds since the epoch.
+pub fn micros(timestamp: &str) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(timestamp)
+        .unwrap_or_else(|e| panic!("{timestamp:?} is not an RFC 3339 timestamp: {e}"))
+        .timestamp_micros()
+}
+
+/// The `stored` of a statement, fetched by id.
+pub async fn stored_of(client: &Xapi, id: &str) -> String {
+    let reply = get_by_id(client, id).await;
+    assert_eq!(reply.status, StatusCode::OK, "GET {id}: {}", reply.text);
+    reply.body["stored"].as_str().expect("stored").to_owned()
+}
+
+/// Now as microseconds since the epoch.
+pub fn now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as i64
+}
+
+/// Waits for one authenticated request to succeed: the server is past its
+/// start-up (see `durability::sigterm_right_after_start_is_graceful` for why
+/// tests that stop the server at once do this first).
+pub async fn wait_until_serving(server: &TestServer) {
+    let reply = server
+        .client()
+        .get_statements(&[("limit", "1")])
+        .await
+        .expect("GET /statements");
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+}

@@ -1,0 +1,10 @@
+//! Black-box tests of the `lrs` server: a real process on a real socket with a
+//! temporary data directory, spoken to only over HTTP and the command line.
+
+mod common;
+mod durability;
+mod privacy;
+mod protocol;
+mod statements_query;
+mod statements_write;
+mod voiding;
