@@ -186,7 +186,11 @@ async fn every_filter_returns_exactly_the_matching_statements() {
             &[("agent", &anna)],
             &["s1", "s2", "s5", "s6", "s9", "s10"],
         ),
-        case("agent: bob as actor or group member", &[("agent", &bob)], &["s2", "s5"]),
+        case(
+            "agent: bob as actor or group member",
+            &[("agent", &bob)],
+            &["s2", "s5"],
+        ),
         case(
             "agent: identified group as actor",
             &[("agent", &group)],

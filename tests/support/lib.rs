@@ -32,7 +32,11 @@ pub fn generated_master_key() -> String {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl TestServer {
@@ -68,20 +72,31 @@ impl TestServer {
             .env("LRS_LOG", "warn")
             .output()?;
         if !output.status.success() {
-            bail!("lrs {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+            bail!(
+                "lrs {args:?} failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
         }
         Ok(String::from_utf8(output.stdout)?)
     }
 
     /// Issues a credential (server must be stopped) and returns (key, secret).
-    pub fn add_credential(&self, name: &str, tenant: &str, scopes: &[&str]) -> anyhow::Result<(String, String)> {
+    pub fn add_credential(
+        &self,
+        name: &str,
+        tenant: &str,
+        scopes: &[&str],
+    ) -> anyhow::Result<(String, String)> {
         let mut args = vec!["credentials", "add", "--name", name, "--tenant", tenant];
         for scope in scopes {
             args.push("--scope");
             args.push(scope);
         }
         let line = self.lrs(&args)?;
-        let (key, secret) = line.trim().split_once(' ').context("credentials add prints KEY SECRET")?;
+        let (key, secret) = line
+            .trim()
+            .split_once(' ')
+            .context("credentials add prints KEY SECRET")?;
         Ok((key.to_owned(), secret.to_owned()))
     }
 
@@ -90,7 +105,12 @@ impl TestServer {
         let port = free_port();
         self.base_url = format!("http://127.0.0.1:{port}");
         let child = Command::new(&self.binary)
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+            .args([
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--data-dir",
+            ])
             .arg(&self.data_dir)
             .env("LRS_MASTER_KEY", &self.master_key_hex)
             .env("LRS_LOG", "warn")
@@ -103,7 +123,11 @@ impl TestServer {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
                 return Ok(());
             }
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
                 bail!("server exited early: {status}");
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -170,7 +194,10 @@ pub struct Reply {
 impl Xapi {
     pub fn new(base_url: &str, key: &str, secret: &str, version: &str) -> Self {
         Self {
-            http: reqwest::Client::builder().pool_max_idle_per_host(64).build().expect("client"),
+            http: reqwest::Client::builder()
+                .pool_max_idle_per_host(64)
+                .build()
+                .expect("client"),
             base_url: base_url.to_owned(),
             key: key.to_owned(),
             secret: secret.to_owned(),
@@ -179,11 +206,18 @@ impl Xapi {
     }
 
     pub fn with_version(&self, version: &str) -> Self {
-        Self { version: version.to_owned(), ..self.clone() }
+        Self {
+            version: version.to_owned(),
+            ..self.clone()
+        }
     }
 
     pub fn with_credential(&self, key: &str, secret: &str) -> Self {
-        Self { key: key.to_owned(), secret: secret.to_owned(), ..self.clone() }
+        Self {
+            key: key.to_owned(),
+            secret: secret.to_owned(),
+            ..self.clone()
+        }
     }
 
     /// A request builder for `/xapi{path}` with auth and version header.
@@ -204,26 +238,46 @@ impl Xapi {
         let headers = response.headers().clone();
         let text = response.text().await?;
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Ok(Reply { status, headers, body, text })
+        Ok(Reply {
+            status,
+            headers,
+            body,
+            text,
+        })
     }
 
     pub async fn post_statements(&self, body: &Value) -> anyhow::Result<Reply> {
-        Self::send(self.request(reqwest::Method::POST, "/statements").json(body)).await
+        Self::send(
+            self.request(reqwest::Method::POST, "/statements")
+                .json(body),
+        )
+        .await
     }
 
     pub async fn put_statement(&self, id: &str, body: &Value) -> anyhow::Result<Reply> {
-        Self::send(self.request(reqwest::Method::PUT, "/statements").query(&[("statementId", id)]).json(body)).await
+        Self::send(
+            self.request(reqwest::Method::PUT, "/statements")
+                .query(&[("statementId", id)])
+                .json(body),
+        )
+        .await
     }
 
     /// GET /statements with query parameters.
     pub async fn get_statements(&self, query: &[(&str, &str)]) -> anyhow::Result<Reply> {
-        Self::send(self.request(reqwest::Method::GET, "/statements").query(query)).await
+        Self::send(
+            self.request(reqwest::Method::GET, "/statements")
+                .query(query),
+        )
+        .await
     }
 
     /// Follows a `more` link (a path starting with /xapi).
     pub async fn get_more(&self, more: &str) -> anyhow::Result<Reply> {
-        let mut builder =
-            self.http.get(format!("{}{}", self.base_url, more)).basic_auth(&self.key, Some(&self.secret));
+        let mut builder = self
+            .http
+            .get(format!("{}{}", self.base_url, more))
+            .basic_auth(&self.key, Some(&self.secret));
         builder = builder.header("X-Experience-API-Version", &self.version);
         Self::send(builder).await
     }

@@ -74,21 +74,33 @@ pub fn ifi_of(agent: &Value) -> Option<Ifi> {
     let mut count = 0;
     if let Some(Value::String(mbox)) = object.get("mbox") {
         count += 1;
-        found = Some(Ifi { kind: IfiKind::Mbox, value: mbox.clone() });
+        found = Some(Ifi {
+            kind: IfiKind::Mbox,
+            value: mbox.clone(),
+        });
     }
     if let Some(Value::String(sha)) = object.get("mbox_sha1sum") {
         count += 1;
-        found = Some(Ifi { kind: IfiKind::MboxSha1sum, value: sha.to_ascii_lowercase() });
+        found = Some(Ifi {
+            kind: IfiKind::MboxSha1sum,
+            value: sha.to_ascii_lowercase(),
+        });
     }
     if let Some(Value::String(openid)) = object.get("openid") {
         count += 1;
-        found = Some(Ifi { kind: IfiKind::Openid, value: openid.clone() });
+        found = Some(Ifi {
+            kind: IfiKind::Openid,
+            value: openid.clone(),
+        });
     }
     if let Some(Value::Object(account)) = object.get("account") {
         count += 1;
         let home_page = account.get("homePage").and_then(Value::as_str)?;
         let name = account.get("name").and_then(Value::as_str)?;
-        found = Some(Ifi { kind: IfiKind::Account, value: format!("{home_page}\0{name}") });
+        found = Some(Ifi {
+            kind: IfiKind::Account,
+            value: format!("{home_page}\0{name}"),
+        });
     }
     if count == 1 {
         found
@@ -112,22 +124,32 @@ mod tests {
         let a = ifi_of(&json!({"mbox": "mailto:a@example.org", "name": "A"})).unwrap();
         let b = ifi_of(&json!({"objectType": "Agent", "mbox": "mailto:a@example.org"})).unwrap();
         assert_eq!(a, b);
-        let sha_upper = ifi_of(&json!({"mbox_sha1sum": "ABCDEF0123456789ABCDEF0123456789ABCDEF01"}));
-        let sha_lower = ifi_of(&json!({"mbox_sha1sum": "abcdef0123456789abcdef0123456789abcdef01"}));
+        let sha_upper =
+            ifi_of(&json!({"mbox_sha1sum": "ABCDEF0123456789ABCDEF0123456789ABCDEF01"}));
+        let sha_lower =
+            ifi_of(&json!({"mbox_sha1sum": "abcdef0123456789abcdef0123456789abcdef01"}));
         assert_eq!(sha_upper, sha_lower);
     }
 
     #[test]
     fn accounts_compare_by_home_page_and_name() {
-        let a = ifi_of(&json!({"account": {"homePage": "https://x.example", "name": "1"}})).unwrap();
-        let b = ifi_of(&json!({"account": {"homePage": "https://x.example", "name": "2"}})).unwrap();
+        let a =
+            ifi_of(&json!({"account": {"homePage": "https://x.example", "name": "1"}})).unwrap();
+        let b =
+            ifi_of(&json!({"account": {"homePage": "https://x.example", "name": "2"}})).unwrap();
         assert_ne!(a, b);
-        assert_eq!(Value::Object(a.to_agent_properties()), json!({"account": {"homePage": "https://x.example", "name": "1"}}));
+        assert_eq!(
+            Value::Object(a.to_agent_properties()),
+            json!({"account": {"homePage": "https://x.example", "name": "1"}})
+        );
     }
 
     #[test]
     fn zero_or_two_ifis_is_no_ifi() {
         assert!(ifi_of(&json!({"name": "nobody"})).is_none());
-        assert!(ifi_of(&json!({"mbox": "mailto:a@example.org", "openid": "https://a.example"})).is_none());
+        assert!(
+            ifi_of(&json!({"mbox": "mailto:a@example.org", "openid": "https://a.example"}))
+                .is_none()
+        );
     }
 }

@@ -14,8 +14,16 @@ pub struct ValidationError {
 }
 
 impl ValidationError {
-    pub fn new(path: impl Into<String>, rule: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { path: path.into(), rule: rule.into(), message: message.into() }
+    pub fn new(
+        path: impl Into<String>,
+        rule: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            path: path.into(),
+            rule: rule.into(),
+            message: message.into(),
+        }
     }
 
     /// The same error, one level deeper in a document: `$` becomes `prefix`.

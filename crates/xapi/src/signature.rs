@@ -13,7 +13,12 @@ const ALGORITHMS: &[&str] = &["RS256", "RS384", "RS512"];
 
 /// Checks a signature attachment's content against its statement. `path`
 /// locates the attachment in the request.
-pub fn check(statement: &Value, content_type: &str, jws: &[u8], path: &str) -> Result<(), ValidationError> {
+pub fn check(
+    statement: &Value,
+    content_type: &str,
+    jws: &[u8],
+    path: &str,
+) -> Result<(), ValidationError> {
     let bad = |rule: &str, message: String| ValidationError::new(path, rule, message);
     if content_type.split(';').next().unwrap_or("").trim() != "application/octet-stream" {
         return Err(bad(
@@ -21,24 +26,38 @@ pub fn check(statement: &Value, content_type: &str, jws: &[u8], path: &str) -> R
             format!("a signature attachment has contentType application/octet-stream, not {content_type:?}"),
         ));
     }
-    let text = std::str::from_utf8(jws).map_err(|_| bad("signature.jws", "signature is not a compact JWS".into()))?;
+    let text = std::str::from_utf8(jws)
+        .map_err(|_| bad("signature.jws", "signature is not a compact JWS".into()))?;
     let parts: Vec<&str> = text.trim().split('.').collect();
     if parts.len() != 3 || parts.iter().any(|p| p.is_empty()) {
-        return Err(bad("signature.jws", "signature is not a compact JWS (three base64url parts)".into()));
+        return Err(bad(
+            "signature.jws",
+            "signature is not a compact JWS (three base64url parts)".into(),
+        ));
     }
-    let decode = |part: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part.trim_end_matches('='));
+    let decode = |part: &str| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part.trim_end_matches('='))
+    };
     let header: Value = decode(parts[0])
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .ok_or_else(|| bad("signature.jws", "JWS header is not base64url json".into()))?;
     let algorithm = header.get("alg").and_then(Value::as_str).unwrap_or("");
     if !ALGORITHMS.contains(&algorithm) {
-        return Err(bad("signature.algorithm", format!("JWS algorithm must be RS256, RS384 or RS512, not {algorithm:?}")));
+        return Err(bad(
+            "signature.algorithm",
+            format!("JWS algorithm must be RS256, RS384 or RS512, not {algorithm:?}"),
+        ));
     }
     let payload: Value = decode(parts[1])
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
-        .ok_or_else(|| bad("signature.payload", "JWS payload is not a json statement".into()))?;
+        .ok_or_else(|| {
+            bad(
+                "signature.payload",
+                "JWS payload is not a json statement".into(),
+            )
+        })?;
     decode(parts[2]).map_err(|_| bad("signature.jws", "JWS signature is not base64url".into()))?;
     let without_attachments = |value: &Value| {
         let mut value = value.clone();
@@ -48,7 +67,10 @@ pub fn check(statement: &Value, content_type: &str, jws: &[u8], path: &str) -> R
         comparison_form(&value)
     };
     if without_attachments(&payload) != without_attachments(statement) {
-        return Err(bad("signature.payload", "JWS payload does not match the statement".into()));
+        return Err(bad(
+            "signature.payload",
+            "JWS payload does not match the statement".into(),
+        ));
     }
     Ok(())
 }
@@ -59,7 +81,8 @@ mod tests {
     use serde_json::json;
 
     fn jws(header: &Value, payload: &Value) -> Vec<u8> {
-        let encode = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+        let encode =
+            |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
         format!("{}.{}.c2lnbmF0dXJl", encode(header), encode(payload)).into_bytes()
     }
 
@@ -70,11 +93,27 @@ mod tests {
         signed["attachments"] = json!([{"usageType": SIGNATURE_USAGE_TYPE}]);
         let good = jws(&json!({"alg": "RS256"}), &statement);
         assert!(check(&signed, "application/octet-stream", &good, "$").is_ok());
-        assert_eq!(check(&signed, "text/plain", &good, "$").unwrap_err().rule, "signature.content-type");
+        assert_eq!(
+            check(&signed, "text/plain", &good, "$").unwrap_err().rule,
+            "signature.content-type"
+        );
         let hs = jws(&json!({"alg": "HS256"}), &statement);
-        assert_eq!(check(&signed, "application/octet-stream", &hs, "$").unwrap_err().rule, "signature.algorithm");
-        let other = jws(&json!({"alg": "RS512"}), &json!({"actor": {"mbox": "mailto:b@x.nl"}}));
-        assert_eq!(check(&signed, "application/octet-stream", &other, "$").unwrap_err().rule, "signature.payload");
+        assert_eq!(
+            check(&signed, "application/octet-stream", &hs, "$")
+                .unwrap_err()
+                .rule,
+            "signature.algorithm"
+        );
+        let other = jws(
+            &json!({"alg": "RS512"}),
+            &json!({"actor": {"mbox": "mailto:b@x.nl"}}),
+        );
+        assert_eq!(
+            check(&signed, "application/octet-stream", &other, "$")
+                .unwrap_err()
+                .rule,
+            "signature.payload"
+        );
         assert!(check(&signed, "application/octet-stream", b"not a jws", "$").is_err());
     }
 }

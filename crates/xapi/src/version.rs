@@ -48,10 +48,18 @@ mod tests {
     #[test]
     fn parses_the_versions_the_spec_names() {
         for ok in ["1.0", "1.0.0", "1.0.1", "1.0.3", "1.0.9"] {
-            assert_eq!(XapiVersion::parse_header(ok).unwrap(), XapiVersion::V1_0_3, "{ok}");
+            assert_eq!(
+                XapiVersion::parse_header(ok).unwrap(),
+                XapiVersion::V1_0_3,
+                "{ok}"
+            );
         }
         for ok in ["2.0", "2.0.0"] {
-            assert_eq!(XapiVersion::parse_header(ok).unwrap(), XapiVersion::V2_0_0, "{ok}");
+            assert_eq!(
+                XapiVersion::parse_header(ok).unwrap(),
+                XapiVersion::V2_0_0,
+                "{ok}"
+            );
         }
         for bad in ["", "0.9", "1.1.0", "1.0.x", "3.0.0", "1.0.3.1", "1.0."] {
             assert!(XapiVersion::parse_header(bad).is_err(), "{bad}");
