@@ -8,6 +8,7 @@
 //! This crate knows nothing about sled, files, HTTP or async.
 
 pub mod credentials;
+pub mod documents;
 pub mod statement_index;
 
 /// The name of one key-value tree that a projection owns.

@@ -220,6 +220,22 @@ fn content_key(
     Ok(Some(content_key))
 }
 
+/// Seals any bytes (a document, say) under one person's key.
+pub fn seal_bytes(token: Token, key: &DataKey, plaintext: &[u8]) -> SealedForPersonV1 {
+    seal_for(token, key, plaintext)
+}
+
+/// Opens bytes sealed with [`seal_bytes`]; `None` once the person is erased.
+pub fn open_sealed_bytes(
+    sealed: &SealedForPersonV1,
+    keys: &impl KeyLookup,
+) -> Result<Option<Vec<u8>>, EnvelopeError> {
+    match keys.key(&sealed.token) {
+        Some(key) => open_bytes(sealed, &key).map(Some),
+        None => Ok(None),
+    }
+}
+
 /// What stands in for a person who has been erased.
 pub fn erased_agent(token: &Token) -> Value {
     json!({

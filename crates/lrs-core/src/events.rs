@@ -21,6 +21,8 @@ pub type Position = u64;
 pub enum Event {
     StatementStoredV1(StatementStoredV1),
     CredentialIssuedV1(CredentialIssuedV1),
+    DocumentWrittenV1(DocumentWrittenV1),
+    DocumentsDeletedV1(DocumentsDeletedV1),
 }
 
 impl Event {
@@ -36,6 +38,8 @@ impl Event {
         match self {
             Event::StatementStoredV1(_) => "statement_stored.v1",
             Event::CredentialIssuedV1(_) => "credential_issued.v1",
+            Event::DocumentWrittenV1(_) => "document_written.v1",
+            Event::DocumentsDeletedV1(_) => "documents_deleted.v1",
         }
     }
 }
@@ -157,6 +161,53 @@ pub struct CredentialIssuedV1 {
     pub scopes: Vec<String>,
     pub issued_micros: i64,
     pub expires_micros: Option<i64>,
+}
+
+/// Which document resource a document belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum DocumentResourceV1 {
+    State,
+    ActivityProfile,
+    AgentProfile,
+}
+
+/// Where a document lives: its resource and the parameters that name it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct DocumentContextV1 {
+    pub tenant: String,
+    pub resource: DocumentResourceV1,
+    pub activity_id: Option<String>,
+    /// The agent of a state or agent profile document, as a token.
+    pub agent: Option<Token>,
+    pub registration: Option<Uuid>,
+}
+
+/// A document's content: sealed under the agent's key when the document is
+/// keyed by an agent (state, agent profile), else in clear.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum DocumentContentV1 {
+    Clear(Vec<u8>),
+    Sealed(SealedForPersonV1),
+}
+
+/// A document was written (PUT, or POST after merging): this is its whole new content.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DocumentWrittenV1 {
+    pub context: DocumentContextV1,
+    pub document_id: String,
+    pub content_type: String,
+    /// Keyed digest of the content (hex), the document's ETag.
+    pub etag: String,
+    pub written_micros: i64,
+    pub content: DocumentContentV1,
+}
+
+/// Documents were deleted (one, or every one in a context).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DocumentsDeletedV1 {
+    pub context: DocumentContextV1,
+    pub document_ids: Vec<String>,
+    pub deleted_micros: i64,
 }
 
 #[cfg(test)]

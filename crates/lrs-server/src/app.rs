@@ -5,7 +5,7 @@
 use crate::auth::Authenticator;
 use crate::config::ServeConfig;
 use crate::error::ApiError;
-use crate::routes::{about, statements};
+use crate::routes::{about, activities, agents, documents, statements};
 use crate::xapi_request::VERSION_HEADER;
 
 const CONSISTENT_THROUGH: &str = "x-experience-api-consistent-through";
@@ -52,6 +52,29 @@ pub fn router(state: AppState) -> Router {
                     state.clone(),
                     consistent_through,
                 )),
+        )
+        .route("/activities", get(activities::get_activity))
+        .route("/agents", get(agents::get_person))
+        .route(
+            "/activities/state",
+            get(documents::get_state)
+                .put(documents::put_state)
+                .post(documents::post_state)
+                .delete(documents::delete_state),
+        )
+        .route(
+            "/activities/profile",
+            get(documents::get_activity_profile)
+                .put(documents::put_activity_profile)
+                .post(documents::post_activity_profile)
+                .delete(documents::delete_activity_profile),
+        )
+        .route(
+            "/agents/profile",
+            get(documents::get_agent_profile)
+                .put(documents::put_agent_profile)
+                .post(documents::post_agent_profile)
+                .delete(documents::delete_agent_profile),
         )
         .route("/about", get(about::get_about));
     let routes = Router::new()

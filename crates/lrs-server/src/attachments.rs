@@ -168,6 +168,7 @@ fn statements_of(body: &Value) -> Vec<(String, &Value)> {
 pub fn match_parts(
     body: &Value,
     parts: &[AttachmentContent],
+    version: xapi::XapiVersion,
 ) -> Result<Vec<Vec<AttachmentContent>>, ApiError> {
     let by_hash: BTreeMap<&str, &AttachmentContent> =
         parts.iter().map(|p| (p.sha2.as_str(), p)).collect();
@@ -200,7 +201,7 @@ pub fn match_parts(
                     .get("contentType")
                     .and_then(Value::as_str)
                     .unwrap_or("");
-                xapi::signature::check(statement, declared, &part.bytes, &at)?;
+                xapi::signature::check(statement, declared, &part.bytes, &at, version)?;
             }
             match part {
                 Some(part) => {

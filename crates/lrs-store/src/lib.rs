@@ -12,10 +12,11 @@ pub mod vault;
 mod writer;
 
 pub use log::{ChainBreak, Head, LogEntry};
+pub use lrs_projections::documents::{context_prefix, document_key, DocumentRef};
 pub use query::{Page, Scope, StatementQuery};
 pub use store::{Store, StoreConfig};
 pub use vault::{MasterKey, Vault};
-pub use writer::{AppendError, PreparedStatement};
+pub use writer::{AppendError, DocumentExpectation, PreparedStatement};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -4,11 +4,13 @@
 
 use crate::log::{Head, Log, LogEntry};
 use crate::vault::{MasterKey, Vault};
-use crate::writer::{self, AppendError, PreparedStatement, Request};
+use crate::writer::{self, AppendError, DocumentExpectation, PreparedStatement, Request};
 use crate::StoreError;
 use lrs_core::events::{CredentialIssuedV1, StatementStoredV1};
 use lrs_core::{Event, Position};
-use lrs_projections::{credentials, statement_index, Op, Projection, ReadModel, TreeName};
+use lrs_projections::{
+    credentials, documents, statement_index, Op, Projection, ReadModel, TreeName,
+};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -56,6 +58,7 @@ fn all_projections() -> Vec<Box<dyn Projection>> {
     vec![
         Box::new(statement_index::StatementIndex),
         Box::new(credentials::Credentials),
+        Box::new(documents::Documents),
     ]
 }
 
@@ -269,6 +272,52 @@ impl Store {
             .await
             .map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Appends a document event if, at the moment it is appended, the
+    /// document's current ETag is what `expect` asks for.
+    pub async fn append_document(
+        &self,
+        event: Event,
+        expect: DocumentExpectation,
+    ) -> Result<Position, AppendError> {
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send(Request::Document {
+                event: Box::new(event),
+                expect,
+                reply,
+            })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// The current record of a document, if it exists.
+    pub fn document(&self, key: &[u8]) -> Result<Option<documents::DocumentRef>, StoreError> {
+        match self.shared.tree(documents::BY_KEY).get(key)? {
+            Some(bytes) => {
+                Ok(Some(postcard::from_bytes(&bytes).map_err(|e| {
+                    StoreError::Corrupt(format!("document record: {e}"))
+                })?))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Every document of a context: (document id, record), in id order.
+    pub fn documents_in(
+        &self,
+        prefix: &[u8],
+    ) -> Result<Vec<(String, documents::DocumentRef)>, StoreError> {
+        let mut found = Vec::new();
+        for item in self.shared.tree(documents::BY_KEY).scan_prefix(prefix) {
+            let (key, value) = item?;
+            let record = postcard::from_bytes(&value)
+                .map_err(|e| StoreError::Corrupt(format!("document record: {e}")))?;
+            found.push((documents::document_id_of(&key), record));
+        }
+        Ok(found)
     }
 
     pub fn entry(&self, position: Position) -> Result<Option<LogEntry>, StoreError> {

@@ -8,6 +8,7 @@ use crate::store::{apply_projections, Shared};
 use crate::StoreError;
 use lrs_core::events::{SealedStatementV1, StatementFactsV1, StatementStoredV1};
 use lrs_core::{Event, Position};
+use lrs_projections::documents::{self, document_key};
 use lrs_projections::statement_index::{by_id_key, decode_by_id, tenant_hash, BY_ID};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -24,8 +25,25 @@ pub struct PreparedStatement {
     pub sealed: SealedStatementV1,
 }
 
+/// What a document write expects of the document's current state
+/// (HTTP If-Match / If-None-Match, and read-merge-write for POST).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DocumentExpectation {
+    /// No condition.
+    Any,
+    /// The document must not exist.
+    Absent,
+    /// The document must exist with this ETag.
+    Etag(String),
+    /// The document must be exactly as read: this ETag, or absent.
+    Unchanged(Option<String>),
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum AppendError {
+    /// A document's current state is not what the request expected.
+    #[error("the document changed or does not match the precondition")]
+    Precondition { exists: bool },
     /// A statement with this id exists (for this tenant) and differs.
     #[error("statement {0} already exists with different content")]
     Conflict(Uuid),
@@ -45,6 +63,12 @@ pub(crate) enum Request {
     },
     Event {
         event: Box<Event>,
+        reply: oneshot::Sender<Result<Position, AppendError>>,
+    },
+    /// A document write or delete, appended only if `expect` holds.
+    Document {
+        event: Box<Event>,
+        expect: DocumentExpectation,
         reply: oneshot::Sender<Result<Position, AppendError>>,
     },
     /// Answer everything before this, then stop.
@@ -113,7 +137,10 @@ pub(crate) fn run(
 fn group_size(request: &Request) -> usize {
     match request {
         Request::Statements { statements, .. } => statements.len().max(1),
-        Request::Event { .. } | Request::Shutdown(_) | Request::Rebuild(_) => 1,
+        Request::Event { .. }
+        | Request::Document { .. }
+        | Request::Shutdown(_)
+        | Request::Rebuild(_) => 1,
     }
 }
 
@@ -123,6 +150,7 @@ enum Reply {
         Result<Vec<Position>, AppendError>,
     ),
     Event(oneshot::Sender<Result<Position, AppendError>>, Position),
+    Refused(oneshot::Sender<Result<Position, AppendError>>, AppendError),
 }
 
 impl Reply {
@@ -134,6 +162,9 @@ impl Reply {
             Reply::Event(tx, position) => {
                 let _ = tx.send(Ok(position));
             }
+            Reply::Refused(tx, error) => {
+                let _ = tx.send(Err(error));
+            }
         }
     }
 
@@ -143,7 +174,7 @@ impl Reply {
             Reply::Statements(tx, _) => {
                 let _ = tx.send(Err(error()));
             }
-            Reply::Event(tx, _) => {
+            Reply::Event(tx, _) | Reply::Refused(tx, _) => {
                 let _ = tx.send(Err(error()));
             }
         }
@@ -170,6 +201,8 @@ fn commit_group(
     // Ids appended earlier in this group: (tenant, id) -> (position, digest).
     let mut in_group: HashMap<([u8; 8], Uuid), (Position, [u8; 32])> = HashMap::new();
     let by_id = shared.tree(BY_ID);
+    // Documents written or deleted earlier in this group: key -> ETag (None: gone).
+    let mut documents_in_group: HashMap<Vec<u8>, Option<String>> = HashMap::new();
 
     for request in group {
         match request {
@@ -177,6 +210,65 @@ fn commit_group(
                 unreachable!("control requests never join a group")
             }
             Request::Event { event, reply } => {
+                events.push(*event);
+                replies.push(Reply::Event(reply, head.position + events.len() as u64));
+            }
+            Request::Document {
+                event,
+                expect,
+                reply,
+            } => {
+                let key = match event.as_ref() {
+                    Event::DocumentWrittenV1(written) => {
+                        Some(document_key(&written.context, &written.document_id))
+                    }
+                    Event::DocumentsDeletedV1(deleted) if deleted.document_ids.len() == 1 => {
+                        Some(document_key(&deleted.context, &deleted.document_ids[0]))
+                    }
+                    _ => None,
+                };
+                let current = match &key {
+                    Some(key) => match documents_in_group.get(key) {
+                        Some(etag) => etag.clone(),
+                        None => match current_etag(shared, key) {
+                            Ok(etag) => etag,
+                            Err(error) => {
+                                replies.push(Reply::Refused(reply, AppendError::Store(error)));
+                                continue;
+                            }
+                        },
+                    },
+                    None => None,
+                };
+                let holds = match &expect {
+                    DocumentExpectation::Any => true,
+                    DocumentExpectation::Absent => current.is_none(),
+                    DocumentExpectation::Etag(etag) => current.as_deref() == Some(etag.as_str()),
+                    DocumentExpectation::Unchanged(etag) => current == *etag,
+                };
+                if !holds {
+                    replies.push(Reply::Refused(
+                        reply,
+                        AppendError::Precondition {
+                            exists: current.is_some(),
+                        },
+                    ));
+                    continue;
+                }
+                match event.as_ref() {
+                    Event::DocumentWrittenV1(written) => {
+                        documents_in_group.insert(
+                            document_key(&written.context, &written.document_id),
+                            Some(written.etag.clone()),
+                        );
+                    }
+                    Event::DocumentsDeletedV1(deleted) => {
+                        for id in &deleted.document_ids {
+                            documents_in_group.insert(document_key(&deleted.context, id), None);
+                        }
+                    }
+                    _ => {}
+                }
                 events.push(*event);
                 replies.push(Reply::Event(reply, head.position + events.len() as u64));
             }
@@ -284,6 +376,17 @@ fn commit_group(
         }
         Err(error) => Err((error, replies)),
     }
+}
+
+fn current_etag(shared: &Shared, key: &[u8]) -> Result<Option<String>, StoreError> {
+    Ok(match shared.tree(documents::BY_KEY).get(key)? {
+        Some(bytes) => Some(
+            postcard::from_bytes::<documents::DocumentRef>(&bytes)
+                .map_err(|e| StoreError::Corrupt(format!("document record: {e}")))?
+                .etag,
+        ),
+        None => None,
+    })
 }
 
 fn existing_statement(

@@ -1,4 +1,7 @@
 //! The xAPI resources, a file each.
 
 pub mod about;
+pub mod activities;
+pub mod agents;
+pub mod documents;
 pub mod statements;

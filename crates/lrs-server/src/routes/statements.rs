@@ -175,6 +175,9 @@ async fn store_statements(
             format!("statement id {id} appears twice in the request with different content"),
         )),
         Err(AppendError::Store(e)) => Err(e.into()),
+        Err(AppendError::Precondition { .. }) => {
+            Err(ApiError::internal("statements carry no preconditions"))
+        }
     }
 }
 
@@ -204,7 +207,7 @@ pub async fn put_statement(
         ));
     }
     validate_statement_batch(&statement, caller.version)?;
-    let contents = attachments::match_parts(&statement, &request.parts)?;
+    let contents = attachments::match_parts(&statement, &request.parts, caller.version)?;
     match statement.get("id").and_then(Value::as_str) {
         Some(body_id) if Uuid::parse_str(body_id).ok() != Some(id) => {
             return Err(ApiError::bad_request(
@@ -232,7 +235,7 @@ pub async fn post_statements(
     let request = attachments::read(&headers, body).await?;
     let body = request.body;
     validate_statement_batch(&body, caller.version)?;
-    let contents = attachments::match_parts(&body, &request.parts)?;
+    let contents = attachments::match_parts(&body, &request.parts, caller.version)?;
     let (statements, paths): (Vec<Value>, Vec<String>) = match body {
         Value::Array(items) => {
             let paths = (0..items.len()).map(|i| format!("$[{i}]")).collect();

@@ -1,0 +1,654 @@
+//! The document resources: State, Activity Profile and Agent Profile.
+//! Every write is an event in the log (`DocumentWrittenV1` with the whole
+//! new content, `DocumentsDeletedV1`); the current documents are a
+//! projection. Documents keyed by an agent are sealed under that person's key.
+//! Concurrency: ETag with If-Match / If-None-Match, checked by the writer at
+//! the moment of appending, so two writers cannot both win.
+
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::xapi_request::Caller;
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use hmac::{Hmac, Mac};
+use lrs_core::envelope::{open_sealed_bytes, seal_bytes};
+use lrs_core::events::{
+    DocumentContentV1, DocumentContextV1, DocumentResourceV1, DocumentWrittenV1, DocumentsDeletedV1,
+};
+use lrs_core::{DataKey, Event};
+use lrs_store::{context_prefix, document_key, AppendError, DocumentExpectation};
+use serde_json::Value;
+use sha2::Sha256;
+use std::collections::BTreeMap;
+use uuid::Uuid;
+use xapi::XapiVersion;
+
+/// What distinguishes the three resources.
+#[derive(Clone, Copy)]
+struct Spec {
+    resource: DocumentResourceV1,
+    id_param: &'static str,
+    activity: bool,
+    agent: bool,
+    registration: bool,
+    scope: &'static str,
+}
+
+const STATE: Spec = Spec {
+    resource: DocumentResourceV1::State,
+    id_param: "stateId",
+    activity: true,
+    agent: true,
+    registration: true,
+    scope: "state",
+};
+const ACTIVITY_PROFILE: Spec = Spec {
+    resource: DocumentResourceV1::ActivityProfile,
+    id_param: "profileId",
+    activity: true,
+    agent: false,
+    registration: false,
+    scope: "profile",
+};
+const AGENT_PROFILE: Spec = Spec {
+    resource: DocumentResourceV1::AgentProfile,
+    id_param: "profileId",
+    activity: false,
+    agent: true,
+    registration: false,
+    scope: "profile",
+};
+
+/// A parsed document request: where, which document, since.
+struct Target {
+    context: DocumentContextV1,
+    /// The person's key when the document is keyed by an agent (created on write).
+    agent_key: Option<DataKey>,
+    document_id: Option<String>,
+    since_micros: Option<i64>,
+}
+
+fn now_micros() -> i64 {
+    crate::auth::now_micros()
+}
+
+fn parse_params(raw: Option<&str>, allowed: &[&str]) -> Result<BTreeMap<String, String>, ApiError> {
+    let mut params = BTreeMap::new();
+    for (key, value) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
+        if !allowed.contains(&key.as_ref()) {
+            return Err(ApiError::bad_request(
+                format!("?{key}"),
+                "parameter.unknown",
+                format!(
+                    "unknown query parameter {key:?}; allowed: {}",
+                    allowed.join(", ")
+                ),
+            ));
+        }
+        if params.insert(key.to_string(), value.to_string()).is_some() {
+            return Err(ApiError::bad_request(
+                format!("?{key}"),
+                "parameter.repeated",
+                "parameter given twice",
+            ));
+        }
+    }
+    Ok(params)
+}
+
+fn required<'a>(params: &'a BTreeMap<String, String>, key: &str) -> Result<&'a str, ApiError> {
+    params.get(key).map(String::as_str).ok_or_else(|| {
+        ApiError::bad_request(
+            format!("?{key}"),
+            "parameter.required",
+            format!("{key} is required"),
+        )
+    })
+}
+
+/// Parses the parameters of a document request. `create` makes the agent's
+/// vault entry if it is new (writes); reads of an unknown agent find nothing.
+fn target(
+    state: &AppState,
+    caller: &Caller,
+    spec: Spec,
+    raw: Option<&str>,
+    create: bool,
+) -> Result<Option<Target>, ApiError> {
+    let mut allowed = vec![spec.id_param, "since"];
+    if spec.activity {
+        allowed.push("activityId");
+    }
+    if spec.agent {
+        allowed.push("agent");
+    }
+    if spec.registration {
+        allowed.push("registration");
+    }
+    let params = parse_params(raw, &allowed)?;
+    let activity_id = if spec.activity {
+        let id = required(&params, "activityId")?;
+        if !xapi::validate::is_iri(id) {
+            return Err(ApiError::bad_request(
+                "?activityId",
+                "iri.format",
+                format!("{id:?} is not an IRI"),
+            ));
+        }
+        Some(id.to_owned())
+    } else {
+        None
+    };
+    let (agent, agent_key) = if spec.agent {
+        let text = required(&params, "agent")?;
+        let agent: Value = serde_json::from_str(text).map_err(|e| {
+            ApiError::bad_request(
+                "?agent",
+                "agent.json",
+                format!("agent is not valid json: {e}"),
+            )
+        })?;
+        xapi::validate::validate_agent_param(&agent, caller.version)
+            .map_err(|e| e.under("?agent"))?;
+        let ifi = xapi::agent::ifi_of(&agent).ok_or_else(|| {
+            ApiError::bad_request(
+                "?agent",
+                "agent.exactly-one-ifi",
+                "agent needs exactly one identifier",
+            )
+        })?;
+        let vault = state.store.vault();
+        let (token, key) = if create {
+            let (token, key) = vault.person(&ifi);
+            (token, Some(key))
+        } else {
+            match vault.token_of(&ifi) {
+                Some(token) => (token, vault.key(&token)),
+                None => return Ok(None),
+            }
+        };
+        (Some(token), key)
+    } else {
+        (None, None)
+    };
+    let registration = match params.get("registration") {
+        Some(text) if xapi::validate::is_uuid(text) => {
+            Some(Uuid::parse_str(text).expect("checked uuid"))
+        }
+        Some(text) => {
+            return Err(ApiError::bad_request(
+                "?registration",
+                "uuid.format",
+                format!("{text:?} is not a uuid"),
+            ))
+        }
+        None => None,
+    };
+    let since_micros = match params.get("since") {
+        Some(text) => Some(
+            xapi::validate::parse_timestamp(text)
+                .map(|t| t.timestamp_micros())
+                .ok_or_else(|| {
+                    ApiError::bad_request(
+                        "?since",
+                        "timestamp.format",
+                        format!("{text:?} is not an ISO 8601 timestamp"),
+                    )
+                })?,
+        ),
+        None => None,
+    };
+    Ok(Some(Target {
+        context: DocumentContextV1 {
+            tenant: caller.credential.tenant.clone(),
+            resource: spec.resource,
+            activity_id,
+            agent,
+            registration,
+        },
+        agent_key,
+        document_id: params.get(spec.id_param).cloned(),
+        since_micros,
+    }))
+}
+
+fn etag_of(state: &AppState, content: &[u8]) -> String {
+    let mut mac =
+        <Hmac<Sha256> as Mac>::new_from_slice(state.store.digest_key()).expect("any key length");
+    mac.update(content);
+    hex::encode(&mac.finalize().into_bytes()[..20])
+}
+
+/// The ETag clients see: the SHA-1 hex digest of the content, as xAPI 1.0.3
+/// requires (Communication 3.1). The log keeps a keyed digest instead, so no
+/// fingerprint of personal content is stored in clear.
+fn client_etag(content: &[u8]) -> String {
+    use sha1::Digest;
+    hex::encode(sha1::Sha1::digest(content))
+}
+
+fn quoted(etag: &str) -> String {
+    format!("\"{etag}\"")
+}
+
+/// The ETags an If-Match / If-None-Match header lists (`*` kept as is).
+fn header_etags(headers: &HeaderMap, name: header::HeaderName) -> Option<Vec<String>> {
+    headers.get(name).and_then(|v| v.to_str().ok()).map(|v| {
+        v.split(',')
+            .map(|t| {
+                t.trim()
+                    .trim_start_matches("W/")
+                    .trim_matches('"')
+                    .to_owned()
+            })
+            .collect()
+    })
+}
+
+struct Preconditions {
+    if_match: Option<Vec<String>>,
+    if_none_match: Option<Vec<String>>,
+}
+
+impl Preconditions {
+    fn of(headers: &HeaderMap) -> Self {
+        Self {
+            if_match: header_etags(headers, header::IF_MATCH),
+            if_none_match: header_etags(headers, header::IF_NONE_MATCH),
+        }
+    }
+
+    fn any(&self) -> bool {
+        self.if_match.is_some() || self.if_none_match.is_some()
+    }
+
+    /// Checks against the current ETag; 412 when they fail.
+    fn check(&self, current: Option<&str>) -> Result<(), ApiError> {
+        if let Some(tags) = &self.if_match {
+            let ok = match current {
+                Some(etag) => tags.iter().any(|t| t == "*" || t == etag),
+                None => false,
+            };
+            if !ok {
+                return Err(ApiError::PreconditionFailed(
+                    "If-Match does not match the document's ETag".into(),
+                ));
+            }
+        }
+        if let Some(tags) = &self.if_none_match {
+            let hit = match current {
+                Some(etag) => tags.iter().any(|t| t == "*" || t == etag),
+                None => false,
+            };
+            if hit {
+                return Err(ApiError::PreconditionFailed(
+                    "If-None-Match: the document exists".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn content_type_of(headers: &HeaderMap) -> String {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/octet-stream")
+        .to_owned()
+}
+
+fn is_json(content_type: &str) -> bool {
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .eq_ignore_ascii_case("application/json")
+}
+
+fn seal_content(target: &Target, bytes: Vec<u8>) -> DocumentContentV1 {
+    match (&target.context.agent, &target.agent_key) {
+        (Some(token), Some(key)) => DocumentContentV1::Sealed(seal_bytes(*token, key, &bytes)),
+        _ => DocumentContentV1::Clear(bytes),
+    }
+}
+
+/// The content of a written document; `None` if its person was erased.
+fn open_content(
+    state: &AppState,
+    content: &DocumentContentV1,
+) -> Result<Option<Vec<u8>>, ApiError> {
+    match content {
+        DocumentContentV1::Clear(bytes) => Ok(Some(bytes.clone())),
+        DocumentContentV1::Sealed(sealed) => {
+            open_sealed_bytes(sealed, state.store.vault().as_ref()).map_err(ApiError::internal)
+        }
+    }
+}
+
+/// The current document and its content.
+fn current(
+    state: &AppState,
+    key: &[u8],
+) -> Result<Option<(lrs_store::DocumentRef, Vec<u8>)>, ApiError> {
+    let Some(record) = state.store.document(key)? else {
+        return Ok(None);
+    };
+    let Some(entry) = state.store.entry(record.position)? else {
+        return Ok(None);
+    };
+    let Event::DocumentWrittenV1(written) = entry.event else {
+        return Err(ApiError::internal(
+            "document record points at another event",
+        ));
+    };
+    Ok(open_content(state, &written.content)?.map(|content| (record, content)))
+}
+
+fn refused(error: AppendError) -> ApiError {
+    match error {
+        AppendError::Precondition { .. } => ApiError::PreconditionFailed(
+            "the document changed; read it again and retry with its new ETag".into(),
+        ),
+        AppendError::Store(e) => e.into(),
+        other => ApiError::internal(other),
+    }
+}
+
+async fn write(
+    state: AppState,
+    caller: Caller,
+    spec: Spec,
+    raw: Option<String>,
+    headers: HeaderMap,
+    body: Bytes,
+    merge: bool,
+) -> Result<Response, ApiError> {
+    caller.credential.require(&[spec.scope])?;
+    let target =
+        target(&state, &caller, spec, raw.as_deref(), true)?.expect("writes create the person");
+    let id = target.document_id.clone().ok_or_else(|| {
+        ApiError::bad_request(
+            format!("?{}", spec.id_param),
+            "parameter.required",
+            format!("{} is required", spec.id_param),
+        )
+    })?;
+    let key = document_key(&target.context, &id);
+    let preconditions = Preconditions::of(&headers);
+    let content_type = content_type_of(&headers);
+    let existing = current(&state, &key)?;
+    let existing_etag = existing.as_ref().map(|(_, content)| client_etag(content));
+    preconditions.check(existing_etag.as_deref())?;
+    if spec.resource != DocumentResourceV1::State
+        && !merge
+        && existing.is_none()
+        && !preconditions.any()
+        && caller.version == XapiVersion::V1_0_3
+    {
+        return Err(ApiError::bad_request(
+            "header If-None-Match",
+            "document.precondition-required",
+            "a PUT to a profile must send If-Match or If-None-Match (Communication 3.1)",
+        ));
+    }
+    // Profiles (and 2.0.0 state) must not be overwritten blindly: 409 when a
+    // PUT without If-Match / If-None-Match finds a document there.
+    let blind_put_refused =
+        spec.resource != DocumentResourceV1::State || caller.version == XapiVersion::V2_0_0;
+    if !merge && existing.is_some() && !preconditions.any() && blind_put_refused {
+        return Err(ApiError::Conflict(
+            "the document exists: send If-Match with its ETag (or If-None-Match: *) to say what you expect".into(),
+        ));
+    }
+    let (content, content_type) = if merge {
+        if !is_json(&content_type) {
+            return Err(ApiError::bad_request(
+                "header Content-Type",
+                "document.merge-json",
+                "POST merges JSON: send application/json",
+            ));
+        }
+        let incoming: Value = serde_json::from_slice(&body).map_err(|e| {
+            ApiError::bad_request("$", "json.syntax", format!("body is not valid json: {e}"))
+        })?;
+        let Value::Object(incoming) = incoming else {
+            return Err(ApiError::bad_request(
+                "$",
+                "document.merge-object",
+                "POST merges a JSON object",
+            ));
+        };
+        match &existing {
+            Some((record, bytes)) => {
+                let stored: Option<Value> = if is_json(&record.content_type) {
+                    serde_json::from_slice(bytes).ok()
+                } else {
+                    None
+                };
+                let Some(Value::Object(mut merged)) = stored else {
+                    return Err(ApiError::bad_request(
+                        "$",
+                        "document.merge-object",
+                        "the stored document is not a JSON object, so it cannot be merged into",
+                    ));
+                };
+                for (k, v) in incoming {
+                    merged.insert(k, v);
+                }
+                (
+                    serde_json::to_vec(&Value::Object(merged)).expect("json encodes"),
+                    "application/json".to_owned(),
+                )
+            }
+            None => (
+                serde_json::to_vec(&Value::Object(incoming)).expect("json encodes"),
+                "application/json".to_owned(),
+            ),
+        }
+    } else {
+        (body.to_vec(), content_type)
+    };
+    let etag = etag_of(&state, &content);
+    let answer_etag = client_etag(&content);
+    let expect = DocumentExpectation::Unchanged(existing.as_ref().map(|(r, _)| r.etag.clone()));
+    let event = Event::DocumentWrittenV1(DocumentWrittenV1 {
+        context: target.context.clone(),
+        document_id: id,
+        content_type,
+        etag: etag.clone(),
+        written_micros: now_micros(),
+        content: seal_content(&target, content),
+    });
+    state
+        .store
+        .append_document(event, expect)
+        .await
+        .map_err(refused)?;
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    if let Ok(value) = HeaderValue::from_str(&quoted(&answer_etag)) {
+        response.headers_mut().insert(header::ETAG, value);
+    }
+    Ok(response)
+}
+
+async fn read(
+    state: AppState,
+    caller: Caller,
+    spec: Spec,
+    raw: Option<String>,
+) -> Result<Response, ApiError> {
+    caller.credential.require(&[spec.scope, "all/read"])?;
+    let target = target(&state, &caller, spec, raw.as_deref(), false)?;
+    let single = raw
+        .as_deref()
+        .is_some_and(|q| form_urlencoded::parse(q.as_bytes()).any(|(k, _)| k == spec.id_param));
+    if single {
+        let target = target.ok_or(ApiError::NotFound("document"))?;
+        if target.since_micros.is_some() {
+            return Err(ApiError::bad_request(
+                "?since",
+                "parameter.exclusive",
+                "since lists ids; it cannot be used with a document id",
+            ));
+        }
+        let id = target.document_id.clone().expect("single");
+        let (record, content) = current(&state, &document_key(&target.context, &id))?
+            .ok_or(ApiError::NotFound("document"))?;
+        let etag = client_etag(&content);
+        let mut response = Bytes::from(content).into_response();
+        let headers = response.headers_mut();
+        if let Ok(value) = HeaderValue::from_str(&record.content_type) {
+            headers.insert(header::CONTENT_TYPE, value);
+        }
+        if let Ok(value) = HeaderValue::from_str(&quoted(&etag)) {
+            headers.insert(header::ETAG, value);
+        }
+        if let Ok(value) =
+            HeaderValue::from_str(&crate::routes::statements::http_date(record.updated_micros))
+        {
+            headers.insert(header::LAST_MODIFIED, value);
+        }
+        return Ok(response);
+    }
+    let ids: Vec<String> = match target {
+        None => Vec::new(),
+        Some(target) => state
+            .store
+            .documents_in(&context_prefix(&target.context))?
+            .into_iter()
+            .filter(|(_, record)| {
+                target
+                    .since_micros
+                    .is_none_or(|since| record.updated_micros > since)
+            })
+            .map(|(id, _)| id)
+            .collect(),
+    };
+    Ok(axum::Json(ids).into_response())
+}
+
+async fn delete(
+    state: AppState,
+    caller: Caller,
+    spec: Spec,
+    raw: Option<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    caller.credential.require(&[spec.scope])?;
+    let Some(target) = target(&state, &caller, spec, raw.as_deref(), false)? else {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    };
+    if target.since_micros.is_some() {
+        return Err(ApiError::bad_request(
+            "?since",
+            "parameter.unknown",
+            "since is not a DELETE parameter",
+        ));
+    }
+    let preconditions = Preconditions::of(&headers);
+    let (ids, expect) = match &target.document_id {
+        Some(id) => {
+            let existing = current(&state, &document_key(&target.context, id))?;
+            preconditions.check(
+                existing
+                    .as_ref()
+                    .map(|(_, content)| client_etag(content))
+                    .as_deref(),
+            )?;
+            match existing {
+                None => return Ok(StatusCode::NO_CONTENT.into_response()),
+                Some((record, _)) => (vec![id.clone()], DocumentExpectation::Etag(record.etag)),
+            }
+        }
+        None if spec.resource == DocumentResourceV1::State => {
+            let ids: Vec<String> = state
+                .store
+                .documents_in(&context_prefix(&target.context))?
+                .into_iter()
+                .map(|(id, _)| id)
+                .collect();
+            (ids, DocumentExpectation::Any)
+        }
+        None => {
+            return Err(ApiError::bad_request(
+                format!("?{}", spec.id_param),
+                "parameter.required",
+                format!("{} is required to delete a profile", spec.id_param),
+            ))
+        }
+    };
+    if !ids.is_empty() {
+        let event = Event::DocumentsDeletedV1(DocumentsDeletedV1 {
+            context: target.context,
+            document_ids: ids,
+            deleted_micros: now_micros(),
+        });
+        state
+            .store
+            .append_document(event, expect)
+            .await
+            .map_err(refused)?;
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+macro_rules! resource_handlers {
+    ($spec:expr, $get:ident, $put:ident, $post:ident, $delete:ident) => {
+        pub async fn $get(
+            State(state): State<AppState>,
+            caller: Caller,
+            RawQuery(raw): RawQuery,
+        ) -> Result<Response, ApiError> {
+            read(state, caller, $spec, raw).await
+        }
+
+        pub async fn $put(
+            State(state): State<AppState>,
+            caller: Caller,
+            RawQuery(raw): RawQuery,
+            headers: HeaderMap,
+            body: Bytes,
+        ) -> Result<Response, ApiError> {
+            write(state, caller, $spec, raw, headers, body, false).await
+        }
+
+        pub async fn $post(
+            State(state): State<AppState>,
+            caller: Caller,
+            RawQuery(raw): RawQuery,
+            headers: HeaderMap,
+            body: Bytes,
+        ) -> Result<Response, ApiError> {
+            write(state, caller, $spec, raw, headers, body, true).await
+        }
+
+        pub async fn $delete(
+            State(state): State<AppState>,
+            caller: Caller,
+            RawQuery(raw): RawQuery,
+            headers: HeaderMap,
+        ) -> Result<Response, ApiError> {
+            delete(state, caller, $spec, raw, headers).await
+        }
+    };
+}
+
+resource_handlers!(STATE, get_state, put_state, post_state, delete_state);
+resource_handlers!(
+    ACTIVITY_PROFILE,
+    get_activity_profile,
+    put_activity_profile,
+    post_activity_profile,
+    delete_activity_profile
+);
+resource_handlers!(
+    AGENT_PROFILE,
+    get_agent_profile,
+    put_agent_profile,
+    post_agent_profile,
+    delete_agent_profile
+);
