@@ -5,6 +5,7 @@ mod common;
 mod durability;
 mod privacy;
 mod protocol;
+mod resources_activities_agents;
 mod statements_query;
 mod statements_write;
 mod voiding;

@@ -366,7 +366,7 @@ fn commit_group(
             apply_projections(shared, first_position + offset as u64, event)?;
         }
         shared.save_checkpoints(new_head.position)?;
-        shared.db.flush()?;
+        shared.make_durable()?;
         Ok(new_head)
     })();
     match result {
