@@ -2,6 +2,7 @@
 //! temporary data directory, spoken to only over HTTP and the command line.
 
 mod common;
+mod documents;
 mod durability;
 mod privacy;
 mod protocol;

@@ -64,8 +64,10 @@ const AGENT_PROFILE: Spec = Spec {
 /// A parsed document request: where, which document, since.
 struct Target {
     context: DocumentContextV1,
-    /// The person's key when the document is keyed by an agent (created on write).
+    /// The person's key when the document is keyed by a known agent.
     agent_key: Option<DataKey>,
+    /// The agent's identifier when the vault does not know them yet.
+    unknown_agent: Option<xapi::Ifi>,
     document_id: Option<String>,
     since_micros: Option<i64>,
 }
@@ -108,15 +110,15 @@ fn required<'a>(params: &'a BTreeMap<String, String>, key: &str) -> Result<&'a s
     })
 }
 
-/// Parses the parameters of a document request. `create` makes the agent's
-/// vault entry if it is new (writes); reads of an unknown agent find nothing.
+/// Parses and checks every parameter of a document request. An agent the
+/// vault does not know is kept as `unknown_agent`: reads find nothing for
+/// them, writes create them just before appending.
 fn target(
     state: &AppState,
     caller: &Caller,
     spec: Spec,
     raw: Option<&str>,
-    create: bool,
-) -> Result<Option<Target>, ApiError> {
+) -> Result<Target, ApiError> {
     let mut allowed = vec![spec.id_param, "since"];
     if spec.activity {
         allowed.push("activityId");
@@ -140,38 +142,6 @@ fn target(
         Some(id.to_owned())
     } else {
         None
-    };
-    let (agent, agent_key) = if spec.agent {
-        let text = required(&params, "agent")?;
-        let agent: Value = serde_json::from_str(text).map_err(|e| {
-            ApiError::bad_request(
-                "?agent",
-                "agent.json",
-                format!("agent is not valid json: {e}"),
-            )
-        })?;
-        xapi::validate::validate_agent_param(&agent, caller.version)
-            .map_err(|e| e.under("?agent"))?;
-        let ifi = xapi::agent::ifi_of(&agent).ok_or_else(|| {
-            ApiError::bad_request(
-                "?agent",
-                "agent.exactly-one-ifi",
-                "agent needs exactly one identifier",
-            )
-        })?;
-        let vault = state.store.vault();
-        let (token, key) = if create {
-            let (token, key) = vault.person(&ifi);
-            (token, Some(key))
-        } else {
-            match vault.token_of(&ifi) {
-                Some(token) => (token, vault.key(&token)),
-                None => return Ok(None),
-            }
-        };
-        (Some(token), key)
-    } else {
-        (None, None)
     };
     let registration = match params.get("registration") {
         Some(text) if xapi::validate::is_uuid(text) => {
@@ -200,7 +170,41 @@ fn target(
         ),
         None => None,
     };
-    Ok(Some(Target {
+    // The agent last: every other parameter is checked before the vault is asked.
+    let (agent, agent_key, unknown_agent) = if spec.agent {
+        let text = required(&params, "agent")?;
+        let agent: Value = serde_json::from_str(text).map_err(|e| {
+            ApiError::bad_request(
+                "?agent",
+                "agent.json",
+                format!("agent is not valid json: {e}"),
+            )
+        })?;
+        if xapi::agent::is_group(&agent) {
+            return Err(ApiError::bad_request(
+                "?agent",
+                "agent.not-a-group",
+                "the agent parameter of a document resource is an Agent, not a Group",
+            ));
+        }
+        xapi::validate::validate_agent_param(&agent, caller.version)
+            .map_err(|e| e.under("?agent"))?;
+        let ifi = xapi::agent::ifi_of(&agent).ok_or_else(|| {
+            ApiError::bad_request(
+                "?agent",
+                "agent.exactly-one-ifi",
+                "agent needs exactly one identifier",
+            )
+        })?;
+        let vault = state.store.vault();
+        match vault.token_of(&ifi) {
+            Some(token) => (Some(token), vault.key(&token), None),
+            None => (None, None, Some(ifi)),
+        }
+    } else {
+        (None, None, None)
+    };
+    Ok(Target {
         context: DocumentContextV1 {
             tenant: caller.credential.tenant.clone(),
             resource: spec.resource,
@@ -209,9 +213,28 @@ fn target(
             registration,
         },
         agent_key,
+        unknown_agent,
         document_id: params.get(spec.id_param).cloned(),
         since_micros,
-    }))
+    })
+}
+
+impl Target {
+    /// Whether the request names an agent the vault has never seen (so no
+    /// document of theirs can exist).
+    fn agent_unknown(&self) -> bool {
+        self.unknown_agent.is_some()
+    }
+
+    /// Gives a new agent their vault entry; called only once a write is
+    /// about to be appended, so refused requests create nobody.
+    fn create_agent(&mut self, state: &AppState) {
+        if let Some(ifi) = self.unknown_agent.take() {
+            let (token, key) = state.store.vault().person(&ifi);
+            self.context.agent = Some(token);
+            self.agent_key = Some(key);
+        }
+    }
 }
 
 fn etag_of(state: &AppState, content: &[u8]) -> String {
@@ -368,8 +391,7 @@ async fn write(
     merge: bool,
 ) -> Result<Response, ApiError> {
     caller.credential.require(&[spec.scope])?;
-    let target =
-        target(&state, &caller, spec, raw.as_deref(), true)?.expect("writes create the person");
+    let mut target = target(&state, &caller, spec, raw.as_deref())?;
     let id = target.document_id.clone().ok_or_else(|| {
         ApiError::bad_request(
             format!("?{}", spec.id_param),
@@ -377,102 +399,140 @@ async fn write(
             format!("{} is required", spec.id_param),
         )
     })?;
-    let key = document_key(&target.context, &id);
     let preconditions = Preconditions::of(&headers);
     let content_type = content_type_of(&headers);
-    let existing = current(&state, &key)?;
-    let existing_etag = existing.as_ref().map(|(_, content)| client_etag(content));
-    preconditions.check(existing_etag.as_deref())?;
-    if spec.resource != DocumentResourceV1::State
-        && !merge
-        && existing.is_none()
-        && !preconditions.any()
-        && caller.version == XapiVersion::V1_0_3
-    {
-        return Err(ApiError::bad_request(
-            "header If-None-Match",
-            "document.precondition-required",
-            "a PUT to a profile must send If-Match or If-None-Match (Communication 3.1)",
-        ));
-    }
-    // Profiles (and 2.0.0 state) must not be overwritten blindly: 409 when a
-    // PUT without If-Match / If-None-Match finds a document there.
-    let blind_put_refused =
-        spec.resource != DocumentResourceV1::State || caller.version == XapiVersion::V2_0_0;
-    if !merge && existing.is_some() && !preconditions.any() && blind_put_refused {
-        return Err(ApiError::Conflict(
-            "the document exists: send If-Match with its ETag (or If-None-Match: *) to say what you expect".into(),
-        ));
-    }
-    let (content, content_type) = if merge {
-        if !is_json(&content_type) {
+    let incoming = if merge {
+        Some(merge_input(&content_type, &body)?)
+    } else {
+        None
+    };
+    // A request without If-Match / If-None-Match asked for no condition: when
+    // another write wins the race, read again and redo it rather than answer
+    // 412 for a condition the client never set. With a condition, one try.
+    let attempts = if preconditions.any() { 1 } else { MAX_ATTEMPTS };
+    for attempt in 1..=attempts {
+        let existing = if target.agent_unknown() {
+            None
+        } else {
+            current(&state, &document_key(&target.context, &id))?
+        };
+        let existing_etag = existing.as_ref().map(|(_, content)| client_etag(content));
+        preconditions.check(existing_etag.as_deref())?;
+        if spec.resource != DocumentResourceV1::State
+            && !merge
+            && existing.is_none()
+            && !preconditions.any()
+            && caller.version == XapiVersion::V1_0_3
+        {
             return Err(ApiError::bad_request(
-                "header Content-Type",
-                "document.merge-json",
-                "POST merges JSON: send application/json",
+                "header If-None-Match",
+                "document.precondition-required",
+                "a PUT to a profile must send If-Match or If-None-Match (Communication 3.1)",
             ));
         }
-        let incoming: Value = serde_json::from_slice(&body).map_err(|e| {
-            ApiError::bad_request("$", "json.syntax", format!("body is not valid json: {e}"))
-        })?;
-        let Value::Object(incoming) = incoming else {
-            return Err(ApiError::bad_request(
-                "$",
-                "document.merge-object",
-                "POST merges a JSON object",
+        // Profiles (and 2.0.0 state) must not be overwritten blindly: 409 when
+        // a PUT without If-Match / If-None-Match finds a document there.
+        let blind_put_refused =
+            spec.resource != DocumentResourceV1::State || caller.version == XapiVersion::V2_0_0;
+        if !merge && existing.is_some() && !preconditions.any() && blind_put_refused {
+            return Err(ApiError::Conflict(
+                "the document exists: send If-Match with its ETag (or If-None-Match: *) to say what you expect"
+                    .into(),
             ));
+        }
+        let (content, stored_type) = match &incoming {
+            Some(incoming) => (
+                merged(existing.as_ref(), incoming)?,
+                "application/json".to_owned(),
+            ),
+            None => (body.to_vec(), content_type.clone()),
         };
-        match &existing {
-            Some((record, bytes)) => {
-                let stored: Option<Value> = if is_json(&record.content_type) {
-                    serde_json::from_slice(bytes).ok()
-                } else {
-                    None
-                };
-                let Some(Value::Object(mut merged)) = stored else {
+        target.create_agent(&state);
+        let etag = etag_of(&state, &content);
+        let answer_etag = client_etag(&content);
+        let expect = DocumentExpectation::Unchanged(existing.as_ref().map(|(r, _)| r.etag.clone()));
+        let event = Event::DocumentWrittenV1(DocumentWrittenV1 {
+            context: target.context.clone(),
+            document_id: id.clone(),
+            content_type: stored_type,
+            etag,
+            written_micros: now_micros(),
+            content: seal_content(&target, content),
+        });
+        match state.store.append_document(event, expect).await {
+            Ok(_) => {
+                let mut response = StatusCode::NO_CONTENT.into_response();
+                if let Ok(value) = HeaderValue::from_str(&quoted(&answer_etag)) {
+                    response.headers_mut().insert(header::ETAG, value);
+                }
+                return Ok(response);
+            }
+            Err(AppendError::Precondition { .. }) if attempt < attempts => continue,
+            Err(error) => return Err(refused(error)),
+        }
+    }
+    unreachable!("the last attempt returns")
+}
+
+/// How often a write without conditions is redone when it loses a race.
+const MAX_ATTEMPTS: usize = 64;
+
+/// The JSON object a POST merges in.
+fn merge_input(
+    content_type: &str,
+    body: &[u8],
+) -> Result<serde_json::Map<String, Value>, ApiError> {
+    if !is_json(content_type) {
+        return Err(ApiError::bad_request(
+            "header Content-Type",
+            "document.merge-json",
+            "POST merges JSON: send application/json",
+        ));
+    }
+    match serde_json::from_slice(body) {
+        Ok(Value::Object(incoming)) => Ok(incoming),
+        Ok(_) => Err(ApiError::bad_request(
+            "$",
+            "document.merge-object",
+            "POST merges a JSON object",
+        )),
+        Err(e) => Err(ApiError::bad_request(
+            "$",
+            "json.syntax",
+            format!("body is not valid json: {e}"),
+        )),
+    }
+}
+
+/// The stored JSON object with the incoming properties merged over it.
+fn merged(
+    existing: Option<&(lrs_store::DocumentRef, Vec<u8>)>,
+    incoming: &serde_json::Map<String, Value>,
+) -> Result<Vec<u8>, ApiError> {
+    let mut document = match existing {
+        None => serde_json::Map::new(),
+        Some((record, bytes)) => {
+            let stored: Option<Value> = if is_json(&record.content_type) {
+                serde_json::from_slice(bytes).ok()
+            } else {
+                None
+            };
+            match stored {
+                Some(Value::Object(document)) => document,
+                _ => {
                     return Err(ApiError::bad_request(
                         "$",
                         "document.merge-object",
                         "the stored document is not a JSON object, so it cannot be merged into",
-                    ));
-                };
-                for (k, v) in incoming {
-                    merged.insert(k, v);
+                    ))
                 }
-                (
-                    serde_json::to_vec(&Value::Object(merged)).expect("json encodes"),
-                    "application/json".to_owned(),
-                )
             }
-            None => (
-                serde_json::to_vec(&Value::Object(incoming)).expect("json encodes"),
-                "application/json".to_owned(),
-            ),
         }
-    } else {
-        (body.to_vec(), content_type)
     };
-    let etag = etag_of(&state, &content);
-    let answer_etag = client_etag(&content);
-    let expect = DocumentExpectation::Unchanged(existing.as_ref().map(|(r, _)| r.etag.clone()));
-    let event = Event::DocumentWrittenV1(DocumentWrittenV1 {
-        context: target.context.clone(),
-        document_id: id,
-        content_type,
-        etag: etag.clone(),
-        written_micros: now_micros(),
-        content: seal_content(&target, content),
-    });
-    state
-        .store
-        .append_document(event, expect)
-        .await
-        .map_err(refused)?;
-    let mut response = StatusCode::NO_CONTENT.into_response();
-    if let Ok(value) = HeaderValue::from_str(&quoted(&answer_etag)) {
-        response.headers_mut().insert(header::ETAG, value);
+    for (key, value) in incoming {
+        document.insert(key.clone(), value.clone());
     }
-    Ok(response)
+    Ok(serde_json::to_vec(&Value::Object(document)).expect("json encodes"))
 }
 
 async fn read(
@@ -482,18 +542,20 @@ async fn read(
     raw: Option<String>,
 ) -> Result<Response, ApiError> {
     caller.credential.require(&[spec.scope, "all/read"])?;
-    let target = target(&state, &caller, spec, raw.as_deref(), false)?;
+    let target = target(&state, &caller, spec, raw.as_deref())?;
     let single = raw
         .as_deref()
         .is_some_and(|q| form_urlencoded::parse(q.as_bytes()).any(|(k, _)| k == spec.id_param));
     if single {
-        let target = target.ok_or(ApiError::NotFound("document"))?;
         if target.since_micros.is_some() {
             return Err(ApiError::bad_request(
                 "?since",
                 "parameter.exclusive",
                 "since lists ids; it cannot be used with a document id",
             ));
+        }
+        if target.agent_unknown() {
+            return Err(ApiError::NotFound("document"));
         }
         let id = target.document_id.clone().expect("single");
         let (record, content) = current(&state, &document_key(&target.context, &id))?
@@ -514,21 +576,28 @@ async fn read(
         }
         return Ok(response);
     }
-    let ids: Vec<String> = match target {
-        None => Vec::new(),
-        Some(target) => state
-            .store
-            .documents_in(&context_prefix(&target.context))?
-            .into_iter()
-            .filter(|(_, record)| {
-                target
-                    .since_micros
-                    .is_none_or(|since| record.updated_micros > since)
-            })
-            .map(|(id, _)| id)
-            .collect(),
+    let documents = if target.agent_unknown() {
+        Vec::new()
+    } else {
+        state.store.documents_in(&context_prefix(&target.context))?
     };
-    Ok(axum::Json(ids).into_response())
+    let listed: Vec<_> = documents
+        .into_iter()
+        .filter(|(_, record)| {
+            target
+                .since_micros
+                .is_none_or(|since| record.updated_micros > since)
+        })
+        .collect();
+    let last_modified = listed.iter().map(|(_, record)| record.updated_micros).max();
+    let ids: Vec<String> = listed.into_iter().map(|(id, _)| id).collect();
+    let mut response = axum::Json(ids).into_response();
+    if let Some(micros) = last_modified {
+        if let Ok(value) = HeaderValue::from_str(&crate::routes::statements::http_date(micros)) {
+            response.headers_mut().insert(header::LAST_MODIFIED, value);
+        }
+    }
+    Ok(response)
 }
 
 async fn delete(
@@ -539,15 +608,23 @@ async fn delete(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     caller.credential.require(&[spec.scope])?;
-    let Some(target) = target(&state, &caller, spec, raw.as_deref(), false)? else {
-        return Ok(StatusCode::NO_CONTENT.into_response());
-    };
+    let target = target(&state, &caller, spec, raw.as_deref())?;
     if target.since_micros.is_some() {
         return Err(ApiError::bad_request(
             "?since",
             "parameter.unknown",
             "since is not a DELETE parameter",
         ));
+    }
+    if target.document_id.is_none() && spec.resource != DocumentResourceV1::State {
+        return Err(ApiError::bad_request(
+            format!("?{}", spec.id_param),
+            "parameter.required",
+            format!("{} is required to delete a profile", spec.id_param),
+        ));
+    }
+    if target.agent_unknown() {
+        return Ok(StatusCode::NO_CONTENT.into_response());
     }
     let preconditions = Preconditions::of(&headers);
     let (ids, expect) = match &target.document_id {
