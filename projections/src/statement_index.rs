@@ -1,29 +1,31 @@
-//! The statement query index: posting lists per filter term, statement ids,
-//! voiding, and stored-time order, folded from `StatementStoredV1` events.
+//! The statement query index, in two parts:
 //!
-//! Layout (all integers big-endian):
+//! - [`StatementIndex`], a projection into sled trees: statement ids, voiding
+//!   and who references whom. Small, and needed by the writer for conflicts.
+//! - [`Postings`], an in-memory fold: one sorted list of log positions per
+//!   filter term (and per scope), plus `stored` per position. Rebuilt from the
+//!   log when the store opens. Keeping the lists in memory replaced about 14
+//!   sled inserts per statement (see docs/performance.md).
+//!
+//! Layout of the sled trees (all integers big-endian):
 //! - `by_id`: `uuid(16) tenant(8)` -> `position(8) flags(1)`; flag 1 = voiding statement
-//! - `postings`: `kind(1) term(16) position(8)` -> empty; one list per filter term
-//! - `stored`: `stored_micros(8)` -> `position(8)`, for `since`/`until`
 //! - `voided`: `tenant(8) uuid(16)` -> position of the voiding statement
-//! - `terms`: `position(8)` -> `uuid(16) tenant(8) flags(1) (kind(1) term(16))*`:
-//!   the filter terms a statement matches, its own and those it inherits from
-//!   the statement it references (spec: filter conditions for StatementRefs)
 //! - `referrers`: `tenant(8) uuid(16) position(8)` -> empty: who references a statement id
 //!
+//! A statement matches its own filter terms and those of the statement its
+//! StatementRef targets, recursively (spec: filter conditions for
+//! StatementRefs); those are computed from the log's facts when needed.
 //! `tenant(8)` is the first 8 bytes of SHA-256 of the tenant name.
 
 use crate::{Op, Projection, ReadModel, TreeName};
 use lrs_core::events::{ObjectFactV1, StatementStoredV1};
 use lrs_core::Event;
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use uuid::Uuid;
 
 pub const BY_ID: TreeName = "statements.by_id";
-pub const POSTINGS: TreeName = "statements.postings";
-pub const STORED: TreeName = "statements.stored";
 pub const VOIDED: TreeName = "statements.voided";
-pub const TERMS: TreeName = "statements.terms";
 pub const REFERRERS: TreeName = "statements.referrers";
 
 pub const VOIDED_VERB: &str = "http://adlnet.gov/expapi/verbs/voided";
@@ -66,14 +68,6 @@ pub fn string_term(value: &str) -> Term {
         .expect("16 bytes")
 }
 
-pub fn posting_key(kind: TermKind, term: &Term, position: u64) -> Vec<u8> {
-    let mut key = Vec::with_capacity(25);
-    key.push(kind as u8);
-    key.extend_from_slice(term);
-    key.extend_from_slice(&position.to_be_bytes());
-    key
-}
-
 pub fn by_id_key(statement_id: &Uuid, tenant: &[u8; 8]) -> Vec<u8> {
     let mut key = Vec::with_capacity(24);
     key.extend_from_slice(statement_id.as_bytes());
@@ -105,11 +99,11 @@ impl Projection for StatementIndex {
     }
 
     fn version(&self) -> u32 {
-        1
+        2
     }
 
     fn trees(&self) -> &'static [TreeName] {
-        &[BY_ID, POSTINGS, STORED, VOIDED, TERMS, REFERRERS]
+        &[BY_ID, VOIDED, REFERRERS]
     }
 
     fn apply(&self, position: u64, event: &Event, state: &dyn ReadModel, out: &mut Vec<Op>) {
@@ -150,57 +144,19 @@ fn own_terms(stored: &StatementStoredV1) -> Vec<(TermKind, Term)> {
     terms
 }
 
-fn kind_of(byte: u8) -> Option<TermKind> {
-    Some(match byte {
-        b'a' => TermKind::Agent,
-        b'A' => TermKind::RelatedAgent,
-        b'v' => TermKind::Verb,
-        b'o' => TermKind::Activity,
-        b'O' => TermKind::RelatedActivity,
-        b'r' => TermKind::Registration,
-        _ => return None,
-    })
-}
-
-struct TermsRecord {
-    statement_id: Uuid,
-    tenant: [u8; 8],
-    flags: u8,
-    terms: Vec<(TermKind, Term)>,
-}
-
-impl TermsRecord {
-    fn encode(&self) -> Vec<u8> {
-        let mut value = Vec::with_capacity(25 + 17 * self.terms.len());
-        value.extend_from_slice(self.statement_id.as_bytes());
-        value.extend_from_slice(&self.tenant);
-        value.push(self.flags);
-        for (kind, term) in &self.terms {
-            value.push(*kind as u8);
-            value.extend_from_slice(term);
-        }
-        value
-    }
-
-    fn decode(value: &[u8]) -> Option<Self> {
-        let statement_id = Uuid::from_slice(value.get(..16)?).ok()?;
-        let tenant = value.get(16..24)?.try_into().ok()?;
-        let flags = *value.get(24)?;
-        let terms = value[25..]
-            .chunks_exact(17)
-            .filter_map(|chunk| Some((kind_of(chunk[0])?, chunk[1..].try_into().ok()?)))
-            .collect();
-        Some(TermsRecord {
-            statement_id,
-            tenant,
-            flags,
-            terms,
-        })
-    }
-}
-
 fn put(out: &mut Vec<Op>, tree: TreeName, key: Vec<u8>, value: Vec<u8>) {
     out.push(Op::Put { tree, key, value });
+}
+
+fn target_of(stored: &StatementStoredV1) -> Option<Uuid> {
+    match &stored.facts.object {
+        ObjectFactV1::StatementRef { id } => Some(*id),
+        _ => None,
+    }
+}
+
+fn is_voiding(stored: &StatementStoredV1) -> bool {
+    stored.facts.verb_id == VOIDED_VERB && target_of(stored).is_some()
 }
 
 fn apply_statement(
@@ -210,159 +166,261 @@ fn apply_statement(
     out: &mut Vec<Op>,
 ) {
     let tenant = tenant_hash(&stored.tenant);
-    let target = match &stored.facts.object {
-        ObjectFactV1::StatementRef { id } => Some(*id),
-        _ => None,
-    };
-    let is_voiding = stored.facts.verb_id == VOIDED_VERB && target.is_some();
-    let flags = if is_voiding { FLAG_VOIDING } else { 0 };
-
-    let mut terms = own_terms(stored);
+    let target = target_of(stored);
+    let voiding = is_voiding(stored);
     if let Some(target) = target {
         let mut referrer = voided_key(&tenant, &target);
         referrer.extend_from_slice(&position.to_be_bytes());
         put(out, REFERRERS, referrer, Vec::new());
-        if let Some(record) = state
-            .get(BY_ID, &by_id_key(&target, &tenant))
-            .and_then(|v| decode_by_id(&v))
-            .and_then(|(target_position, _)| state.get(TERMS, &target_position.to_be_bytes()))
-            .and_then(|v| TermsRecord::decode(&v))
-        {
-            merge_terms(&mut terms, &record.terms);
-        }
     }
-
-    // Voiding: the target leaves every posting list (it stays fetchable by
-    // voidedStatementId). A voiding statement cannot itself be voided.
-    if is_voiding {
+    // A voiding statement voids its target unless the target is itself a
+    // voiding statement (Data 2.3.2) or already voided. The target may not
+    // have arrived yet: it is then voided on arrival.
+    if voiding {
         let target = target.expect("voiding statements have a target");
         let key = voided_key(&tenant, &target);
-        if state.get(VOIDED, &key).is_none() {
-            let existing = state
-                .get(BY_ID, &by_id_key(&target, &tenant))
-                .and_then(|v| decode_by_id(&v));
-            match existing {
-                Some((_, true)) => {}
-                Some((target_position, false)) => {
-                    put(out, VOIDED, key, position.to_be_bytes().to_vec());
-                    if let Some(record) = state
-                        .get(TERMS, &target_position.to_be_bytes())
-                        .and_then(|v| TermsRecord::decode(&v))
-                    {
-                        for (kind, term) in scoped(&record.terms, &record.tenant) {
-                            out.push(Op::Delete {
-                                tree: POSTINGS,
-                                key: posting_key(kind, &term, target_position),
-                            });
-                        }
-                    }
-                }
-                None => put(out, VOIDED, key, position.to_be_bytes().to_vec()),
-            }
-        }
-    }
-
-    let voided_already = !is_voiding
-        && state
-            .get(VOIDED, &voided_key(&tenant, &stored.statement_id))
-            .is_some();
-    if !voided_already {
-        for (kind, term) in scoped(&terms, &tenant) {
-            put(
-                out,
-                POSTINGS,
-                posting_key(kind, &term, position),
-                Vec::new(),
-            );
+        let target_is_voiding = state
+            .get(BY_ID, &by_id_key(&target, &tenant))
+            .and_then(|v| decode_by_id(&v))
+            .is_some_and(|(_, voiding)| voiding);
+        if state.get(VOIDED, &key).is_none() && !target_is_voiding {
+            put(out, VOIDED, key, position.to_be_bytes().to_vec());
         }
     }
     let mut by_id_value = position.to_be_bytes().to_vec();
-    by_id_value.push(flags);
+    by_id_value.push(if voiding { FLAG_VOIDING } else { 0 });
     put(
         out,
         BY_ID,
         by_id_key(&stored.statement_id, &tenant),
         by_id_value,
     );
-    put(
-        out,
-        STORED,
-        (stored.stored_micros as u64).to_be_bytes().to_vec(),
-        position.to_be_bytes().to_vec(),
-    );
-    let record = TermsRecord {
-        statement_id: stored.statement_id,
-        tenant,
-        flags,
-        terms,
-    };
-    put(out, TERMS, position.to_be_bytes().to_vec(), record.encode());
-
-    // Statements that arrived earlier and reference this one inherit its terms.
-    pass_terms_to_referrers(&record, &record.terms, state, out, 0);
 }
 
-fn pass_terms_to_referrers(
-    target: &TermsRecord,
-    inherited: &[(TermKind, Term)],
-    state: &dyn ReadModel,
-    out: &mut Vec<Op>,
-    depth: usize,
-) {
-    if depth >= MAX_REFERENCE_DEPTH {
-        return;
-    }
-    for (key, _) in state.scan_prefix(REFERRERS, &voided_key(&target.tenant, &target.statement_id))
-    {
-        let referrer_position = u64::from_be_bytes(key[24..32].try_into().expect("8 bytes"));
-        let Some(mut referrer) = state
-            .get(TERMS, &referrer_position.to_be_bytes())
-            .and_then(|v| TermsRecord::decode(&v))
-        else {
-            continue;
+/// Reads statements back from the log, for the terms a statement inherits.
+pub trait StatementSource {
+    fn statement(&self, position: u64) -> Option<StatementStoredV1>;
+}
+
+/// The posting lists, in memory: for each (kind, term) the sorted log
+/// positions of the statements that match it, and `stored` per position.
+#[derive(Default)]
+pub struct Postings {
+    lists: HashMap<(u8, Term), Vec<u64>>,
+    /// `stored` (microseconds) of position `i + 1`; a non-statement entry
+    /// repeats the one before, so the vector stays sorted.
+    stored: Vec<i64>,
+}
+
+impl Postings {
+    /// Folds one log entry in. Call after [`StatementIndex`] has folded the
+    /// same entry into `ids` (its sled trees).
+    pub fn apply(
+        &mut self,
+        position: u64,
+        event: &Event,
+        ids: &dyn ReadModel,
+        log: &dyn StatementSource,
+    ) {
+        let stored_micros = match event {
+            Event::StatementStoredV1(stored) => stored.stored_micros,
+            _ => self.stored.last().copied().unwrap_or(0),
         };
-        let before = referrer.terms.clone();
-        merge_terms(&mut referrer.terms, inherited);
-        let added: Vec<_> = referrer
-            .terms
-            .iter()
-            .filter(|t| !before.contains(t))
-            .copied()
-            .collect();
-        if added.is_empty() {
-            continue;
+        let last = self.stored.last().copied().unwrap_or(0);
+        while (self.stored.len() as u64) + 1 < position {
+            self.stored.push(last);
         }
-        let referrer_voided = referrer.flags & FLAG_VOIDING == 0
-            && state
-                .get(
-                    VOIDED,
-                    &voided_key(&referrer.tenant, &referrer.statement_id),
-                )
-                .is_some();
-        if !referrer_voided {
-            for (kind, term) in &added {
-                put(
-                    out,
-                    POSTINGS,
-                    posting_key(*kind, term, referrer_position),
-                    Vec::new(),
-                );
+        if (self.stored.len() as u64) < position {
+            self.stored.push(stored_micros.max(last));
+        }
+        if let Event::StatementStoredV1(stored) = event {
+            self.apply_statement(position, stored, ids, log);
+        }
+    }
+
+    fn apply_statement(
+        &mut self,
+        position: u64,
+        stored: &StatementStoredV1,
+        ids: &dyn ReadModel,
+        log: &dyn StatementSource,
+    ) {
+        let tenant = tenant_hash(&stored.tenant);
+        let voiding = is_voiding(stored);
+        // This statement voided its target just now: the target leaves every list.
+        if let (true, Some(target)) = (voiding, target_of(stored)) {
+            let voided_here = ids
+                .get(VOIDED, &voided_key(&tenant, &target))
+                .is_some_and(|v| v.as_slice() == position.to_be_bytes());
+            let target_position = ids
+                .get(BY_ID, &by_id_key(&target, &tenant))
+                .and_then(|v| decode_by_id(&v));
+            if let (true, Some((target_position, false))) = (voided_here, target_position) {
+                if let Some(target_statement) = log.statement(target_position) {
+                    let terms = terms_of(&target_statement, ids, log, 0);
+                    for (kind, term) in scoped(&terms, &tenant) {
+                        self.remove(kind, &term, target_position);
+                    }
+                }
             }
         }
-        put(
-            out,
-            TERMS,
-            referrer_position.to_be_bytes().to_vec(),
-            referrer.encode(),
-        );
-        pass_terms_to_referrers(&referrer, &added, state, out, depth + 1);
+        let terms = terms_of(stored, ids, log, 0);
+        if !is_voided(stored, ids) {
+            for (kind, term) in scoped(&terms, &tenant) {
+                self.add(kind, &term, position);
+            }
+        }
+        // Statements that arrived earlier and reference this one match its terms too.
+        self.pass_terms_to_referrers(&stored.statement_id, &tenant, position, &terms, ids, log, 0);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn pass_terms_to_referrers(
+        &mut self,
+        statement_id: &Uuid,
+        tenant: &[u8; 8],
+        position: u64,
+        terms: &[(TermKind, Term)],
+        ids: &dyn ReadModel,
+        log: &dyn StatementSource,
+        depth: usize,
+    ) {
+        if depth >= MAX_REFERENCE_DEPTH {
+            return;
+        }
+        for (key, _) in ids.scan_prefix(REFERRERS, &voided_key(tenant, statement_id)) {
+            let referrer_position = u64::from_be_bytes(key[24..32].try_into().expect("8 bytes"));
+            if referrer_position == position {
+                continue;
+            }
+            let Some(referrer) = log.statement(referrer_position) else {
+                continue;
+            };
+            if !is_voided(&referrer, ids) {
+                for (kind, term) in terms {
+                    self.add(*kind, term, referrer_position);
+                }
+            }
+            self.pass_terms_to_referrers(
+                &referrer.statement_id,
+                tenant,
+                referrer_position,
+                terms,
+                ids,
+                log,
+                depth + 1,
+            );
+        }
+    }
+
+    fn add(&mut self, kind: TermKind, term: &Term, position: u64) {
+        let list = self.lists.entry((kind as u8, *term)).or_default();
+        match list.last() {
+            None => list.push(position),
+            Some(&last) if last < position => list.push(position),
+            Some(_) => {
+                if let Err(at) = list.binary_search(&position) {
+                    list.insert(at, position);
+                }
+            }
+        }
+    }
+
+    fn remove(&mut self, kind: TermKind, term: &Term, position: u64) {
+        if let Some(list) = self.lists.get_mut(&(kind as u8, *term)) {
+            if let Ok(at) = list.binary_search(&position) {
+                list.remove(at);
+            }
+        }
+    }
+
+    /// The sorted positions of one list (empty if none).
+    pub fn list(&self, kind: TermKind, term: &Term) -> &[u64] {
+        self.lists
+            .get(&(kind as u8, *term))
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
+
+    /// The first position stored strictly after `micros` (`None`: none is).
+    pub fn first_after(&self, micros: i64) -> Option<u64> {
+        let index = self.stored.partition_point(|s| *s <= micros);
+        (index < self.stored.len()).then_some(index as u64 + 1)
+    }
+
+    /// The last position stored at or before `micros` (0: none is).
+    pub fn last_at_or_before(&self, micros: i64) -> u64 {
+        self.stored.partition_point(|s| *s <= micros) as u64
+    }
+
+    /// SHA-256 over every list and the stored times, in a fixed order.
+    pub fn digest(&self) -> [u8; 32] {
+        let mut keys: Vec<&(u8, Term)> = self.lists.keys().collect();
+        keys.sort();
+        let mut hasher = Sha256::new();
+        for key in keys {
+            let list = &self.lists[key];
+            if list.is_empty() {
+                continue;
+            }
+            hasher.update([key.0]);
+            hasher.update(key.1);
+            hasher.update((list.len() as u64).to_be_bytes());
+            for position in list {
+                hasher.update(position.to_be_bytes());
+            }
+        }
+        for micros in &self.stored {
+            hasher.update(micros.to_be_bytes());
+        }
+        hasher.finalize().into()
+    }
+
+    /// Positions held in all lists together (for metrics and docs).
+    pub fn len(&self) -> usize {
+        self.lists.values().map(Vec::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
-fn merge_terms(terms: &mut Vec<(TermKind, Term)>, more: &[(TermKind, Term)]) {
-    terms.extend_from_slice(more);
-    terms.sort_by_key(|(kind, term)| (*kind as u8, *term));
-    terms.dedup();
+/// Whether a (non-voiding) statement has been voided.
+fn is_voided(stored: &StatementStoredV1, ids: &dyn ReadModel) -> bool {
+    !is_voiding(stored)
+        && ids
+            .get(
+                VOIDED,
+                &voided_key(&tenant_hash(&stored.tenant), &stored.statement_id),
+            )
+            .is_some()
+}
+
+/// A statement's filter terms: its own, and those of the statement its
+/// StatementRef targets (recursively, to a bounded depth).
+fn terms_of(
+    stored: &StatementStoredV1,
+    ids: &dyn ReadModel,
+    log: &dyn StatementSource,
+    depth: usize,
+) -> Vec<(TermKind, Term)> {
+    let mut terms = own_terms(stored);
+    if depth < MAX_REFERENCE_DEPTH {
+        if let Some(target) = target_of(stored) {
+            let tenant = tenant_hash(&stored.tenant);
+            if let Some(target_statement) = ids
+                .get(BY_ID, &by_id_key(&target, &tenant))
+                .and_then(|v| decode_by_id(&v))
+                .and_then(|(target_position, _)| log.statement(target_position))
+            {
+                terms.extend(terms_of(&target_statement, ids, log, depth + 1));
+                terms.sort_by_key(|(kind, term)| (*kind as u8, *term));
+                terms.dedup();
+            }
+        }
+    }
+    terms
 }
 
 /// The filter terms plus the two scope lists (all, and the tenant's own).

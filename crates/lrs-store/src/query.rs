@@ -6,8 +6,7 @@ use crate::store::Store;
 use crate::StoreError;
 use lrs_core::Position;
 use lrs_projections::statement_index::{
-    by_id_key, decode_by_id, posting_key, tenant_hash, tenant_term, voided_key, Term, TermKind,
-    BY_ID, POSTINGS, STORED, VOIDED,
+    by_id_key, decode_by_id, tenant_hash, tenant_term, voided_key, Term, TermKind, BY_ID, VOIDED,
 };
 use uuid::Uuid;
 
@@ -90,17 +89,14 @@ impl Store {
 
     /// One page of positions matching the query.
     pub fn query_statements(&self, query: &StatementQuery) -> Result<Page, StoreError> {
-        let shared = self.shared();
-        let postings = shared.tree(POSTINGS);
-        let stored = shared.tree(STORED);
+        let postings = self.shared().postings.read().expect("postings lock");
 
         // Position bounds [low, high] from since/until/ceiling/after.
         let mut low: Position = 1;
         let mut high: Position = query.ceiling;
         if let Some(since) = query.since_micros {
-            let start = (since.max(-1) + 1) as u64;
-            match stored.range(start.to_be_bytes()..).next() {
-                Some(item) => low = low.max(position_value(&item?.1)),
+            match postings.first_after(since) {
+                Some(position) => low = low.max(position),
                 None => {
                     return Ok(Page {
                         positions: Vec::new(),
@@ -110,21 +106,7 @@ impl Store {
             }
         }
         if let Some(until) = query.until_micros {
-            if until < 0 {
-                return Ok(Page {
-                    positions: Vec::new(),
-                    more: None,
-                });
-            }
-            match stored.range(..=(until as u64).to_be_bytes()).next_back() {
-                Some(item) => high = high.min(position_value(&item?.1)),
-                None => {
-                    return Ok(Page {
-                        positions: Vec::new(),
-                        more: None,
-                    })
-                }
-            }
+            high = high.min(postings.last_at_or_before(until));
         }
         if let Some(after) = query.after {
             if query.ascending {
@@ -134,16 +116,20 @@ impl Store {
             }
         }
 
-        let mut lists: Vec<(TermKind, Term)> = Vec::with_capacity(query.terms.len() + 1);
+        let mut lists: Vec<&[u64]> = Vec::with_capacity(query.terms.len() + 1);
         lists.push(match &query.scope {
-            Scope::Tenant(tenant) => (TermKind::Tenant, tenant_term(tenant)),
-            Scope::All => (TermKind::All, [0u8; 16]),
+            Scope::Tenant(tenant) => postings.list(TermKind::Tenant, &tenant_term(tenant)),
+            Scope::All => postings.list(TermKind::All, &[0u8; 16]),
         });
-        lists.extend(query.terms.iter().copied());
+        for (kind, term) in &query.terms {
+            lists.push(postings.list(*kind, term));
+        }
+        // The shortest list leads the join.
+        lists.sort_by_key(|list| list.len());
 
         // One more than asked: if it exists, there is a next page.
         let limit = query.limit.max(1);
-        let mut positions = leapfrog(&postings, &lists, low, high, query.ascending, limit + 1)?;
+        let mut positions = leapfrog(&lists, low, high, query.ascending, limit + 1);
         let more = if positions.len() > limit {
             positions.truncate(limit);
             positions.last().copied()
@@ -156,25 +142,23 @@ impl Store {
 
 /// Positions in [low, high] present in every list, in the given direction, at most `limit`.
 fn leapfrog(
-    postings: &sled::Tree,
-    lists: &[(TermKind, Term)],
+    lists: &[&[u64]],
     low: Position,
     high: Position,
     ascending: bool,
     limit: usize,
-) -> Result<Vec<Position>, StoreError> {
+) -> Vec<Position> {
     let mut positions = Vec::with_capacity(limit.min(1024));
-    if low > high {
-        return Ok(positions);
+    if low > high || lists.iter().any(|list| list.is_empty()) {
+        return positions;
     }
     let mut candidate = if ascending { low } else { high };
     loop {
         let mut agreed = 0;
         let mut index = 0;
         while agreed < lists.len() {
-            let (kind, term) = &lists[index % lists.len()];
-            match seek(postings, *kind, term, candidate, ascending, low, high)? {
-                None => return Ok(positions),
+            match seek(lists[index % lists.len()], candidate, ascending, low, high) {
+                None => return positions,
                 Some(position) if position == candidate => agreed += 1,
                 Some(position) => {
                     candidate = position;
@@ -185,51 +169,36 @@ fn leapfrog(
         }
         positions.push(candidate);
         if positions.len() == limit {
-            return Ok(positions);
+            return positions;
         }
         if ascending {
             if candidate >= high {
-                return Ok(positions);
+                return positions;
             }
             candidate += 1;
         } else {
             if candidate <= low {
-                return Ok(positions);
+                return positions;
             }
             candidate -= 1;
         }
     }
 }
 
-fn position_value(bytes: &[u8]) -> Position {
-    u64::from_be_bytes(bytes[..8].try_into().expect("positions are 8 bytes"))
-}
-
-/// The first posting of (kind, term) at or after `from` (ascending) or at or
-/// before it (descending), within [low, high].
+/// The first position of a sorted list at or after `from` (ascending) or at
+/// or before it (descending), within [low, high].
 fn seek(
-    postings: &sled::Tree,
-    kind: TermKind,
-    term: &Term,
+    list: &[u64],
     from: Position,
     ascending: bool,
     low: Position,
     high: Position,
-) -> Result<Option<Position>, StoreError> {
-    let item = if ascending {
-        postings
-            .range(posting_key(kind, term, from)..=posting_key(kind, term, high))
-            .next()
+) -> Option<Position> {
+    if ascending {
+        let at = list.partition_point(|p| *p < from);
+        list.get(at).copied().filter(|p| *p <= high)
     } else {
-        postings
-            .range(posting_key(kind, term, low)..=posting_key(kind, term, from))
-            .next_back()
-    };
-    match item {
-        Some(item) => {
-            let (key, _) = item?;
-            Ok(Some(position_value(&key[17..25])))
-        }
-        None => Ok(None),
+        let at = list.partition_point(|p| *p <= from);
+        at.checked_sub(1).map(|i| list[i]).filter(|p| *p >= low)
     }
 }

@@ -8,6 +8,7 @@ use crate::writer::{self, AppendError, DocumentExpectation, PreparedStatement, R
 use crate::StoreError;
 use lrs_core::events::{CredentialIssuedV1, StatementStoredV1};
 use lrs_core::{Event, Position};
+use lrs_projections::statement_index::{Postings, StatementSource};
 use lrs_projections::{
     credentials, documents, statement_index, Op, Projection, ReadModel, TreeName,
 };
@@ -37,6 +38,8 @@ impl StoreConfig {
 /// State shared by the writer thread and the readers.
 pub(crate) struct Shared {
     pub(crate) db: sled::Db,
+    /// The in-memory posting lists of the statement index.
+    pub(crate) postings: std::sync::RwLock<Postings>,
     /// sled's data file, for `fdatasync` after each flush (see [`Shared::make_durable`]).
     db_file: std::fs::File,
     pub(crate) vault: Arc<Vault>,
@@ -134,12 +137,62 @@ impl ReadModel for SledState<'_> {
 /// next event of the same group sees it.
 pub(crate) fn apply_projections(
     shared: &Shared,
+    log: &Log,
     position: Position,
     event: &Event,
 ) -> Result<(), StoreError> {
     for projection in &shared.projections {
         apply_projection(shared, projection.as_ref(), position, event)?;
     }
+    shared.postings.write().expect("postings lock").apply(
+        position,
+        event,
+        &SledState(shared),
+        &LogStatements(log),
+    );
+    Ok(())
+}
+
+/// The log as the postings' source of earlier statements.
+struct LogStatements<'a>(&'a Log);
+
+impl StatementSource for LogStatements<'_> {
+    fn statement(&self, position: u64) -> Option<StatementStoredV1> {
+        match self.0.get(position).ok().flatten()?.event {
+            Event::StatementStoredV1(stored) => Some(stored),
+            _ => None,
+        }
+    }
+}
+
+/// Folds the whole log into fresh in-memory postings (the sled projections
+/// must already be at the head), with progress in the log every 100,000.
+fn build_postings(shared: &Shared, log: &Log, head: Head) -> Result<(), StoreError> {
+    let mut postings = Postings::default();
+    let started = std::time::Instant::now();
+    for entry in log.read_from(1) {
+        let entry = entry?;
+        postings.apply(
+            entry.position,
+            &entry.event,
+            &SledState(shared),
+            &LogStatements(log),
+        );
+        if entry.position % 100_000 == 0 {
+            tracing::info!(
+                position = entry.position,
+                to = head.position,
+                "building posting lists"
+            );
+        }
+    }
+    tracing::info!(
+        entries = head.position,
+        postings = postings.len(),
+        seconds = started.elapsed().as_secs_f64(),
+        "posting lists built"
+    );
+    *shared.postings.write().expect("postings lock") = postings;
     Ok(())
 }
 
@@ -190,6 +243,7 @@ impl Store {
         let db_file = std::fs::File::open(config.data_dir.join("log").join("db"))?;
         let shared = Arc::new(Shared {
             db,
+            postings: Default::default(),
             db_file,
             vault,
             trees,
@@ -385,6 +439,7 @@ impl Store {
     pub fn projections_digest(&self) -> Result<[u8; 32], StoreError> {
         use sha2::{Digest, Sha256};
         let mut hasher = Sha256::new();
+        hasher.update(self.shared.postings.read().expect("postings lock").digest());
         for projection in &self.shared.projections {
             for name in projection.trees() {
                 hasher.update(name.as_bytes());
@@ -525,5 +580,5 @@ fn catch_up_from(
     }
     shared.save_checkpoints(head.position)?;
     shared.make_durable()?;
-    Ok(())
+    build_postings(shared, log, head)
 }

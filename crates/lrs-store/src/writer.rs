@@ -363,7 +363,7 @@ fn commit_group(
         let new_head = log.prepare(*head, &events, &mut batch);
         log.apply(batch)?;
         for (offset, event) in events.iter().enumerate() {
-            apply_projections(shared, first_position + offset as u64, event)?;
+            apply_projections(shared, log, first_position + offset as u64, event)?;
         }
         shared.save_checkpoints(new_head.position)?;
         shared.make_durable()?;
