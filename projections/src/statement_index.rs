@@ -204,7 +204,7 @@ pub trait StatementSource {
 
 /// The posting lists, in memory: for each (kind, term) the sorted log
 /// positions of the statements that match it, and `stored` per position.
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 pub struct Postings {
     lists: HashMap<(u8, Term), Vec<u64>>,
     /// `stored` (microseconds) of position `i + 1`; a non-statement entry
@@ -374,6 +374,11 @@ impl Postings {
             hasher.update(micros.to_be_bytes());
         }
         hasher.finalize().into()
+    }
+
+    /// The last log position folded in.
+    pub fn positions(&self) -> u64 {
+        self.stored.len() as u64
     }
 
     /// Positions held in all lists together (for metrics and docs).

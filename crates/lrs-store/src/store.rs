@@ -40,6 +40,8 @@ pub(crate) struct Shared {
     pub(crate) db: sled::Db,
     /// The in-memory posting lists of the statement index.
     pub(crate) postings: std::sync::RwLock<Postings>,
+    /// Where the posting lists are saved on close.
+    snapshot_dir: PathBuf,
     /// sled's data file, for `fdatasync` after each flush (see [`Shared::make_durable`]).
     db_file: std::fs::File,
     pub(crate) vault: Arc<Vault>,
@@ -165,12 +167,88 @@ impl StatementSource for LogStatements<'_> {
     }
 }
 
-/// Folds the whole log into fresh in-memory postings (the sled projections
-/// must already be at the head), with progress in the log every 100,000.
-fn build_postings(shared: &Shared, log: &Log, head: Head) -> Result<(), StoreError> {
-    let mut postings = Postings::default();
+/// The posting lists as saved at a position, so that opening the store
+/// replays only the log after it. Valid only for the log whose entry at
+/// `position` has hash `entry_hash` (a restored or different log discards it).
+#[derive(serde::Deserialize)]
+struct PostingsSnapshotV1 {
+    position: Position,
+    entry_hash: [u8; 32],
+    postings: Postings,
+}
+
+const SNAPSHOT_FILE: &str = "postings.snapshot";
+
+fn entry_hash_at(log: &Log, position: Position) -> Result<Option<[u8; 32]>, StoreError> {
+    if position == 0 {
+        return Ok(Some([0; 32]));
+    }
+    Ok(log.get(position)?.map(|entry| entry.hash))
+}
+
+/// Saves the posting lists at the log head (on close), atomically: a
+/// temporary file, synced, then renamed.
+fn save_postings_snapshot(shared: &Shared, log: &Log) -> Result<(), StoreError> {
+    let postings = shared.postings.read().expect("postings lock");
+    let position = postings.positions();
+    let Some(entry_hash) = entry_hash_at(log, position)? else {
+        return Ok(());
+    };
+    // Encoded as the fields of `PostingsSnapshotV1`, without cloning the lists.
+    let bytes = postcard::to_stdvec(&(position, entry_hash, &*postings))
+        .map_err(|e| StoreError::Corrupt(format!("encoding postings snapshot: {e}")))?;
+    drop(postings);
+    let path = shared.snapshot_dir.join(SNAPSHOT_FILE);
+    let temporary = path.with_extension("tmp");
+    {
+        use std::io::Write;
+        let mut file = std::fs::File::create(&temporary)?;
+        file.write_all(&[1])?;
+        file.write_all(&bytes)?;
+        file.sync_all()?;
+    }
+    std::fs::rename(&temporary, &path)?;
+    tracing::info!(position, bytes = bytes.len(), "posting lists saved");
+    Ok(())
+}
+
+/// The saved posting lists, if there are any for this log.
+fn load_postings_snapshot(shared: &Shared, log: &Log, head: Head) -> Option<(Position, Postings)> {
+    let bytes = std::fs::read(shared.snapshot_dir.join(SNAPSHOT_FILE)).ok()?;
+    if bytes.first() != Some(&1) {
+        return None;
+    }
+    let snapshot: PostingsSnapshotV1 = postcard::from_bytes(&bytes[1..]).ok()?;
+    if snapshot.position > head.position
+        || entry_hash_at(log, snapshot.position).ok()?? != snapshot.entry_hash
+    {
+        tracing::warn!(
+            position = snapshot.position,
+            "posting lists snapshot does not belong to this log; rebuilding"
+        );
+        return None;
+    }
+    Some((snapshot.position, snapshot.postings))
+}
+
+/// Brings the in-memory postings to the head: from the saved snapshot if it
+/// belongs to this log, else from the start, with progress every 100,000.
+/// The sled projections must already be at the head.
+fn build_postings(
+    shared: &Shared,
+    log: &Log,
+    head: Head,
+    use_snapshot: bool,
+) -> Result<(), StoreError> {
+    let (from, mut postings) = match use_snapshot
+        .then(|| load_postings_snapshot(shared, log, head))
+        .flatten()
+    {
+        Some((position, postings)) => (position + 1, postings),
+        None => (1, Postings::default()),
+    };
     let started = std::time::Instant::now();
-    for entry in log.read_from(1) {
+    for entry in log.read_from(from) {
         let entry = entry?;
         postings.apply(
             entry.position,
@@ -187,10 +265,11 @@ fn build_postings(shared: &Shared, log: &Log, head: Head) -> Result<(), StoreErr
         }
     }
     tracing::info!(
-        entries = head.position,
+        from,
+        to = head.position,
         postings = postings.len(),
         seconds = started.elapsed().as_secs_f64(),
-        "posting lists built"
+        "posting lists ready"
     );
     *shared.postings.write().expect("postings lock") = postings;
     Ok(())
@@ -244,6 +323,7 @@ impl Store {
         let shared = Arc::new(Shared {
             db,
             postings: Default::default(),
+            snapshot_dir: config.data_dir.join("log"),
             db_file,
             vault,
             trees,
@@ -481,7 +561,7 @@ impl Store {
             let _ = handle.join();
         }
         self.shared.make_durable()?;
-        Ok(())
+        save_postings_snapshot(&self.shared, &self.log)
     }
 
     pub fn data_dir_size(path: &Path) -> u64 {
@@ -580,5 +660,5 @@ fn catch_up_from(
     }
     shared.save_checkpoints(head.position)?;
     shared.make_durable()?;
-    build_postings(shared, log, head)
+    build_postings(shared, log, head, !from_scratch)
 }
