@@ -13,6 +13,7 @@ pub mod config;
 pub mod error;
 pub mod ingest;
 pub mod keys;
+pub mod params;
 pub mod routes;
 pub mod xapi_request;
 

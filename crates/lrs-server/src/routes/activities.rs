@@ -12,6 +12,7 @@
 
 use crate::app::AppState;
 use crate::error::ApiError;
+use crate::params::Params;
 use crate::xapi_request::Caller;
 use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
@@ -19,7 +20,6 @@ use lrs_core::statement::reassemble;
 use lrs_projections::statement_index::{string_term, TermKind};
 use lrs_store::{Scope, StatementQuery};
 use serde_json::{Map, Value};
-use xapi::validate::is_iri;
 
 /// How many of the newest statements mentioning an activity are read to
 /// build its definition.
@@ -87,38 +87,9 @@ pub async fn get_activity(
 
 /// The one parameter, `activityId`: required, once, an IRI.
 fn activity_id_param(raw: Option<&str>) -> Result<String, ApiError> {
-    let mut activity_id = None;
-    for (key, value) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
-        if key != "activityId" {
-            return Err(ApiError::bad_request(
-                format!("?{key}"),
-                "parameter.unknown",
-                format!("unknown query parameter {key:?}; allowed: activityId"),
-            ));
-        }
-        if activity_id.replace(value.into_owned()).is_some() {
-            return Err(ApiError::bad_request(
-                "?activityId",
-                "parameter.repeated",
-                "parameter given twice",
-            ));
-        }
-    }
-    let activity_id = activity_id.ok_or_else(|| {
-        ApiError::bad_request(
-            "?activityId",
-            "parameter.required",
-            "GET /activities needs the activityId parameter",
-        )
-    })?;
-    if !is_iri(&activity_id) {
-        return Err(ApiError::bad_request(
-            "?activityId",
-            "iri.format",
-            format!("{activity_id:?} is not an IRI"),
-        ));
-    }
-    Ok(activity_id)
+    let params = Params::parse(raw, &["activityId"])?;
+    params.required("activityId")?;
+    Ok(params.iri("activityId")?.expect("required").to_owned())
 }
 
 /// Every activity object with this id in a statement, in the order a reader

@@ -10,6 +10,7 @@
 
 use crate::app::AppState;
 use crate::error::ApiError;
+use crate::params::Params;
 use crate::xapi_request::Caller;
 use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
@@ -89,31 +90,8 @@ pub async fn get_person(
 
 /// The one parameter, `agent`: required, once, JSON.
 fn agent_param(raw: Option<&str>) -> Result<Value, ApiError> {
-    let mut agent = None;
-    for (key, value) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
-        if key != "agent" {
-            return Err(ApiError::bad_request(
-                format!("?{key}"),
-                "parameter.unknown",
-                format!("unknown query parameter {key:?}; allowed: agent"),
-            ));
-        }
-        if agent.replace(value.into_owned()).is_some() {
-            return Err(ApiError::bad_request(
-                "?agent",
-                "parameter.repeated",
-                "parameter given twice",
-            ));
-        }
-    }
-    let agent = agent.ok_or_else(|| {
-        ApiError::bad_request(
-            "?agent",
-            "parameter.required",
-            "GET /agents needs the agent parameter",
-        )
-    })?;
-    serde_json::from_str(&agent).map_err(|e| {
+    let params = Params::parse(raw, &["agent"])?;
+    serde_json::from_str(params.required("agent")?).map_err(|e| {
         ApiError::bad_request(
             "?agent",
             "agent.json",

@@ -7,6 +7,7 @@
 
 use crate::app::AppState;
 use crate::error::ApiError;
+use crate::params::Params;
 use crate::xapi_request::Caller;
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
@@ -21,8 +22,6 @@ use lrs_core::{DataKey, Event};
 use lrs_store::{context_prefix, document_key, AppendError, DocumentExpectation};
 use serde_json::Value;
 use sha2::Sha256;
-use std::collections::BTreeMap;
-use uuid::Uuid;
 use xapi::XapiVersion;
 
 /// What distinguishes the three resources.
@@ -76,40 +75,6 @@ fn now_micros() -> i64 {
     crate::auth::now_micros()
 }
 
-fn parse_params(raw: Option<&str>, allowed: &[&str]) -> Result<BTreeMap<String, String>, ApiError> {
-    let mut params = BTreeMap::new();
-    for (key, value) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
-        if !allowed.contains(&key.as_ref()) {
-            return Err(ApiError::bad_request(
-                format!("?{key}"),
-                "parameter.unknown",
-                format!(
-                    "unknown query parameter {key:?}; allowed: {}",
-                    allowed.join(", ")
-                ),
-            ));
-        }
-        if params.insert(key.to_string(), value.to_string()).is_some() {
-            return Err(ApiError::bad_request(
-                format!("?{key}"),
-                "parameter.repeated",
-                "parameter given twice",
-            ));
-        }
-    }
-    Ok(params)
-}
-
-fn required<'a>(params: &'a BTreeMap<String, String>, key: &str) -> Result<&'a str, ApiError> {
-    params.get(key).map(String::as_str).ok_or_else(|| {
-        ApiError::bad_request(
-            format!("?{key}"),
-            "parameter.required",
-            format!("{key} is required"),
-        )
-    })
-}
-
 /// Parses and checks every parameter of a document request. An agent the
 /// vault does not know is kept as `unknown_agent`: reads find nothing for
 /// them, writes create them just before appending.
@@ -129,50 +94,18 @@ fn target(
     if spec.registration {
         allowed.push("registration");
     }
-    let params = parse_params(raw, &allowed)?;
+    let params = Params::parse(raw, &allowed)?;
     let activity_id = if spec.activity {
-        let id = required(&params, "activityId")?;
-        if !xapi::validate::is_iri(id) {
-            return Err(ApiError::bad_request(
-                "?activityId",
-                "iri.format",
-                format!("{id:?} is not an IRI"),
-            ));
-        }
-        Some(id.to_owned())
+        params.required("activityId")?;
+        params.iri("activityId")?.map(str::to_owned)
     } else {
         None
     };
-    let registration = match params.get("registration") {
-        Some(text) if xapi::validate::is_uuid(text) => {
-            Some(Uuid::parse_str(text).expect("checked uuid"))
-        }
-        Some(text) => {
-            return Err(ApiError::bad_request(
-                "?registration",
-                "uuid.format",
-                format!("{text:?} is not a uuid"),
-            ))
-        }
-        None => None,
-    };
-    let since_micros = match params.get("since") {
-        Some(text) => Some(
-            xapi::validate::parse_timestamp(text)
-                .map(|t| t.timestamp_micros())
-                .ok_or_else(|| {
-                    ApiError::bad_request(
-                        "?since",
-                        "timestamp.format",
-                        format!("{text:?} is not an ISO 8601 timestamp"),
-                    )
-                })?,
-        ),
-        None => None,
-    };
+    let registration = params.uuid("registration")?;
+    let since_micros = params.timestamp("since")?;
     // The agent last: every other parameter is checked before the vault is asked.
     let (agent, agent_key, unknown_agent) = if spec.agent {
-        let text = required(&params, "agent")?;
+        let text = params.required("agent")?;
         let agent: Value = serde_json::from_str(text).map_err(|e| {
             ApiError::bad_request(
                 "?agent",
@@ -214,7 +147,7 @@ fn target(
         },
         agent_key,
         unknown_agent,
-        document_id: params.get(spec.id_param).cloned(),
+        document_id: params.get(spec.id_param).map(str::to_owned),
         since_micros,
     })
 }

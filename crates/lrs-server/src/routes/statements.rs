@@ -6,6 +6,7 @@ use crate::app::AppState;
 use crate::attachments;
 use crate::error::ApiError;
 use crate::ingest::{authority_of, prepare};
+use crate::params::Params;
 use crate::xapi_request::Caller;
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
@@ -16,15 +17,11 @@ use lrs_core::statement::{format_micros, reassemble};
 use lrs_projections::statement_index::{string_term, TermKind};
 use lrs_store::{AppendError, Scope, StatementQuery};
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
 use uuid::Uuid;
 use xapi::format::{accept_languages, Format};
-use xapi::validate::{is_iri, parse_timestamp, validate_agent_param, validate_statement_batch};
+use xapi::validate::{validate_agent_param, validate_statement_batch};
 
 const CONSISTENT_THROUGH: &str = "x-experience-api-consistent-through";
-
-/// Query parameters, each at most once.
-struct Params(BTreeMap<String, String>);
 
 const GET_PARAMS: &[&str] = &[
     "statementId",
@@ -43,98 +40,6 @@ const GET_PARAMS: &[&str] = &[
     "ascending",
     "cursor",
 ];
-
-impl Params {
-    fn parse(raw: Option<&str>, allowed: &[&str]) -> Result<Self, ApiError> {
-        let mut map = BTreeMap::new();
-        for (key, value) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
-            if !allowed.contains(&key.as_ref()) {
-                return Err(ApiError::bad_request(
-                    format!("?{key}"),
-                    "parameter.unknown",
-                    format!(
-                        "unknown query parameter {key:?}; allowed: {}",
-                        allowed.join(", ")
-                    ),
-                ));
-            }
-            if map.insert(key.to_string(), value.to_string()).is_some() {
-                return Err(ApiError::bad_request(
-                    format!("?{key}"),
-                    "parameter.repeated",
-                    "parameter given twice",
-                ));
-            }
-        }
-        Ok(Params(map))
-    }
-
-    fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).map(String::as_str)
-    }
-
-    fn bool(&self, key: &str) -> Result<bool, ApiError> {
-        match self.get(key) {
-            None | Some("false") => Ok(false),
-            Some("true") => Ok(true),
-            Some(other) => Err(ApiError::bad_request(
-                format!("?{key}"),
-                "parameter.boolean",
-                format!("expected true or false, got {other:?}"),
-            )),
-        }
-    }
-
-    fn uuid(&self, key: &str) -> Result<Option<Uuid>, ApiError> {
-        self.get(key)
-            .map(|v| {
-                if xapi::validate::is_uuid(v) {
-                    Uuid::parse_str(v).map_err(|_| {
-                        ApiError::bad_request(format!("?{key}"), "uuid.format", "not a uuid")
-                    })
-                } else {
-                    Err(ApiError::bad_request(
-                        format!("?{key}"),
-                        "uuid.format",
-                        format!("{v:?} is not a uuid"),
-                    ))
-                }
-            })
-            .transpose()
-    }
-
-    fn timestamp(&self, key: &str) -> Result<Option<i64>, ApiError> {
-        self.get(key)
-            .map(|v| {
-                parse_timestamp(v)
-                    .map(|t| t.timestamp_micros())
-                    .ok_or_else(|| {
-                        ApiError::bad_request(
-                            format!("?{key}"),
-                            "timestamp.format",
-                            format!("{v:?} is not an ISO 8601 timestamp"),
-                        )
-                    })
-            })
-            .transpose()
-    }
-
-    fn iri(&self, key: &str) -> Result<Option<&str>, ApiError> {
-        self.get(key)
-            .map(|v| {
-                if is_iri(v) {
-                    Ok(v)
-                } else {
-                    Err(ApiError::bad_request(
-                        format!("?{key}"),
-                        "iri.format",
-                        format!("{v:?} is not an IRI"),
-                    ))
-                }
-            })
-            .transpose()
-    }
-}
 
 async fn store_statements(
     state: &AppState,
@@ -293,10 +198,9 @@ pub async fn get_statements(
         (None, None) => None,
     };
     if let Some((key, want_voided)) = single {
-        if let Some(other) = params
-            .0
-            .keys()
-            .find(|k| !matches!(k.as_str(), "attachments" | "format") && *k != key)
+        if let Some((other, _)) = params
+            .iter()
+            .find(|(k, _)| !matches!(k.as_str(), "attachments" | "format") && *k != key)
         {
             return Err(ApiError::bad_request(
                 format!("?{other}"),
@@ -454,7 +358,7 @@ pub async fn get_statements(
         }
         if let Some(next) = page.1 {
             let mut serializer = form_urlencoded::Serializer::new(String::new());
-            for (key, value) in params.0.iter().filter(|(k, _)| k.as_str() != "cursor") {
+            for (key, value) in params.iter().filter(|(k, _)| k.as_str() != "cursor") {
                 serializer.append_pair(key, value);
             }
             serializer.append_pair("cursor", &next.to_string());
