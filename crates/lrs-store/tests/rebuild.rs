@@ -200,3 +200,54 @@ async fn dropping_and_replaying_every_projection_gives_identical_bytes() {
     );
     store.close().await.unwrap();
 }
+
+/// A follower (how projections outside the writer and exports catch up):
+/// read from a position, then wait for the head to move and read the rest.
+#[tokio::test]
+async fn followers_read_from_a_position_and_follow_the_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(StoreConfig::new(dir.path(), MasterKey([5; 32]))).unwrap();
+    let first = prepare(
+        &store,
+        Uuid::new_v4(),
+        learner(1, "launched", json!({"id": "https://c.example/a"})),
+    );
+    store
+        .append_statements("t".into(), "k".into(), vec![first])
+        .await
+        .unwrap();
+    let mut follow = store.follow();
+    let mut seen: Vec<u64> = store.read_from(1).map(|e| e.unwrap().position).collect();
+    assert_eq!(seen, vec![1]);
+
+    let writer = {
+        let later: Vec<_> = (2..=4)
+            .map(|n| {
+                prepare(
+                    &store,
+                    Uuid::new_v4(),
+                    learner(n, "completed", json!({"id": "https://c.example/a"})),
+                )
+            })
+            .collect();
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .append_statements("t".into(), "k".into(), later)
+                .await
+                .unwrap()
+        })
+    };
+    while seen.len() < 4 {
+        tokio::time::timeout(std::time::Duration::from_secs(5), follow.changed())
+            .await
+            .unwrap()
+            .unwrap();
+        let next = seen.last().copied().unwrap() + 1;
+        seen.extend(store.read_from(next).map(|e| e.unwrap().position));
+    }
+    writer.await.unwrap();
+    assert_eq!(seen, vec![1, 2, 3, 4], "every entry once, in order");
+    assert_eq!(*follow.borrow(), 4);
+    store.close().await.unwrap();
+}
