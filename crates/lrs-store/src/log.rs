@@ -173,10 +173,6 @@ impl Log {
         }
         Ok(Ok(expected_position - 1))
     }
-
-    pub fn size_on_disk_hint(&self) -> usize {
-        self.tree.len()
-    }
 }
 
 fn position_of(key: &[u8]) -> Result<Position, StoreError> {

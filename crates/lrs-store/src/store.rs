@@ -13,7 +13,7 @@ use lrs_projections::{
     credentials, documents, statement_index, Op, Projection, ReadModel, TreeName,
 };
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -562,24 +562,6 @@ impl Store {
         }
         self.shared.make_durable()?;
         save_postings_snapshot(&self.shared, &self.log)
-    }
-
-    pub fn data_dir_size(path: &Path) -> u64 {
-        fn walk(path: &Path) -> u64 {
-            std::fs::read_dir(path)
-                .map(|entries| {
-                    entries
-                        .filter_map(Result::ok)
-                        .map(|e| match e.metadata() {
-                            Ok(m) if m.is_dir() => walk(&e.path()),
-                            Ok(m) => m.len(),
-                            Err(_) => 0,
-                        })
-                        .sum()
-                })
-                .unwrap_or(0)
-        }
-        walk(path)
     }
 }
 
