@@ -90,6 +90,9 @@ pub fn router(state: AppState) -> Router {
             limit_body(max_body, request, next)
         }))
         .layer(DefaultBodyLimit::disable())
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            panic_response,
+        ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             version_header,
@@ -155,6 +158,16 @@ fn is_json(response: &Response) -> bool {
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"))
+}
+
+/// A bug must still answer: a JSON 500 instead of a dropped connection.
+fn panic_response(detail: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let detail = detail
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| detail.downcast_ref::<&str>().copied())
+        .unwrap_or("panic");
+    ApiError::Internal(format!("handler panicked: {detail}")).into_response()
 }
 
 /// Every GET of statements, errors included, says up to when the results
@@ -277,4 +290,31 @@ pub async fn run(
     store.close().await?;
     tracing::info!("store closed; bye");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_handler_still_answers_with_a_json_500() {
+        let app = Router::new()
+            .route(
+                "/boom",
+                get(|| async { panic!("the sky fell") as &'static str }),
+            )
+            .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+                panic_response,
+            ));
+        let response = tower::ServiceExt::oneshot(
+            app,
+            Request::get("/boom")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(is_json(&response));
+    }
 }
