@@ -3,9 +3,11 @@
 //! getters that answer 400 with the parameter's name and the rule.
 
 use crate::error::ApiError;
+use serde_json::Value;
 use std::collections::BTreeMap;
 use uuid::Uuid;
 use xapi::validate::{is_iri, parse_timestamp};
+use xapi::Ifi;
 
 /// Query parameters, each at most once.
 pub struct Params(BTreeMap<String, String>);
@@ -112,6 +114,31 @@ impl Params {
         })
     }
 
+    /// An agent parameter (JSON): parsed, validated for the request's xAPI
+    /// version, and its one inverse functional identifier.
+    pub fn agent(
+        &self,
+        key: &str,
+        version: xapi::XapiVersion,
+    ) -> Result<Option<(Value, Ifi)>, ApiError> {
+        let Some(text) = self.get(key) else {
+            return Ok(None);
+        };
+        let path = format!("?{key}");
+        let agent: Value = serde_json::from_str(text).map_err(|e| {
+            ApiError::bad_request(&path, "agent.json", format!("agent is not valid json: {e}"))
+        })?;
+        xapi::validate::validate_agent_param(&agent, version).map_err(|e| e.under(&path))?;
+        let ifi = xapi::agent::ifi_of(&agent).ok_or_else(|| {
+            ApiError::bad_request(
+                &path,
+                "agent.exactly-one-ifi",
+                "agent needs exactly one identifier",
+            )
+        })?;
+        Ok(Some((agent, ifi)))
+    }
+
     /// Whether a parameter was given.
     pub fn has(&self, key: &str) -> bool {
         self.0.contains_key(key)
@@ -120,5 +147,34 @@ impl Params {
     /// The parameters given, in name order.
     pub fn iter(&self) -> impl Iterator<Item = (&String, &String)> {
         self.0.iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn agent_of(raw: Option<&str>) -> Result<Value, ApiError> {
+        let params = Params::parse(raw, &["agent"])?;
+        params.required("agent")?;
+        Ok(params
+            .agent("agent", xapi::XapiVersion::V1_0_3)?
+            .expect("required")
+            .0)
+    }
+
+    #[test]
+    fn the_agent_parameter_is_required_once_json_and_one_identifier() {
+        assert!(agent_of(None).is_err());
+        assert!(agent_of(Some("agent=%7Bnot")).is_err());
+        assert!(agent_of(Some("agent=%7B%7D&agent=%7B%7D")).is_err());
+        assert!(agent_of(Some("agent=%7B%7D&activityId=x")).is_err());
+        assert!(agent_of(Some("agent=%7B%7D")).is_err(), "no identifier");
+        let mbox = "agent=%7B%22mbox%22%3A%22mailto%3Aa%40example.org%22%7D";
+        assert_eq!(
+            agent_of(Some(mbox)).unwrap(),
+            json!({"mbox": "mailto:a@example.org"})
+        );
     }
 }

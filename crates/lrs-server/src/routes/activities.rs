@@ -13,12 +13,12 @@
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::params::Params;
+use crate::routes::statements::newest_statements;
 use crate::xapi_request::Caller;
 use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
-use lrs_core::statement::reassemble;
 use lrs_projections::statement_index::{string_term, TermKind};
-use lrs_store::{Scope, StatementQuery};
+use lrs_store::Scope;
 use serde_json::{Map, Value};
 
 /// How many of the newest statements mentioning an activity are read to
@@ -43,28 +43,16 @@ pub async fn get_activity(
     let scope = Scope::Tenant(caller.credential.tenant.clone());
     let id = activity_id.clone();
     let definition = tokio::task::spawn_blocking(move || {
-        let page = store.query_statements(&StatementQuery {
+        let statements = newest_statements(
+            &store,
             scope,
-            terms: vec![(TermKind::RelatedActivity, string_term(&id))],
-            since_micros: None,
-            until_micros: None,
-            ascending: false,
-            limit: STATEMENTS_READ,
-            after: None,
-            ceiling: store.head(),
-        })?;
+            (TermKind::RelatedActivity, string_term(&id)),
+            STATEMENTS_READ,
+        )?;
         let mut definition = Map::new();
-        for position in page.positions {
-            let Some(stored) = store.statement_at(position)? else {
-                continue;
-            };
-            let Some(statement) =
-                reassemble(&stored, store.vault().as_ref()).map_err(ApiError::internal)?
-            else {
-                continue;
-            };
+        for statement in &statements {
             let mut found = Vec::new();
-            activities_in(&statement, &id, &mut found);
+            activities_in(statement, &id, &mut found);
             for activity in found {
                 if let Some(Value::Object(older)) = activity.get("definition") {
                     merge_older(&mut definition, older);

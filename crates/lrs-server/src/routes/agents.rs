@@ -11,15 +11,14 @@
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::params::Params;
+use crate::routes::statements::newest_statements;
 use crate::xapi_request::Caller;
 use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
-use lrs_core::statement::reassemble;
 use lrs_projections::statement_index::TermKind;
-use lrs_store::{Scope, StatementQuery};
+use lrs_store::Scope;
 use serde_json::{Map, Value};
 use xapi::agent::{ifi_of, is_group, Ifi};
-use xapi::validate::validate_agent_param;
 
 /// How many of the newest statements about a person are read for their names.
 const STATEMENTS_READ: usize = 50;
@@ -32,8 +31,9 @@ pub async fn get_person(
     // The names come out of statements: reading them is reading statements
     // (`statements/read`, also granted by `all/read` and `all`).
     caller.credential.require(&["statements/read"])?;
-    let agent = agent_param(query.as_deref())?;
-    validate_agent_param(&agent, caller.version).map_err(|e| e.under("?agent"))?;
+    let params = Params::parse(query.as_deref(), &["agent"])?;
+    params.required("agent")?;
+    let (agent, ifi) = params.agent("agent", caller.version)?.expect("required");
     if is_group(&agent) {
         return Err(ApiError::bad_request(
             "?agent.objectType",
@@ -41,13 +41,6 @@ pub async fn get_person(
             "the Agents resource takes an Agent, not a Group",
         ));
     }
-    let ifi = ifi_of(&agent).ok_or_else(|| {
-        ApiError::bad_request(
-            "?agent",
-            "agent.exactly-one-ifi",
-            "agent needs exactly one identifier",
-        )
-    })?;
 
     let mut names = Vec::new();
     if let Some(token) = state.store.vault().token_of(&ifi) {
@@ -55,27 +48,15 @@ pub async fn get_person(
         let scope = Scope::Tenant(caller.credential.tenant.clone());
         let wanted = ifi.clone();
         names = tokio::task::spawn_blocking(move || {
-            let page = store.query_statements(&StatementQuery {
+            let statements = newest_statements(
+                &store,
                 scope,
-                terms: vec![(TermKind::RelatedAgent, token.0)],
-                since_micros: None,
-                until_micros: None,
-                ascending: false,
-                limit: STATEMENTS_READ,
-                after: None,
-                ceiling: store.head(),
-            })?;
+                (TermKind::RelatedAgent, token.0),
+                STATEMENTS_READ,
+            )?;
             let mut names = Vec::new();
-            for position in page.positions {
-                let Some(stored) = store.statement_at(position)? else {
-                    continue;
-                };
-                let Some(statement) =
-                    reassemble(&stored, store.vault().as_ref()).map_err(ApiError::internal)?
-                else {
-                    continue;
-                };
-                names_in(&statement, &wanted, &mut names);
+            for statement in &statements {
+                names_in(statement, &wanted, &mut names);
             }
             Ok::<_, ApiError>(names)
         })
@@ -86,18 +67,6 @@ pub async fn get_person(
         add_name(&mut names, name);
     }
     Ok(axum::Json(person(&ifi, names)).into_response())
-}
-
-/// The one parameter, `agent`: required, once, JSON.
-fn agent_param(raw: Option<&str>) -> Result<Value, ApiError> {
-    let params = Params::parse(raw, &["agent"])?;
-    serde_json::from_str(params.required("agent")?).map_err(|e| {
-        ApiError::bad_request(
-            "?agent",
-            "agent.json",
-            format!("agent is not valid json: {e}"),
-        )
-    })
 }
 
 /// The Person object: every property an array, only the non-empty ones.
@@ -210,14 +179,5 @@ mod tests {
             person(&ifi, vec!["A".into()]),
             json!({"objectType": "Person", "name": ["A"], "mbox": ["mailto:a@example.org"]})
         );
-    }
-
-    #[test]
-    fn the_agent_parameter_is_required_once_and_json() {
-        assert!(agent_param(None).is_err());
-        assert!(agent_param(Some("agent=%7Bnot")).is_err());
-        assert!(agent_param(Some("agent=%7B%7D&agent=%7B%7D")).is_err());
-        assert!(agent_param(Some("agent=%7B%7D&activityId=x")).is_err());
-        assert_eq!(agent_param(Some("agent=%7B%7D")).unwrap(), json!({}));
     }
 }

@@ -105,14 +105,8 @@ fn target(
     let since_micros = params.timestamp("since")?;
     // The agent last: every other parameter is checked before the vault is asked.
     let (agent, agent_key, unknown_agent) = if spec.agent {
-        let text = params.required("agent")?;
-        let agent: Value = serde_json::from_str(text).map_err(|e| {
-            ApiError::bad_request(
-                "?agent",
-                "agent.json",
-                format!("agent is not valid json: {e}"),
-            )
-        })?;
+        params.required("agent")?;
+        let (agent, ifi) = params.agent("agent", caller.version)?.expect("required");
         if xapi::agent::is_group(&agent) {
             return Err(ApiError::bad_request(
                 "?agent",
@@ -120,15 +114,6 @@ fn target(
                 "the agent parameter of a document resource is an Agent, not a Group",
             ));
         }
-        xapi::validate::validate_agent_param(&agent, caller.version)
-            .map_err(|e| e.under("?agent"))?;
-        let ifi = xapi::agent::ifi_of(&agent).ok_or_else(|| {
-            ApiError::bad_request(
-                "?agent",
-                "agent.exactly-one-ifi",
-                "agent needs exactly one identifier",
-            )
-        })?;
         let vault = state.store.vault();
         match vault.token_of(&ifi) {
             Some(token) => (Some(token), vault.key(&token), None),

@@ -15,11 +15,11 @@ use axum::response::{IntoResponse, Response};
 use lrs_core::envelope::{open_attachments, AttachmentContent};
 use lrs_core::statement::{format_micros, reassemble};
 use lrs_projections::statement_index::{string_term, TermKind};
-use lrs_store::{AppendError, Scope, StatementQuery};
+use lrs_store::{AppendError, Scope, StatementQuery, Store};
 use serde_json::{json, Value};
 use uuid::Uuid;
 use xapi::format::{accept_languages, Format};
-use xapi::validate::{validate_agent_param, validate_statement_batch};
+use xapi::validate::validate_statement_batch;
 
 const CONSISTENT_THROUGH: &str = "x-experience-api-consistent-through";
 
@@ -247,22 +247,7 @@ pub async fn get_statements(
     let ascending = params.bool("ascending")?;
     let mut terms = Vec::new();
     let mut nobody = false;
-    if let Some(agent) = params.get("agent") {
-        let agent: Value = serde_json::from_str(agent).map_err(|e| {
-            ApiError::bad_request(
-                "?agent",
-                "agent.json",
-                format!("agent is not valid json: {e}"),
-            )
-        })?;
-        validate_agent_param(&agent, caller.version).map_err(|e| e.under("?agent"))?;
-        let ifi = xapi::agent::ifi_of(&agent).ok_or_else(|| {
-            ApiError::bad_request(
-                "?agent",
-                "agent.exactly-one-ifi",
-                "agent needs exactly one identifier",
-            )
-        })?;
+    if let Some((_, ifi)) = params.agent("agent", caller.version)? {
         match vault.token_of(&ifi) {
             Some(token) => terms.push((
                 if related_agents {
@@ -331,22 +316,7 @@ pub async fn get_statements(
         };
         let page = tokio::task::spawn_blocking(move || {
             let page = store.query_statements(&query)?;
-            let mut statements = Vec::with_capacity(page.positions.len());
-            let mut contents = Vec::new();
-            for position in &page.positions {
-                if let Some(stored) = store.statement_at(*position)? {
-                    if let Some(statement) =
-                        reassemble(&stored, store.vault().as_ref()).map_err(ApiError::internal)?
-                    {
-                        statements.push(statement);
-                        if with_attachments {
-                            let opened = open_attachments(&stored.sealed, store.vault().as_ref())
-                                .map_err(ApiError::internal)?;
-                            contents.extend(opened.unwrap_or_default());
-                        }
-                    }
-                }
-            }
+            let (statements, contents) = open_positions(&store, &page.positions, with_attachments)?;
             Ok::<_, ApiError>((statements, page.more, contents))
         })
         .await
@@ -379,6 +349,56 @@ fn set_header(response: &mut Response, name: &'static str, value: &str) {
     if let Ok(value) = HeaderValue::from_str(value) {
         response.headers_mut().insert(name, value);
     }
+}
+
+/// The readable statements at these positions, in order (statements of an
+/// erased subject are left out), and with `with_attachments` their
+/// attachments' contents. Blocking: run it off the async workers.
+pub(crate) fn open_positions(
+    store: &Store,
+    positions: &[u64],
+    with_attachments: bool,
+) -> Result<(Vec<Value>, Vec<AttachmentContent>), ApiError> {
+    let mut statements = Vec::with_capacity(positions.len());
+    let mut contents = Vec::new();
+    for position in positions {
+        let Some(stored) = store.statement_at(*position)? else {
+            continue;
+        };
+        let Some(statement) =
+            reassemble(&stored, store.vault().as_ref()).map_err(ApiError::internal)?
+        else {
+            continue;
+        };
+        statements.push(statement);
+        if with_attachments {
+            let opened = open_attachments(&stored.sealed, store.vault().as_ref())
+                .map_err(ApiError::internal)?;
+            contents.extend(opened.unwrap_or_default());
+        }
+    }
+    Ok((statements, contents))
+}
+
+/// The newest readable statements in a scope that match one filter term,
+/// at most `limit` (what the Activities and Agents resources read).
+pub(crate) fn newest_statements(
+    store: &Store,
+    scope: Scope,
+    term: (TermKind, [u8; 16]),
+    limit: usize,
+) -> Result<Vec<Value>, ApiError> {
+    let page = store.query_statements(&StatementQuery {
+        scope,
+        terms: vec![term],
+        since_micros: None,
+        until_micros: None,
+        ascending: false,
+        limit,
+        after: None,
+        ceiling: store.head(),
+    })?;
+    Ok(open_positions(store, &page.positions, false)?.0)
 }
 
 /// An HTTP date (RFC 9110 IMF-fixdate) from microseconds since the epoch.
