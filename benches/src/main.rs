@@ -377,33 +377,13 @@ impl Model {
 // ---------------------------------------------------------------------------
 // Time and process helpers.
 
-fn days_to_civil(days: i64) -> (i64, u32, u32) {
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-/// ISO 8601 UTC with milliseconds.
+/// An xAPI timestamp (UTC, microseconds), as the store writes `stored`.
 fn iso(time: SystemTime) -> String {
-    let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = since.as_secs() as i64;
-    let (y, m, d) = days_to_civil(secs.div_euclid(86_400));
-    let rem = secs.rem_euclid(86_400);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        (rem / 60) % 60,
-        rem % 60,
-        since.subsec_millis()
-    )
+    let micros = time
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_micros() as i64;
+    lrs_core::statement::format_micros(micros)
 }
 
 /// CPU seconds (user + system) of a process, from /proc (USER_HZ = 100).
@@ -1215,10 +1195,10 @@ mod tests {
 
     #[test]
     fn iso_formats_utc() {
-        assert_eq!(iso(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+        assert_eq!(iso(UNIX_EPOCH), "1970-01-01T00:00:00.000000Z");
         assert_eq!(
             iso(UNIX_EPOCH + Duration::from_millis(1_709_251_200_123)),
-            "2024-03-01T00:00:00.123Z"
+            "2024-03-01T00:00:00.123000Z"
         );
     }
 
