@@ -119,3 +119,19 @@ pub async fn wait_until_serving(server: &TestServer) {
         .expect("GET /statements");
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
 }
+
+/// A started server with a second credential (of `tenant`, with `scopes`),
+/// issued while the server is briefly stopped; and a client for it.
+pub async fn start_with_credential(
+    name: &str,
+    tenant: &str,
+    scopes: &[&str],
+) -> (TestServer, Xapi) {
+    let mut server = start();
+    wait_until_serving(&server).await;
+    server.stop().unwrap();
+    let (key, secret) = server.add_credential(name, tenant, scopes).unwrap();
+    server.launch().unwrap();
+    let client = server.client().with_credential(&key, &secret);
+    (server, client)
+}

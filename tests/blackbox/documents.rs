@@ -955,13 +955,8 @@ async fn erased_learner_documents_are_gone_others_untouched() {
 /// If-None-Match: * does not reveal that they exist.
 #[tokio::test]
 async fn another_tenant_sees_no_documents() {
-    let mut server = start();
-    wait_until_serving(&server).await;
-    server.stop().unwrap();
-    let (b_key, b_secret) = server.add_credential("b", "tenant-b", &[]).unwrap();
-    server.launch().unwrap();
+    let (server, b) = start_with_credential("b", "tenant-b", &[]).await;
     let a = server.client();
-    let b = a.with_credential(&b_key, &b_secret);
 
     let activity = activity_iri("documents/tenants");
     let agent = json!({"mbox": "mailto:tenant.learner@example.nl"}).to_string();

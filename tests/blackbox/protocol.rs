@@ -487,13 +487,8 @@ async fn bad_requests_say_what_and_where() {
 
 #[tokio::test]
 async fn tenants_do_not_see_each_other() {
-    let mut server = start();
-    wait_until_serving(&server).await;
-    server.stop().unwrap();
-    let (b_key, b_secret) = server.add_credential("b", "tenant-b", &[]).unwrap();
-    server.launch().unwrap();
+    let (server, b) = start_with_credential("b", "tenant-b", &[]).await;
     let a = server.client();
-    let b = a.with_credential(&b_key, &b_secret);
 
     let secret_activity = activity_iri("tenant/a-only");
     let a_id = post_one(&a, &statement("anna", "experienced", "tenant/a-only")).await;

@@ -2,7 +2,7 @@
 //! statements that mention them, Person objects combining the names a person
 //! used, both scoped to the caller's tenant and blind to erased people.
 
-use crate::common::{activity_iri, post_one, start, wait_until_serving};
+use crate::common::{activity_iri, post_one, start, start_with_credential};
 use lrs_blackbox_tests::{statement, Reply, StatusCode, Xapi};
 use serde_json::{json, Value};
 
@@ -229,14 +229,7 @@ async fn bad_activities_and_agents_requests_are_400() {
 
 #[tokio::test]
 async fn a_credential_without_read_scope_is_refused() {
-    let mut server = start();
-    wait_until_serving(&server).await;
-    server.stop().unwrap();
-    let (key, secret) = server
-        .add_credential("writer", "default", &["statements/write"])
-        .unwrap();
-    server.launch().unwrap();
-    let writer = server.client().with_credential(&key, &secret);
+    let (_server, writer) = start_with_credential("writer", "default", &["statements/write"]).await;
     let id = activity_iri("resources/scoped");
     let reply = get(&writer, "/activities", &[("activityId", &id)]).await;
     assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.text);
@@ -327,13 +320,8 @@ async fn an_unknown_person_is_the_person_of_the_request() {
 
 #[tokio::test]
 async fn other_tenants_statements_do_not_contribute() {
-    let mut server = start();
-    wait_until_serving(&server).await;
-    server.stop().unwrap();
-    let (b_key, b_secret) = server.add_credential("b", "tenant-b", &[]).unwrap();
-    server.launch().unwrap();
+    let (server, b) = start_with_credential("b", "tenant-b", &[]).await;
     let a = server.client();
-    let b = a.with_credential(&b_key, &b_secret);
 
     let id = activity_iri("resources/shared");
     post_one(
