@@ -80,6 +80,34 @@ impl TestServer {
         Ok(String::from_utf8(output.stdout)?)
     }
 
+    /// Runs an `lrs` subcommand with this server's master key and returns
+    /// its whole outcome (exit status, stdout, stderr), failing or not.
+    /// `--data-dir` is not added: pass it where the command wants it.
+    pub fn lrs_outcome(&self, args: &[&str]) -> anyhow::Result<std::process::Output> {
+        Ok(Command::new(&self.binary)
+            .args(args)
+            .env("LRS_MASTER_KEY", &self.master_key_hex)
+            .env("LRS_LOG", "warn")
+            .output()?)
+    }
+
+    /// Starts a server on an existing data directory (a restore, a copy)
+    /// with the same binary and master key as this one.
+    pub fn sibling(&self, data_dir: &Path) -> anyhow::Result<TestServer> {
+        let mut server = Self {
+            data_dir: data_dir.to_path_buf(),
+            base_url: String::new(),
+            key: self.key.clone(),
+            secret: self.secret.clone(),
+            binary: self.binary.clone(),
+            master_key_hex: self.master_key_hex.clone(),
+            child: None,
+            _temp: None,
+        };
+        server.launch()?;
+        Ok(server)
+    }
+
     /// Issues a credential (server must be stopped) and returns (key, secret).
     pub fn add_credential(
         &self,

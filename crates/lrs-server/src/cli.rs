@@ -5,9 +5,10 @@ use crate::{auth, keys, AppState, ServeConfig};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use lrs_core::Event;
+use lrs_store::backup::Progress;
 use lrs_store::{Store, StoreConfig};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Parser)]
 #[command(
@@ -45,10 +46,40 @@ enum Command {
         #[command(subcommand)]
         command: CredentialsCommand,
     },
-    /// Check the hash chain of the whole log.
+    /// Check a stopped store: the hash chain of the whole log, that the log
+    /// still reaches the head of its last clean shutdown, and that every
+    /// projection rebuilt from the log equals the stored one. With
+    /// `--backup DIR`, check a backup instead (any time, also while serving).
     Verify {
         #[command(flatten)]
         data: DataArgs,
+        /// Check this backup directory instead of the data directory.
+        #[arg(long)]
+        backup: Option<PathBuf>,
+        /// Skip the projection rebuild (only the chain).
+        #[arg(long)]
+        chain_only: bool,
+    },
+    /// Back up the log and the vault into DIR, incrementally (only entries
+    /// newer than the backup's head are copied), verified before it is
+    /// recorded. Online through the running server's control socket, else
+    /// straight from the stopped data directory.
+    Backup {
+        #[command(flatten)]
+        data: DataArgs,
+        /// The backup directory (created if missing; reuse it for increments).
+        #[arg(long)]
+        to: PathBuf,
+    },
+    /// Restore a backup into a new, empty data directory and rebuild every
+    /// projection from the restored log. Needs the master key
+    /// (`--master-key-file` or LRS_MASTER_KEY): backups never contain it.
+    Restore {
+        #[command(flatten)]
+        data: DataArgs,
+        /// The backup directory.
+        #[arg(long)]
+        from: PathBuf,
     },
     /// Erase a person: destroy their vault entry, so everything of theirs in
     /// the log (and in every copy of it) becomes unreadable.
@@ -136,8 +167,17 @@ pub async fn main() -> anyhow::Result<()> {
                 .with_context(|| format!("binding {listen}"))?;
             let local = listener.local_addr()?;
             tracing::info!(address = %local, data_dir = %data.data_dir.display(), head = store.head(), "serving xAPI at /xapi");
+            let control = match crate::control::listen(store.clone()) {
+                Ok(control) => Some(control),
+                Err(error) => {
+                    tracing::warn!(%error, "no control socket: `lrs backup` will need the server stopped");
+                    None
+                }
+            };
             let state = AppState::new(store, ServeConfig::new(data.data_dir.clone(), local));
-            crate::run(listener, state, shutdown).await
+            let served = crate::run(listener, state, shutdown).await;
+            drop(control);
+            served
         }
         Command::Credentials {
             command:
@@ -191,25 +231,201 @@ pub async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Verify { data } => {
-            let store = open_store(&data)?;
-            let head = store.head();
-            eprintln!("verifying {head} log entries");
-            let outcome = store.verify_chain(|position| eprintln!("  ... {position} / {head}"))?;
-            store.close().await?;
-            match outcome {
-                Ok(count) => {
-                    println!("ok: {count} entries, hash chain intact");
-                    Ok(())
-                }
-                Err(chain_break) => {
-                    println!(
-                        "BROKEN at position {}: {}",
-                        chain_break.position, chain_break.reason
-                    );
-                    std::process::exit(2)
-                }
+        Command::Verify {
+            data,
+            backup,
+            chain_only,
+        } => verify(&data, backup.as_deref(), chain_only).await,
+        Command::Backup { data, to } => run_backup(&data, &to).await,
+        Command::Restore { data, from } => restore(&data, &from).await,
+    }
+}
+
+fn print_progress(progress: Progress) {
+    let percent = if progress.total == 0 {
+        100.0
+    } else {
+        progress.done as f64 * 100.0 / progress.total as f64
+    };
+    eprintln!(
+        "  {}: {} / {} ({percent:.0} %)",
+        progress.phase, progress.done, progress.total
+    );
+}
+
+/// Chain, clean-shutdown witness and projections of a stopped store; or a
+/// whole backup. Exit code 2 and the first bad position when broken.
+async fn verify(data: &DataArgs, backup: Option<&Path>, chain_only: bool) -> anyhow::Result<()> {
+    if let Some(dir) = backup {
+        eprintln!("verifying the backup in {}", dir.display());
+        return match lrs_store::backup::verify_backup(dir, print_progress) {
+            Ok(head) => {
+                println!(
+                    "ok: backup of {} entries, checksums and hash chain intact, vault copy intact",
+                    head.position
+                );
+                Ok(())
+            }
+            Err(error) => {
+                println!("BROKEN: {error}");
+                std::process::exit(2)
+            }
+        };
+    }
+    if crate::control::connect(&data.data_dir).await.is_some() {
+        anyhow::bail!(
+            "a server is running on {}: stop it first, or check a fresh backup: \
+             lrs backup --to DIR && lrs verify --backup DIR",
+            data.data_dir.display()
+        );
+    }
+    let store = open_store(data)?;
+    let head = store.head();
+    eprintln!("verifying the hash chain of {head} log entries");
+    let chain = store.verify_chain(|position| eprintln!("  chain: {position} / {head}"))?;
+    let mut broken = Vec::new();
+    match chain {
+        Ok(count) => println!("ok: {count} entries, hash chain intact"),
+        Err(chain_break) => broken.push(format!(
+            "BROKEN at position {}: {}",
+            chain_break.position, chain_break.reason
+        )),
+    }
+    if let Some(witness) = store.clean_shutdown_witness() {
+        match store.entry_hash(witness.position)? {
+            Some(hash) if hash == witness.hash => println!(
+                "ok: the log still holds entry {} as at its last clean shutdown",
+                witness.position
+            ),
+            Some(_) => broken.push(format!(
+                "BROKEN at position {}: the entry differs from the one at the last clean shutdown",
+                witness.position
+            )),
+            None => broken.push(format!(
+                "BROKEN at position {}: the log ends at {head} but held {} entries at its last clean shutdown",
+                head + 1,
+                witness.position
+            )),
+        }
+    }
+    if !chain_only && broken.is_empty() {
+        eprintln!("rebuilding every projection from the log into a scratch copy");
+        let differences =
+            store.check_projections(|position| eprintln!("  projections: {position} / {head}"))?;
+        if differences.is_empty() {
+            println!(
+                "ok: every projection rebuilt from the log equals the stored one (projections digest {})",
+                hex::encode(store.projections_digest()?)
+            );
+        } else {
+            for difference in differences {
+                broken.push(format!("PROJECTION DIFFERS: {difference}"));
             }
         }
     }
+    store.close().await?;
+    if broken.is_empty() {
+        return Ok(());
+    }
+    for line in &broken {
+        println!("{line}");
+    }
+    std::process::exit(2)
+}
+
+async fn run_backup(data: &DataArgs, to: &Path) -> anyhow::Result<()> {
+    let to = std::path::absolute(to).with_context(|| format!("resolving {}", to.display()))?;
+    let report: lrs_store::backup::BackupReport =
+        match crate::control::connect(&data.data_dir).await {
+            Some(stream) => {
+                eprintln!(
+                    "online backup through the running server into {}",
+                    to.display()
+                );
+                let done = crate::control::call(
+                    stream,
+                    &serde_json::json!({"command": "backup", "to": to}),
+                    |progress| {
+                        print_progress(Progress {
+                            phase: "copying",
+                            done: progress["done"].as_u64().unwrap_or_default(),
+                            total: progress["total"].as_u64().unwrap_or_default(),
+                        })
+                    },
+                )
+                .await?;
+                serde_json::from_value(done).context("backup report")?
+            }
+            None => {
+                eprintln!(
+                    "offline backup of {} into {}",
+                    data.data_dir.display(),
+                    to.display()
+                );
+                let source =
+                    lrs_store::backup::OfflineSource::open(&data.data_dir).with_context(|| {
+                        format!(
+                    "opening {} (a server is running but its control socket does not answer?)",
+                    data.data_dir.display()
+                )
+                    })?;
+                let report = lrs_store::backup::backup(&source, &to, print_progress)?;
+                lrs_store::backup::record_last_backup(&data.data_dir, &report)?;
+                report
+            }
+        };
+    println!(
+        "ok: backup in {} now holds entries 1..={} ({} new, {} bytes, vault {} bytes) in {:.1} s; verified",
+        to.display(),
+        report.to,
+        report.entries_copied,
+        report.bytes_copied,
+        report.vault_bytes,
+        report.seconds
+    );
+    Ok(())
+}
+
+async fn restore(data: &DataArgs, from: &Path) -> anyhow::Result<()> {
+    if data.master_key_file.is_none() && std::env::var(keys::ENV_MASTER_KEY).is_err() {
+        anyhow::bail!(
+            "restore needs the master key the backup was made under: \
+             --master-key-file FILE or {} (backups never contain it)",
+            keys::ENV_MASTER_KEY
+        );
+    }
+    let master_key = keys::resolve(&data.data_dir, data.master_key_file.as_ref())?;
+    eprintln!(
+        "restoring {} into {}: checking every entry against the hash chain",
+        from.display(),
+        data.data_dir.display()
+    );
+    let report = lrs_store::backup::restore(from, &data.data_dir, print_progress)?;
+    eprintln!(
+        "log restored ({} entries in {:.1} s); rebuilding the projections",
+        report.head, report.seconds
+    );
+    let started = std::time::Instant::now();
+    let store = match Store::open(StoreConfig::new(&data.data_dir, master_key)) {
+        Ok(store) => store,
+        Err(error) => {
+            // Leave no restored directory that cannot be opened behind.
+            let _ = std::fs::remove_dir_all(&data.data_dir);
+            anyhow::bail!(
+                "the restored store does not open ({error}); is the master key the one the backup was made under? \
+                 {} was removed",
+                data.data_dir.display()
+            );
+        }
+    };
+    let people = store.vault().len();
+    store.close().await?;
+    println!(
+        "ok: restored {} entries and {people} people into {}; log {:.1} s, projections {:.1} s",
+        report.head,
+        data.data_dir.display(),
+        report.seconds,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
 }

@@ -10,6 +10,7 @@ pub mod attachments;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod error;
 pub mod ingest;
 pub mod keys;

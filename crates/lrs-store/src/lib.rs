@@ -5,13 +5,14 @@
 //! It knows nothing about HTTP, auth or JSON error bodies; it speaks events,
 //! positions and tokens.
 
+pub mod backup;
 pub mod log;
 pub mod query;
 pub mod store;
 pub mod vault;
 mod writer;
 
-pub use log::{ChainBreak, Head, LogEntry};
+pub use log::{ChainBreak, ChainChecker, Head, LogEntry};
 pub use lrs_projections::documents::{context_prefix, document_key, DocumentRef};
 pub use query::{Page, Scope, StatementQuery};
 pub use store::{Store, StoreConfig};

@@ -113,65 +113,132 @@ impl Log {
         })
     }
 
+    /// Raw entries (`position`, stored bytes) from `from` on, in order: what
+    /// a backup copies, byte for byte.
+    pub fn raw_from(
+        &self,
+        from: Position,
+    ) -> impl Iterator<Item = Result<(Position, sled::IVec), StoreError>> + '_ {
+        self.tree.range(from.to_be_bytes()..).map(|item| {
+            let (key, value) = item?;
+            Ok((position_of(&key)?, value))
+        })
+    }
+
+    /// Inserts entries checked elsewhere (a restore: [`ChainChecker`] has
+    /// seen every one of them), in one batch. Only for a log being rebuilt
+    /// from a backup; the writer never calls it.
+    pub fn insert_checked(&self, entries: &[(Position, Vec<u8>)]) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for (position, value) in entries {
+            batch.insert(&position.to_be_bytes(), value.as_slice());
+        }
+        self.tree.apply_batch(batch)?;
+        Ok(())
+    }
+
     /// Walks the whole chain, calling `progress(position)` every 100,000
-    /// entries. Returns the number of entries, or the first break.
+    /// entries. Returns the number of entries, or the first break. An entry
+    /// sled cannot read (its page fails sled's checksum) is a break at the
+    /// first position not read.
     pub fn verify(
         &self,
         mut progress: impl FnMut(Position),
     ) -> Result<Result<Position, ChainBreak>, StoreError> {
-        let mut expected_prev = [0u8; 32];
-        let mut expected_position = 1;
+        let mut checker = ChainChecker::new();
         for item in self.tree.iter() {
-            let (key, value) = item?;
+            let (key, value) = match item {
+                Ok(pair) => pair,
+                Err(error) => {
+                    return Ok(Err(ChainBreak {
+                        position: checker.next_position(),
+                        reason: format!("storage cannot read the entry: {error}"),
+                    }))
+                }
+            };
             let position = match position_of(&key) {
                 Ok(p) => p,
                 Err(_) => {
                     return Ok(Err(ChainBreak {
-                        position: expected_position,
+                        position: checker.next_position(),
                         reason: "malformed key".into(),
                     }))
                 }
             };
-            if position != expected_position {
-                return Ok(Err(ChainBreak {
-                    position: expected_position,
-                    reason: format!("entry missing: next entry is at {position}"),
-                }));
+            if let Err(chain_break) = checker.check(position, &value) {
+                return Ok(Err(chain_break));
             }
-            let (prev, hash, body) = match split(position, &value) {
-                Ok(parts) => parts,
-                Err(e) => {
-                    return Ok(Err(ChainBreak {
-                        position,
-                        reason: e.to_string(),
-                    }))
-                }
-            };
-            if prev != expected_prev {
-                return Ok(Err(ChainBreak {
-                    position,
-                    reason: "previous-hash does not match the entry before".into(),
-                }));
-            }
-            if entry_hash(&prev, position, value[0], body) != hash {
-                return Ok(Err(ChainBreak {
-                    position,
-                    reason: "entry hash does not match its content".into(),
-                }));
-            }
-            if Event::decode(body).is_err() {
-                return Ok(Err(ChainBreak {
-                    position,
-                    reason: "event does not decode".into(),
-                }));
-            }
-            expected_prev = hash;
-            expected_position += 1;
             if position % 100_000 == 0 {
                 progress(position);
             }
         }
-        Ok(Ok(expected_position - 1))
+        Ok(Ok(checker.head().position))
+    }
+}
+
+/// Checks entries one after the other against the chain: positions without
+/// gaps, each `prev_hash` the hash before, each hash over its content, each
+/// event decodable. Used by `verify`, by backups and by restores.
+#[derive(Debug, Clone)]
+pub struct ChainChecker {
+    head: Head,
+}
+
+impl Default for ChainChecker {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ChainChecker {
+    /// A checker for a chain from its first entry.
+    pub fn new() -> Self {
+        Self::after(Head {
+            position: 0,
+            hash: [0; 32],
+        })
+    }
+
+    /// A checker for the entries that follow `head`.
+    pub fn after(head: Head) -> Self {
+        Self { head }
+    }
+
+    pub fn head(&self) -> Head {
+        self.head
+    }
+
+    pub fn next_position(&self) -> Position {
+        self.head.position + 1
+    }
+
+    pub fn check(&mut self, position: Position, value: &[u8]) -> Result<(), ChainBreak> {
+        let expected = self.next_position();
+        if position != expected {
+            return Err(ChainBreak {
+                position: expected,
+                reason: format!("entry missing: next entry is at {position}"),
+            });
+        }
+        let (prev, hash, body) = split(position, value).map_err(|e| ChainBreak {
+            position,
+            reason: e.to_string(),
+        })?;
+        let broken = |reason: &str| ChainBreak {
+            position,
+            reason: reason.into(),
+        };
+        if prev != self.head.hash {
+            return Err(broken("previous-hash does not match the entry before"));
+        }
+        if entry_hash(&prev, position, value[0], body) != hash {
+            return Err(broken("entry hash does not match its content"));
+        }
+        if Event::decode(body).is_err() {
+            return Err(broken("event does not decode"));
+        }
+        self.head = Head { position, hash };
+        Ok(())
     }
 }
 

@@ -45,7 +45,7 @@ pub(crate) struct Shared {
     /// sled's data file, for `fdatasync` after each flush (see [`Shared::make_durable`]).
     db_file: std::fs::File,
     pub(crate) vault: Arc<Vault>,
-    trees: HashMap<TreeName, sled::Tree>,
+    trees: Trees,
     meta: sled::Tree,
     projections: Vec<Box<dyn Projection>>,
     pub(crate) head: watch::Sender<Position>,
@@ -59,6 +59,11 @@ pub struct Store {
     requests: mpsc::Sender<Request>,
     writer: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
     digest_key: [u8; 32],
+    data_dir: PathBuf,
+    /// The head recorded at the last clean shutdown (with the posting-list
+    /// snapshot), read before anything else: `verify` checks the log still
+    /// reaches it with the same hash, which catches a log that lost its tail.
+    witness: Option<Head>,
 }
 
 fn all_projections() -> Vec<Box<dyn Projection>> {
@@ -69,12 +74,61 @@ fn all_projections() -> Vec<Box<dyn Projection>> {
     ]
 }
 
-impl Shared {
+/// The read-model trees every projection declares, in one sled database:
+/// the store's own, or a temporary one that `verify` folds the log into.
+pub(crate) struct Trees(HashMap<TreeName, sled::Tree>);
+
+impl Trees {
+    fn open(db: &sled::Db, projections: &[Box<dyn Projection>]) -> Result<Self, StoreError> {
+        let mut trees = HashMap::new();
+        for projection in projections {
+            for name in projection.trees() {
+                trees.insert(*name, db.open_tree(name)?);
+            }
+        }
+        Ok(Self(trees))
+    }
+
     pub(crate) fn tree(&self, name: TreeName) -> sled::Tree {
-        self.trees
+        self.0
             .get(name)
             .cloned()
             .unwrap_or_else(|| panic!("tree {name} is not declared by a projection"))
+    }
+
+    /// SHA-256 over one tree's keys and values, in order.
+    fn digest(&self, name: TreeName) -> Result<[u8; 32], StoreError> {
+        use sha2::{Digest, Sha256};
+        let mut hasher = Sha256::new();
+        hasher.update(name.as_bytes());
+        for item in self.tree(name).iter() {
+            let (key, value) = item?;
+            hasher.update((key.len() as u64).to_be_bytes());
+            hasher.update(&key);
+            hasher.update((value.len() as u64).to_be_bytes());
+            hasher.update(&value);
+        }
+        Ok(hasher.finalize().into())
+    }
+}
+
+impl ReadModel for Trees {
+    fn get(&self, tree: TreeName, key: &[u8]) -> Option<Vec<u8>> {
+        self.tree(tree).get(key).ok().flatten().map(|v| v.to_vec())
+    }
+
+    fn scan_prefix(&self, tree: TreeName, prefix: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+        self.tree(tree)
+            .scan_prefix(prefix)
+            .filter_map(Result::ok)
+            .map(|(k, v)| (k.to_vec(), v.to_vec()))
+            .collect()
+    }
+}
+
+impl Shared {
+    pub(crate) fn tree(&self, name: TreeName) -> sled::Tree {
+        self.trees.tree(name)
     }
 
     fn checkpoint_key(projection: &dyn Projection) -> Vec<u8> {
@@ -113,28 +167,6 @@ impl Shared {
     }
 }
 
-struct SledState<'a>(&'a Shared);
-
-impl ReadModel for SledState<'_> {
-    fn get(&self, tree: TreeName, key: &[u8]) -> Option<Vec<u8>> {
-        self.0
-            .tree(tree)
-            .get(key)
-            .ok()
-            .flatten()
-            .map(|v| v.to_vec())
-    }
-
-    fn scan_prefix(&self, tree: TreeName, prefix: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
-        self.0
-            .tree(tree)
-            .scan_prefix(prefix)
-            .filter_map(Result::ok)
-            .map(|(k, v)| (k.to_vec(), v.to_vec()))
-            .collect()
-    }
-}
-
 /// Folds one event into every projection, applying each op at once so the
 /// next event of the same group sees it.
 pub(crate) fn apply_projections(
@@ -144,12 +176,12 @@ pub(crate) fn apply_projections(
     event: &Event,
 ) -> Result<(), StoreError> {
     for projection in &shared.projections {
-        apply_projection(shared, projection.as_ref(), position, event)?;
+        apply_projection(&shared.trees, projection.as_ref(), position, event)?;
     }
     shared.postings.write().expect("postings lock").apply(
         position,
         event,
-        &SledState(shared),
+        &shared.trees,
         &LogStatements(log),
     );
     Ok(())
@@ -184,6 +216,20 @@ fn entry_hash_at(log: &Log, position: Position) -> Result<Option<[u8; 32]>, Stor
         return Ok(Some([0; 32]));
     }
     Ok(log.get(position)?.map(|entry| entry.hash))
+}
+
+/// The head saved with the posting-list snapshot, without decoding the lists.
+fn read_witness(snapshot_dir: &std::path::Path) -> Option<Head> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(snapshot_dir.join(SNAPSHOT_FILE)).ok()?;
+    let mut prefix = [0u8; 1 + 10 + 32];
+    let read = file.read(&mut prefix).ok()?;
+    if read < 1 || prefix[0] != 1 {
+        return None;
+    }
+    let ((position, hash), _) =
+        postcard::take_from_bytes::<(Position, [u8; 32])>(&prefix[1..read]).ok()?;
+    Some(Head { position, hash })
 }
 
 /// Saves the posting lists at the log head (on close), atomically: a
@@ -253,7 +299,7 @@ fn build_postings(
         postings.apply(
             entry.position,
             &entry.event,
-            &SledState(shared),
+            &shared.trees,
             &LogStatements(log),
         );
         if entry.position % 100_000 == 0 {
@@ -276,20 +322,20 @@ fn build_postings(
 }
 
 fn apply_projection(
-    shared: &Shared,
+    trees: &Trees,
     projection: &dyn Projection,
     position: Position,
     event: &Event,
 ) -> Result<(), StoreError> {
     let mut ops = Vec::new();
-    projection.apply(position, event, &SledState(shared), &mut ops);
+    projection.apply(position, event, trees, &mut ops);
     for op in ops {
         match op {
             Op::Put { tree, key, value } => {
-                shared.tree(tree).insert(key, value)?;
+                trees.tree(tree).insert(key, value)?;
             }
             Op::Delete { tree, key } => {
-                shared.tree(tree).remove(key)?;
+                trees.tree(tree).remove(key)?;
             }
         }
     }
@@ -310,13 +356,9 @@ impl Store {
             &config.master_key,
         )?);
         let (log, head) = Log::open(&db)?;
+        let witness = read_witness(&config.data_dir.join("log"));
         let projections = all_projections();
-        let mut trees = HashMap::new();
-        for projection in &projections {
-            for name in projection.trees() {
-                trees.insert(*name, db.open_tree(name)?);
-            }
-        }
+        let trees = Trees::open(&db, &projections)?;
         let meta = db.open_tree("meta")?;
         let (head_tx, _) = watch::channel(head.position);
         let db_file = std::fs::File::open(config.data_dir.join("log").join("db"))?;
@@ -352,7 +394,83 @@ impl Store {
             requests,
             writer: std::sync::Mutex::new(Some(writer)),
             digest_key,
+            data_dir: config.data_dir,
+            witness,
         }))
+    }
+
+    /// The data directory the store lives in.
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.data_dir
+    }
+
+    /// The head recorded at the last clean shutdown, if there was one.
+    pub fn clean_shutdown_witness(&self) -> Option<Head> {
+        self.witness
+    }
+
+    /// The entry hash at `position` (zeros for position 0).
+    pub fn entry_hash(&self, position: Position) -> Result<Option<[u8; 32]>, StoreError> {
+        entry_hash_at(&self.log, position)
+    }
+
+    /// Folds the log up to the current head into fresh, temporary read
+    /// models and compares them with the stored ones, tree by tree and the
+    /// in-memory posting lists. Returns what differs (empty: identical).
+    /// Exact only while no writes arrive (`lrs verify` runs on a stopped store).
+    pub fn check_projections(
+        &self,
+        mut progress: impl FnMut(Position),
+    ) -> Result<Vec<String>, StoreError> {
+        let head = self.head();
+        let scratch = self.data_dir.join(".verify-rebuild");
+        let _ = std::fs::remove_dir_all(&scratch);
+        let db = sled::Config::new()
+            .path(&scratch)
+            .temporary(true)
+            .flush_every_ms(None)
+            .cache_capacity(256 * 1024 * 1024)
+            .open()?;
+        let projections = all_projections();
+        let trees = Trees::open(&db, &projections)?;
+        let mut postings = Postings::default();
+        for entry in self.log.read_from(1) {
+            let entry = entry?;
+            if entry.position > head {
+                break;
+            }
+            for projection in &projections {
+                apply_projection(&trees, projection.as_ref(), entry.position, &entry.event)?;
+            }
+            postings.apply(
+                entry.position,
+                &entry.event,
+                &trees,
+                &LogStatements(&self.log),
+            );
+            if entry.position % 100_000 == 0 {
+                progress(entry.position);
+            }
+        }
+        let mut differences = Vec::new();
+        for projection in &projections {
+            for name in projection.trees() {
+                if trees.digest(name)? != self.shared.trees.digest(name)? {
+                    differences.push(format!(
+                        "projection {}, tree {name}: {}",
+                        projection.name(),
+                        first_difference(&self.shared.tree(name), &trees.tree(name))?
+                    ));
+                }
+            }
+        }
+        if postings.digest() != self.shared.postings.read().expect("postings lock").digest() {
+            differences.push("the in-memory posting lists of the statement index".into());
+        }
+        drop(trees);
+        drop(db);
+        let _ = std::fs::remove_dir_all(&scratch);
+        Ok(differences)
     }
 
     pub fn vault(&self) -> &Arc<Vault> {
@@ -522,14 +640,7 @@ impl Store {
         hasher.update(self.shared.postings.read().expect("postings lock").digest());
         for projection in &self.shared.projections {
             for name in projection.trees() {
-                hasher.update(name.as_bytes());
-                for item in self.shared.tree(name).iter() {
-                    let (key, value) = item?;
-                    hasher.update((key.len() as u64).to_be_bytes());
-                    hasher.update(&key);
-                    hasher.update((value.len() as u64).to_be_bytes());
-                    hasher.update(&value);
-                }
+                hasher.update(self.shared.trees.digest(name)?);
             }
         }
         Ok(hasher.finalize().into())
@@ -562,6 +673,63 @@ impl Store {
         }
         self.shared.make_durable()?;
         save_postings_snapshot(&self.shared, &self.log)
+    }
+}
+
+/// Where two trees first differ, for a report (keys in hex, shortened).
+fn first_difference(stored: &sled::Tree, rebuilt: &sled::Tree) -> Result<String, StoreError> {
+    let show = |key: &[u8]| {
+        let text = hex::encode(key);
+        if text.len() > 48 {
+            format!("{}…", &text[..48])
+        } else {
+            text
+        }
+    };
+    let mut left = stored.iter();
+    let mut right = rebuilt.iter();
+    loop {
+        match (left.next().transpose()?, right.next().transpose()?) {
+            (None, None) => return Ok("same keys and values, different order".into()),
+            (Some((key, _)), None) => return Ok(format!("stored has extra key {}", show(&key))),
+            (None, Some((key, _))) => return Ok(format!("stored lacks key {}", show(&key))),
+            (Some((a, va)), Some((b, vb))) => {
+                if a != b {
+                    return Ok(format!(
+                        "stored has key {} where the rebuild has {}",
+                        show(&a),
+                        show(&b)
+                    ));
+                }
+                if va != vb {
+                    return Ok(format!("the value of key {} differs", show(&a)));
+                }
+            }
+        }
+    }
+}
+
+impl crate::backup::BackupSource for Store {
+    fn head(&self) -> Result<Head, StoreError> {
+        let position = Store::head(self);
+        let hash = entry_hash_at(&self.log, position)?
+            .ok_or_else(|| StoreError::Corrupt(format!("the head entry {position} is missing")))?;
+        Ok(Head { position, hash })
+    }
+
+    fn raw_from(
+        &self,
+        from: Position,
+    ) -> Box<dyn Iterator<Item = Result<(Position, sled::IVec), StoreError>> + '_> {
+        Box::new(self.log.raw_from(from))
+    }
+
+    fn entry_hash(&self, position: Position) -> Result<Option<[u8; 32]>, StoreError> {
+        Ok(self.log.get(position)?.map(|entry| entry.hash))
+    }
+
+    fn vault_bytes(&self) -> Result<Vec<u8>, StoreError> {
+        self.shared.vault.file_bytes()
     }
 }
 
@@ -629,7 +797,7 @@ fn catch_up_from(
         );
         for entry in log.read_from(from) {
             let entry = entry?;
-            apply_projection(shared, projection, entry.position, &entry.event)?;
+            apply_projection(&shared.trees, projection, entry.position, &entry.event)?;
             if entry.position % 100_000 == 0 {
                 tracing::info!(
                     projection = projection.name(),

@@ -1,0 +1,179 @@
+//! The control socket: `<data dir>/control.sock`, a Unix socket that only
+//! the data directory's owner can open (mode 0600; keep the data directory
+//! itself 0700). Through it the command line asks a running server to do
+//! what needs the open store, today an online backup: the server holds
+//! sled's lock on the data directory, so no second process can open it.
+//!
+//! Whoever may use the socket may already read every file of the data
+//! directory, so it adds no access the operator lacks, and no network
+//! listener, credential or secret is involved.
+//!
+//! Protocol: the client sends one JSON line, `{"command":"backup","to":"/abs/dir"}`;
+//! the server answers with JSON lines, `{"progress":{"phase","done","total"}}`
+//! any number of times, then `{"done":<report>}` or `{"error":"<what went wrong>"}`.
+
+use anyhow::Context;
+use lrs_store::backup::{self, Progress};
+use lrs_store::Store;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+
+pub fn socket_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("control.sock")
+}
+
+/// Listens on the control socket until the returned guard is dropped (which
+/// also removes the socket file). A socket file left by a crashed server is
+/// replaced: this process holds the data directory's lock, so no other
+/// server can be using it.
+pub fn listen(store: Arc<Store>) -> anyhow::Result<ControlSocket> {
+    let path = socket_path(store.data_dir());
+    let _ = std::fs::remove_file(&path);
+    let listener =
+        UnixListener::bind(&path).with_context(|| format!("binding {}", path.display()))?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    let task = tokio::spawn(async move {
+        loop {
+            match listener.accept().await {
+                Ok((stream, _)) => {
+                    tokio::spawn(handle(store.clone(), stream));
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "control socket accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            }
+        }
+    });
+    Ok(ControlSocket { path, task })
+}
+
+pub struct ControlSocket {
+    path: PathBuf,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for ControlSocket {
+    fn drop(&mut self) {
+        self.task.abort();
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+async fn handle(store: Arc<Store>, stream: UnixStream) {
+    let (read, mut write) = stream.into_split();
+    let mut lines = BufReader::new(read).lines();
+    let request: Value = match lines.next_line().await {
+        Ok(Some(line)) => match serde_json::from_str(&line) {
+            Ok(value) => value,
+            Err(e) => {
+                let _ = send(&mut write, &json!({"error": format!("not JSON: {e}")})).await;
+                return;
+            }
+        },
+        _ => return,
+    };
+    match request["command"].as_str() {
+        Some("backup") => {
+            let Some(to) = request["to"].as_str().map(PathBuf::from) else {
+                let _ = send(&mut write, &json!({"error": "backup needs \"to\""})).await;
+                return;
+            };
+            if !to.is_absolute() {
+                let _ = send(
+                    &mut write,
+                    &json!({"error": "\"to\" must be an absolute path"}),
+                )
+                .await;
+                return;
+            }
+            run_backup(store, to, write).await;
+        }
+        other => {
+            let _ = send(
+                &mut write,
+                &json!({"error": format!("unknown command {other:?}; known: backup")}),
+            )
+            .await;
+        }
+    }
+}
+
+async fn run_backup(store: Arc<Store>, to: PathBuf, mut write: tokio::net::unix::OwnedWriteHalf) {
+    let (progress_tx, mut progress_rx) = tokio::sync::mpsc::unbounded_channel::<Progress>();
+    tracing::info!(to = %to.display(), "online backup started");
+    let job = tokio::task::spawn_blocking(move || {
+        let report = backup::backup(store.as_ref(), &to, |p| {
+            let _ = progress_tx.send(p);
+        })?;
+        backup::record_last_backup(store.data_dir(), &report)?;
+        Ok::<_, backup::BackupError>(report)
+    });
+    while let Some(p) = progress_rx.recv().await {
+        let line = json!({"progress": {"phase": p.phase, "done": p.done, "total": p.total}});
+        if send(&mut write, &line).await.is_err() {
+            // The client went away; the backup still finishes.
+            break;
+        }
+    }
+    let outcome = match job.await {
+        Ok(Ok(report)) => {
+            tracing::info!(
+                from = report.from,
+                to = report.to,
+                seconds = report.seconds,
+                "online backup finished and verified"
+            );
+            json!({"done": report})
+        }
+        Ok(Err(error)) => {
+            tracing::error!(%error, "online backup failed");
+            json!({"error": error.to_string()})
+        }
+        Err(join) => json!({"error": format!("backup task failed: {join}")}),
+    };
+    let _ = send(&mut write, &outcome).await;
+}
+
+async fn send(write: &mut tokio::net::unix::OwnedWriteHalf, value: &Value) -> std::io::Result<()> {
+    let mut line = value.to_string();
+    line.push('\n');
+    write.write_all(line.as_bytes()).await
+}
+
+/// Connects to a running server's control socket, if one answers there.
+pub async fn connect(data_dir: &Path) -> Option<UnixStream> {
+    UnixStream::connect(socket_path(data_dir)).await.ok()
+}
+
+/// Sends `request` and hands every answer line to `on_line` until the final
+/// `done` (returned) or `error` (an error).
+pub async fn call(
+    stream: UnixStream,
+    request: &Value,
+    mut on_progress: impl FnMut(&Value),
+) -> anyhow::Result<Value> {
+    let (read, mut write) = stream.into_split();
+    let mut line = request.to_string();
+    line.push('\n');
+    write.write_all(line.as_bytes()).await?;
+    let mut lines = BufReader::new(read).lines();
+    while let Some(line) = lines.next_line().await? {
+        let answer: Value = serde_json::from_str(&line).context("control socket answer")?;
+        if let Some(progress) = answer.get("progress") {
+            on_progress(progress);
+        } else if let Some(done) = answer.get("done") {
+            return Ok(done.clone());
+        } else if let Some(error) = answer.get("error") {
+            anyhow::bail!(
+                "{}",
+                error.as_str().unwrap_or("the server reported an error")
+            );
+        }
+    }
+    anyhow::bail!("the server closed the control socket without an answer")
+}
