@@ -305,6 +305,10 @@ pub fn backup(
         )));
     }
 
+    // Files a run that failed (a full disk, a crash) left behind and no
+    // manifest names: removed, so they neither fill the disk nor confuse.
+    remove_unlisted_segments(dir, &manifest)?;
+
     // The log, in segments of at most SEGMENT_ENTRIES.
     let mut bytes_copied = 0u64;
     let mut checker = ChainChecker::after(previous);
@@ -407,6 +411,19 @@ pub fn backup(
         verified_entries: verified.position,
         finished_at_unix: now_unix(),
     })
+}
+
+fn remove_unlisted_segments(dir: &Path, manifest: &Manifest) -> Result<(), BackupError> {
+    let segments = dir.join("segments");
+    for entry in std::fs::read_dir(&segments).map_err(io(&segments))? {
+        let entry = entry.map_err(io(&segments))?;
+        let name = format!("segments/{}", entry.file_name().to_string_lossy());
+        if !manifest.segments.iter().any(|s| s.file == name) {
+            tracing::warn!(file = %name, "removing a segment an interrupted backup left behind");
+            std::fs::remove_file(entry.path()).map_err(io(&entry.path()))?;
+        }
+    }
+    Ok(())
 }
 
 fn check_vault_copy(dir: &Path, manifest: &Manifest) -> Result<Vec<u8>, BackupError> {
