@@ -27,12 +27,15 @@ pub struct AppState {
     pub auth: Arc<Authenticator>,
     pub config: Arc<ServeConfig>,
     pub last_versions: Arc<LastVersions>,
+    /// Metrics, readiness and the operations journal (`metrics.rs`).
+    pub monitor: Arc<crate::metrics::Monitor>,
 }
 
 impl AppState {
     pub fn new(store: Arc<Store>, config: ServeConfig) -> Self {
         Self {
             auth: Arc::new(Authenticator::new(store.clone())),
+            monitor: Arc::new(crate::metrics::Monitor::new(store.clone(), &config)),
             store,
             config: Arc::new(config),
             last_versions: Arc::default(),
@@ -79,11 +82,12 @@ pub fn router(state: AppState) -> Router {
         .route("/about", get(about::get_about));
     let routes = Router::new()
         .nest("/xapi", xapi)
+        .route_layer(middleware::from_fn(crate::metrics::record_route))
         .fallback(|| async { ApiError::NotFound("resource") })
-        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .method_not_allowed_fallback(crate::metrics::method_not_allowed)
         .with_state(state.clone());
     // The alternate request syntax changes the method, so it runs before routing.
-    Router::new()
+    let xapi_app = Router::new()
         .fallback_service(routes)
         .layer(middleware::from_fn(crate::alternate::alternate_syntax))
         .layer(middleware::from_fn(move |request, next| {
@@ -98,6 +102,21 @@ pub fn router(state: AppState) -> Router {
             version_header,
         ))
         .layer(cors())
+        .with_state(state.clone());
+    // Operations endpoints: outside the xAPI layers (no CORS, no version
+    // header, no auth). `observe` wraps everything: metrics, the access log,
+    // the request id and the operations journal see every request.
+    Router::new()
+        .route("/metrics", get(crate::metrics::metrics_endpoint))
+        .route("/health/live", get(crate::health::live))
+        .route("/health/ready", get(crate::health::ready))
+        .route_layer(middleware::from_fn(crate::metrics::record_route))
+        .method_not_allowed_fallback(crate::metrics::method_not_allowed)
+        .fallback_service(xapi_app)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::metrics::observe,
+        ))
         .with_state(state)
 }
 
@@ -277,16 +296,25 @@ fn cors() -> CorsLayer {
 
 /// Serves until `shutdown` resolves; then drains requests in flight and
 /// closes the store, so every acknowledged write is flushed before return.
+/// Meanwhile the monitoring task probes readiness and writes the operations
+/// journal; its last, partial minute is written after the drain.
 pub async fn run(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let store = state.store.clone();
+    let monitoring = state.monitor.spawn_background();
     let app = router(state);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    // With the peer address: `/metrics` answers loopback and allowed networks only.
+    let served = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await;
+    monitoring.finish().await;
+    served?;
     store.close().await?;
     tracing::info!("store closed; bye");
     Ok(())

@@ -78,28 +78,33 @@ impl Authenticator {
         mac.finalize().into_bytes().into()
     }
 
-    /// Checks an `Authorization` header value.
+    /// Checks an `Authorization` header value. Every refusal is counted in
+    /// `lrs_auth_failures_total` by reason.
     pub async fn authenticate(&self, header: Option<&str>) -> Result<Credential, ApiError> {
-        let header = header.ok_or(ApiError::Unauthorized("send HTTP Basic credentials"))?;
+        use crate::metrics::AuthFailure;
+        let refuse = |reason: AuthFailure, message: &'static str| {
+            crate::metrics::auth_failure(reason);
+            ApiError::Unauthorized(message)
+        };
+        let header =
+            header.ok_or_else(|| refuse(AuthFailure::Missing, "send HTTP Basic credentials"))?;
+        let malformed = || refuse(AuthFailure::Malformed, "malformed Basic credentials");
         let encoded = header
             .strip_prefix("Basic ")
             .or_else(|| header.strip_prefix("basic "))
-            .ok_or(ApiError::Unauthorized("only HTTP Basic is accepted"))?;
+            .ok_or_else(|| refuse(AuthFailure::Malformed, "only HTTP Basic is accepted"))?;
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(encoded.trim())
-            .map_err(|_| ApiError::Unauthorized("malformed Basic credentials"))?;
-        let decoded = String::from_utf8(decoded)
-            .map_err(|_| ApiError::Unauthorized("malformed Basic credentials"))?;
-        let (key, secret) = decoded
-            .split_once(':')
-            .ok_or(ApiError::Unauthorized("malformed Basic credentials"))?;
+            .map_err(|_| malformed())?;
+        let decoded = String::from_utf8(decoded).map_err(|_| malformed())?;
+        let (key, secret) = decoded.split_once(':').ok_or_else(malformed)?;
         let record = self
             .store
             .credential(key)?
-            .ok_or(ApiError::Unauthorized("unknown key or wrong secret"))?;
+            .ok_or_else(|| refuse(AuthFailure::UnknownKey, "unknown key or wrong secret"))?;
         let now = now_micros();
         if record.expires_micros.is_some_and(|expires| expires <= now) {
-            return Err(ApiError::Unauthorized("credential has expired"));
+            return Err(refuse(AuthFailure::Expired, "credential has expired"));
         }
         let remembered = self.remembered(secret);
         let known = self.verified.read().expect("auth cache").get(key).copied();
@@ -121,7 +126,10 @@ impl Authenticator {
         };
         if !ok {
             tracing::warn!(credential = key, "authentication failed");
-            return Err(ApiError::Unauthorized("unknown key or wrong secret"));
+            return Err(refuse(
+                AuthFailure::BadSecret,
+                "unknown key or wrong secret",
+            ));
         }
         Ok(credential_of(record))
     }

@@ -40,6 +40,8 @@ enum Command {
         /// Address to listen on.
         #[arg(long, env = "LRS_LISTEN", default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
+        #[command(flatten)]
+        monitoring: crate::metrics::MonitoringArgs,
     },
     /// Manage API credentials (the server must be stopped; the data directory is locked while it runs).
     Credentials {
@@ -81,6 +83,11 @@ enum Command {
         #[arg(long)]
         from: PathBuf,
     },
+    /// Reports from the operations journal (`<data dir>/ops/`).
+    Report {
+        #[command(subcommand)]
+        command: ReportCommand,
+    },
     /// Erase a person: destroy their vault entry, so everything of theirs in
     /// the log (and in every copy of it) becomes unreadable.
     Erase {
@@ -89,6 +96,22 @@ enum Command {
         /// The person as an xAPI agent, e.g. '{"mbox":"mailto:anna@example.nl"}'.
         #[arg(long)]
         agent: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReportCommand {
+    /// The monthly service report: availability, latency percentiles,
+    /// errors and incidents (UTC). Reads only the journal: the server may run.
+    Service {
+        #[command(flatten)]
+        data: DataArgs,
+        /// The month, YYYY-MM.
+        #[arg(long)]
+        month: String,
+        /// Dutch text with English labels, or JSON.
+        #[arg(long, value_enum, default_value = "text")]
+        format: crate::service_report::ReportFormat,
     },
 }
 
@@ -123,23 +146,6 @@ fn open_store(data: &DataArgs) -> anyhow::Result<std::sync::Arc<Store>> {
     })
 }
 
-fn init_tracing() {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("LRS_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    if std::env::var("LRS_LOG_FORMAT").as_deref() == Ok("json") {
-        tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .json()
-            .with_writer(std::io::stderr)
-            .init();
-    } else {
-        tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_writer(std::io::stderr)
-            .init();
-    }
-}
-
 /// Installs the SIGTERM/SIGINT handlers now (before the port opens, so an
 /// early signal is never the default "die at once") and resolves on either.
 fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
@@ -157,9 +163,13 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
 
 /// Runs the command line given in the process arguments.
 pub async fn main() -> anyhow::Result<()> {
-    init_tracing();
+    let _telemetry = crate::telemetry::init_tracing();
     match Cli::parse().command {
-        Command::Serve { data, listen } => {
+        Command::Serve {
+            data,
+            listen,
+            monitoring,
+        } => {
             let shutdown = shutdown_signal()?;
             let store = open_store(&data)?;
             let listener = tokio::net::TcpListener::bind(listen)
@@ -174,7 +184,8 @@ pub async fn main() -> anyhow::Result<()> {
                     None
                 }
             };
-            let state = AppState::new(store, ServeConfig::new(data.data_dir.clone(), local));
+            let config = monitoring.apply(ServeConfig::new(data.data_dir.clone(), local));
+            let state = AppState::new(store, config);
             let served = crate::run(listener, state, shutdown).await;
             drop(control);
             served
@@ -237,6 +248,20 @@ pub async fn main() -> anyhow::Result<()> {
             chain_only,
         } => verify(&data, backup.as_deref(), chain_only).await,
         Command::Backup { data, to } => run_backup(&data, &to).await,
+        Command::Report {
+            command:
+                ReportCommand::Service {
+                    data,
+                    month,
+                    format,
+                },
+        } => {
+            print!(
+                "{}",
+                crate::service_report::service_report(&data.data_dir, &month, format)?
+            );
+            Ok(())
+        }
         Command::Restore { data, from } => restore(&data, &from).await,
     }
 }

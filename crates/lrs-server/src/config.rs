@@ -13,6 +13,13 @@ pub struct ServeConfig {
     pub max_statements_per_page: usize,
     /// `homePage` of the authority account the store writes into statements.
     pub authority_home_page: String,
+    /// Networks besides loopback whose clients may read `/metrics`
+    /// (`--metrics-allow`, `LRS_METRICS_ALLOW`); empty: loopback only.
+    pub metrics_allow: Vec<ipnet::IpNet>,
+    /// `/health/ready` fails below this much free space on the data
+    /// directory's filesystem, bytes: sled needs room to write and compact,
+    /// and a full disk fails every write.
+    pub ready_min_free_bytes: u64,
 }
 
 impl ServeConfig {
@@ -23,6 +30,8 @@ impl ServeConfig {
             max_body_bytes: 16 * 1024 * 1024,
             max_statements_per_page: 200,
             authority_home_page: format!("http://{listen}"),
+            metrics_allow: Vec::new(),
+            ready_min_free_bytes: 512 * 1024 * 1024,
         }
     }
 }

@@ -12,10 +12,15 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod error;
+pub mod health;
 pub mod ingest;
 pub mod keys;
+pub mod metrics;
+pub mod ops_journal;
 pub mod params;
 pub mod routes;
+pub mod service_report;
+pub mod telemetry;
 pub mod xapi_request;
 
 pub use app::{router, run, AppState};
