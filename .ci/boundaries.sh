@@ -22,6 +22,9 @@ only axum "lrs-server"
 only tower-http "lrs-server"
 only jsonschema "xapi"
 only chacha20poly1305 "lrs-core lrs-store"
+only metrics "lrs-server"
+only opentelemetry "lrs-server"
+only fs2 "lrs-store"
 # xapi knows nothing about storage, HTTP or async.
 if cargo tree -p xapi -e normal --prefix none | grep -qE '^(tokio|sled|axum|hyper) '; then
     echo "boundary broken: xapi pulls in tokio, sled, axum or hyper"
