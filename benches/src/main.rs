@@ -4,7 +4,9 @@
 //! - `post-single`: N clients, each POSTing one statement at a time;
 //! - `post-batch`: N clients, each POSTing batches of statements;
 //! - `fill`: grow the store fast to a given number of statements, with progress;
-//! - `query`: N clients doing filtered GETs (learner, staff) and `more` follows.
+//! - `query`: N clients doing filtered GETs (learner, staff) and `more` follows;
+//! - `learners`: thousands of simulated cmi5 learners and library staff with
+//!   think times, for soak runs (`learners.rs`, docs/load-learners.md).
 //!
 //! The statements are cmi5-like: a pool of learners (accounts), courses with
 //! modules, registrations per (learner, course), the learner's library as an
@@ -28,6 +30,8 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+mod learners;
 
 #[derive(Parser)]
 #[command(
@@ -125,6 +129,9 @@ enum Scenario {
         #[arg(long, default_value_t = 3600)]
         since_seconds: u64,
     },
+    /// Simulated cmi5 learners (sessions with state reads and writes, think
+    /// times, ramp-up) and library staff reading progress: a soak.
+    Learners(learners::LearnersArgs),
 }
 
 // ---------------------------------------------------------------------------
@@ -1093,6 +1100,7 @@ fn table(result: &Value) -> String {
                 );
             }
         }
+        "learners" => out += &learners::table(result, &label),
         _ => {}
     }
     let r = &result["resources"];
@@ -1172,6 +1180,7 @@ fn main() -> anyhow::Result<()> {
                 "query",
                 run_queries(ctx.clone(), clients.max(1), duration, since_seconds).await?,
             ),
+            Scenario::Learners(args) => ("learners", learners::run(ctx.clone(), args).await?),
         };
         result["scenario"] = json!(name);
         result["label"] = json!(ctx.cli.label);

@@ -1,0 +1,173 @@
+#!/usr/bin/env bash
+# Learner simulation soak of the LRS (issue 8, requirement 2.29), end to end
+# over HTTP on 127.0.0.1: builds release, starts `lrs serve` on a fresh
+# temporary data directory with a generated master key and credential,
+# optionally pre-fills the store, and runs `lrs-load learners`: LEARNERS
+# simulated cmi5 learners (sessions with statements and State API reads and
+# writes, think time 2–6 s) plus STAFF library staff clients querying progress,
+# ramped up over RAMP_UP seconds, then DURATION seconds at full load. See
+# docs/load-learners.md.
+#
+# Results: $OUT/results.jsonl (one JSON line per lrs-load run: the fill, if
+# any, then the learners run with its interim intervals), $OUT/learners.log
+# (the interim report lines and the final table), $OUT/server.log, and a
+# summary in $OUT/summary.txt.
+#
+# Environment (all optional):
+#   LEARNERS=5000      concurrent simulated learners
+#   DURATION=600       seconds at full load (after the ramp-up)
+#   STAFF=20           concurrent staff clients
+#   RAMP_UP=30         seconds over which the learners start
+#   THINK_MIN=2 THINK_MAX=6   learner think time between requests, seconds
+#   REPORT_EVERY=60    seconds between interim report lines
+#   POOL=50000         size of the learner pool (at least LEARNERS)
+#   FILL_TO=0          pre-fill the store with this many statements first (`fill` scenario)
+#   OUT=DIR            where results go (default: a new directory under /tmp)
+#   KEEP_DATA=1        keep the data directory
+#   VERIFY=1           run `lrs verify` on the data directory after the server stopped
+#   SKIP_BUILD=1       use the binaries already built (target/release, or LRS_BIN / LOAD_BIN)
+#   LOAD_ARGS="..."    extra arguments for `lrs-load learners`
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+LEARNERS=${LEARNERS:-5000}
+DURATION=${DURATION:-600}
+STAFF=${STAFF:-20}
+RAMP_UP=${RAMP_UP:-30}
+THINK_MIN=${THINK_MIN:-2}
+THINK_MAX=${THINK_MAX:-6}
+REPORT_EVERY=${REPORT_EVERY:-60}
+POOL=${POOL:-50000}
+if [ "$POOL" -lt "$LEARNERS" ]; then POOL=$LEARNERS; fi
+FILL_TO=${FILL_TO:-0}
+OUT=${OUT:-$(mktemp -d "${TMPDIR:-/tmp}/lrs-learners-results.XXXXXX")}
+mkdir -p "$OUT"
+RESULTS=$OUT/results.jsonl
+: >"$RESULTS"
+
+if [ -z "${SKIP_BUILD:-}" ]; then
+    cargo build --release -p lrs-server -p lrs-benches
+fi
+LRS=${LRS_BIN:-$ROOT/target/release/lrs}
+LOAD=${LOAD_BIN:-$ROOT/target/release/lrs-load}
+
+# Thousands of connections: server and load generator each need a socket per
+# connection. Raise the soft limit to the hard one.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((LEARNERS + STAFF + 256)) ]; then
+    echo "warning: open files limit $(ulimit -n) is below LEARNERS + STAFF; connections may fail" >&2
+fi
+
+DATA=$(mktemp -d "${TMPDIR:-/tmp}/lrs-learners.XXXXXX")
+if command -v openssl >/dev/null; then
+    LRS_MASTER_KEY=$(openssl rand -hex 32)
+else
+    LRS_MASTER_KEY=$(python3 -c 'import secrets; print(secrets.token_hex(32))')
+fi
+export LRS_MASTER_KEY
+export LRS_LOG=${LRS_LOG:-warn}
+
+SERVER_PID=
+stop_server() {
+    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
+        local t0=$(date +%s.%N)
+        kill -TERM "$SERVER_PID" 2>/dev/null || true
+        local rc=0
+        wait "$SERVER_PID" 2>/dev/null || rc=$?
+        echo "# server stopped (SIGTERM) in $(python3 -c "print(round($(date +%s.%N) - $t0, 2))") s, exit status $rc" >&2
+        SERVER_PID=
+    fi
+}
+cleanup() {
+    stop_server
+    if [ -z "${KEEP_DATA:-}" ]; then rm -rf "$DATA"; else echo "data kept in $DATA"; fi
+}
+trap cleanup EXIT
+
+# The credential is issued with the server stopped (the data directory is locked while it runs).
+read -r KEY SECRET < <("$LRS" credentials add --name learners-soak --data-dir "$DATA")
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+URL=http://127.0.0.1:$PORT
+"$LRS" serve --data-dir "$DATA" --listen "127.0.0.1:$PORT" 2>"$OUT/server.log" &
+SERVER_PID=$!
+for _ in $(seq 1 300); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then break; fi
+    sleep 0.1
+done
+kill -0 "$SERVER_PID"
+
+{
+    echo "# machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, data dir $DATA on $(df -h "$DATA" | awk 'NR==2{print $1" ("$2" total, "$4" free)"}')"
+    echo "# server pid $SERVER_PID at $URL; commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' + local changes')"
+    echo "# LEARNERS=$LEARNERS DURATION=$DURATION STAFF=$STAFF RAMP_UP=$RAMP_UP THINK=$THINK_MIN-$THINK_MAX POOL=$POOL FILL_TO=$FILL_TO open-files=$(ulimit -n)"
+} | tee "$OUT/run.txt" >&2
+
+load() {
+    # load SCENARIO ARGS...: runs lrs-load, appends its JSON to results.jsonl
+    "$LOAD" --url "$URL" --key "$KEY" --secret "$SECRET" --server-pid "$SERVER_PID" \
+        --learners "$POOL" --json "$@" >>"$RESULTS"
+}
+
+START=$(date +%s)
+if [ "$FILL_TO" -gt 0 ]; then
+    echo "## pre-filling the store with $FILL_TO statements" >&2
+    load --label "fill" fill --statements "$FILL_TO" --batch 500 --clients 4 --progress-every 10 --max-duration 3600
+fi
+
+echo "## learners: $LEARNERS learners, $STAFF staff, ramp-up $RAMP_UP s, then $DURATION s" >&2
+# shellcheck disable=SC2086
+load --label "learners" learners --learners-active "$LEARNERS" --staff "$STAFF" \
+    --duration "$DURATION" --ramp-up "$RAMP_UP" --think-min "$THINK_MIN" --think-max "$THINK_MAX" \
+    --report-every "$REPORT_EVERY" ${LOAD_ARGS:-} 2> >(tee "$OUT/learners.log" >&2)
+
+DU=$(du -sb "$DATA" | cut -f1)
+RSS=$(awk '/VmRSS/{print $2}' "/proc/$SERVER_PID/status")
+HWM=$(awk '/VmHWM/{print $2}' "/proc/$SERVER_PID/status")
+echo "{\"scenario\":\"snapshot\",\"label\":\"end\",\"data_dir_bytes\":$DU,\"server_rss_kib\":$RSS,\"server_hwm_kib\":$HWM}" >>"$RESULTS"
+stop_server 2> >(tee -a "$OUT/run.txt" >&2)
+sleep 0.2
+
+if [ -n "${VERIFY:-}" ]; then
+    "$LRS" verify --data-dir "$DATA" 2>&1 | tail -n 3 | tee -a "$OUT/run.txt" >&2
+fi
+
+echo "## done in $(($(date +%s) - START)) s; results in $OUT" >&2
+{
+    cat "$OUT/run.txt"
+    python3 - "$RESULTS" <<'EOF'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+for r in rows:
+    s = r["scenario"]
+    if s == "fill":
+        print(f"fill: {r['statements']} statements at {r['statements_per_s']:.0f} st/s, errors={r['errors']}")
+    elif s == "learners":
+        res = r["resources"]
+        print(f"learners: {r['learners_active']} learners + {r['staff']} staff, {r['measured_s']} s at full load "
+              f"(after {r['ramp_up_s']} s ramp-up): {r['requests_per_s']} req/s, {r['statements']} statements, "
+              f"errors {r['errors']} (whole run {r['errors_whole_run']}), expected 404s {r['expected_404_whole_run']}")
+        print(f"    server CPU {res.get('server_cpu_pct')}% of one core, RSS {res.get('server_rss_mib')} MiB "
+              f"(peak {res.get('server_hwm_mib')} MiB); load generator CPU {res['loadgen_cpu_pct']}%; "
+              f"think-time lag p99 {r['think_lag']['p99_ms']} ms")
+        for k in r["kinds"]:
+            l = k["latency"]
+            print(f"    {k['kind']:15} n={k['requests']:<8} {k['requests_per_s']:>7}/s errors={k['errors']:<4} 404={k['expected_404']:<6} "
+                  f"p50={l['p50_ms']}ms p95={l['p95_ms']}ms p99={l['p99_ms']}ms max={l['max_ms']}ms")
+        g = r["goals"]
+        print(f"    goals: no errors {g['no_errors']}, p95<=500ms {g['p95_le_500ms']}, p99<=1s {g['p99_le_1s']}, aim p99<100ms {g['p99_lt_100ms_aim']}")
+        worst = max((i for i in r["intervals"] if i["kinds"]),
+                    key=lambda i: max(k["latency"]["p99_ms"] for k in i["kinds"]), default=None)
+        if worst:
+            print(f"    worst interval: t={worst['t_s']}s [{worst['phase']}] p99 " +
+                  ", ".join(f"{k['kind']} {k['latency']['p99_ms']}ms" for k in worst["kinds"]))
+        for e in r["error_messages"][:10]:
+            print(f"    error x{e['count']}: {e['error']}")
+    elif s == "snapshot":
+        print(f"end: data dir {r['data_dir_bytes']/2**20:.0f} MiB, server RSS {r['server_rss_kib']//1024} MiB (peak {r['server_hwm_kib']//1024} MiB)")
+EOF
+    n_err=$(grep -ciE '"level":"(error|warn)"|\b(ERROR|WARN)\b|panick' "$OUT/server.log" || true)
+    echo "server log: $(wc -l <"$OUT/server.log") lines, $n_err warning/error/panic lines"
+    grep -iE '"level":"(error|warn)"|\b(ERROR|WARN)\b|panick' "$OUT/server.log" | head -n 5 || true
+} >"$OUT/summary.txt"
+cat "$OUT/summary.txt"
