@@ -29,6 +29,28 @@ fn path(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
 
+/// `lrs backup --to TO --data-dir DATA_DIR`.
+fn backup(server: &TestServer, to: &Path, data_dir: &Path) -> (i32, String, String) {
+    lrs(
+        server,
+        &["backup", "--to", path(to), "--data-dir", path(data_dir)],
+    )
+}
+
+/// `lrs restore --from FROM --data-dir DATA_DIR`.
+fn restore(server: &TestServer, from: &Path, data_dir: &Path) -> (i32, String, String) {
+    lrs(
+        server,
+        &[
+            "restore",
+            "--from",
+            path(from),
+            "--data-dir",
+            path(data_dir),
+        ],
+    )
+}
+
 async fn writer(client: Xapi, task: usize, acked: Arc<Mutex<Vec<String>>>, stop: Arc<AtomicBool>) {
     let mut n = 0;
     while !stop.load(Ordering::SeqCst) {
@@ -78,16 +100,7 @@ async fn an_online_backup_under_write_load_restores_everything_acknowledged_befo
         tokio::time::sleep(Duration::from_millis(800)).await;
         let before: Vec<String> = acked.lock().unwrap().clone();
         assert!(!before.is_empty(), "the writers are writing");
-        let (code, stdout, stderr) = {
-            let args = [
-                "backup",
-                "--to",
-                path(&backup_dir),
-                "--data-dir",
-                path(&server.data_dir),
-            ];
-            lrs(&server, &args)
-        };
+        let (code, stdout, stderr) = backup(&server, &backup_dir, &server.data_dir);
         assert_eq!(code, 0, "backup run {run}: {stdout}{stderr}");
         assert!(
             stderr.contains("online backup through the running server"),
@@ -122,16 +135,7 @@ async fn an_online_backup_under_write_load_restores_everything_acknowledged_befo
     // Restore into a new directory; everything acknowledged before the last
     // run began is there and readable (the vault copy opens it).
     let restored = scratch.path().join("restored");
-    let (code, stdout, stderr) = lrs(
-        &server,
-        &[
-            "restore",
-            "--from",
-            path(&backup_dir),
-            "--data-dir",
-            path(&restored),
-        ],
-    );
+    let (code, stdout, stderr) = restore(&server, &backup_dir, &restored);
     assert_eq!(code, 0, "restore: {stdout}{stderr}");
     verified_digest(&server, &restored);
     let copy = server.sibling(&restored).unwrap();
@@ -156,29 +160,11 @@ async fn an_online_backup_under_write_load_restores_everything_acknowledged_befo
     // The stopped original, backed up once more (offline, incremental) and
     // restored: the projections rebuilt from the restored log are
     // byte-identical to the original's.
-    let (code, stdout, stderr) = lrs(
-        &server,
-        &[
-            "backup",
-            "--to",
-            path(&backup_dir),
-            "--data-dir",
-            path(&server.data_dir),
-        ],
-    );
+    let (code, stdout, stderr) = backup(&server, &backup_dir, &server.data_dir);
     assert_eq!(code, 0, "offline backup: {stdout}{stderr}");
     assert!(stderr.contains("offline backup"), "{stderr}");
     let restored_full = scratch.path().join("restored-full");
-    let (code, stdout, stderr) = lrs(
-        &server,
-        &[
-            "restore",
-            "--from",
-            path(&backup_dir),
-            "--data-dir",
-            path(&restored_full),
-        ],
-    );
+    let (code, stdout, stderr) = restore(&server, &backup_dir, &restored_full);
     assert_eq!(code, 0, "restore: {stdout}{stderr}");
     assert_eq!(
         verified_digest(&server, &server.data_dir),
@@ -197,16 +183,7 @@ async fn store_with_backup(scratch: &Path) -> (TestServer, PathBuf) {
     post_ok(&client, &serde_json::json!(batch)).await;
     server.stop().unwrap();
     let backup_dir = scratch.join("backup");
-    let (code, stdout, stderr) = lrs(
-        &server,
-        &[
-            "backup",
-            "--to",
-            path(&backup_dir),
-            "--data-dir",
-            path(&server.data_dir),
-        ],
-    );
+    let (code, stdout, stderr) = backup(&server, &backup_dir, &server.data_dir);
     assert_eq!(code, 0, "{stdout}{stderr}");
     (server, backup_dir)
 }
@@ -253,16 +230,7 @@ async fn verify_names_the_entry_holding_a_single_flipped_byte_in_a_backup() {
         );
         // A restore from it refuses, naming the same entry.
         let target = scratch.path().join(format!("restore-{position}"));
-        let (code, _, stderr) = lrs(
-            &server,
-            &[
-                "restore",
-                "--from",
-                path(&backup_dir),
-                "--data-dir",
-                path(&target),
-            ],
-        );
+        let (code, _, stderr) = restore(&server, &backup_dir, &target);
         assert_ne!(code, 0);
         assert!(stderr.contains(&format!("position {position}")), "{stderr}");
     }
@@ -355,16 +323,7 @@ async fn a_backup_directory_of_another_log_is_refused() {
     )
     .await;
     other.stop().unwrap();
-    let (code, stdout, stderr) = lrs(
-        &other,
-        &[
-            "backup",
-            "--to",
-            path(&backup_dir),
-            "--data-dir",
-            path(&other.data_dir),
-        ],
-    );
+    let (code, stdout, stderr) = backup(&other, &backup_dir, &other.data_dir);
     assert_ne!(code, 0, "{stdout}");
     assert!(stderr.contains("another log"), "{stderr}");
 }

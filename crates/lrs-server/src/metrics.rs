@@ -17,7 +17,6 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use ipnet::IpNet;
-use lrs_core::{Event, Position};
 use lrs_store::Store;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::net::{IpAddr, SocketAddr};
@@ -177,8 +176,6 @@ pub struct Monitor {
     allow: Vec<IpNet>,
     min_free_bytes: u64,
     pub journal: MinuteCounters,
-    /// The log position up to which statements have been counted.
-    statements_counted: Mutex<Position>,
     log_size: Mutex<Option<(Instant, u64)>>,
     process: metrics_process::Collector,
 }
@@ -191,7 +188,6 @@ impl Monitor {
             process.describe();
         }
         Self {
-            statements_counted: Mutex::new(store.head()),
             data_dir: store.data_dir().to_path_buf(),
             store,
             allow: config.metrics_allow.clone(),
@@ -214,40 +210,13 @@ impl Monitor {
         self.min_free_bytes
     }
 
-    /// Counts the statements appended since the last count, by reading the
-    /// log from there to the head: `lrs_statements_ingested_total` counts
-    /// `StatementStoredV1` entries, so exactly the statements newly stored;
-    /// an idempotent repeat (same id, same content) appends nothing and a
-    /// conflict is refused, so neither counts. The head moves only after the
-    /// group's flush and before any request of it is answered, so a client
-    /// that has its 200 and then scrapes sees its statements counted.
-    /// Runs at every scrape and every 15 s in the background (so a scrape
-    /// never reads more than 15 s of log).
+    /// `lrs_statements_ingested_total`: the statements the writer newly
+    /// appended since start (`Store::statements_appended`); an idempotent
+    /// repeat appends nothing and a conflict is refused, so neither counts.
+    /// The writer counts before the head moves, so a client that has its
+    /// 200 and then scrapes sees its statements counted.
     pub fn count_statements(&self) {
-        let mut counted = self.statements_counted.lock().expect("statements lock");
-        let head = self.store.head();
-        if head <= *counted {
-            return;
-        }
-        let mut statements = 0u64;
-        let mut reached = *counted;
-        for entry in self.store.read_from(*counted + 1) {
-            match entry {
-                Ok(entry) if entry.position <= head => {
-                    if matches!(entry.event, Event::StatementStoredV1(_)) {
-                        statements += 1;
-                    }
-                    reached = entry.position;
-                }
-                Ok(_) => break,
-                Err(error) => {
-                    tracing::warn!(%error, position = reached + 1, "counting statements: log entry unreadable");
-                    break;
-                }
-            }
-        }
-        *counted = reached;
-        metrics::counter!(STATEMENTS_INGESTED).increment(statements);
+        metrics::counter!(STATEMENTS_INGESTED).absolute(self.store.statements_appended());
     }
 
     /// Disk space of `log/` (allocated blocks, as `du` counts them), reused for a few seconds.
@@ -290,7 +259,7 @@ impl Monitor {
     }
 
     /// The background task: every 15 s (on the wall clock's quarter
-    /// minutes) it probes readiness, counts statements and drains the
+    /// minutes) it probes readiness and drains the
     /// histograms; at each minute boundary it first appends the finished
     /// minute to the journal. [`Background::finish`] writes the last,
     /// partial minute.
@@ -311,14 +280,9 @@ impl Monitor {
                 }
                 let ready = crate::health::check(&monitor).await.is_ready();
                 monitor.journal.record_readiness(ready);
-                let counting = monitor.clone();
-                let _ = tokio::task::spawn_blocking(move || {
-                    counting.count_statements();
-                    if let Some(handle) = prometheus() {
-                        handle.run_upkeep();
-                    }
-                })
-                .await;
+                if let Some(handle) = prometheus() {
+                    handle.run_upkeep();
+                }
             }
             monitor.write_minute(ops_journal::now_unix()).await;
         });

@@ -40,17 +40,17 @@ const RESTORE_BATCH: usize = 10_000;
 
 /// Where a backup reads from: the running store, or a stopped data directory.
 pub trait BackupSource {
+    /// The log to copy.
+    fn log(&self) -> &Log;
     /// The head of the log now; a run copies up to it.
     fn head(&self) -> Result<Head, StoreError>;
-    /// Raw entries from `from` on.
-    fn raw_from(
-        &self,
-        from: Position,
-    ) -> Box<dyn Iterator<Item = Result<(Position, sled::IVec), StoreError>> + '_>;
-    /// The hash of the entry at `position`, if there is one.
-    fn entry_hash(&self, position: Position) -> Result<Option<[u8; 32]>, StoreError>;
     /// A copy of the vault file as it is now.
     fn vault_bytes(&self) -> Result<Vec<u8>, StoreError>;
+
+    /// The hash of the entry at `position`, if there is one.
+    fn entry_hash(&self, position: Position) -> Result<Option<[u8; 32]>, StoreError> {
+        Ok(self.log().get(position)?.map(|entry| entry.hash))
+    }
 }
 
 /// A stopped data directory, read without its master key (a backup copies
@@ -83,19 +83,12 @@ impl OfflineSource {
 }
 
 impl BackupSource for OfflineSource {
+    fn log(&self) -> &Log {
+        &self.log
+    }
+
     fn head(&self) -> Result<Head, StoreError> {
         Ok(self.head)
-    }
-
-    fn raw_from(
-        &self,
-        from: Position,
-    ) -> Box<dyn Iterator<Item = Result<(Position, sled::IVec), StoreError>> + '_> {
-        Box::new(self.log.raw_from(from))
-    }
-
-    fn entry_hash(&self, position: Position) -> Result<Option<[u8; 32]>, StoreError> {
-        Ok(self.log.get(position)?.map(|entry| entry.hash))
     }
 
     fn vault_bytes(&self) -> Result<Vec<u8>, StoreError> {
@@ -312,7 +305,7 @@ pub fn backup(
     // The log, in segments of at most SEGMENT_ENTRIES.
     let mut bytes_copied = 0u64;
     let mut checker = ChainChecker::after(previous);
-    let mut entries = source.raw_from(previous.position + 1);
+    let mut entries = source.log().raw_from(previous.position + 1);
     let total = target.position - previous.position;
     while checker.head().position < target.position {
         let first = checker.head().position + 1;

@@ -14,7 +14,7 @@ use lrs_projections::{
 };
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -51,6 +51,8 @@ pub(crate) struct Shared {
     pub(crate) head: watch::Sender<Position>,
     pub(crate) last_stored_micros: AtomicI64,
     pub(crate) writing: AtomicBool,
+    /// Statements appended since this process opened the store.
+    pub(crate) statements_appended: AtomicU64,
 }
 
 pub struct Store {
@@ -374,6 +376,7 @@ impl Store {
             head: head_tx,
             last_stored_micros: AtomicI64::new(0),
             writing: AtomicBool::new(false),
+            statements_appended: AtomicU64::new(0),
         });
         let log = Arc::new(log);
         catch_up(&shared, &log, head)?;
@@ -490,6 +493,13 @@ impl Store {
     /// (projections outside the writer, exports) follow the tail.
     pub fn follow(&self) -> watch::Receiver<Position> {
         self.shared.head.subscribe()
+    }
+
+    /// Statements newly appended to the log since this process opened the
+    /// store (an idempotent repeat appends nothing). Counted by the writer
+    /// before the head moves, so before any of them is acknowledged.
+    pub fn statements_appended(&self) -> u64 {
+        self.shared.statements_appended.load(Ordering::SeqCst)
     }
 
     /// Stored time up to which every acknowledged statement is visible to
@@ -710,22 +720,15 @@ fn first_difference(stored: &sled::Tree, rebuilt: &sled::Tree) -> Result<String,
 }
 
 impl crate::backup::BackupSource for Store {
+    fn log(&self) -> &Log {
+        &self.log
+    }
+
     fn head(&self) -> Result<Head, StoreError> {
         let position = Store::head(self);
         let hash = entry_hash_at(&self.log, position)?
             .ok_or_else(|| StoreError::Corrupt(format!("the head entry {position} is missing")))?;
         Ok(Head { position, hash })
-    }
-
-    fn raw_from(
-        &self,
-        from: Position,
-    ) -> Box<dyn Iterator<Item = Result<(Position, sled::IVec), StoreError>> + '_> {
-        Box::new(self.log.raw_from(from))
-    }
-
-    fn entry_hash(&self, position: Position) -> Result<Option<[u8; 32]>, StoreError> {
-        Ok(self.log.get(position)?.map(|entry| entry.hash))
     }
 
     fn vault_bytes(&self) -> Result<Vec<u8>, StoreError> {

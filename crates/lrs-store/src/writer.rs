@@ -371,6 +371,13 @@ fn commit_group(
     })();
     match result {
         Ok(new_head) => {
+            let statements = events
+                .iter()
+                .filter(|e| matches!(e, Event::StatementStoredV1(_)))
+                .count();
+            shared
+                .statements_appended
+                .fetch_add(statements as u64, std::sync::atomic::Ordering::SeqCst);
             *head = new_head;
             Ok(replies)
         }
