@@ -27,14 +27,32 @@ pub const SCOPES: &[&str] = &[
     "profile",
 ];
 
-/// Who is calling.
+/// How a caller proved who it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    /// HTTP Basic with an issued key and secret.
+    Basic,
+    /// A bearer token this server issued (OAuth 2.0 client credentials).
+    LocalToken,
+    /// A bearer token of a configured external OpenID Connect provider.
+    ExternalToken,
+}
+
+/// Who is calling: the principal every route and the audit trail see.
 #[derive(Debug, Clone)]
 pub struct Credential {
+    /// The principal's stable id: the credential key for Basic and for
+    /// tokens issued to a credential; `oidc:<issuer>#<subject>` for tokens of
+    /// an external provider. `statements/read/mine` matches on it.
     pub key: String,
     pub name: String,
     pub tenant: String,
+    /// xAPI OAuth scopes (Communication 4.2).
     pub scopes: Vec<String>,
+    /// Administrative permissions, from the principal's roles (RBAC).
+    pub permissions: Vec<String>,
     pub expires_micros: Option<i64>,
+    pub method: AuthMethod,
 }
 
 impl Credential {
@@ -80,7 +98,11 @@ impl Authenticator {
 
     /// Checks an `Authorization` header value. Every refusal is counted in
     /// `lrs_auth_failures_total` by reason.
-    pub async fn authenticate(&self, header: Option<&str>) -> Result<Credential, ApiError> {
+    pub async fn authenticate(
+        &self,
+        header: Option<&str>,
+        client: Option<std::net::IpAddr>,
+    ) -> Result<Credential, ApiError> {
         use crate::metrics::AuthFailure;
         let refuse = |reason: AuthFailure, message: &'static str| {
             crate::metrics::auth_failure(reason);
@@ -98,6 +120,22 @@ impl Authenticator {
             .map_err(|_| malformed())?;
         let decoded = String::from_utf8(decoded).map_err(|_| malformed())?;
         let (key, secret) = decoded.split_once(':').ok_or_else(malformed)?;
+        self.verify_basic(key, secret, client).await
+    }
+
+    /// Checks a key and secret (HTTP Basic, or the client credentials of the
+    /// OAuth token endpoint).
+    pub async fn verify_basic(
+        &self,
+        key: &str,
+        secret: &str,
+        _client: Option<std::net::IpAddr>,
+    ) -> Result<Credential, ApiError> {
+        use crate::metrics::AuthFailure;
+        let refuse = |reason: AuthFailure, message: &'static str| {
+            crate::metrics::auth_failure(reason);
+            ApiError::Unauthorized(message)
+        };
         let record = self
             .store
             .credential(key)?
@@ -141,7 +179,9 @@ fn credential_of(record: CredentialIssuedV1) -> Credential {
         name: record.name,
         tenant: record.tenant,
         scopes: record.scopes,
+        permissions: Vec::new(),
         expires_micros: record.expires_micros,
+        method: AuthMethod::Basic,
     }
 }
 

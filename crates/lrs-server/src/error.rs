@@ -31,6 +31,12 @@ pub enum ApiError {
     Internal(String),
     #[error("the store is shutting down")]
     Unavailable,
+    /// Rate limited or locked out: 429 with `Retry-After`.
+    #[error("too many requests ({reason}); retry after {retry_after_secs} s")]
+    TooManyRequests {
+        reason: &'static str,
+        retry_after_secs: u64,
+    },
 }
 
 impl ApiError {
@@ -63,6 +69,9 @@ impl ApiError {
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::TooManyRequests { .. } => {
+                (StatusCode::TOO_MANY_REQUESTS, "too_many_requests")
+            }
         }
     }
 }
@@ -92,6 +101,15 @@ impl IntoResponse for ApiError {
             }
         };
         let mut response = (status, axum::Json(body)).into_response();
+        if let ApiError::TooManyRequests {
+            retry_after_secs, ..
+        } = &self
+        {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(retry_after_secs.max(&1).to_owned()),
+            );
+        }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

@@ -16,6 +16,21 @@ pub struct Caller {
     pub version: XapiVersion,
 }
 
+/// The client's address: the TCP peer (`into_make_service_with_connect_info`).
+pub fn client_ip(parts: &Parts) -> Option<std::net::IpAddr> {
+    parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0.ip())
+}
+
+/// Filled by the [`Caller`] extractor with the authenticated principal, for
+/// middleware that runs around the handler (the audit trail, rate limits per
+/// principal): put one into the request's extensions before the handler runs
+/// and read it after.
+#[derive(Clone, Default)]
+pub struct PrincipalSlot(pub std::sync::Arc<std::sync::OnceLock<Credential>>);
+
 pub fn request_version(parts: &Parts) -> Result<XapiVersion, ApiError> {
     let value = parts.headers.get(VERSION_HEADER).ok_or_else(|| {
         ApiError::bad_request(
@@ -45,7 +60,11 @@ impl FromRequestParts<AppState> for Caller {
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
-        let credential = state.auth.authenticate(authorization).await?;
+        let client = client_ip(parts);
+        let credential = state.auth.authenticate(authorization, client).await?;
+        if let Some(slot) = parts.extensions.get::<PrincipalSlot>() {
+            let _ = slot.0.set(credential.clone());
+        }
         let version = request_version(parts)?;
         Ok(Caller {
             credential,
