@@ -19,6 +19,10 @@ pub struct TestServer {
     binary: PathBuf,
     /// The master key this test generated for the server (hex).
     pub master_key_hex: String,
+    /// Extra environment for the server process (set before `launch`).
+    pub env: Vec<(String, String)>,
+    /// Extra arguments after `serve` (set before `launch`).
+    pub serve_args: Vec<String>,
     child: Option<Child>,
     _temp: Option<tempfile::TempDir>,
 }
@@ -43,6 +47,14 @@ impl TestServer {
     /// Starts a server on a new temporary data directory with one credential
     /// (tenant `default`, all scopes).
     pub fn start(binary: &Path) -> anyhow::Result<Self> {
+        let mut server = Self::prepare(binary)?;
+        server.launch()?;
+        Ok(server)
+    }
+
+    /// Like [`TestServer::start`] without launching: set `env`, `serve_args`
+    /// or more credentials, then call [`TestServer::launch`].
+    pub fn prepare(binary: &Path) -> anyhow::Result<Self> {
         let temp = tempfile::tempdir()?;
         let data_dir = temp.path().to_path_buf();
         let mut server = Self {
@@ -52,13 +64,14 @@ impl TestServer {
             secret: String::new(),
             binary: binary.to_path_buf(),
             master_key_hex: generated_master_key(),
+            env: Vec::new(),
+            serve_args: Vec::new(),
             child: None,
             _temp: Some(temp),
         };
         let (key, secret) = server.add_credential("test", "default", &[])?;
         server.key = key;
         server.secret = secret;
-        server.launch()?;
         Ok(server)
     }
 
@@ -101,6 +114,8 @@ impl TestServer {
             secret: self.secret.clone(),
             binary: self.binary.clone(),
             master_key_hex: self.master_key_hex.clone(),
+            env: self.env.clone(),
+            serve_args: self.serve_args.clone(),
             child: None,
             _temp: None,
         };
@@ -140,6 +155,8 @@ impl TestServer {
                 "--data-dir",
             ])
             .arg(&self.data_dir)
+            .args(&self.serve_args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env("LRS_MASTER_KEY", &self.master_key_hex)
             .env("LRS_LOG", "warn")
             .stdout(Stdio::null())
