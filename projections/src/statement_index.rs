@@ -18,7 +18,7 @@
 //! `tenant(8)` is the first 8 bytes of SHA-256 of the tenant name.
 
 use crate::{Op, Projection, ReadModel, TreeName};
-use lrs_core::events::{ObjectFactV1, StatementStoredV1};
+use lrs_core::events::{ObjectFactV1, OriginV1, StatementStoredV1, StatementStoredV2};
 use lrs_core::Event;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -51,6 +51,10 @@ pub enum TermKind {
     /// Any activity (`activity` with `related_activities=true`).
     RelatedActivity = b'O',
     Registration = b'r',
+    /// Every statement of one library (ISIL): what a library tenant reads.
+    Library = b'l',
+    /// Every statement written by one credential: `statements/read/mine`.
+    Credential = b'c',
 }
 
 pub type Term = [u8; 16];
@@ -107,7 +111,7 @@ impl Projection for StatementIndex {
     }
 
     fn apply(&self, position: u64, event: &Event, state: &dyn ReadModel, out: &mut Vec<Op>) {
-        if let Event::StatementStoredV1(stored) = event {
+        if let Some(stored) = event.stored_statement() {
             apply_statement(position, stored, state, out);
         }
     }
@@ -199,7 +203,7 @@ fn apply_statement(
 
 /// Reads statements back from the log, for the terms a statement inherits.
 pub trait StatementSource {
-    fn statement(&self, position: u64) -> Option<StatementStoredV1>;
+    fn statement(&self, position: u64) -> Option<StatementStoredV2>;
 }
 
 /// The posting lists, in memory: for each (kind, term) the sorted log
@@ -222,9 +226,9 @@ impl Postings {
         ids: &dyn ReadModel,
         log: &dyn StatementSource,
     ) {
-        let stored_micros = match event {
-            Event::StatementStoredV1(stored) => stored.stored_micros,
-            _ => self.stored.last().copied().unwrap_or(0),
+        let stored_micros = match event.stored_statement() {
+            Some(stored) => stored.stored_micros,
+            None => self.stored.last().copied().unwrap_or(0),
         };
         let last = self.stored.last().copied().unwrap_or(0);
         while (self.stored.len() as u64) + 1 < position {
@@ -233,8 +237,14 @@ impl Postings {
         if (self.stored.len() as u64) < position {
             self.stored.push(stored_micros.max(last));
         }
-        if let Event::StatementStoredV1(stored) = event {
-            self.apply_statement(position, stored, ids, log);
+        match event {
+            Event::StatementStoredV1(stored) => {
+                self.apply_statement(position, stored, &OriginV1::default(), ids, log)
+            }
+            Event::StatementStoredV2(v2) => {
+                self.apply_statement(position, &v2.statement, &v2.origin, ids, log)
+            }
+            _ => {}
         }
     }
 
@@ -242,6 +252,7 @@ impl Postings {
         &mut self,
         position: u64,
         stored: &StatementStoredV1,
+        origin: &OriginV1,
         ids: &dyn ReadModel,
         log: &dyn StatementSource,
     ) {
@@ -256,9 +267,9 @@ impl Postings {
                 .get(BY_ID, &by_id_key(&target, &tenant))
                 .and_then(|v| decode_by_id(&v));
             if let (true, Some((target_position, false))) = (voided_here, target_position) {
-                if let Some(target_statement) = log.statement(target_position) {
-                    let terms = terms_of(&target_statement, ids, log, 0);
-                    for (kind, term) in scoped(&terms, &tenant) {
+                if let Some(target) = log.statement(target_position) {
+                    let terms = terms_of(&target.statement, ids, log, 0);
+                    for (kind, term) in scoped(&terms, &target.statement, &target.origin) {
                         self.remove(kind, &term, target_position);
                     }
                 }
@@ -266,7 +277,7 @@ impl Postings {
         }
         let terms = terms_of(stored, ids, log, 0);
         if !is_voided(stored, ids) {
-            for (kind, term) in scoped(&terms, &tenant) {
+            for (kind, term) in scoped(&terms, stored, origin) {
                 self.add(kind, &term, position);
             }
         }
@@ -293,7 +304,11 @@ impl Postings {
             if referrer_position == position {
                 continue;
             }
-            let Some(referrer) = log.statement(referrer_position) else {
+            let Some(StatementStoredV2 {
+                statement: referrer,
+                ..
+            }) = log.statement(referrer_position)
+            else {
                 continue;
             };
             if !is_voided(&referrer, ids) {
@@ -419,7 +434,7 @@ fn terms_of(
                 .and_then(|v| decode_by_id(&v))
                 .and_then(|(target_position, _)| log.statement(target_position))
             {
-                terms.extend(terms_of(&target_statement, ids, log, depth + 1));
+                terms.extend(terms_of(&target_statement.statement, ids, log, depth + 1));
                 terms.sort_by_key(|(kind, term)| (*kind as u8, *term));
                 terms.dedup();
             }
@@ -428,13 +443,20 @@ fn terms_of(
     terms
 }
 
-/// The filter terms plus the two scope lists (all, and the tenant's own).
-fn scoped(terms: &[(TermKind, Term)], tenant: &[u8; 8]) -> Vec<(TermKind, Term)> {
-    let mut tenant_term = [0u8; 16];
-    tenant_term[..8].copy_from_slice(tenant);
-    let mut all = Vec::with_capacity(terms.len() + 2);
+/// The filter terms plus the scope lists: all, the writing tenant's, the
+/// library's and the writing credential's.
+fn scoped(
+    terms: &[(TermKind, Term)],
+    stored: &StatementStoredV1,
+    origin: &OriginV1,
+) -> Vec<(TermKind, Term)> {
+    let mut all = Vec::with_capacity(terms.len() + 4);
     all.push((TermKind::All, [0u8; 16]));
-    all.push((TermKind::Tenant, tenant_term));
+    all.push((TermKind::Tenant, tenant_term(&stored.tenant)));
+    all.push((TermKind::Credential, string_term(&stored.credential_key)));
+    if let Some(library) = &origin.library {
+        all.push((TermKind::Library, string_term(library)));
+    }
     all.extend_from_slice(terms);
     all
 }

@@ -4,7 +4,6 @@
 use crate::common::*;
 use lrs_blackbox_tests::{statement, StatusCode};
 use lrs_core::events::ObjectFactV1;
-use lrs_core::Event;
 use serde_json::{json, Value};
 use std::path::Path;
 
@@ -216,7 +215,7 @@ async fn personal_data_is_sealed_and_erasure_leaves_only_facts() {
     let mut seen = 0;
     for entry in store.read_from(1) {
         let entry = entry.expect("log entry");
-        let Event::StatementStoredV1(stored) = entry.event else {
+        let Some(stored) = entry.event.into_statement().map(|v2| v2.statement) else {
             continue;
         };
         let id = stored.statement_id.hyphenated().to_string();

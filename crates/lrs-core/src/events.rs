@@ -23,6 +23,12 @@ pub enum Event {
     CredentialIssuedV1(CredentialIssuedV1),
     DocumentWrittenV1(DocumentWrittenV1),
     DocumentsDeletedV1(DocumentsDeletedV1),
+    TenantDefinedV1(TenantDefinedV1),
+    RoleDefinedV1(RoleDefinedV1),
+    CredentialIssuedV2(CredentialIssuedV2),
+    CredentialRotatedV1(CredentialRotatedV1),
+    CredentialRevokedV1(CredentialRevokedV1),
+    StatementStoredV2(StatementStoredV2),
 }
 
 impl Event {
@@ -40,6 +46,34 @@ impl Event {
             Event::CredentialIssuedV1(_) => "credential_issued.v1",
             Event::DocumentWrittenV1(_) => "document_written.v1",
             Event::DocumentsDeletedV1(_) => "documents_deleted.v1",
+            Event::TenantDefinedV1(_) => "tenant_defined.v1",
+            Event::RoleDefinedV1(_) => "role_defined.v1",
+            Event::CredentialIssuedV2(_) => "credential_issued.v2",
+            Event::CredentialRotatedV1(_) => "credential_rotated.v1",
+            Event::CredentialRevokedV1(_) => "credential_revoked.v1",
+            Event::StatementStoredV2(_) => "statement_stored.v2",
+        }
+    }
+
+    /// The stored statement of a `StatementStored` event of any version.
+    pub fn stored_statement(&self) -> Option<&StatementStoredV1> {
+        match self {
+            Event::StatementStoredV1(stored) => Some(stored),
+            Event::StatementStoredV2(v2) => Some(&v2.statement),
+            _ => None,
+        }
+    }
+
+    /// A `StatementStored` event of any version, upgraded to the newest
+    /// shape (a V1 statement has no recorded origin).
+    pub fn into_statement(self) -> Option<StatementStoredV2> {
+        match self {
+            Event::StatementStoredV1(statement) => Some(StatementStoredV2 {
+                statement,
+                origin: OriginV1::default(),
+            }),
+            Event::StatementStoredV2(v2) => Some(v2),
+            _ => None,
         }
     }
 }
@@ -59,6 +93,26 @@ pub struct StatementStoredV1 {
     pub comparison_digest: [u8; 32],
     pub facts: StatementFactsV1,
     pub sealed: SealedStatementV1,
+}
+
+/// A statement was accepted and stored, with where it came from: the app
+/// that sent it and the learner's library. Written by every store since the
+/// tenants were introduced; V1 entries read as V2 with an empty origin.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatementStoredV2 {
+    pub statement: StatementStoredV1,
+    pub origin: OriginV1,
+}
+
+/// Which app and which library a statement belongs to (no personal data).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OriginV1 {
+    /// The content provider app (appid): the writing app tenant's, or the
+    /// appid context extension when the KB wrote it.
+    pub app: Option<String>,
+    /// The learner's library (ISIL), from the configured context extension,
+    /// or the writing library tenant's own.
+    pub library: Option<String>,
 }
 
 /// What the indexes and analytics know of a statement, in clear.
@@ -161,6 +215,80 @@ pub struct CredentialIssuedV1 {
     pub scopes: Vec<String>,
     pub issued_micros: i64,
     pub expires_micros: Option<i64>,
+}
+
+/// A tenant was defined (or its name changed). Its kind never changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantDefinedV1 {
+    pub id: String,
+    pub name: String,
+    pub kind: TenantKindV1,
+    pub defined_micros: i64,
+}
+
+/// What a tenant is, which decides what it may read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TenantKindV1 {
+    /// The KB: reads every tenant's statements.
+    Kb,
+    /// A library organisation: reads the statements of its learners (the
+    /// statements whose library is its ISIL).
+    Library { isil: String },
+    /// A content provider app: reads what it wrote.
+    App { appid: String },
+}
+
+/// A role (a named set of administrative permissions) was defined or
+/// redefined; an empty set retires it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleDefinedV1 {
+    pub name: String,
+    pub permissions: Vec<String>,
+    pub defined_micros: i64,
+}
+
+/// A role granted to a credential, possibly until a time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleGrantV1 {
+    pub role: String,
+    pub until_micros: Option<i64>,
+}
+
+/// A credential (key and secret) was issued. Only a hash of the secret is
+/// kept. Every credential has an expiry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CredentialIssuedV2 {
+    pub key: String,
+    /// argon2id PHC string of the secret.
+    pub secret_hash: String,
+    pub name: String,
+    pub tenant: String,
+    pub scopes: Vec<String>,
+    pub roles: Vec<RoleGrantV1>,
+    /// Networks (CIDR) the credential may be used from; empty: anywhere.
+    pub allowed_networks: Vec<String>,
+    pub issued_micros: i64,
+    pub expires_micros: i64,
+}
+
+/// A credential got a new secret; the previous one stays valid until
+/// `previous_valid_until_micros` (the grace period), then only the new one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CredentialRotatedV1 {
+    pub key: String,
+    pub secret_hash: String,
+    pub rotated_micros: i64,
+    pub previous_valid_until_micros: i64,
+    /// The expiry after rotation.
+    pub expires_micros: i64,
+}
+
+/// A credential was revoked: refused from the next request on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CredentialRevokedV1 {
+    pub key: String,
+    pub revoked_micros: i64,
+    pub reason: String,
 }
 
 /// Which document resource a document belongs to.

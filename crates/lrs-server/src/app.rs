@@ -110,6 +110,13 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(crate::metrics::metrics_endpoint))
         .route("/health/live", get(crate::health::live))
         .route("/health/ready", get(crate::health::ready))
+        .merge(
+            crate::admin::routes()
+                .layer(middleware::from_fn(|request, next| {
+                    limit_body(ADMIN_MAX_BODY, request, next)
+                }))
+                .layer(DefaultBodyLimit::disable()),
+        )
         .route_layer(middleware::from_fn(crate::metrics::record_route))
         .method_not_allowed_fallback(crate::metrics::method_not_allowed)
         .fallback_service(xapi_app)
@@ -145,6 +152,9 @@ async fn limit_body(max: usize, request: Request, next: Next) -> Response {
     }
     response
 }
+
+/// Largest administrative request body, bytes.
+const ADMIN_MAX_BODY: usize = 64 * 1024;
 
 /// How much of an oversized body is read and dropped before the 413.
 const DRAIN_LIMIT: usize = 256 * 1024 * 1024;

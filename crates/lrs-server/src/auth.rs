@@ -8,7 +8,8 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::Argon2;
 use base64::Engine;
 use hmac::{Hmac, Mac};
-use lrs_core::events::CredentialIssuedV1;
+use lrs_core::events::{CredentialIssuedV2, RoleGrantV1};
+use lrs_projections::credentials::CredentialRecord;
 use lrs_store::Store;
 use rand::RngCore;
 use sha2::Sha256;
@@ -56,10 +57,22 @@ pub struct Credential {
 }
 
 impl Credential {
+    /// Whether the principal holds `wanted`, directly or through a broader
+    /// scope: `all` holds everything, `all/read` every read scope,
+    /// `statements/read` holds `statements/read/mine`.
     pub fn has_scope(&self, wanted: &str) -> bool {
-        self.scopes
-            .iter()
-            .any(|s| s == wanted || s == "all" || (s == "all/read" && wanted.ends_with("/read")))
+        let is_read = wanted.ends_with("/read") || wanted == "statements/read/mine";
+        self.scopes.iter().any(|s| {
+            s == wanted
+                || s == "all"
+                || (s == "all/read" && is_read)
+                || (s == "statements/read" && wanted == "statements/read/mine")
+        })
+    }
+
+    /// Whether the principal holds an administrative permission.
+    pub fn may(&self, permission: &str) -> bool {
+        self.permissions.iter().any(|p| p == permission)
     }
 
     /// Fails with 403 unless the credential has one of `any`.
@@ -72,10 +85,15 @@ impl Credential {
     }
 }
 
+/// A keyed hash of a secret that verified, and the PHC string it matched.
+type VerifiedSecret = ([u8; 32], String);
+
 pub struct Authenticator {
     store: Arc<Store>,
     process_key: [u8; 32],
-    verified: RwLock<HashMap<String, [u8; 32]>>,
+    /// Per key: keyed hashes of secrets that verified, with the PHC string
+    /// each matched (a rotation leaves two valid secrets for a while).
+    verified: RwLock<HashMap<String, Vec<VerifiedSecret>>>,
 }
 
 impl Authenticator {
@@ -129,7 +147,7 @@ impl Authenticator {
         &self,
         key: &str,
         secret: &str,
-        _client: Option<std::net::IpAddr>,
+        client: Option<std::net::IpAddr>,
     ) -> Result<Credential, ApiError> {
         use crate::metrics::AuthFailure;
         let refuse = |reason: AuthFailure, message: &'static str| {
@@ -140,49 +158,112 @@ impl Authenticator {
             .store
             .credential(key)?
             .ok_or_else(|| refuse(AuthFailure::UnknownKey, "unknown key or wrong secret"))?;
-        let now = now_micros();
-        if record.expires_micros.is_some_and(|expires| expires <= now) {
-            return Err(refuse(AuthFailure::Expired, "credential has expired"));
-        }
         let remembered = self.remembered(secret);
-        let known = self.verified.read().expect("auth cache").get(key).copied();
-        let ok = match known {
-            Some(hash) => constant_time_eq(&hash, &remembered),
+        let cached = self
+            .verified
+            .read()
+            .expect("auth cache")
+            .get(key)
+            .and_then(|known| {
+                known
+                    .iter()
+                    .find(|(hash, _)| constant_time_eq(hash, &remembered))
+                    .map(|(_, phc)| phc.clone())
+            });
+        let matched = match cached {
+            Some(phc) => record.secrets.iter().position(|s| s.hash == phc),
             None => {
-                let (phc, secret) = (record.secret_hash.clone(), secret.to_owned());
-                let ok = tokio::task::spawn_blocking(move || verify_secret(&phc, &secret))
-                    .await
-                    .map_err(ApiError::internal)?;
-                if ok {
-                    self.verified
-                        .write()
-                        .expect("auth cache")
-                        .insert(key.to_owned(), remembered);
+                let (hashes, secret) = (
+                    record
+                        .secrets
+                        .iter()
+                        .map(|s| s.hash.clone())
+                        .collect::<Vec<_>>(),
+                    secret.to_owned(),
+                );
+                let matched = tokio::task::spawn_blocking(move || {
+                    hashes.iter().position(|phc| verify_secret(phc, &secret))
+                })
+                .await
+                .map_err(ApiError::internal)?;
+                if let Some(index) = matched {
+                    let mut cache = self.verified.write().expect("auth cache");
+                    let known = cache.entry(key.to_owned()).or_default();
+                    known.retain(|(_, phc)| record.secrets.iter().any(|s| &s.hash == phc));
+                    known.push((remembered, record.secrets[index].hash.clone()));
                 }
-                ok
+                matched
             }
         };
-        if !ok {
+        let Some(matched) = matched else {
             tracing::warn!(credential = key, "authentication failed");
             return Err(refuse(
                 AuthFailure::BadSecret,
                 "unknown key or wrong secret",
             ));
+        };
+        // The secret is right: now the caller may learn why the credential
+        // does not work any more.
+        let now = now_micros();
+        if record.revoked.is_some() {
+            return Err(refuse(AuthFailure::Revoked, "credential has been revoked"));
         }
-        Ok(credential_of(record))
+        if record.expires_micros.is_some_and(|expires| expires <= now) {
+            return Err(refuse(AuthFailure::Expired, "credential has expired"));
+        }
+        if record.secrets[matched]
+            .valid_until_micros
+            .is_some_and(|until| until <= now)
+        {
+            return Err(refuse(
+                AuthFailure::Superseded,
+                "this secret was replaced by a rotation and its grace period has ended",
+            ));
+        }
+        if !address_allowed(&record.allowed_networks, client) {
+            crate::metrics::auth_failure(AuthFailure::AddressNotAllowed);
+            return Err(ApiError::Forbidden(
+                "use from an address in the credential's allow-list".into(),
+            ));
+        }
+        self.principal_of(record, now)
+    }
+
+    /// The principal a credential record stands for: its scopes, and the
+    /// permissions of its roles whose grant has not ended.
+    pub fn principal_of(&self, record: CredentialRecord, now: i64) -> Result<Credential, ApiError> {
+        let mut permissions = Vec::new();
+        for grant in &record.roles {
+            if grant.until_micros.is_some_and(|until| until <= now) {
+                continue;
+            }
+            if let Some(role) = self.store.role(&grant.role)? {
+                permissions.extend(role.permissions);
+            }
+        }
+        permissions.sort();
+        permissions.dedup();
+        Ok(Credential {
+            key: record.key,
+            name: record.name,
+            tenant: record.tenant,
+            scopes: record.scopes,
+            permissions,
+            expires_micros: record.expires_micros,
+            method: AuthMethod::Basic,
+        })
     }
 }
 
-fn credential_of(record: CredentialIssuedV1) -> Credential {
-    Credential {
-        key: record.key,
-        name: record.name,
-        tenant: record.tenant,
-        scopes: record.scopes,
-        permissions: Vec::new(),
-        expires_micros: record.expires_micros,
-        method: AuthMethod::Basic,
-    }
+/// Whether `client` may use a credential with this allow-list (empty: anywhere).
+pub fn address_allowed(networks: &[String], client: Option<std::net::IpAddr>) -> bool {
+    networks.is_empty()
+        || client.is_some_and(|ip| {
+            networks
+                .iter()
+                .filter_map(|n| n.parse::<ipnet::IpNet>().ok())
+                .any(|net| net.contains(&ip))
+        })
 }
 
 fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
@@ -212,28 +293,43 @@ fn verify_secret(phc: &str, secret: &str) -> bool {
     })
 }
 
+/// What a new credential may do.
+#[derive(Debug, Clone)]
+pub struct CredentialSpec {
+    pub name: String,
+    pub tenant: String,
+    pub scopes: Vec<String>,
+    pub roles: Vec<RoleGrantV1>,
+    pub allowed_networks: Vec<String>,
+    pub expires_micros: i64,
+}
+
+/// A fresh secret from the OS's secure source and its argon2id hash.
+pub fn new_secret() -> (String, String) {
+    let mut secret_bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut secret_bytes);
+    let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret_bytes);
+    let hash = hash_secret(&secret);
+    (secret, hash)
+}
+
 /// A new credential: random key and secret (from the OS's secure source),
 /// and the event that records it (with only the secret's hash).
-pub fn issue(
-    name: &str,
-    tenant: &str,
-    scopes: Vec<String>,
-    expires_micros: Option<i64>,
-) -> (String, String, CredentialIssuedV1) {
+pub fn issue(spec: CredentialSpec) -> (String, String, CredentialIssuedV2) {
     let mut key_bytes = [0u8; 12];
-    let mut secret_bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut key_bytes);
-    rand::rngs::OsRng.fill_bytes(&mut secret_bytes);
     let key = format!("lrs_{}", hex::encode(key_bytes));
-    let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret_bytes);
-    let event = CredentialIssuedV1 {
+    let (secret, secret_hash) = new_secret();
+    let event = CredentialIssuedV2 {
         key: key.clone(),
-        secret_hash: hash_secret(&secret),
-        name: name.to_owned(),
-        tenant: tenant.to_owned(),
-        scopes,
+        secret_hash,
+        name: spec.name,
+        tenant: spec.tenant,
+        scopes: spec.scopes,
+        roles: spec.roles,
+        allowed_networks: spec.allowed_networks,
         issued_micros: now_micros(),
-        expires_micros,
+        expires_micros: spec.expires_micros,
     };
     (key, secret, event)
 }

@@ -1,10 +1,9 @@
 //! The command line of the `lrs` binary: serve, issue credentials, erase a
 //! person, verify the log. `main.rs` only calls [`main`].
 
-use crate::{auth, keys, AppState, ServeConfig};
+use crate::{keys, AppState, ServeConfig};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use lrs_core::Event;
 use lrs_store::backup::Progress;
 use lrs_store::{Store, StoreConfig};
 use std::net::SocketAddr;
@@ -22,13 +21,13 @@ struct Cli {
 }
 
 #[derive(clap::Args, Clone)]
-struct DataArgs {
+pub struct DataArgs {
     /// Data directory (log, vault).
     #[arg(long, env = "LRS_DATA_DIR", default_value = "./lrs-data")]
     data_dir: PathBuf,
     /// File holding the 32-byte master key as hex (else LRS_MASTER_KEY, else a generated one in the data dir).
     #[arg(long, env = "LRS_MASTER_KEY_FILE")]
-    master_key_file: Option<PathBuf>,
+    pub(crate) master_key_file: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -42,11 +41,24 @@ enum Command {
         listen: SocketAddr,
         #[command(flatten)]
         monitoring: crate::metrics::MonitoringArgs,
+        #[command(flatten)]
+        tenancy: crate::tenancy::TenancyArgs,
     },
     /// Manage API credentials (the server must be stopped; the data directory is locked while it runs).
     Credentials {
         #[command(subcommand)]
-        command: CredentialsCommand,
+        command: crate::admin_cli::CredentialsCommand,
+    },
+    /// Manage tenants: the KB, library organisations (ISIL), apps (appid).
+    /// The server must be stopped (or use the admin API).
+    Tenants {
+        #[command(subcommand)]
+        command: crate::admin_cli::TenantsCommand,
+    },
+    /// Manage roles: named sets of administrative permissions.
+    Roles {
+        #[command(subcommand)]
+        command: crate::admin_cli::RolesCommand,
     },
     /// Check a stopped store: the hash chain of the whole log, that the log
     /// still reaches the head of its last clean shutdown, and that every
@@ -115,28 +127,7 @@ enum ReportCommand {
     },
 }
 
-#[derive(Subcommand)]
-enum CredentialsCommand {
-    /// Create a Basic credential; prints `KEY SECRET` once. Only a hash of the secret is kept.
-    Add {
-        #[command(flatten)]
-        data: DataArgs,
-        /// A name for the credential (shown as the statements' authority).
-        #[arg(long)]
-        name: String,
-        /// xAPI scopes; repeat for several. Default: all.
-        #[arg(long = "scope")]
-        scopes: Vec<String>,
-        /// The tenant the credential belongs to.
-        #[arg(long, default_value = "default")]
-        tenant: String,
-        /// Days until the credential expires (default: 365).
-        #[arg(long, default_value_t = 365)]
-        expires_in_days: u32,
-    },
-}
-
-fn open_store(data: &DataArgs) -> anyhow::Result<std::sync::Arc<Store>> {
+pub fn open_store(data: &DataArgs) -> anyhow::Result<std::sync::Arc<Store>> {
     let master_key = keys::resolve(&data.data_dir, data.master_key_file.as_ref())?;
     Store::open(StoreConfig::new(&data.data_dir, master_key)).with_context(|| {
         format!(
@@ -169,6 +160,7 @@ pub async fn main() -> anyhow::Result<()> {
             data,
             listen,
             monitoring,
+            tenancy,
         } => {
             let shutdown = shutdown_signal()?;
             let store = open_store(&data)?;
@@ -184,44 +176,16 @@ pub async fn main() -> anyhow::Result<()> {
                     None
                 }
             };
-            let config = monitoring.apply(ServeConfig::new(data.data_dir.clone(), local));
+            let mut config = monitoring.apply(ServeConfig::new(data.data_dir.clone(), local));
+            config.origin_extensions = tenancy.extensions();
             let state = AppState::new(store, config);
             let served = crate::run(listener, state, shutdown).await;
             drop(control);
             served
         }
-        Command::Credentials {
-            command:
-                CredentialsCommand::Add {
-                    data,
-                    name,
-                    scopes,
-                    tenant,
-                    expires_in_days,
-                },
-        } => {
-            let scopes = if scopes.is_empty() {
-                vec!["all".to_owned()]
-            } else {
-                scopes
-            };
-            if let Some(unknown) = scopes.iter().find(|s| !auth::SCOPES.contains(&s.as_str())) {
-                anyhow::bail!(
-                    "unknown scope {unknown:?}; known: {}",
-                    auth::SCOPES.join(", ")
-                );
-            }
-            let store = open_store(&data)?;
-            let expires = auth::now_micros() + i64::from(expires_in_days) * 86_400 * 1_000_000;
-            let (key, secret, event) = auth::issue(&name, &tenant, scopes, Some(expires));
-            store
-                .append_event(Event::CredentialIssuedV1(event))
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            store.close().await?;
-            println!("{key} {secret}");
-            Ok(())
-        }
+        Command::Credentials { command } => crate::admin_cli::credentials(command).await,
+        Command::Tenants { command } => crate::admin_cli::tenants(command).await,
+        Command::Roles { command } => crate::admin_cli::roles(command).await,
         Command::Erase { data, agent } => {
             let agent: serde_json::Value =
                 serde_json::from_str(&agent).context("--agent is not json")?;

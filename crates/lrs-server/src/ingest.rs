@@ -31,6 +31,7 @@ pub fn prepare(
     version: XapiVersion,
     path: &str,
     attachments: &[AttachmentContent],
+    origin: lrs_core::events::OriginV1,
 ) -> Result<PreparedStatement, ApiError> {
     xapi::format::normalize_context_activities(&mut statement);
     let object = statement.as_object_mut().ok_or_else(|| {
@@ -78,5 +79,6 @@ pub fn prepare(
         comparison_digest,
         facts,
         sealed: sealed.sealed,
+        origin,
     })
 }

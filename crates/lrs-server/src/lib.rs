@@ -4,6 +4,8 @@
 //! It never touches sled or the vault file directly: everything goes through
 //! `lrs_store::Store`.
 
+pub mod admin;
+pub mod admin_cli;
 pub mod alternate;
 pub mod app;
 pub mod attachments;
@@ -21,6 +23,7 @@ pub mod params;
 pub mod routes;
 pub mod service_report;
 pub mod telemetry;
+pub mod tenancy;
 pub mod xapi_request;
 
 pub use app::{router, run, AppState};

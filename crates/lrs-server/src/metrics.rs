@@ -72,15 +72,27 @@ pub enum AuthFailure {
     BadSecret,
     /// The credential has expired.
     Expired,
+    /// The credential was revoked.
+    Revoked,
+    /// The secret was replaced by a rotation and its grace period is over.
+    Superseded,
+    /// The credential may not be used from the client's address.
+    AddressNotAllowed,
+    /// A bearer token that is malformed, expired or not signed by a trusted key.
+    BadToken,
 }
 
 impl AuthFailure {
-    pub const ALL: [AuthFailure; 5] = [
+    pub const ALL: [AuthFailure; 9] = [
         AuthFailure::Missing,
         AuthFailure::Malformed,
         AuthFailure::UnknownKey,
         AuthFailure::BadSecret,
         AuthFailure::Expired,
+        AuthFailure::Revoked,
+        AuthFailure::Superseded,
+        AuthFailure::AddressNotAllowed,
+        AuthFailure::BadToken,
     ];
 
     pub fn label(self) -> &'static str {
@@ -90,6 +102,10 @@ impl AuthFailure {
             AuthFailure::UnknownKey => "unknown_key",
             AuthFailure::BadSecret => "bad_secret",
             AuthFailure::Expired => "expired",
+            AuthFailure::Revoked => "revoked",
+            AuthFailure::Superseded => "superseded",
+            AuthFailure::AddressNotAllowed => "address_not_allowed",
+            AuthFailure::BadToken => "bad_token",
         }
     }
 }

@@ -6,15 +6,20 @@ use crate::store::Store;
 use crate::StoreError;
 use lrs_core::Position;
 use lrs_projections::statement_index::{
-    by_id_key, decode_by_id, tenant_hash, tenant_term, voided_key, Term, TermKind, BY_ID, VOIDED,
+    by_id_key, decode_by_id, string_term, tenant_hash, tenant_term, voided_key, Term, TermKind,
+    BY_ID, VOIDED,
 };
 use uuid::Uuid;
 
 /// Whose statements a reader may see.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scope {
-    /// One tenant's statements.
+    /// The statements one tenant wrote (an app).
     Tenant(String),
+    /// The statements of one library's learners (ISIL), whoever wrote them.
+    Library(String),
+    /// The statements one credential of a tenant wrote (`statements/read/mine`).
+    Mine { tenant: String, credential: String },
     /// Every tenant's (the KB).
     All,
 }
@@ -60,19 +65,40 @@ impl Store {
         let shared = self.shared();
         let by_id = shared.tree(BY_ID);
         let hit = match scope {
-            Scope::Tenant(tenant) => {
+            Scope::Tenant(tenant) | Scope::Mine { tenant, .. } => {
                 let tenant = tenant_hash(tenant);
-                by_id
-                    .get(by_id_key(statement_id, &tenant))?
-                    .map(|v| (tenant, v))
-            }
-            Scope::All => match by_id.scan_prefix(statement_id.as_bytes()).next() {
-                Some(item) => {
-                    let (key, value) = item?;
-                    Some((key[16..24].try_into().expect("8 bytes"), value))
+                match by_id.get(by_id_key(statement_id, &tenant))? {
+                    Some(value) => {
+                        let keep = match scope {
+                            Scope::Mine { credential, .. } => {
+                                self.written_by(&value, |s, _| &s.credential_key == credential)?
+                            }
+                            _ => true,
+                        };
+                        keep.then_some((tenant, value))
+                    }
+                    None => None,
                 }
-                None => None,
-            },
+            }
+            // The same id may exist once per writing tenant: the first one
+            // (by tenant hash) that the reader may see.
+            Scope::All | Scope::Library(_) => {
+                let mut hit = None;
+                for item in by_id.scan_prefix(statement_id.as_bytes()) {
+                    let (key, value) = item?;
+                    let keep = match scope {
+                        Scope::Library(isil) => self.written_by(&value, |_, origin| {
+                            origin.library.as_deref() == Some(isil.as_str())
+                        })?,
+                        _ => true,
+                    };
+                    if keep {
+                        hit = Some((key[16..24].try_into().expect("8 bytes"), value));
+                        break;
+                    }
+                }
+                hit
+            }
         };
         let Some((tenant, value)) = hit else {
             return Ok(None);
@@ -85,6 +111,19 @@ impl Store {
                 .get(voided_key(&tenant, statement_id))?
                 .is_some();
         Ok(Some(Found { position, voided }))
+    }
+
+    /// Whether the statement a `by_id` value points at passes `test`.
+    fn written_by(
+        &self,
+        by_id_value: &[u8],
+        test: impl Fn(&lrs_core::events::StatementStoredV1, &lrs_core::events::OriginV1) -> bool,
+    ) -> Result<bool, StoreError> {
+        let (position, _) =
+            decode_by_id(by_id_value).ok_or_else(|| StoreError::Corrupt("by_id value".into()))?;
+        Ok(self
+            .statement_at(position)?
+            .is_some_and(|v2| test(&v2.statement, &v2.origin)))
     }
 
     /// One page of positions matching the query.
@@ -119,8 +158,15 @@ impl Store {
         let mut lists: Vec<&[u64]> = Vec::with_capacity(query.terms.len() + 1);
         lists.push(match &query.scope {
             Scope::Tenant(tenant) => postings.list(TermKind::Tenant, &tenant_term(tenant)),
+            Scope::Library(isil) => postings.list(TermKind::Library, &string_term(isil)),
+            Scope::Mine { credential, .. } => {
+                postings.list(TermKind::Credential, &string_term(credential))
+            }
             Scope::All => postings.list(TermKind::All, &[0u8; 16]),
         });
+        if let Scope::Mine { tenant, .. } = &query.scope {
+            lists.push(postings.list(TermKind::Tenant, &tenant_term(tenant)));
+        }
         for (kind, term) in &query.terms {
             lists.push(postings.list(*kind, term));
         }

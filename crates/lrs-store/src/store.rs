@@ -6,8 +6,9 @@ use crate::log::{Head, Log, LogEntry};
 use crate::vault::{MasterKey, Vault};
 use crate::writer::{self, AppendError, DocumentExpectation, PreparedStatement, Request};
 use crate::StoreError;
-use lrs_core::events::{CredentialIssuedV1, StatementStoredV1};
+use lrs_core::events::StatementStoredV2;
 use lrs_core::{Event, Position};
+use lrs_projections::credentials::{CredentialRecord, RoleRecord, TenantRecord};
 use lrs_projections::statement_index::{Postings, StatementSource};
 use lrs_projections::{
     credentials, documents, statement_index, Op, Projection, ReadModel, TreeName,
@@ -193,11 +194,8 @@ pub(crate) fn apply_projections(
 struct LogStatements<'a>(&'a Log);
 
 impl StatementSource for LogStatements<'_> {
-    fn statement(&self, position: u64) -> Option<StatementStoredV1> {
-        match self.0.get(position).ok().flatten()?.event {
-            Event::StatementStoredV1(stored) => Some(stored),
-            _ => None,
-        }
+    fn statement(&self, position: u64) -> Option<StatementStoredV2> {
+        self.0.get(position).ok().flatten()?.event.into_statement()
     }
 }
 
@@ -212,6 +210,9 @@ struct PostingsSnapshotV1 {
 }
 
 const SNAPSHOT_FILE: &str = "postings.snapshot";
+/// Format of the snapshot: bump when the lists change meaning (2: library
+/// and credential scope lists), so an older snapshot is rebuilt from the log.
+const POSTINGS_FORMAT: u8 = 2;
 
 fn entry_hash_at(log: &Log, position: Position) -> Result<Option<[u8; 32]>, StoreError> {
     if position == 0 {
@@ -226,7 +227,7 @@ fn read_witness(snapshot_dir: &std::path::Path) -> Option<Head> {
     let mut file = std::fs::File::open(snapshot_dir.join(SNAPSHOT_FILE)).ok()?;
     let mut prefix = [0u8; 1 + 10 + 32];
     let read = file.read(&mut prefix).ok()?;
-    if read < 1 || prefix[0] != 1 {
+    if read < 1 || !(1..=POSTINGS_FORMAT).contains(&prefix[0]) {
         return None;
     }
     let ((position, hash), _) =
@@ -251,7 +252,7 @@ fn save_postings_snapshot(shared: &Shared, log: &Log) -> Result<(), StoreError> 
     {
         use std::io::Write;
         let mut file = std::fs::File::create(&temporary)?;
-        file.write_all(&[1])?;
+        file.write_all(&[POSTINGS_FORMAT])?;
         file.write_all(&bytes)?;
         file.sync_all()?;
     }
@@ -263,7 +264,7 @@ fn save_postings_snapshot(shared: &Shared, log: &Log) -> Result<(), StoreError> 
 /// The saved posting lists, if there are any for this log.
 fn load_postings_snapshot(shared: &Shared, log: &Log, head: Head) -> Option<(Position, Postings)> {
     let bytes = std::fs::read(shared.snapshot_dir.join(SNAPSHOT_FILE)).ok()?;
-    if bytes.first() != Some(&1) {
+    if bytes.first() != Some(&POSTINGS_FORMAT) {
         return None;
     }
     let snapshot: PostingsSnapshotV1 = postcard::from_bytes(&bytes[1..]).ok()?;
@@ -611,27 +612,70 @@ impl Store {
     pub fn statement_at(
         &self,
         position: Position,
-    ) -> Result<Option<StatementStoredV1>, StoreError> {
-        Ok(match self.log.get(position)?.map(|e| e.event) {
-            Some(Event::StatementStoredV1(stored)) => Some(stored),
-            _ => None,
-        })
+    ) -> Result<Option<StatementStoredV2>, StoreError> {
+        Ok(self
+            .log
+            .get(position)?
+            .and_then(|entry| entry.event.into_statement()))
     }
 
-    pub fn credential(&self, key: &str) -> Result<Option<CredentialIssuedV1>, StoreError> {
-        Ok(
-            match self
-                .shared
-                .tree(credentials::CREDENTIALS)
-                .get(key.as_bytes())?
-            {
-                Some(bytes) => Some(
-                    postcard::from_bytes(&bytes)
-                        .map_err(|e| StoreError::Corrupt(format!("credential record: {e}")))?,
-                ),
-                None => None,
-            },
-        )
+    /// A credential's current record.
+    pub fn credential(&self, key: &str) -> Result<Option<CredentialRecord>, StoreError> {
+        self.record(credentials::CREDENTIALS, key)
+    }
+
+    /// A tenant's definition, if it was defined.
+    pub fn tenant(&self, id: &str) -> Result<Option<TenantRecord>, StoreError> {
+        self.record(credentials::TENANTS, id)
+    }
+
+    /// A role's current permissions, if it exists.
+    pub fn role(&self, name: &str) -> Result<Option<RoleRecord>, StoreError> {
+        self.record(credentials::ROLES, name)
+    }
+
+    pub fn credentials(&self) -> Result<Vec<CredentialRecord>, StoreError> {
+        self.records(credentials::CREDENTIALS)
+    }
+
+    pub fn tenants(&self) -> Result<Vec<TenantRecord>, StoreError> {
+        self.records(credentials::TENANTS)
+    }
+
+    pub fn roles(&self) -> Result<Vec<RoleRecord>, StoreError> {
+        self.records(credentials::ROLES)
+    }
+
+    fn record<T: for<'de> serde::Deserialize<'de>>(
+        &self,
+        tree: &'static str,
+        key: &str,
+    ) -> Result<Option<T>, StoreError> {
+        match self.shared.tree(tree).get(key.as_bytes())? {
+            Some(bytes) => credentials::decode(&bytes)
+                .map(Some)
+                .ok_or_else(|| StoreError::Corrupt(format!("{tree} record {key:?}"))),
+            None => Ok(None),
+        }
+    }
+
+    fn records<T: for<'de> serde::Deserialize<'de>>(
+        &self,
+        tree: &'static str,
+    ) -> Result<Vec<T>, StoreError> {
+        self.shared
+            .tree(tree)
+            .iter()
+            .map(|item| {
+                let (key, bytes) = item?;
+                credentials::decode(&bytes).ok_or_else(|| {
+                    StoreError::Corrupt(format!(
+                        "{tree} record {:?}",
+                        String::from_utf8_lossy(&key)
+                    ))
+                })
+            })
+            .collect()
     }
 
     /// Checks the whole hash chain; see [`Log::verify`].
@@ -739,12 +783,11 @@ impl crate::backup::BackupSource for Store {
 fn last_statement(log: &Log, head: Head) -> Result<Option<i64>, StoreError> {
     let mut position = head.position;
     while position > 0 {
-        if let Some(LogEntry {
-            event: Event::StatementStoredV1(stored),
-            ..
-        }) = log.get(position)?
+        if let Some(stored) = log
+            .get(position)?
+            .and_then(|entry| entry.event.stored_statement().map(|s| s.stored_micros))
         {
-            return Ok(Some(stored.stored_micros));
+            return Ok(Some(stored));
         }
         position -= 1;
     }

@@ -6,7 +6,9 @@
 use crate::log::{Head, Log};
 use crate::store::{apply_projections, Shared};
 use crate::StoreError;
-use lrs_core::events::{SealedStatementV1, StatementFactsV1, StatementStoredV1};
+use lrs_core::events::{
+    OriginV1, SealedStatementV1, StatementFactsV1, StatementStoredV1, StatementStoredV2,
+};
 use lrs_core::{Event, Position};
 use lrs_projections::documents::{self, document_key};
 use lrs_projections::statement_index::{by_id_key, decode_by_id, tenant_hash, BY_ID};
@@ -23,6 +25,8 @@ pub struct PreparedStatement {
     pub comparison_digest: [u8; 32],
     pub facts: StatementFactsV1,
     pub sealed: SealedStatementV1,
+    /// The app and the learner's library.
+    pub origin: OriginV1,
 }
 
 /// What a document write expects of the document's current state
@@ -332,14 +336,17 @@ fn commit_group(
                         (position, statement.comparison_digest),
                     );
                     fresh_positions.push(position);
-                    events.push(Event::StatementStoredV1(StatementStoredV1 {
-                        statement_id: statement.statement_id,
-                        stored_micros: *last_stored,
-                        tenant: tenant.clone(),
-                        credential_key: credential_key.clone(),
-                        comparison_digest: statement.comparison_digest,
-                        facts: statement.facts,
-                        sealed: statement.sealed,
+                    events.push(Event::StatementStoredV2(StatementStoredV2 {
+                        statement: StatementStoredV1 {
+                            statement_id: statement.statement_id,
+                            stored_micros: *last_stored,
+                            tenant: tenant.clone(),
+                            credential_key: credential_key.clone(),
+                            comparison_digest: statement.comparison_digest,
+                            facts: statement.facts,
+                            sealed: statement.sealed,
+                        },
+                        origin: statement.origin,
                     }));
                 }
                 let mut fresh_positions = fresh_positions.into_iter();
@@ -373,7 +380,7 @@ fn commit_group(
         Ok(new_head) => {
             let statements = events
                 .iter()
-                .filter(|e| matches!(e, Event::StatementStoredV1(_)))
+                .filter(|e| e.stored_statement().is_some())
                 .count();
             shared
                 .statements_appended
@@ -408,9 +415,9 @@ fn existing_statement(
     let (position, _) =
         decode_by_id(&value).ok_or_else(|| StoreError::Corrupt("by_id value".into()))?;
     match log.get(position)? {
-        Some(entry) => match entry.event {
-            Event::StatementStoredV1(stored) => Ok(Some((position, stored.comparison_digest))),
-            _ => Err(StoreError::Corrupt(format!(
+        Some(entry) => match entry.event.stored_statement() {
+            Some(stored) => Ok(Some((position, stored.comparison_digest))),
+            None => Err(StoreError::Corrupt(format!(
                 "by_id points at {position}, which is not a statement"
             ))),
         },

@@ -2,6 +2,7 @@
 //! bytes, also after voiding and StatementRefs that arrive before their target.
 
 use lrs_core::envelope::seal;
+use lrs_core::events::OriginV1;
 use lrs_core::facts::extract;
 use lrs_store::vault::VaultKeys;
 use lrs_store::{MasterKey, PreparedStatement, Scope, StatementQuery, Store, StoreConfig};
@@ -18,6 +19,19 @@ fn prepare(store: &Store, id: Uuid, statement: Value) -> PreparedStatement {
         comparison_digest,
         facts,
         sealed: sealed.sealed,
+        // Two libraries, by the id's first byte.
+        origin: OriginV1 {
+            app: Some("app".into()),
+            library: Some(library_of(&id).into()),
+        },
+    }
+}
+
+fn library_of(id: &Uuid) -> &'static str {
+    if id.as_bytes()[0].is_multiple_of(2) {
+        "NL-0000000001"
+    } else {
+        "NL-0000000002"
     }
 }
 
@@ -98,10 +112,10 @@ async fn dropping_and_replaying_every_projection_gives_identical_bytes() {
         .await
         .unwrap();
 
-    let query = |store: &Store| {
+    let query_in = |store: &Store, scope: Scope| {
         store
             .query_statements(&StatementQuery {
-                scope: Scope::Tenant("t1".into()),
+                scope,
                 terms: vec![],
                 since_micros: None,
                 until_micros: None,
@@ -113,9 +127,45 @@ async fn dropping_and_replaying_every_projection_gives_identical_bytes() {
             .unwrap()
             .positions
     };
+    let query = |store: &Store| query_in(store, Scope::Tenant("t1".into()));
+    let library = |store: &Store| query_in(store, Scope::Library("NL-0000000001".into()));
     let before = store.projections_digest().unwrap();
     let listed_before = query(&store);
     assert!(!listed_before.is_empty());
+    let library_before = library(&store);
+    assert!(!library_before.is_empty());
+    // A library sees its statements of both writing tenants, and only those.
+    for position in &library_before {
+        let stored = store.statement_at(*position).unwrap().unwrap();
+        assert_eq!(
+            stored.origin.library.as_deref(),
+            Some("NL-0000000001"),
+            "position {position}"
+        );
+    }
+    let library_ids = |store: &Store, positions: &[u64]| {
+        let mut tenants: Vec<String> = positions
+            .iter()
+            .map(|p| store.statement_at(*p).unwrap().unwrap().statement.tenant)
+            .collect();
+        tenants.sort();
+        tenants.dedup();
+        tenants
+    };
+    assert_eq!(library_ids(&store, &library_before), ["t1", "t2"]);
+    // By id: a library finds its own statement, not another library's.
+    let other_library = ids
+        .iter()
+        .find(|id| library_of(id) == "NL-0000000002")
+        .unwrap();
+    assert!(store
+        .find_statement(&Scope::Library("NL-0000000001".into()), other_library)
+        .unwrap()
+        .is_none());
+    assert!(store
+        .find_statement(&Scope::Library("NL-0000000002".into()), other_library)
+        .unwrap()
+        .is_some());
     let voided = store
         .find_statement(&Scope::Tenant("t1".into()), &ids[5])
         .unwrap()
@@ -138,6 +188,7 @@ async fn dropping_and_replaying_every_projection_gives_identical_bytes() {
         "rebuilt read models differ"
     );
     assert_eq!(query(&store), listed_before);
+    assert_eq!(library(&store), library_before);
     store.close().await.unwrap();
     drop(store);
 

@@ -18,7 +18,6 @@ use crate::xapi_request::Caller;
 use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use lrs_projections::statement_index::{string_term, TermKind};
-use lrs_store::Scope;
 use serde_json::{Map, Value};
 
 /// How many of the newest statements mentioning an activity are read to
@@ -36,11 +35,13 @@ pub async fn get_activity(
     // Reading a definition reveals what statements said about the activity:
     // `statements/read` (also granted by `all/read` and `all`), or `define`,
     // the scope for (re)defining activities.
-    caller.credential.require(&["statements/read", "define"])?;
+    caller
+        .credential
+        .require(&["statements/read", "statements/read/mine", "define"])?;
     let activity_id = activity_id_param(query.as_deref())?;
 
     let store = state.store.clone();
-    let scope = Scope::Tenant(caller.credential.tenant.clone());
+    let scope = crate::tenancy::read_scope(&state.store, &caller.credential)?;
     let id = activity_id.clone();
     let definition = tokio::task::spawn_blocking(move || {
         let statements = newest_statements(

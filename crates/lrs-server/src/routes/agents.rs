@@ -16,7 +16,6 @@ use crate::xapi_request::Caller;
 use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use lrs_projections::statement_index::TermKind;
-use lrs_store::Scope;
 use serde_json::{Map, Value};
 use xapi::agent::{ifi_of, is_group, Ifi};
 
@@ -30,7 +29,9 @@ pub async fn get_person(
 ) -> Result<Response, ApiError> {
     // The names come out of statements: reading them is reading statements
     // (`statements/read`, also granted by `all/read` and `all`).
-    caller.credential.require(&["statements/read"])?;
+    caller
+        .credential
+        .require(&["statements/read", "statements/read/mine"])?;
     let params = Params::parse(query.as_deref(), &["agent"])?;
     params.required("agent")?;
     let (agent, ifi) = params.agent("agent", caller.version)?.expect("required");
@@ -45,7 +46,7 @@ pub async fn get_person(
     let mut names = Vec::new();
     if let Some(token) = state.store.vault().token_of(&ifi) {
         let store = state.store.clone();
-        let scope = Scope::Tenant(caller.credential.tenant.clone());
+        let scope = crate::tenancy::read_scope(&state.store, &caller.credential)?;
         let wanted = ifi.clone();
         names = tokio::task::spawn_blocking(move || {
             let statements = newest_statements(

@@ -50,7 +50,14 @@ async fn store_statements(
 ) -> Result<Vec<Uuid>, ApiError> {
     let authority = authority_of(&caller.credential, &state.config.authority_home_page);
     let mut prepared = Vec::with_capacity(statements.len());
+    let kind = crate::tenancy::tenant_kind(&state.store, &caller.credential.tenant)?;
     for ((statement, path), contents) in statements.into_iter().zip(paths).zip(contents) {
+        let origin = crate::tenancy::origin_of(
+            kind.as_ref(),
+            &statement,
+            &state.config.origin_extensions,
+            &path,
+        )?;
         prepared.push(prepare(
             &state.store,
             statement,
@@ -58,6 +65,7 @@ async fn store_statements(
             caller.version,
             &path,
             &contents,
+            origin,
         )?);
     }
     let ids: Vec<Uuid> = prepared.iter().map(|p| p.statement_id).collect();
@@ -153,8 +161,8 @@ pub async fn post_statements(
     Ok(axum::Json(ids).into_response())
 }
 
-fn scope_of(caller: &Caller) -> Scope {
-    Scope::Tenant(caller.credential.tenant.clone())
+fn scope_of(state: &AppState, caller: &Caller) -> Result<Scope, ApiError> {
+    crate::tenancy::read_scope(&state.store, &caller.credential)
 }
 
 pub async fn get_statements(
@@ -163,7 +171,9 @@ pub async fn get_statements(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    caller.credential.require(&["statements/read"])?;
+    caller
+        .credential
+        .require(&["statements/read", "statements/read/mine"])?;
     let params = Params::parse(query.as_deref(), GET_PARAMS)?;
     let format = match params.get("format") {
         None => Format::Exact,
@@ -182,7 +192,7 @@ pub async fn get_statements(
         .unwrap_or_default();
     let with_attachments = params.bool("attachments")?;
     let consistent_through = format_micros(state.store.consistent_through_micros());
-    let scope = scope_of(&caller);
+    let scope = scope_of(&state, &caller)?;
     let vault = state.store.vault().clone();
 
     let single = match (params.get("statementId"), params.get("voidedStatementId")) {
@@ -219,7 +229,8 @@ pub async fn get_statements(
         let stored = state
             .store
             .statement_at(found.position)?
-            .ok_or(ApiError::NotFound("statement"))?;
+            .ok_or(ApiError::NotFound("statement"))?
+            .statement;
         let Some(mut statement) =
             reassemble(&stored, vault.as_ref()).map_err(ApiError::internal)?
         else {
@@ -362,7 +373,7 @@ pub(crate) fn open_positions(
     let mut statements = Vec::with_capacity(positions.len());
     let mut contents = Vec::new();
     for position in positions {
-        let Some(stored) = store.statement_at(*position)? else {
+        let Some(stored) = store.statement_at(*position)?.map(|v2| v2.statement) else {
             continue;
         };
         let Some(statement) =
