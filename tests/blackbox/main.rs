@@ -11,4 +11,5 @@ mod protocol;
 mod resources_activities_agents;
 mod statements_query;
 mod statements_write;
+mod transport;
 mod voiding;
