@@ -13,4 +13,5 @@ mod resources_activities_agents;
 mod statements_query;
 mod statements_write;
 mod tenancy;
+mod transport;
 mod voiding;

@@ -101,7 +101,7 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             version_header,
         ))
-        .layer(cors())
+        .layer(cors(&state.config.transport.cors_origins))
         .with_state(state.clone());
     // Operations endpoints: outside the xAPI layers (no CORS, no version
     // header, no auth). `observe` wraps everything: metrics, the access log,
@@ -117,12 +117,18 @@ pub fn router(state: AppState) -> Router {
                 }))
                 .layer(DefaultBodyLimit::disable()),
         )
+        .route(crate::security_txt::PATH, get(crate::security_txt::serve))
         .route_layer(middleware::from_fn(crate::metrics::record_route))
         .method_not_allowed_fallback(crate::metrics::method_not_allowed)
         .fallback_service(xapi_app)
         .layer(middleware::from_fn_with_state(
             state.clone(),
             crate::metrics::observe,
+        ))
+        // Outermost: every answer, preflights and errors included.
+        .layer(middleware::from_fn_with_state(
+            crate::security_headers::SecurityHeaders::from_config(&state.config.transport),
+            crate::security_headers::add,
         ))
         .with_state(state)
 }
@@ -277,10 +283,25 @@ impl LastVersions {
     }
 }
 
-fn cors() -> CorsLayer {
+/// CORS for browser xAPI clients (cmi5 AUs, SCORM wrappers in an LMS page):
+/// the headers xAPI requests carry and the ones their scripts must read.
+/// Never credentials mode: xAPI clients send Authorization themselves, and
+/// without `Access-Control-Allow-Credentials` a page cannot ride on
+/// credentials the browser keeps (a cached Basic login, a client
+/// certificate), so allowing any origin exposes nothing the page could not
+/// already ask for with the secret it holds (docs/security-transport.md).
+fn cors(origins: &[String]) -> CorsLayer {
+    let allow_origin = if origins.is_empty() {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(
+            origins
+                .iter()
+                .filter_map(|origin| HeaderValue::from_str(origin).ok()),
+        )
+    };
     CorsLayer::new()
-        .allow_origin(AllowOrigin::mirror_request())
-        .allow_credentials(true)
+        .allow_origin(allow_origin)
         .allow_methods([
             Method::GET,
             Method::HEAD,
@@ -300,29 +321,66 @@ fn cors() -> CorsLayer {
             axum::http::header::ETAG,
             axum::http::header::LAST_MODIFIED,
             HeaderName::from_static(VERSION_HEADER),
-            HeaderName::from_static("x-experience-api-consistent-through"),
+            HeaderName::from_static(CONSISTENT_THROUGH),
         ])
+        // Browsers cap it (Chromium: 2 h); saves a preflight per request.
+        .max_age(std::time::Duration::from_secs(7200))
 }
 
-/// Serves until `shutdown` resolves; then drains requests in flight and
-/// closes the store, so every acknowledged write is flushed before return.
-/// Meanwhile the monitoring task probes readiness and writes the operations
-/// journal; its last, partial minute is written after the drain.
+/// Serves plain HTTP until `shutdown` resolves; then drains requests in
+/// flight and closes the store, so every acknowledged write is flushed
+/// before return. Meanwhile the monitoring task probes readiness and writes
+/// the operations journal; its last, partial minute is written after the
+/// drain.
 pub async fn run(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    serve(listener, None, state, shutdown).await
+}
+
+/// [`run`] over TLS: handshakes with `tls` (and keeps its certificate
+/// current, `tls::ServerTls::spawn_reloader`), the same drain and close.
+pub async fn run_tls(
+    listener: TcpListener,
+    tls: crate::tls::ServerTls,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    serve(listener, Some(tls), state, shutdown).await
+}
+
+async fn serve(
+    listener: TcpListener,
+    tls: Option<crate::tls::ServerTls>,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let store = state.store.clone();
     let monitoring = state.monitor.spawn_background();
-    let app = router(state);
-    // With the peer address: `/metrics` answers loopback and allowed networks only.
-    let served = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await;
+    // With the peer address: `/metrics` answers loopback and allowed
+    // networks only, and rate limits count per client address.
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let served = match tls {
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        Some(tls) => {
+            let reloader = tls.spawn_reloader();
+            // `tap_io` does nothing to the stream: axum provides the client
+            // `SocketAddr` as ConnectInfo for any listener wrapped in it,
+            // and the orphan rule keeps us from providing it for ours.
+            let listener = axum::serve::ListenerExt::tap_io(tls.listener(listener), |_| {});
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await;
+            reloader.abort();
+            served
+        }
+    };
     monitoring.finish().await;
     served?;
     store.close().await?;

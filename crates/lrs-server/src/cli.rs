@@ -43,6 +43,8 @@ enum Command {
         monitoring: crate::metrics::MonitoringArgs,
         #[command(flatten)]
         tenancy: crate::tenancy::TenancyArgs,
+        #[command(flatten)]
+        transport: crate::config::TransportArgs,
     },
     /// Manage API credentials (the server must be stopped; the data directory is locked while it runs).
     Credentials {
@@ -161,14 +163,23 @@ pub async fn main() -> anyhow::Result<()> {
             listen,
             monitoring,
             tenancy,
+            transport,
         } => {
             let shutdown = shutdown_signal()?;
+            // The certificate first: a bad file fails before the store
+            // opens or the port does.
+            let tls = transport
+                .tls_files()?
+                .as_ref()
+                .map(crate::tls::ServerTls::load)
+                .transpose()?;
             let store = open_store(&data)?;
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("binding {listen}"))?;
             let local = listener.local_addr()?;
-            tracing::info!(address = %local, data_dir = %data.data_dir.display(), head = store.head(), "serving xAPI at /xapi");
+            let scheme = if tls.is_some() { "https" } else { "http" };
+            tracing::info!(address = %local, scheme, data_dir = %data.data_dir.display(), head = store.head(), "serving xAPI at /xapi");
             let control = match crate::control::listen(store.clone()) {
                 Ok(control) => Some(control),
                 Err(error) => {
@@ -176,10 +187,15 @@ pub async fn main() -> anyhow::Result<()> {
                     None
                 }
             };
-            let mut config = monitoring.apply(ServeConfig::new(data.data_dir.clone(), local));
+            let mut config = transport
+                .apply(monitoring.apply(ServeConfig::new(data.data_dir.clone(), local)))?;
             config.origin_extensions = tenancy.extensions();
+            warn_about_transport(&config, local);
             let state = AppState::new(store, config);
-            let served = crate::run(listener, state, shutdown).await;
+            let served = match tls {
+                Some(tls) => crate::run_tls(listener, tls, state, shutdown).await,
+                None => crate::run(listener, state, shutdown).await,
+            };
             drop(control);
             served
         }
@@ -227,6 +243,31 @@ pub async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Restore { data, from } => restore(&data, &from).await,
+    }
+}
+
+/// Startup warnings about choices that are fine on a laptop and not in
+/// production: plain HTTP off loopback, no security.txt contact, a
+/// security.txt that has already expired.
+fn warn_about_transport(config: &ServeConfig, listen: SocketAddr) {
+    let transport = &config.transport;
+    if transport.tls.is_none() && !listen.ip().is_loopback() {
+        tracing::warn!(
+            address = %listen,
+            "serving plain HTTP on a non-loopback address: credentials and personal data cross \
+             the network in clear unless a TLS-terminating proxy is in front; \
+             set --tls-cert and --tls-key (LRS_TLS_CERT, LRS_TLS_KEY) for built-in TLS"
+        );
+    }
+    if transport.security_contacts.is_empty() && !listen.ip().is_loopback() {
+        tracing::warn!(
+            "no --security-contact (LRS_SECURITY_CONTACT): /.well-known/security.txt answers 404"
+        );
+    }
+    if let Some(expires) = transport.security_txt_expires {
+        if expires <= chrono::Utc::now() {
+            tracing::warn!(%expires, "--security-txt-expires lies in the past: security.txt is stale");
+        }
     }
 }
 

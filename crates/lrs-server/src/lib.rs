@@ -21,10 +21,13 @@ pub mod metrics;
 pub mod ops_journal;
 pub mod params;
 pub mod routes;
+pub mod security_headers;
+pub mod security_txt;
 pub mod service_report;
 pub mod telemetry;
 pub mod tenancy;
+pub mod tls;
 pub mod xapi_request;
 
-pub use app::{router, run, AppState};
+pub use app::{router, run, run_tls, AppState};
 pub use config::ServeConfig;
