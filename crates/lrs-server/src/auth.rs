@@ -1,19 +1,21 @@
 //! HTTP Basic authentication against issued credentials. Secrets are stored
-//! only as argon2id hashes; a successful check is remembered as a keyed hash
-//! (under a key that lives only in this process) so that the slow hash runs
-//! once per credential and process, not once per request.
+//! only as argon2id hashes; `secret_verifier.rs` remembers a verified secret
+//! (so the slow hash runs once per credential and process), shares one
+//! argon2 run among concurrent checks, bounds how many run at once and
+//! checks unknown keys against a dummy hash. Failed attempts count towards
+//! the lockouts of `ratelimit::AuthGuard`, which refuse an attempt before
+//! any hash runs.
 
 use crate::error::ApiError;
+use crate::ratelimit::{AuthGuard, AuthLimits};
+use crate::secret_verifier::SecretVerifier;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use base64::Engine;
-use hmac::{Hmac, Mac};
 use lrs_core::events::CredentialIssuedV1;
 use lrs_store::Store;
 use rand::RngCore;
-use sha2::Sha256;
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 /// The xAPI OAuth scopes (xAPI 1.0.3 Communication 4.2).
 pub const SCOPES: &[&str] = &[
@@ -74,26 +76,27 @@ impl Credential {
 
 pub struct Authenticator {
     store: Arc<Store>,
-    process_key: [u8; 32],
-    verified: RwLock<HashMap<String, [u8; 32]>>,
+    secrets: SecretVerifier,
+    guard: Arc<AuthGuard>,
 }
 
 impl Authenticator {
+    /// With the default failed-authentication limits.
     pub fn new(store: Arc<Store>) -> Self {
-        let mut process_key = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut process_key);
+        Self::with_guard(store, Arc::new(AuthGuard::new(AuthLimits::default())))
+    }
+
+    pub fn with_guard(store: Arc<Store>, guard: Arc<AuthGuard>) -> Self {
         Self {
             store,
-            process_key,
-            verified: RwLock::new(HashMap::new()),
+            secrets: SecretVerifier::default(),
+            guard,
         }
     }
 
-    fn remembered(&self, secret: &str) -> [u8; 32] {
-        let mut mac =
-            <Hmac<Sha256> as Mac>::new_from_slice(&self.process_key).expect("any key length");
-        mac.update(secret.as_bytes());
-        mac.finalize().into_bytes().into()
+    /// The lockouts (for their upkeep task).
+    pub fn guard(&self) -> &Arc<AuthGuard> {
+        &self.guard
     }
 
     /// Checks an `Authorization` header value. Every refusal is counted in
@@ -124,50 +127,56 @@ impl Authenticator {
     }
 
     /// Checks a key and secret (HTTP Basic, or the client credentials of the
-    /// OAuth token endpoint).
+    /// OAuth token endpoint). A locked-out client gets 429 before anything
+    /// is checked; an unknown key and a wrong secret get the same 401 after
+    /// the same work (one argon2 run); an expired credential says so only
+    /// to a caller that knows its secret.
     pub async fn verify_basic(
         &self,
         key: &str,
         secret: &str,
-        _client: Option<std::net::IpAddr>,
+        client: Option<std::net::IpAddr>,
     ) -> Result<Credential, ApiError> {
         use crate::metrics::AuthFailure;
         let refuse = |reason: AuthFailure, message: &'static str| {
             crate::metrics::auth_failure(reason);
             ApiError::Unauthorized(message)
         };
-        let record = self
-            .store
-            .credential(key)?
-            .ok_or_else(|| refuse(AuthFailure::UnknownKey, "unknown key or wrong secret"))?;
-        let now = now_micros();
-        if record.expires_micros.is_some_and(|expires| expires <= now) {
-            return Err(refuse(AuthFailure::Expired, "credential has expired"));
-        }
-        let remembered = self.remembered(secret);
-        let known = self.verified.read().expect("auth cache").get(key).copied();
-        let ok = match known {
-            Some(hash) => constant_time_eq(&hash, &remembered),
-            None => {
-                let (phc, secret) = (record.secret_hash.clone(), secret.to_owned());
-                let ok = tokio::task::spawn_blocking(move || verify_secret(&phc, &secret))
-                    .await
-                    .map_err(ApiError::internal)?;
-                if ok {
-                    self.verified
-                        .write()
-                        .expect("auth cache")
-                        .insert(key.to_owned(), remembered);
-                }
-                ok
+        let locked = |refusal| self.guard.refused(refusal);
+        self.guard.check(client, key).map_err(locked)?;
+        let record = self.store.credential(key)?;
+        let hashes: Vec<String> = record.iter().map(|r| r.secret_hash.clone()).collect();
+        let ok = self
+            .secrets
+            .verify(key, secret, &hashes, client, || {
+                self.guard.check(client, key)
+            })
+            .await
+            .map_err(locked)?;
+        let record = match record {
+            Some(record) if ok => record,
+            record => {
+                let known = record.is_some();
+                self.guard.failed(client, key, known);
+                tracing::warn!(
+                    credential = %crate::ratelimit::loggable_key(key),
+                    client = %crate::ratelimit::loggable_client(client),
+                    "authentication failed"
+                );
+                let reason = if known {
+                    AuthFailure::BadSecret
+                } else {
+                    AuthFailure::UnknownKey
+                };
+                return Err(refuse(reason, "unknown key or wrong secret"));
             }
         };
-        if !ok {
-            tracing::warn!(credential = key, "authentication failed");
-            return Err(refuse(
-                AuthFailure::BadSecret,
-                "unknown key or wrong secret",
-            ));
+        self.guard.succeeded(client, key);
+        if record
+            .expires_micros
+            .is_some_and(|expires| expires <= now_micros())
+        {
+            return Err(refuse(AuthFailure::Expired, "credential has expired"));
         }
         Ok(credential_of(record))
     }
@@ -185,10 +194,6 @@ fn credential_of(record: CredentialIssuedV1) -> Credential {
     }
 }
 
-fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 pub fn now_micros() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -204,7 +209,7 @@ pub fn hash_secret(secret: &str) -> String {
         .to_string()
 }
 
-fn verify_secret(phc: &str, secret: &str) -> bool {
+pub(crate) fn verify_secret(phc: &str, secret: &str) -> bool {
     PasswordHash::new(phc).is_ok_and(|hash| {
         Argon2::default()
             .verify_password(secret.as_bytes(), &hash)

@@ -42,6 +42,8 @@ enum Command {
         listen: SocketAddr,
         #[command(flatten)]
         monitoring: crate::metrics::MonitoringArgs,
+        #[command(flatten)]
+        limits: crate::ratelimit::LimitArgs,
     },
     /// Manage API credentials (the server must be stopped; the data directory is locked while it runs).
     Credentials {
@@ -169,6 +171,7 @@ pub async fn main() -> anyhow::Result<()> {
             data,
             listen,
             monitoring,
+            limits,
         } => {
             let shutdown = shutdown_signal()?;
             let store = open_store(&data)?;
@@ -184,7 +187,8 @@ pub async fn main() -> anyhow::Result<()> {
                     None
                 }
             };
-            let config = monitoring.apply(ServeConfig::new(data.data_dir.clone(), local));
+            let config =
+                limits.apply(monitoring.apply(ServeConfig::new(data.data_dir.clone(), local)));
             let state = AppState::new(store, config);
             let served = crate::run(listener, state, shutdown).await;
             drop(control);
