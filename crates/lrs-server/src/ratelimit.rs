@@ -332,7 +332,8 @@ impl RateLimits {
         // governor's keyed check takes `&K`; a principal key is short.
         let key = key.to_owned();
         check(limiter, &key, "credential", "rate limit per credential")
-            .inspect_err(|refusal| self.alerts.refused(refusal, &loggable_key(&key), client))
+            // An authenticated principal's key: safe to log as it is.
+            .inspect_err(|refusal| self.alerts.refused(refusal, &key, client))
             .map_err(ApiError::from)
     }
 
@@ -383,10 +384,18 @@ pub fn loggable_client(client: Option<IpAddr>) -> String {
     client.map_or_else(|| "unknown".to_owned(), |ip| ip.to_canonical().to_string())
 }
 
-/// A key id as it may appear in a log line: at most [`MAX_KEY_CHARS`]
-/// characters (a key id is chosen by the client).
+/// A key id as it may appear in a log line: as sent if it has the shape of
+/// an issued key (`lrs_` and 24 hex digits), else only its length: a client
+/// that swaps key and secret must not get its secret into the log.
 pub fn loggable_key(key: &str) -> String {
-    key.chars().take(MAX_KEY_CHARS).collect()
+    let issued_shape = key
+        .strip_prefix("lrs_")
+        .is_some_and(|rest| rest.len() == 24 && rest.bytes().all(|b| b.is_ascii_hexdigit()));
+    if issued_shape {
+        key.to_owned()
+    } else {
+        format!("(not a key id: {} characters)", key.chars().count())
+    }
 }
 
 /// `ratelimit.exceeded` lines: the first refusal of a (limit, who) logs at
@@ -699,7 +708,7 @@ impl AuthGuard {
                 crate::metrics::auth_bruteforce();
                 tracing::warn!(
                     alert = "auth.bruteforce",
-                    credential = key,
+                    credential = %loggable_key(key),
                     failures = record.failures,
                     addresses = record.addresses.len(),
                     window_secs = limits.window.as_secs(),
@@ -754,7 +763,7 @@ fn lockout_alert(
     tracing::warn!(
         alert = "auth.lockout",
         scope,
-        credential = key,
+        credential = key.map(loggable_key).as_deref(),
         client = %loggable_client(client),
         failures,
         window_secs = limits.window.as_secs(),
@@ -856,6 +865,17 @@ mod tests {
         assert_ne!(address_key(ip("2001:db8:1:3::1")), ip("2001:db8:1:2::"));
         assert_eq!(address_key(ip("::ffff:192.0.2.1")), ip("192.0.2.1"));
         assert_eq!(address_key(ip("192.0.2.1")), ip("192.0.2.1"));
+    }
+
+    #[test]
+    fn only_key_shaped_ids_reach_the_log() {
+        let key = "lrs_0123456789abcdef01234567";
+        assert_eq!(loggable_key(key), key);
+        assert_eq!(
+            loggable_key("ksdAe0YtUQSB0dMDWXrMYx1vsaBOM0pUXl5M4s1dHoo"),
+            "(not a key id: 43 characters)"
+        );
+        assert_eq!(loggable_key("lrs_nobody"), "(not a key id: 10 characters)");
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //!   would otherwise start hundreds);
 //! - at most one argon2 run per core at a time (a semaphore); a run that is
 //!   queued checks the lockouts again before it starts, so a burst of wrong
-//!   secrets overshoots a lockout by at most the number of cores;
+//!   secrets overshoots a lockout only by the runs already under way;
 //! - an unknown key costs one argon2 run against a dummy hash, like a wrong
 //!   secret, so the two cannot be told apart by timing.
 //!
