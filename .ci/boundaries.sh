@@ -23,6 +23,7 @@ only tower-http "lrs-server"
 only jsonschema "xapi"
 only chacha20poly1305 "lrs-core lrs-store"
 only metrics "lrs-server"
+only governor "lrs-server"
 only opentelemetry "lrs-server"
 only fs2 "lrs-store"
 # xapi knows nothing about storage, HTTP or async.

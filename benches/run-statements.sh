@@ -61,7 +61,10 @@ trap cleanup EXIT
 read -r KEY SECRET < <("$LRS" credentials add --name bench --data-dir "$DATA")
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 URL=http://127.0.0.1:$PORT
-"$LRS" serve --data-dir "$DATA" --listen "127.0.0.1:$PORT" 2>"$OUT/server.log" &
+# These scenarios measure the most the server takes, not the limiter: the
+# request-rate limits are off unless set (docs/security-limits.md).
+LRS_RATE_PER_ADDRESS=${LRS_RATE_PER_ADDRESS:-0} LRS_RATE_PER_CREDENTIAL=${LRS_RATE_PER_CREDENTIAL:-0} \
+    "$LRS" serve --data-dir "$DATA" --listen "127.0.0.1:$PORT" 2>"$OUT/server.log" &
 SERVER_PID=$!
 for _ in $(seq 1 300); do
     if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then break; fi

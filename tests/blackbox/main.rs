@@ -6,6 +6,7 @@ mod backup;
 mod common;
 mod documents;
 mod durability;
+mod limits;
 mod monitoring;
 mod privacy;
 mod protocol;

@@ -23,6 +23,10 @@ pub struct TestServer {
     pub env: Vec<(String, String)>,
     /// Extra arguments after `serve` (set before `launch`).
     pub serve_args: Vec<String>,
+    /// Capture the server's stderr (its log) instead of inheriting it; read
+    /// it with [`TestServer::stderr`]. Set before `launch`.
+    pub capture_stderr: bool,
+    stderr_file: Option<tempfile::NamedTempFile>,
     child: Option<Child>,
     _temp: Option<tempfile::TempDir>,
 }
@@ -66,6 +70,8 @@ impl TestServer {
             master_key_hex: generated_master_key(),
             env: Vec::new(),
             serve_args: Vec::new(),
+            capture_stderr: false,
+            stderr_file: None,
             child: None,
             _temp: Some(temp),
         };
@@ -116,6 +122,8 @@ impl TestServer {
             master_key_hex: self.master_key_hex.clone(),
             env: self.env.clone(),
             serve_args: self.serve_args.clone(),
+            capture_stderr: self.capture_stderr,
+            stderr_file: None,
             child: None,
             _temp: None,
         };
@@ -147,6 +155,16 @@ impl TestServer {
     pub fn launch(&mut self) -> anyhow::Result<()> {
         let port = free_port();
         self.base_url = format!("http://127.0.0.1:{port}");
+        let stderr = if self.capture_stderr {
+            if self.stderr_file.is_none() {
+                self.stderr_file = Some(tempfile::NamedTempFile::new()?);
+            }
+            let path = self.stderr_file.as_ref().expect("just made").path();
+            // Appending: a relaunch adds to what the earlier run logged.
+            Stdio::from(std::fs::File::options().append(true).open(path)?)
+        } else {
+            Stdio::inherit()
+        };
         let child = Command::new(&self.binary)
             .args([
                 "serve",
@@ -160,7 +178,7 @@ impl TestServer {
             .env("LRS_MASTER_KEY", &self.master_key_hex)
             .env("LRS_LOG", "warn")
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()?;
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -173,7 +191,7 @@ impl TestServer {
                 .as_mut()
                 .and_then(|c| c.try_wait().ok().flatten())
             {
-                bail!("server exited early: {status}");
+                bail!("server exited early: {status}\n{}", self.stderr());
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -199,6 +217,16 @@ impl TestServer {
             }
         }
         Ok(())
+    }
+
+    /// What the server wrote to stderr so far (empty unless
+    /// `capture_stderr` was set before `launch`).
+    pub fn stderr(&self) -> String {
+        self.stderr_file
+            .as_ref()
+            .and_then(|file| std::fs::read(file.path()).ok())
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            .unwrap_or_default()
     }
 
     pub fn pid(&self) -> Option<u32> {

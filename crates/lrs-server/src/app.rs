@@ -29,13 +29,17 @@ pub struct AppState {
     pub last_versions: Arc<LastVersions>,
     /// Metrics, readiness and the operations journal (`metrics.rs`).
     pub monitor: Arc<crate::metrics::Monitor>,
+    /// Request-rate limits per client address and per credential.
+    pub limits: Arc<crate::ratelimit::RateLimits>,
 }
 
 impl AppState {
     pub fn new(store: Arc<Store>, config: ServeConfig) -> Self {
+        let guard = Arc::new(crate::ratelimit::AuthGuard::new(config.limits.auth));
         Self {
-            auth: Arc::new(Authenticator::new(store.clone())),
+            auth: Arc::new(Authenticator::with_guard(store.clone(), guard)),
             monitor: Arc::new(crate::metrics::Monitor::new(store.clone(), &config)),
+            limits: Arc::new(crate::ratelimit::RateLimits::new(&config.limits)),
             store,
             config: Arc::new(config),
             last_versions: Arc::default(),
@@ -105,7 +109,8 @@ pub fn router(state: AppState) -> Router {
         .with_state(state.clone());
     // Operations endpoints: outside the xAPI layers (no CORS, no version
     // header, no auth). `observe` wraps everything: metrics, the access log,
-    // the request id and the operations journal see every request.
+    // the request id and the operations journal see every request, those
+    // the per-address rate limit refuses too.
     Router::new()
         .route("/metrics", get(crate::metrics::metrics_endpoint))
         .route("/health/live", get(crate::health::live))
@@ -121,6 +126,10 @@ pub fn router(state: AppState) -> Router {
         .route_layer(middleware::from_fn(crate::metrics::record_route))
         .method_not_allowed_fallback(crate::metrics::method_not_allowed)
         .fallback_service(xapi_app)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::ratelimit::limit_by_address,
+        ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             crate::metrics::observe,
@@ -359,6 +368,8 @@ async fn serve(
 ) -> anyhow::Result<()> {
     let store = state.store.clone();
     let monitoring = state.monitor.spawn_background();
+    let limits_upkeep =
+        crate::ratelimit::spawn_upkeep(state.limits.clone(), state.auth.guard().clone());
     // With the peer address: `/metrics` answers loopback and allowed
     // networks only, and rate limits count per client address.
     let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
@@ -382,6 +393,7 @@ async fn serve(
         }
     };
     monitoring.finish().await;
+    limits_upkeep.abort();
     served?;
     store.close().await?;
     tracing::info!("store closed; bye");

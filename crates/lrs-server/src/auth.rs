@@ -1,20 +1,22 @@
 //! HTTP Basic authentication against issued credentials. Secrets are stored
-//! only as argon2id hashes; a successful check is remembered as a keyed hash
-//! (under a key that lives only in this process) so that the slow hash runs
-//! once per credential and process, not once per request.
+//! only as argon2id hashes; `secret_verifier.rs` remembers a verified secret
+//! (so the slow hash runs once per credential and process), shares one
+//! argon2 run among concurrent checks, bounds how many run at once and
+//! checks unknown keys against a dummy hash. Failed attempts count towards
+//! the lockouts of `ratelimit::AuthGuard`, which refuse an attempt before
+//! any hash runs.
 
 use crate::error::ApiError;
+use crate::ratelimit::{AuthGuard, AuthLimits};
+use crate::secret_verifier::SecretVerifier;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use base64::Engine;
-use hmac::{Hmac, Mac};
 use lrs_core::events::{CredentialIssuedV2, RoleGrantV1};
 use lrs_projections::credentials::CredentialRecord;
 use lrs_store::Store;
 use rand::RngCore;
-use sha2::Sha256;
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 /// The xAPI OAuth scopes (xAPI 1.0.3 Communication 4.2).
 pub const SCOPES: &[&str] = &[
@@ -85,33 +87,29 @@ impl Credential {
     }
 }
 
-/// A keyed hash of a secret that verified, and the PHC string it matched.
-type VerifiedSecret = ([u8; 32], String);
-
 pub struct Authenticator {
     store: Arc<Store>,
-    process_key: [u8; 32],
-    /// Per key: keyed hashes of secrets that verified, with the PHC string
-    /// each matched (a rotation leaves two valid secrets for a while).
-    verified: RwLock<HashMap<String, Vec<VerifiedSecret>>>,
+    secrets: SecretVerifier,
+    guard: Arc<AuthGuard>,
 }
 
 impl Authenticator {
+    /// With the default failed-authentication limits.
     pub fn new(store: Arc<Store>) -> Self {
-        let mut process_key = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut process_key);
+        Self::with_guard(store, Arc::new(AuthGuard::new(AuthLimits::default())))
+    }
+
+    pub fn with_guard(store: Arc<Store>, guard: Arc<AuthGuard>) -> Self {
         Self {
             store,
-            process_key,
-            verified: RwLock::new(HashMap::new()),
+            secrets: SecretVerifier::default(),
+            guard,
         }
     }
 
-    fn remembered(&self, secret: &str) -> [u8; 32] {
-        let mut mac =
-            <Hmac<Sha256> as Mac>::new_from_slice(&self.process_key).expect("any key length");
-        mac.update(secret.as_bytes());
-        mac.finalize().into_bytes().into()
+    /// The lockouts (for their upkeep task).
+    pub fn guard(&self) -> &Arc<AuthGuard> {
+        &self.guard
     }
 
     /// Checks an `Authorization` header value. Every refusal is counted in
@@ -142,7 +140,10 @@ impl Authenticator {
     }
 
     /// Checks a key and secret (HTTP Basic, or the client credentials of the
-    /// OAuth token endpoint).
+    /// OAuth token endpoint). A locked-out client gets 429 before anything
+    /// is checked; an unknown key and a wrong secret get the same 401 after
+    /// the same work (one argon2 run); an expired credential says so only
+    /// to a caller that knows its secret.
     pub async fn verify_basic(
         &self,
         key: &str,
@@ -154,71 +155,50 @@ impl Authenticator {
             crate::metrics::auth_failure(reason);
             ApiError::Unauthorized(message)
         };
-        let record = self
-            .store
-            .credential(key)?
-            .ok_or_else(|| refuse(AuthFailure::UnknownKey, "unknown key or wrong secret"))?;
-        let remembered = self.remembered(secret);
-        let cached = self
-            .verified
-            .read()
-            .expect("auth cache")
-            .get(key)
-            .and_then(|known| {
-                known
-                    .iter()
-                    .find(|(hash, _)| constant_time_eq(hash, &remembered))
-                    .map(|(_, phc)| phc.clone())
-            });
-        let matched = match cached {
-            Some(phc) => record.secrets.iter().position(|s| s.hash == phc),
-            None => {
-                let (hashes, secret) = (
-                    record
-                        .secrets
-                        .iter()
-                        .map(|s| s.hash.clone())
-                        .collect::<Vec<_>>(),
-                    secret.to_owned(),
+        let locked = |refusal| self.guard.refused(refusal);
+        self.guard.check(client, key).map_err(locked)?;
+        let record = self.store.credential(key)?;
+        let now = now_micros();
+        // Secrets a rotation replaced stop matching when their grace ends.
+        let hashes: Vec<String> = record
+            .iter()
+            .flat_map(|r| &r.secrets)
+            .filter(|s| s.valid_until_micros.is_none_or(|until| until > now))
+            .map(|s| s.hash.clone())
+            .collect();
+        let ok = self
+            .secrets
+            .verify(key, secret, &hashes, client, || {
+                self.guard.check(client, key)
+            })
+            .await
+            .map_err(locked)?;
+        let record = match record {
+            Some(record) if ok => record,
+            record => {
+                let known = record.is_some();
+                self.guard.failed(client, key, known);
+                tracing::warn!(
+                    credential = %crate::ratelimit::loggable_key(key),
+                    client = %crate::ratelimit::loggable_client(client),
+                    "authentication failed"
                 );
-                let matched = tokio::task::spawn_blocking(move || {
-                    hashes.iter().position(|phc| verify_secret(phc, &secret))
-                })
-                .await
-                .map_err(ApiError::internal)?;
-                if let Some(index) = matched {
-                    let mut cache = self.verified.write().expect("auth cache");
-                    let known = cache.entry(key.to_owned()).or_default();
-                    known.retain(|(_, phc)| record.secrets.iter().any(|s| &s.hash == phc));
-                    known.push((remembered, record.secrets[index].hash.clone()));
-                }
-                matched
+                let reason = if known {
+                    AuthFailure::BadSecret
+                } else {
+                    AuthFailure::UnknownKey
+                };
+                return Err(refuse(reason, "unknown key or wrong secret"));
             }
         };
-        let Some(matched) = matched else {
-            tracing::warn!(credential = key, "authentication failed");
-            return Err(refuse(
-                AuthFailure::BadSecret,
-                "unknown key or wrong secret",
-            ));
-        };
+        self.guard.succeeded(client, key);
         // The secret is right: now the caller may learn why the credential
         // does not work any more.
-        let now = now_micros();
         if record.revoked.is_some() {
             return Err(refuse(AuthFailure::Revoked, "credential has been revoked"));
         }
         if record.expires_micros.is_some_and(|expires| expires <= now) {
             return Err(refuse(AuthFailure::Expired, "credential has expired"));
-        }
-        if record.secrets[matched]
-            .valid_until_micros
-            .is_some_and(|until| until <= now)
-        {
-            return Err(refuse(
-                AuthFailure::Superseded,
-                "this secret was replaced by a rotation and its grace period has ended",
-            ));
         }
         if !address_allowed(&record.allowed_networks, client) {
             crate::metrics::auth_failure(AuthFailure::AddressNotAllowed);
@@ -266,10 +246,6 @@ pub fn address_allowed(networks: &[String], client: Option<std::net::IpAddr>) ->
         })
 }
 
-fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 pub fn now_micros() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -285,7 +261,7 @@ pub fn hash_secret(secret: &str) -> String {
         .to_string()
 }
 
-fn verify_secret(phc: &str, secret: &str) -> bool {
+pub(crate) fn verify_secret(phc: &str, secret: &str) -> bool {
     PasswordHash::new(phc).is_ok_and(|hash| {
         Argon2::default()
             .verify_password(secret.as_bytes(), &hash)

@@ -45,6 +45,8 @@ enum Command {
         tenancy: crate::tenancy::TenancyArgs,
         #[command(flatten)]
         transport: crate::config::TransportArgs,
+        #[command(flatten)]
+        limits: crate::ratelimit::LimitArgs,
     },
     /// Manage API credentials (the server must be stopped; the data directory is locked while it runs).
     Credentials {
@@ -164,6 +166,7 @@ pub async fn main() -> anyhow::Result<()> {
             monitoring,
             tenancy,
             transport,
+            limits,
         } => {
             let shutdown = shutdown_signal()?;
             // The certificate first: a bad file fails before the store
@@ -187,8 +190,9 @@ pub async fn main() -> anyhow::Result<()> {
                     None
                 }
             };
-            let mut config = transport
-                .apply(monitoring.apply(ServeConfig::new(data.data_dir.clone(), local)))?;
+            let mut config = transport.apply(
+                limits.apply(monitoring.apply(ServeConfig::new(data.data_dir.clone(), local))),
+            )?;
             config.origin_extensions = tenancy.extensions();
             warn_about_transport(&config, local);
             let state = AppState::new(store, config);

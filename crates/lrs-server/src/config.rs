@@ -25,6 +25,8 @@ pub struct ServeConfig {
     /// Transport: TLS, HSTS, CORS origins and security.txt (`tls.rs`,
     /// `security_headers.rs`, `security_txt.rs`).
     pub transport: TransportConfig,
+    /// Rate limits and authentication lockouts (`ratelimit.rs`).
+    pub limits: crate::ratelimit::LimitsConfig,
 }
 
 /// How the server meets browsers and the network. The defaults keep a fresh
@@ -76,6 +78,7 @@ impl ServeConfig {
             ready_min_free_bytes: 512 * 1024 * 1024,
             origin_extensions: Default::default(),
             transport: TransportConfig::default(),
+            limits: crate::ratelimit::LimitsConfig::default(),
         }
     }
 }

@@ -39,6 +39,8 @@ pub const LOG_SIZE: &str = "lrs_log_size_bytes";
 pub const PROJECTION_LAG: &str = "lrs_projection_lag_entries";
 pub const AUTH_FAILURES: &str = "lrs_auth_failures_total";
 pub const RATE_LIMITED: &str = "lrs_rate_limited_total";
+pub const AUTH_LOCKOUTS: &str = "lrs_auth_lockouts_total";
+pub const AUTH_BRUTEFORCE: &str = "lrs_auth_bruteforce_total";
 pub const BACKUP_LAST_SUCCESS: &str = "lrs_backup_last_success_timestamp_seconds";
 pub const BACKUP_AGE: &str = "lrs_backup_age_seconds";
 pub const BUILD_INFO: &str = "lrs_build_info";
@@ -49,9 +51,14 @@ pub const UNMATCHED: &str = "unmatched";
 /// The projections whose lag is reported (the store's projection names).
 const PROJECTIONS: &[&str] = &["statement_index", "credentials", "documents"];
 
-/// The rate limits that exist (rate limiting is not built yet; the series
-/// exists at 0 so the dashboard and alerts have something to read).
-pub const RATE_LIMITS: &[&str] = &["credential"];
+/// The rate limits that exist (`ratelimit.rs`): per client address, per
+/// credential, the operations endpoints' per address, and attempts refused
+/// during an authentication lockout. Each series exists from start-up at 0.
+pub const RATE_LIMITS: &[&str] = &["address", "credential", "ops", "auth_lockout"];
+
+/// What an authentication lockout locks: the `scope` label of
+/// `lrs_auth_lockouts_total`.
+pub const LOCKOUT_SCOPES: &[&str] = &["address_key", "address"];
 
 /// How long the size of `log/` is reused between scrapes.
 const LOG_SIZE_TTL: Duration = Duration::from_secs(5);
@@ -74,8 +81,6 @@ pub enum AuthFailure {
     Expired,
     /// The credential was revoked.
     Revoked,
-    /// The secret was replaced by a rotation and its grace period is over.
-    Superseded,
     /// The credential may not be used from the client's address.
     AddressNotAllowed,
     /// A bearer token that is malformed, expired or not signed by a trusted key.
@@ -83,14 +88,13 @@ pub enum AuthFailure {
 }
 
 impl AuthFailure {
-    pub const ALL: [AuthFailure; 9] = [
+    pub const ALL: [AuthFailure; 8] = [
         AuthFailure::Missing,
         AuthFailure::Malformed,
         AuthFailure::UnknownKey,
         AuthFailure::BadSecret,
         AuthFailure::Expired,
         AuthFailure::Revoked,
-        AuthFailure::Superseded,
         AuthFailure::AddressNotAllowed,
         AuthFailure::BadToken,
     ];
@@ -103,7 +107,6 @@ impl AuthFailure {
             AuthFailure::BadSecret => "bad_secret",
             AuthFailure::Expired => "expired",
             AuthFailure::Revoked => "revoked",
-            AuthFailure::Superseded => "superseded",
             AuthFailure::AddressNotAllowed => "address_not_allowed",
             AuthFailure::BadToken => "bad_token",
         }
@@ -119,6 +122,16 @@ pub fn auth_failure(reason: AuthFailure) {
 /// `"credential"`; keep the set small and list it in [`RATE_LIMITS`]).
 pub fn rate_limited(limit: &'static str) {
     metrics::counter!(RATE_LIMITED, "limit" => limit).increment(1);
+}
+
+/// Counts a lockout that starts (`scope`: one of [`LOCKOUT_SCOPES`]).
+pub fn auth_lockout(scope: &'static str) {
+    metrics::counter!(AUTH_LOCKOUTS, "scope" => scope).increment(1);
+}
+
+/// Counts an `auth.bruteforce` alert: a credential failed from many addresses.
+pub fn auth_bruteforce() {
+    metrics::counter!(AUTH_BRUTEFORCE).increment(1);
 }
 
 /// The process-wide Prometheus recorder, installed on first use. `None` if
@@ -173,6 +186,14 @@ fn describe() {
     );
     describe_counter!(AUTH_FAILURES, "Failed authentications, by reason");
     describe_counter!(RATE_LIMITED, "Requests refused by a rate limit, by limit");
+    describe_counter!(
+        AUTH_LOCKOUTS,
+        "Authentication lockouts started, by scope (a client address and key id, or a client address)"
+    );
+    describe_counter!(
+        AUTH_BRUTEFORCE,
+        "Credentials whose failed authentications from all addresses crossed the alert threshold"
+    );
     describe_gauge!(BUILD_INFO, "Always 1; the label says the version");
     metrics::counter!(STATEMENTS_INGESTED).increment(0);
     for reason in AuthFailure::ALL {
@@ -181,6 +202,10 @@ fn describe() {
     for limit in RATE_LIMITS {
         metrics::counter!(RATE_LIMITED, "limit" => *limit).increment(0);
     }
+    for scope in LOCKOUT_SCOPES {
+        metrics::counter!(AUTH_LOCKOUTS, "scope" => *scope).increment(0);
+    }
+    metrics::counter!(AUTH_BRUTEFORCE).increment(0);
     metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
 }
 
@@ -488,7 +513,7 @@ fn forwarded_clients(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
 }
 
 /// An address as proxies write it: `1.2.3.4`, `1.2.3.4:5678`, `::1`, `[::1]:5678`.
-fn parse_address(text: &str) -> Option<IpAddr> {
+pub(crate) fn parse_address(text: &str) -> Option<IpAddr> {
     if let Ok(ip) = text.parse::<IpAddr>() {
         return Some(ip);
     }

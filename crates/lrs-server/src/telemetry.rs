@@ -72,7 +72,12 @@ pub fn init_tracing() -> TelemetryGuard {
             .with_filter(filter)
             .boxed()
     } else {
+        // Colours only on a terminal: a log file or journal gets plain
+        // `field="value"` text that grep finds (e.g. `alert="auth.lockout"`).
+        let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
+            && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
         tracing_subscriber::fmt::layer()
+            .with_ansi(colour)
             .with_writer(std::io::stderr)
             .with_filter(filter)
             .boxed()

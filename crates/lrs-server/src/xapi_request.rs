@@ -16,13 +16,26 @@ pub struct Caller {
     pub version: XapiVersion,
 }
 
-/// The client's address: the TCP peer (`into_make_service_with_connect_info`).
+/// The client's address: as `ratelimit::limit_by_address` resolved it (the
+/// TCP peer, or behind a trusted proxy the client it names), else the TCP
+/// peer (`into_make_service_with_connect_info`).
 pub fn client_ip(parts: &Parts) -> Option<std::net::IpAddr> {
     parts
         .extensions
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|info| info.0.ip())
+        .get::<ClientAddr>()
+        .map(|client| client.0)
+        .or_else(|| {
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|info| info.0.ip())
+        })
 }
+
+/// The client address of a request, put into its extensions by the
+/// per-address rate limit (`ratelimit.rs`), which resolves trusted proxies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientAddr(pub std::net::IpAddr);
 
 /// Filled by the [`Caller`] extractor with the authenticated principal, for
 /// middleware that runs around the handler (the audit trail, rate limits per
@@ -62,6 +75,7 @@ impl FromRequestParts<AppState> for Caller {
             .and_then(|v| v.to_str().ok());
         let client = client_ip(parts);
         let credential = state.auth.authenticate(authorization, client).await?;
+        state.limits.check_credential(&credential.key, client)?;
         if let Some(slot) = parts.extensions.get::<PrincipalSlot>() {
             let _ = slot.0.set(credential.clone());
         }
