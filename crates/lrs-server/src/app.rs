@@ -34,7 +34,9 @@ pub struct AppState {
 impl AppState {
     pub fn new(store: Arc<Store>, config: ServeConfig) -> Self {
         Self {
-            auth: Arc::new(Authenticator::new(store.clone())),
+            auth: Arc::new(
+                Authenticator::new(store.clone()).with_tokens(crate::oauth::Tokens::new(&config)),
+            ),
             monitor: Arc::new(crate::metrics::Monitor::new(store.clone(), &config)),
             store,
             config: Arc::new(config),
@@ -110,6 +112,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(crate::metrics::metrics_endpoint))
         .route("/health/live", get(crate::health::live))
         .route("/health/ready", get(crate::health::ready))
+        .merge(crate::oauth::routes())
         .route_layer(middleware::from_fn(crate::metrics::record_route))
         .method_not_allowed_fallback(crate::metrics::method_not_allowed)
         .fallback_service(xapi_app)

@@ -2,6 +2,10 @@
 //! only as argon2id hashes; a successful check is remembered as a keyed hash
 //! (under a key that lives only in this process) so that the slow hash runs
 //! once per credential and process, not once per request.
+//!
+//! Bearer tokens are dispatched on their (unverified) issuer: ours
+//! (`oauth.rs`, then the credential they name must still be active) or a
+//! configured OpenID Connect provider's (`oidc.rs`).
 
 use crate::error::ApiError;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -76,6 +80,8 @@ pub struct Authenticator {
     store: Arc<Store>,
     process_key: [u8; 32],
     verified: RwLock<HashMap<String, [u8; 32]>>,
+    /// Bearer tokens: our issuer and the external providers; `None`: Basic only.
+    tokens: Option<Arc<crate::oauth::Tokens>>,
 }
 
 impl Authenticator {
@@ -86,7 +92,18 @@ impl Authenticator {
             store,
             process_key,
             verified: RwLock::new(HashMap::new()),
+            tokens: None,
         }
+    }
+
+    /// Also accept bearer tokens (and serve the token endpoint).
+    pub fn with_tokens(mut self, tokens: crate::oauth::Tokens) -> Self {
+        self.tokens = Some(Arc::new(tokens));
+        self
+    }
+
+    pub fn tokens(&self) -> Option<&crate::oauth::Tokens> {
+        self.tokens.as_deref()
     }
 
     fn remembered(&self, secret: &str) -> [u8; 32] {
@@ -110,11 +127,14 @@ impl Authenticator {
         };
         let header =
             header.ok_or_else(|| refuse(AuthFailure::Missing, "send HTTP Basic credentials"))?;
+        if let Some(token) = bearer_token(header) {
+            return self.authenticate_bearer(token).await;
+        }
         let malformed = || refuse(AuthFailure::Malformed, "malformed Basic credentials");
         let encoded = header
             .strip_prefix("Basic ")
             .or_else(|| header.strip_prefix("basic "))
-            .ok_or_else(|| refuse(AuthFailure::Malformed, "only HTTP Basic is accepted"))?;
+            .ok_or_else(|| refuse(AuthFailure::Malformed, "use HTTP Basic or a Bearer token"))?;
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(encoded.trim())
             .map_err(|_| malformed())?;
@@ -171,6 +191,80 @@ impl Authenticator {
         }
         Ok(credential_of(record))
     }
+}
+
+impl Authenticator {
+    /// `Authorization: Bearer <jwt>`: verified by the issuer it names, ours
+    /// or a configured provider's; any other issuer is refused.
+    async fn authenticate_bearer(&self, token: &str) -> Result<Credential, ApiError> {
+        use crate::metrics::AuthFailure;
+        let invalid = |reason: &'static str| {
+            crate::metrics::auth_failure(AuthFailure::InvalidToken);
+            ApiError::InvalidToken(reason)
+        };
+        let tokens = self
+            .tokens
+            .as_deref()
+            .ok_or_else(|| invalid("bearer tokens are not accepted here"))?;
+        let issuer = crate::oauth::unverified_issuer(token).map_err(invalid)?;
+        if issuer == tokens.local.issuer() {
+            let claims = tokens.local.verify(token).map_err(invalid)?;
+            let mut principal = self.active_credential(&claims.sub)?;
+            // The token's scopes, as far as the credential still holds them.
+            let scopes = claims
+                .scopes()
+                .filter(|s| crate::oauth::covers(&principal, s))
+                .map(str::to_owned)
+                .collect();
+            principal.scopes = scopes;
+            principal.method = AuthMethod::LocalToken;
+            let token_expires = i64::try_from(claims.exp)
+                .unwrap_or(i64::MAX / 1_000_000)
+                .saturating_mul(1_000_000);
+            principal.expires_micros = Some(
+                principal
+                    .expires_micros
+                    .map_or(token_expires, |e| e.min(token_expires)),
+            );
+            return Ok(principal);
+        }
+        match tokens.oidc.provider(&issuer) {
+            Some(provider) => provider.authenticate(token).await.inspect_err(|error| {
+                if matches!(error, ApiError::InvalidToken(_)) {
+                    crate::metrics::auth_failure(AuthFailure::InvalidToken);
+                }
+            }),
+            None => Err(invalid("the token's issuer is not trusted")),
+        }
+    }
+
+    /// The credential `key`, if it may still be used: a token issued to it
+    /// is re-checked on every request, so its expiry (and revocation) takes
+    /// effect on the next request, not when the token expires.
+    pub fn active_credential(&self, key: &str) -> Result<Credential, ApiError> {
+        use crate::metrics::AuthFailure;
+        let refuse = |reason: AuthFailure, message: &'static str| {
+            crate::metrics::auth_failure(reason);
+            ApiError::Unauthorized(message)
+        };
+        let record = self
+            .store
+            .credential(key)?
+            .ok_or_else(|| refuse(AuthFailure::UnknownKey, "the credential does not exist"))?;
+        if record
+            .expires_micros
+            .is_some_and(|expires| expires <= now_micros())
+        {
+            return Err(refuse(AuthFailure::Expired, "credential has expired"));
+        }
+        Ok(credential_of(record))
+    }
+}
+
+/// The token of an `Authorization: Bearer` value (scheme case-insensitive).
+fn bearer_token(header: &str) -> Option<&str> {
+    let (scheme, token) = header.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
 fn credential_of(record: CredentialIssuedV1) -> Credential {

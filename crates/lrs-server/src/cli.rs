@@ -42,6 +42,8 @@ enum Command {
         listen: SocketAddr,
         #[command(flatten)]
         monitoring: crate::metrics::MonitoringArgs,
+        #[command(flatten)]
+        oauth: crate::oauth::OAuthArgs,
     },
     /// Manage API credentials (the server must be stopped; the data directory is locked while it runs).
     Credentials {
@@ -169,7 +171,11 @@ pub async fn main() -> anyhow::Result<()> {
             data,
             listen,
             monitoring,
+            oauth,
         } => {
+            // Read the providers file before anything opens: a mistake in it
+            // stops the start with the reason.
+            let oauth = oauth.into_config().map_err(anyhow::Error::msg)?;
             let shutdown = shutdown_signal()?;
             let store = open_store(&data)?;
             let listener = tokio::net::TcpListener::bind(listen)
@@ -184,7 +190,8 @@ pub async fn main() -> anyhow::Result<()> {
                     None
                 }
             };
-            let config = monitoring.apply(ServeConfig::new(data.data_dir.clone(), local));
+            let mut config = monitoring.apply(ServeConfig::new(data.data_dir.clone(), local));
+            config.oauth = oauth;
             let state = AppState::new(store, config);
             let served = crate::run(listener, state, shutdown).await;
             drop(control);

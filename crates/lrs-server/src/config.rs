@@ -20,6 +20,8 @@ pub struct ServeConfig {
     /// directory's filesystem, bytes: sled needs room to write and compact,
     /// and a full disk fails every write.
     pub ready_min_free_bytes: u64,
+    /// The token endpoint and bearer tokens (`oauth.rs`, `oidc.rs`).
+    pub oauth: crate::oauth::OAuthConfig,
 }
 
 impl ServeConfig {
@@ -32,6 +34,7 @@ impl ServeConfig {
             authority_home_page: format!("http://{listen}"),
             metrics_allow: Vec::new(),
             ready_min_free_bytes: 512 * 1024 * 1024,
+            oauth: crate::oauth::OAuthConfig::default(),
         }
     }
 }

@@ -72,15 +72,19 @@ pub enum AuthFailure {
     BadSecret,
     /// The credential has expired.
     Expired,
+    /// A bearer token that does not verify (signature, issuer, audience,
+    /// expiry, algorithm, unknown key).
+    InvalidToken,
 }
 
 impl AuthFailure {
-    pub const ALL: [AuthFailure; 5] = [
+    pub const ALL: [AuthFailure; 6] = [
         AuthFailure::Missing,
         AuthFailure::Malformed,
         AuthFailure::UnknownKey,
         AuthFailure::BadSecret,
         AuthFailure::Expired,
+        AuthFailure::InvalidToken,
     ];
 
     pub fn label(self) -> &'static str {
@@ -90,6 +94,7 @@ impl AuthFailure {
             AuthFailure::UnknownKey => "unknown_key",
             AuthFailure::BadSecret => "bad_secret",
             AuthFailure::Expired => "expired",
+            AuthFailure::InvalidToken => "invalid_token",
         }
     }
 }
