@@ -6,6 +6,7 @@ mod common;
 mod documents;
 mod durability;
 mod monitoring;
+mod oauth;
 mod privacy;
 mod protocol;
 mod resources_activities_agents;

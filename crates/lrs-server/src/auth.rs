@@ -263,7 +263,8 @@ impl Authenticator {
 
 /// The token of an `Authorization: Bearer` value (scheme case-insensitive).
 fn bearer_token(header: &str) -> Option<&str> {
-    let (scheme, token) = header.split_once(' ')?;
+    let header = header.trim();
+    let (scheme, token) = header.split_once(' ').unwrap_or((header, ""));
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
