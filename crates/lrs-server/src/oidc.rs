@@ -77,10 +77,10 @@ pub struct ProviderConfig {
     pub tenant_claim: Option<String>,
     #[serde(default)]
     pub tenant_map: BTreeMap<String, String>,
-    /// The claim whose values map to scopes: an array (`roles`) or a
-    /// space-separated string (`scp`, `scope`).
+    /// The claim (or claims: `["roles", "scp"]`) whose values map to
+    /// scopes: an array (`roles`) or a space-separated string (`scp`, `scope`).
     #[serde(default = "default_scope_claim")]
-    pub scope_claim: String,
+    pub scope_claim: OneOrMany,
     /// Claim value → the xAPI scopes and permissions it grants.
     #[serde(default)]
     pub scopes: BTreeMap<String, Grant>,
@@ -109,8 +109,31 @@ fn default_algorithms() -> Vec<String> {
 fn default_leeway() -> u64 {
     60
 }
-fn default_scope_claim() -> String {
-    "scope".into()
+fn default_scope_claim() -> OneOrMany {
+    OneOrMany::One("scope".into())
+}
+
+/// A claim name, or several.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub fn names(&self) -> &[String] {
+        match self {
+            OneOrMany::One(name) => std::slice::from_ref(name),
+            OneOrMany::Many(names) => names,
+        }
+    }
+}
+
+impl std::fmt::Display for OneOrMany {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.names().join("/"))
+    }
 }
 fn default_name_claim() -> String {
     "name".into()
@@ -164,6 +187,9 @@ impl ProviderConfig {
                     "give either tenant (a fixed tenant id) or tenant_claim with tenant_map".into(),
                 )
             }
+        }
+        if self.scope_claim.names().is_empty() {
+            return Err("scope_claim: name at least one claim".into());
         }
         if self.scopes.is_empty() {
             return Err(format!(
@@ -501,7 +527,12 @@ impl Provider {
         };
         let mut scopes = BTreeSet::new();
         let mut permissions = BTreeSet::new();
-        for value in claim_values(&claims[config.scope_claim.as_str()]) {
+        let values = config
+            .scope_claim
+            .names()
+            .iter()
+            .flat_map(|claim| claim_values(&claims[claim.as_str()]));
+        for value in values {
             if let Some(grant) = config.scopes.get(value) {
                 scopes.extend(grant.scopes.iter().cloned());
                 permissions.extend(grant.permissions.iter().cloned());
@@ -621,8 +652,9 @@ mod tests {
             "algorithms": ["RS256"],
             "tenant_claim": "tid",
             "tenant_map": {"11111111-2222-3333-4444-555555555555": "kb"},
-            "scope_claim": "roles",
-            "scopes": {"Lrs.Read": {"scopes": ["statements/read"]}, "Lrs.Audit": {"permissions": ["audit.read"]}}
+            "scope_claim": ["roles", "scp"],
+            "scopes": {"Lrs.Read": {"scopes": ["statements/read"]}, "Lrs.Audit": {"permissions": ["audit.read"]},
+                       "Statements.Write": {"scopes": ["statements/write"]}}
         })
     }
 
@@ -679,6 +711,13 @@ mod tests {
             "tid": "11111111-2222-3333-4444-555555555555", "roles": ["Lrs.Read", "Lrs.Audit", "Other"]
         });
         let principal = provider.principal(&claims).unwrap();
+        let mut delegated = claims.clone();
+        delegated["scp"] = json!("Statements.Write openid");
+        assert_eq!(
+            provider.principal(&delegated).unwrap().scopes,
+            ["statements/read", "statements/write"],
+            "values of every listed claim count"
+        );
         assert_eq!(
             principal.key,
             "oidc:https://login.microsoftonline.com/11111111-2222-3333-4444-555555555555/v2.0#abc"
@@ -701,6 +740,9 @@ mod tests {
             provider.principal(&no_roles),
             Err(ApiError::Denied(_))
         ));
+        let mut single = entra();
+        single["scope_claim"] = json!("roles");
+        assert_eq!(parse(single).unwrap()[0].scope_claim.names(), ["roles"]);
     }
 
     #[test]
