@@ -8,6 +8,7 @@ mod documents;
 mod durability;
 mod limits;
 mod monitoring;
+mod oauth;
 mod privacy;
 mod protocol;
 mod resources_activities_agents;

@@ -37,7 +37,10 @@ impl AppState {
     pub fn new(store: Arc<Store>, config: ServeConfig) -> Self {
         let guard = Arc::new(crate::ratelimit::AuthGuard::new(config.limits.auth));
         Self {
-            auth: Arc::new(Authenticator::with_guard(store.clone(), guard)),
+            auth: Arc::new(
+                Authenticator::with_guard(store.clone(), guard)
+                    .with_tokens(crate::oauth::Tokens::new(&config)),
+            ),
             monitor: Arc::new(crate::metrics::Monitor::new(store.clone(), &config)),
             limits: Arc::new(crate::ratelimit::RateLimits::new(&config.limits)),
             store,
@@ -123,6 +126,7 @@ pub fn router(state: AppState) -> Router {
                 .layer(DefaultBodyLimit::disable()),
         )
         .route(crate::security_txt::PATH, get(crate::security_txt::serve))
+        .merge(crate::oauth::routes())
         .route_layer(middleware::from_fn(crate::metrics::record_route))
         .method_not_allowed_fallback(crate::metrics::method_not_allowed)
         .fallback_service(xapi_app)

@@ -5,6 +5,10 @@
 //! checks unknown keys against a dummy hash. Failed attempts count towards
 //! the lockouts of `ratelimit::AuthGuard`, which refuse an attempt before
 //! any hash runs.
+//!
+//! Bearer tokens are dispatched on their (unverified) issuer: ours
+//! (`oauth.rs`, then the credential they name must still be active) or a
+//! configured OpenID Connect provider's (`oidc.rs`).
 
 use crate::error::ApiError;
 use crate::ratelimit::{AuthGuard, AuthLimits};
@@ -91,6 +95,8 @@ pub struct Authenticator {
     store: Arc<Store>,
     secrets: SecretVerifier,
     guard: Arc<AuthGuard>,
+    /// Bearer tokens: our issuer and the external providers; `None`: Basic only.
+    tokens: Option<Arc<crate::oauth::Tokens>>,
 }
 
 impl Authenticator {
@@ -104,7 +110,18 @@ impl Authenticator {
             store,
             secrets: SecretVerifier::default(),
             guard,
+            tokens: None,
         }
+    }
+
+    /// Also accept bearer tokens (and serve the token endpoint).
+    pub fn with_tokens(mut self, tokens: crate::oauth::Tokens) -> Self {
+        self.tokens = Some(Arc::new(tokens));
+        self
+    }
+
+    pub fn tokens(&self) -> Option<&crate::oauth::Tokens> {
+        self.tokens.as_deref()
     }
 
     /// The lockouts (for their upkeep task).
@@ -126,11 +143,14 @@ impl Authenticator {
         };
         let header =
             header.ok_or_else(|| refuse(AuthFailure::Missing, "send HTTP Basic credentials"))?;
+        if let Some(token) = bearer_token(header) {
+            return self.authenticate_bearer(token).await;
+        }
         let malformed = || refuse(AuthFailure::Malformed, "malformed Basic credentials");
         let encoded = header
             .strip_prefix("Basic ")
             .or_else(|| header.strip_prefix("basic "))
-            .ok_or_else(|| refuse(AuthFailure::Malformed, "only HTTP Basic is accepted"))?;
+            .ok_or_else(|| refuse(AuthFailure::Malformed, "use HTTP Basic or a Bearer token"))?;
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(encoded.trim())
             .map_err(|_| malformed())?;
@@ -244,6 +264,82 @@ pub fn address_allowed(networks: &[String], client: Option<std::net::IpAddr>) ->
                 .filter_map(|n| n.parse::<ipnet::IpNet>().ok())
                 .any(|net| net.contains(&ip))
         })
+}
+
+impl Authenticator {
+    /// `Authorization: Bearer <jwt>`: verified by the issuer it names, ours
+    /// or a configured provider's; any other issuer is refused.
+    async fn authenticate_bearer(&self, token: &str) -> Result<Credential, ApiError> {
+        use crate::metrics::AuthFailure;
+        let invalid = |reason: &'static str| {
+            crate::metrics::auth_failure(AuthFailure::InvalidToken);
+            ApiError::InvalidToken(reason)
+        };
+        let tokens = self
+            .tokens
+            .as_deref()
+            .ok_or_else(|| invalid("bearer tokens are not accepted here"))?;
+        let issuer = crate::oauth::unverified_issuer(token).map_err(invalid)?;
+        if issuer == tokens.local.issuer() {
+            let claims = tokens.local.verify(token).map_err(invalid)?;
+            let mut principal = self.active_credential(&claims.sub)?;
+            // The token's scopes, as far as the credential still holds them.
+            let scopes = claims
+                .scopes()
+                .filter(|s| crate::oauth::covers(&principal, s))
+                .map(str::to_owned)
+                .collect();
+            principal.scopes = scopes;
+            principal.method = AuthMethod::LocalToken;
+            let token_expires = i64::try_from(claims.exp)
+                .unwrap_or(i64::MAX / 1_000_000)
+                .saturating_mul(1_000_000);
+            principal.expires_micros = Some(
+                principal
+                    .expires_micros
+                    .map_or(token_expires, |e| e.min(token_expires)),
+            );
+            return Ok(principal);
+        }
+        match tokens.oidc.provider(&issuer) {
+            Some(provider) => provider.authenticate(token).await.inspect_err(|error| {
+                if matches!(error, ApiError::InvalidToken(_)) {
+                    crate::metrics::auth_failure(AuthFailure::InvalidToken);
+                }
+            }),
+            None => Err(invalid("the token's issuer is not trusted")),
+        }
+    }
+
+    /// The credential `key`, if it may still be used: a token issued to it
+    /// is re-checked on every request, so its expiry (and revocation) takes
+    /// effect on the next request, not when the token expires.
+    pub fn active_credential(&self, key: &str) -> Result<Credential, ApiError> {
+        use crate::metrics::AuthFailure;
+        let refuse = |reason: AuthFailure, message: &'static str| {
+            crate::metrics::auth_failure(reason);
+            ApiError::Unauthorized(message)
+        };
+        let record = self
+            .store
+            .credential(key)?
+            .ok_or_else(|| refuse(AuthFailure::UnknownKey, "the credential does not exist"))?;
+        let now = now_micros();
+        if record.revoked.is_some() {
+            return Err(refuse(AuthFailure::Revoked, "credential has been revoked"));
+        }
+        if record.expires_micros.is_some_and(|expires| expires <= now) {
+            return Err(refuse(AuthFailure::Expired, "credential has expired"));
+        }
+        self.principal_of(record, now)
+    }
+}
+
+/// The token of an `Authorization: Bearer` value (scheme case-insensitive).
+fn bearer_token(header: &str) -> Option<&str> {
+    let header = header.trim();
+    let (scheme, token) = header.split_once(' ').unwrap_or((header, ""));
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
 pub fn now_micros() -> i64 {

@@ -30,6 +30,8 @@ pub struct DataArgs {
     pub(crate) master_key_file: Option<PathBuf>,
 }
 
+// `Serve` carries every server flag; the command is parsed once.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Run the server.
@@ -47,6 +49,8 @@ enum Command {
         transport: crate::config::TransportArgs,
         #[command(flatten)]
         limits: crate::ratelimit::LimitArgs,
+        #[command(flatten)]
+        oauth: crate::oauth::OAuthArgs,
     },
     /// Manage API credentials (the server must be stopped; the data directory is locked while it runs).
     Credentials {
@@ -167,7 +171,11 @@ pub async fn main() -> anyhow::Result<()> {
             tenancy,
             transport,
             limits,
+            oauth,
         } => {
+            // Read the providers file before anything opens: a mistake in it
+            // stops the start with the reason.
+            let oauth = oauth.into_config().map_err(anyhow::Error::msg)?;
             let shutdown = shutdown_signal()?;
             // The certificate first: a bad file fails before the store
             // opens or the port does.
@@ -195,6 +203,13 @@ pub async fn main() -> anyhow::Result<()> {
             )?;
             config.origin_extensions = tenancy.extensions();
             warn_about_transport(&config, local);
+            config.oauth = oauth;
+            // One public address: the tokens' issuer and security.txt's Canonical.
+            config.oauth.public_url = config
+                .transport
+                .public_url
+                .as_ref()
+                .map(|url| url.trim_end_matches('/').to_owned());
             let state = AppState::new(store, config);
             let served = match tls {
                 Some(tls) => crate::run_tls(listener, tls, state, shutdown).await,

@@ -27,6 +27,8 @@ pub struct ServeConfig {
     pub transport: TransportConfig,
     /// Rate limits and authentication lockouts (`ratelimit.rs`).
     pub limits: crate::ratelimit::LimitsConfig,
+    /// The token endpoint and bearer tokens (`oauth.rs`, `oidc.rs`).
+    pub oauth: crate::oauth::OAuthConfig,
 }
 
 /// How the server meets browsers and the network. The defaults keep a fresh
@@ -79,6 +81,7 @@ impl ServeConfig {
             origin_extensions: Default::default(),
             transport: TransportConfig::default(),
             limits: crate::ratelimit::LimitsConfig::default(),
+            oauth: crate::oauth::OAuthConfig::default(),
         }
     }
 }

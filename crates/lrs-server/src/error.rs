@@ -15,6 +15,14 @@ pub enum ApiError {
     Unauthorized(&'static str),
     #[error("the credential lacks the scope for this: needs {0}")]
     Forbidden(String),
+    /// A bearer token that does not verify (RFC 6750 `invalid_token`): 401
+    /// with a `Bearer` challenge naming the reason.
+    #[error("invalid bearer token: {0}")]
+    InvalidToken(&'static str),
+    /// An authenticated principal that no rule lets in (e.g. an external
+    /// token whose tenant claim maps to no tenant): 403 saying why.
+    #[error("{0}")]
+    Denied(String),
     #[error("no such {0}")]
     NotFound(&'static str),
     #[error("{0}")]
@@ -57,6 +65,8 @@ impl ApiError {
             ApiError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid"),
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::InvalidToken(_) => (StatusCode::UNAUTHORIZED, "invalid_token"),
+            ApiError::Denied(_) => (StatusCode::FORBIDDEN, "denied"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::PreconditionFailed(_) => {
@@ -110,7 +120,17 @@ impl IntoResponse for ApiError {
                 HeaderValue::from(retry_after_secs.max(&1).to_owned()),
             );
         }
-        if status == StatusCode::UNAUTHORIZED {
+        if let ApiError::InvalidToken(reason) = &self {
+            let challenge = format!(
+                "Bearer realm=\"xAPI\", error=\"invalid_token\", error_description=\"{}\"",
+                reason.replace(['"', '\\'], "'")
+            );
+            if let Ok(value) = HeaderValue::from_str(&challenge) {
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, value);
+            }
+        } else if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Basic realm=\"xAPI\""),

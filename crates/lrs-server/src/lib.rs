@@ -18,6 +18,8 @@ pub mod health;
 pub mod ingest;
 pub mod keys;
 pub mod metrics;
+pub mod oauth;
+pub mod oidc;
 pub mod ops_journal;
 pub mod params;
 pub mod ratelimit;

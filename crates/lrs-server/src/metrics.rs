@@ -83,8 +83,9 @@ pub enum AuthFailure {
     Revoked,
     /// The credential may not be used from the client's address.
     AddressNotAllowed,
-    /// A bearer token that is malformed, expired or not signed by a trusted key.
-    BadToken,
+    /// A bearer token that does not verify (signature, issuer, audience,
+    /// expiry, algorithm, unknown key).
+    InvalidToken,
 }
 
 impl AuthFailure {
@@ -96,7 +97,7 @@ impl AuthFailure {
         AuthFailure::Expired,
         AuthFailure::Revoked,
         AuthFailure::AddressNotAllowed,
-        AuthFailure::BadToken,
+        AuthFailure::InvalidToken,
     ];
 
     pub fn label(self) -> &'static str {
@@ -108,7 +109,7 @@ impl AuthFailure {
             AuthFailure::Expired => "expired",
             AuthFailure::Revoked => "revoked",
             AuthFailure::AddressNotAllowed => "address_not_allowed",
-            AuthFailure::BadToken => "bad_token",
+            AuthFailure::InvalidToken => "invalid_token",
         }
     }
 }
