@@ -29,17 +29,29 @@ pub struct AppState {
     pub last_versions: Arc<LastVersions>,
     /// Metrics, readiness and the operations journal (`metrics.rs`).
     pub monitor: Arc<crate::metrics::Monitor>,
+    /// The audit trail (`audit.rs`).
+    pub audit: Arc<crate::audit::Audit>,
 }
 
 impl AppState {
+    /// Panics if the audit trail cannot be opened; see [`AppState::try_new`].
     pub fn new(store: Arc<Store>, config: ServeConfig) -> Self {
-        Self {
+        Self::try_new(store, config).expect("the audit trail opens")
+    }
+
+    /// Opens the audit trail in the store's data directory too (after the
+    /// monitor, which installs the metrics recorder the trail reports to).
+    pub fn try_new(store: Arc<Store>, config: ServeConfig) -> Result<Self, lrs_store::StoreError> {
+        let monitor = Arc::new(crate::metrics::Monitor::new(store.clone(), &config));
+        let audit = Arc::new(crate::audit::Audit::open(&store, &config)?);
+        Ok(Self {
             auth: Arc::new(Authenticator::new(store.clone())),
-            monitor: Arc::new(crate::metrics::Monitor::new(store.clone(), &config)),
+            monitor,
+            audit,
             store,
             config: Arc::new(config),
             last_versions: Arc::default(),
-        }
+        })
     }
 }
 
@@ -82,6 +94,10 @@ pub fn router(state: AppState) -> Router {
         .route("/about", get(about::get_about));
     let routes = Router::new()
         .nest("/xapi", xapi)
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::audit::audit_request,
+        ))
         .route_layer(middleware::from_fn(crate::metrics::record_route))
         .fallback(|| async { ApiError::NotFound("resource") })
         .method_not_allowed_fallback(crate::metrics::method_not_allowed)
@@ -110,6 +126,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(crate::metrics::metrics_endpoint))
         .route("/health/live", get(crate::health::live))
         .route("/health/ready", get(crate::health::ready))
+        .merge(crate::audit::routes(state.clone()))
         .route_layer(middleware::from_fn(crate::metrics::record_route))
         .method_not_allowed_fallback(crate::metrics::method_not_allowed)
         .fallback_service(xapi_app)
@@ -304,6 +321,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let store = state.store.clone();
+    let audit = state.audit.clone();
     let monitoring = state.monitor.spawn_background();
     let app = router(state);
     // With the peer address: `/metrics` answers loopback and allowed networks only.
@@ -314,6 +332,7 @@ pub async fn run(
     .with_graceful_shutdown(shutdown)
     .await;
     monitoring.finish().await;
+    audit.close().await;
     served?;
     store.close().await?;
     tracing::info!("store closed; bye");

@@ -42,6 +42,8 @@ enum Command {
         listen: SocketAddr,
         #[command(flatten)]
         monitoring: crate::metrics::MonitoringArgs,
+        #[command(flatten)]
+        audit: crate::audit::AuditArgs,
     },
     /// Manage API credentials (the server must be stopped; the data directory is locked while it runs).
     Credentials {
@@ -82,6 +84,11 @@ enum Command {
         /// The backup directory.
         #[arg(long)]
         from: PathBuf,
+    },
+    /// Check or export the audit trail (`<data dir>/audit/`).
+    Audit {
+        #[command(subcommand)]
+        command: crate::audit::AuditCommand,
     },
     /// Reports from the operations journal (`<data dir>/ops/`).
     Report {
@@ -169,6 +176,7 @@ pub async fn main() -> anyhow::Result<()> {
             data,
             listen,
             monitoring,
+            audit,
         } => {
             let shutdown = shutdown_signal()?;
             let store = open_store(&data)?;
@@ -185,7 +193,8 @@ pub async fn main() -> anyhow::Result<()> {
                 }
             };
             let config = monitoring.apply(ServeConfig::new(data.data_dir.clone(), local));
-            let state = AppState::new(store, config);
+            let config = audit.apply(config);
+            let state = AppState::try_new(store, config).context("opening the audit trail")?;
             let served = crate::run(listener, state, shutdown).await;
             drop(control);
             served
@@ -219,6 +228,7 @@ pub async fn main() -> anyhow::Result<()> {
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             store.close().await?;
+            crate::audit::record_cli(&data.data_dir, Some(&tenant), "credential.issue", &key)?;
             println!("{key} {secret}");
             Ok(())
         }
@@ -234,6 +244,9 @@ pub async fn main() -> anyhow::Result<()> {
                 None => None,
             };
             store.close().await?;
+            if let Some(token) = &outcome {
+                crate::audit::record_cli(&data.data_dir, None, "person.erase", &token.to_string())?;
+            }
             match outcome {
                 Some(token) => {
                     println!("erased person {token}: their data in the log is now unreadable")
@@ -263,6 +276,7 @@ pub async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Restore { data, from } => restore(&data, &from).await,
+        Command::Audit { command } => crate::audit::run_command(command),
     }
 }
 

@@ -20,6 +20,9 @@ pub struct ServeConfig {
     /// directory's filesystem, bytes: sled needs room to write and compact,
     /// and a full disk fails every write.
     pub ready_min_free_bytes: u64,
+    /// Credential keys granted `audit.read.all` by configuration
+    /// (`--audit-reader`, `LRS_AUDIT_READERS`): the bootstrap reader.
+    pub audit_readers: Vec<String>,
 }
 
 impl ServeConfig {
@@ -32,6 +35,7 @@ impl ServeConfig {
             authority_home_page: format!("http://{listen}"),
             metrics_allow: Vec::new(),
             ready_min_free_bytes: 512 * 1024 * 1024,
+            audit_readers: Vec::new(),
         }
     }
 }

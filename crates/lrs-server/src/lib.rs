@@ -7,6 +7,7 @@
 pub mod alternate;
 pub mod app;
 pub mod attachments;
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;
