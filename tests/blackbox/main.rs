@@ -1,6 +1,7 @@
 //! Black-box tests of the `lrs` server: a real process on a real socket with a
 //! temporary data directory, spoken to only over HTTP and the command line.
 
+mod audit;
 mod backup;
 mod common;
 mod documents;
