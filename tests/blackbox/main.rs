@@ -2,6 +2,7 @@
 //! temporary data directory, spoken to only over HTTP and the command line.
 
 mod access;
+mod audit;
 mod backup;
 mod common;
 mod documents;

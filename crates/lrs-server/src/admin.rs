@@ -520,7 +520,7 @@ pub fn credential_json(record: &CredentialRecord) -> Value {
 
 // ---- routes ----
 
-pub fn routes() -> Router<AppState> {
+pub fn routes(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/admin/tenants", get(list_tenants))
         .route("/admin/tenants/{id}", put(put_tenant).get(get_tenant))
@@ -533,6 +533,10 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/credentials/{key}", get(get_credential))
         .route("/admin/credentials/{key}/rotate", post(rotate))
         .route("/admin/credentials/{key}/revoke", post(revoke))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state,
+            crate::audit::audit_request,
+        ))
 }
 
 fn body<T: for<'de> Deserialize<'de>>(bytes: &Bytes) -> Result<T, ApiError> {
@@ -554,7 +558,9 @@ fn body<T: for<'de> Deserialize<'de>>(bytes: &Bytes) -> Result<T, ApiError> {
     })
 }
 
-fn recorded(admin: &Admin, action: &str, target: &str) {
+/// Every administrative change goes into the audit trail (besides the
+/// request record the audit middleware writes).
+fn recorded(state: &AppState, admin: &Admin, action: &str, target: &str) {
     tracing::info!(
         admin = %admin.0.key,
         tenant = %admin.0.tenant,
@@ -562,6 +568,7 @@ fn recorded(admin: &Admin, action: &str, target: &str) {
         target,
         "administrative action"
     );
+    crate::audit::record_admin(state, &admin.0, action, target, 200);
 }
 
 async fn list_tenants(State(state): State<AppState>, admin: Admin) -> Result<Response, ApiError> {
@@ -614,7 +621,7 @@ async fn put_tenant(
         request.appid.as_deref(),
     )?;
     let tenant = define_tenant(&state.store, &id, &request.name, kind).await?;
-    recorded(&admin, "tenant.define", &id);
+    recorded(&state, &admin, "tenant.define", &id);
     Ok(axum::Json(tenant_json(&tenant)).into_response())
 }
 
@@ -652,7 +659,7 @@ async fn put_role(
         )));
     }
     define_role(&state.store, &name, request.permissions).await?;
-    recorded(&admin, "role.define", &name);
+    recorded(&state, &admin, "role.define", &name);
     let role = state.store.role(&name)?.ok_or(ApiError::NotFound("role"))?;
     Ok(axum::Json(role_json(&role)).into_response())
 }
@@ -667,7 +674,7 @@ async fn delete_role(
         return Err(ApiError::NotFound("role"));
     }
     define_role(&state.store, &name, Vec::new()).await?;
-    recorded(&admin, "role.retire", &name);
+    recorded(&state, &admin, "role.retire", &name);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -739,7 +746,7 @@ async fn post_credential(
             other => other,
         })?;
     let (key, secret, record) = issue_credential(&state.store, request, Some(&admin.0)).await?;
-    recorded(&admin, "credential.issue", &key);
+    recorded(&state, &admin, "credential.issue", &key);
     let mut view = credential_json(&record);
     view["secret"] = json!(secret);
     Ok((
@@ -778,7 +785,7 @@ async fn rotate(
         request.expires_in_days,
     )
     .await?;
-    recorded(&admin, "credential.rotate", &key);
+    recorded(&state, &admin, "credential.rotate", &key);
     let mut view = credential_json(&record);
     view["secret"] = json!(secret);
     Ok(([(header::CACHE_CONTROL, "no-store")], axum::Json(view)).into_response())
@@ -800,6 +807,6 @@ async fn revoke(
     visible_credential(&state, &admin, &key)?;
     let request: RevokeBody = body(&bytes)?;
     let record = revoke_credential(&state.store, &key, &request.reason).await?;
-    recorded(&admin, "credential.revoke", &key);
+    recorded(&state, &admin, "credential.revoke", &key);
     Ok(axum::Json(credential_json(&record)).into_response())
 }

@@ -146,7 +146,9 @@ pub async fn tenants(command: TenantsCommand) -> anyhow::Result<()> {
             let store = open_store(&data)?;
             let outcome = admin::define_tenant(&store, &id, &name, kind).await;
             store.close().await?;
-            println!("{}", admin::tenant_json(&outcome.map_err(fail)?));
+            let tenant = outcome.map_err(fail)?;
+            crate::audit::record_cli(&data.data_dir, Some(&id), "tenant.define", &id)?;
+            println!("{}", admin::tenant_json(&tenant));
         }
         TenantsCommand::List { data } => {
             let store = open_store(&data)?;
@@ -170,6 +172,7 @@ pub async fn roles(command: RolesCommand) -> anyhow::Result<()> {
             let role = store.role(&name);
             store.close().await?;
             outcome.map_err(fail)?;
+            crate::audit::record_cli(&data.data_dir, None, "role.define", &name)?;
             if let Some(role) = role? {
                 println!("{}", admin::role_json(&role));
             }
@@ -179,6 +182,7 @@ pub async fn roles(command: RolesCommand) -> anyhow::Result<()> {
             let outcome = admin::define_role(&store, &name, Vec::new()).await;
             store.close().await?;
             outcome.map_err(fail)?;
+            crate::audit::record_cli(&data.data_dir, None, "role.retire", &name)?;
         }
         RolesCommand::List { data } => {
             let store = open_store(&data)?;
@@ -229,7 +233,13 @@ pub async fn credentials(command: CredentialsCommand) -> anyhow::Result<()> {
             let store = open_store(&data)?;
             let outcome = admin::issue_credential(&store, request, None).await;
             store.close().await?;
-            let (key, secret, _) = outcome.map_err(fail)?;
+            let (key, secret, record) = outcome.map_err(fail)?;
+            crate::audit::record_cli(
+                &data.data_dir,
+                Some(&record.tenant),
+                "credential.issue",
+                &key,
+            )?;
             println!("{key} {secret}");
         }
         CredentialsCommand::Rotate {
@@ -241,14 +251,27 @@ pub async fn credentials(command: CredentialsCommand) -> anyhow::Result<()> {
             let store = open_store(&data)?;
             let outcome = admin::rotate_credential(&store, &key, grace_secs, expires_in_days).await;
             store.close().await?;
-            let (secret, _) = outcome.map_err(fail)?;
+            let (secret, record) = outcome.map_err(fail)?;
+            crate::audit::record_cli(
+                &data.data_dir,
+                Some(&record.tenant),
+                "credential.rotate",
+                &key,
+            )?;
             println!("{key} {secret}");
         }
         CredentialsCommand::Revoke { data, key, reason } => {
             let store = open_store(&data)?;
             let outcome = admin::revoke_credential(&store, &key, &reason).await;
             store.close().await?;
-            println!("{}", admin::credential_json(&outcome.map_err(fail)?));
+            let record = outcome.map_err(fail)?;
+            crate::audit::record_cli(
+                &data.data_dir,
+                Some(&record.tenant),
+                "credential.revoke",
+                &key,
+            )?;
+            println!("{}", admin::credential_json(&record));
         }
         CredentialsCommand::List { data } => {
             let store = open_store(&data)?;

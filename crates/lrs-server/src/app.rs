@@ -31,22 +31,34 @@ pub struct AppState {
     pub monitor: Arc<crate::metrics::Monitor>,
     /// Request-rate limits per client address and per credential.
     pub limits: Arc<crate::ratelimit::RateLimits>,
+    /// The audit trail (`audit.rs`).
+    pub audit: Arc<crate::audit::Audit>,
 }
 
 impl AppState {
+    /// Panics if the audit trail cannot be opened; see [`AppState::try_new`].
     pub fn new(store: Arc<Store>, config: ServeConfig) -> Self {
+        Self::try_new(store, config).expect("the audit trail opens")
+    }
+
+    /// Opens the audit trail in the store's data directory too (after the
+    /// monitor, which installs the metrics recorder the trail reports to).
+    pub fn try_new(store: Arc<Store>, config: ServeConfig) -> Result<Self, lrs_store::StoreError> {
+        let monitor = Arc::new(crate::metrics::Monitor::new(store.clone(), &config));
+        let audit = Arc::new(crate::audit::Audit::open(&store, &config)?);
         let guard = Arc::new(crate::ratelimit::AuthGuard::new(config.limits.auth));
-        Self {
+        Ok(Self {
             auth: Arc::new(
                 Authenticator::with_guard(store.clone(), guard)
                     .with_tokens(crate::oauth::Tokens::new(&config)),
             ),
-            monitor: Arc::new(crate::metrics::Monitor::new(store.clone(), &config)),
+            monitor,
+            audit,
             limits: Arc::new(crate::ratelimit::RateLimits::new(&config.limits)),
             store,
             config: Arc::new(config),
             last_versions: Arc::default(),
-        }
+        })
     }
 }
 
@@ -89,6 +101,10 @@ pub fn router(state: AppState) -> Router {
         .route("/about", get(about::get_about));
     let routes = Router::new()
         .nest("/xapi", xapi)
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::audit::audit_request,
+        ))
         .route_layer(middleware::from_fn(crate::metrics::record_route))
         .fallback(|| async { ApiError::NotFound("resource") })
         .method_not_allowed_fallback(crate::metrics::method_not_allowed)
@@ -119,14 +135,20 @@ pub fn router(state: AppState) -> Router {
         .route("/health/live", get(crate::health::live))
         .route("/health/ready", get(crate::health::ready))
         .merge(
-            crate::admin::routes()
+            crate::admin::routes(state.clone())
                 .layer(middleware::from_fn(|request, next| {
                     limit_body(ADMIN_MAX_BODY, request, next)
                 }))
                 .layer(DefaultBodyLimit::disable()),
         )
         .route(crate::security_txt::PATH, get(crate::security_txt::serve))
-        .merge(crate::oauth::routes())
+        .merge(
+            crate::oauth::routes().route_layer(middleware::from_fn_with_state(
+                state.clone(),
+                crate::audit::audit_request,
+            )),
+        )
+        .merge(crate::audit::routes(state.clone()))
         .route_layer(middleware::from_fn(crate::metrics::record_route))
         .method_not_allowed_fallback(crate::metrics::method_not_allowed)
         .fallback_service(xapi_app)
@@ -371,6 +393,7 @@ async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let store = state.store.clone();
+    let audit = state.audit.clone();
     let monitoring = state.monitor.spawn_background();
     let limits_upkeep =
         crate::ratelimit::spawn_upkeep(state.limits.clone(), state.auth.guard().clone());
@@ -398,6 +421,7 @@ async fn serve(
     };
     monitoring.finish().await;
     limits_upkeep.abort();
+    audit.close().await;
     served?;
     store.close().await?;
     tracing::info!("store closed; bye");

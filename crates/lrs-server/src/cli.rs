@@ -24,7 +24,7 @@ struct Cli {
 pub struct DataArgs {
     /// Data directory (log, vault).
     #[arg(long, env = "LRS_DATA_DIR", default_value = "./lrs-data")]
-    data_dir: PathBuf,
+    pub(crate) data_dir: PathBuf,
     /// File holding the 32-byte master key as hex (else LRS_MASTER_KEY, else a generated one in the data dir).
     #[arg(long, env = "LRS_MASTER_KEY_FILE")]
     pub(crate) master_key_file: Option<PathBuf>,
@@ -51,6 +51,8 @@ enum Command {
         limits: crate::ratelimit::LimitArgs,
         #[command(flatten)]
         oauth: crate::oauth::OAuthArgs,
+        #[command(flatten)]
+        audit: crate::audit::AuditArgs,
     },
     /// Manage API credentials (the server must be stopped; the data directory is locked while it runs).
     Credentials {
@@ -102,6 +104,11 @@ enum Command {
         /// The backup directory.
         #[arg(long)]
         from: PathBuf,
+    },
+    /// Check or export the audit trail (`<data dir>/audit/`).
+    Audit {
+        #[command(subcommand)]
+        command: crate::audit::AuditCommand,
     },
     /// Reports from the operations journal (`<data dir>/ops/`).
     Report {
@@ -172,6 +179,7 @@ pub async fn main() -> anyhow::Result<()> {
             transport,
             limits,
             oauth,
+            audit,
         } => {
             // Read the providers file before anything opens: a mistake in it
             // stops the start with the reason.
@@ -210,7 +218,8 @@ pub async fn main() -> anyhow::Result<()> {
                 .public_url
                 .as_ref()
                 .map(|url| url.trim_end_matches('/').to_owned());
-            let state = AppState::new(store, config);
+            let config = audit.apply(config);
+            let state = AppState::try_new(store, config).context("opening the audit trail")?;
             let served = match tls {
                 Some(tls) => crate::run_tls(listener, tls, state, shutdown).await,
                 None => crate::run(listener, state, shutdown).await,
@@ -233,6 +242,9 @@ pub async fn main() -> anyhow::Result<()> {
                 None => None,
             };
             store.close().await?;
+            if let Some(token) = &outcome {
+                crate::audit::record_cli(&data.data_dir, None, "person.erase", &token.to_string())?;
+            }
             match outcome {
                 Some(token) => {
                     println!("erased person {token}: their data in the log is now unreadable")
@@ -262,6 +274,7 @@ pub async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Restore { data, from } => restore(&data, &from).await,
+        Command::Audit { command } => crate::audit::run_command(command),
     }
 }
 

@@ -29,6 +29,9 @@ pub struct ServeConfig {
     pub limits: crate::ratelimit::LimitsConfig,
     /// The token endpoint and bearer tokens (`oauth.rs`, `oidc.rs`).
     pub oauth: crate::oauth::OAuthConfig,
+    /// Credential keys granted `audit.read.all` by configuration
+    /// (`--audit-reader`, `LRS_AUDIT_READERS`): the bootstrap reader.
+    pub audit_readers: Vec<String>,
 }
 
 /// How the server meets browsers and the network. The defaults keep a fresh
@@ -82,6 +85,7 @@ impl ServeConfig {
             transport: TransportConfig::default(),
             limits: crate::ratelimit::LimitsConfig::default(),
             oauth: crate::oauth::OAuthConfig::default(),
+            audit_readers: Vec::new(),
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod admin_cli;
 pub mod alternate;
 pub mod app;
 pub mod attachments;
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;

@@ -143,6 +143,12 @@ fn prometheus() -> Option<&'static PrometheusHandle> {
         .get_or_init(|| {
             let builder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Full(HTTP_DURATION.into()), &LATENCY_BUCKETS)
+                .and_then(|builder| {
+                    builder.set_buckets_for_metric(
+                        Matcher::Full(crate::audit::FLUSH_DURATION.into()),
+                        &crate::audit::FLUSH_BUCKETS,
+                    )
+                })
                 .expect("the buckets are not empty");
             match builder.install_recorder() {
                 Ok(handle) => {
@@ -606,6 +612,9 @@ pub async fn observe(State(state): State<AppState>, mut request: Request, next: 
     let request_id = request_id_of(request.headers());
     let slot = RouteSlot::default();
     request.extensions_mut().insert(slot.clone());
+    request
+        .extensions_mut()
+        .insert(RequestId(request_id.clone()));
     let span = tracing::info_span!(
         target: "lrs_server::access",
         "http_request",
@@ -650,6 +659,11 @@ pub async fn observe(State(state): State<AppState>, mut request: Request, next: 
 }
 
 pub const REQUEST_ID: &str = "x-request-id";
+
+/// The request's id (the one [`REQUEST_ID`] answers with), in the request's
+/// extensions for inner middleware (the audit trail).
+#[derive(Clone, Debug)]
+pub struct RequestId(pub String);
 
 /// The client's `X-Request-Id` if it is a sane token (1–128 characters of
 /// letters, digits and `-_.:`), else a new UUID: an id is echoed into logs

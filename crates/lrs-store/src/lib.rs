@@ -5,6 +5,7 @@
 //! It knows nothing about HTTP, auth or JSON error bodies; it speaks events,
 //! positions and tokens.
 
+pub mod audit;
 pub mod backup;
 pub mod log;
 pub mod query;
