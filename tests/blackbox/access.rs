@@ -359,6 +359,27 @@ async fn expiry_rotation_revocation_role_ends_and_allow_lists() {
         StatusCode::OK
     );
 
+    // A bearer token issued to the credential before its revocation.
+    let token = Xapi::send(
+        reqwest::Client::new()
+            .post(format!("{}/oauth/token", server.base_url))
+            .basic_auth(&key, Some(&new))
+            .form(&[("grant_type", "client_credentials")]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(token.status, StatusCode::OK, "{}", token.text);
+    let token = token.body["access_token"].as_str().unwrap().to_owned();
+    let with_token = || {
+        Xapi::send(
+            reqwest::Client::new()
+                .get(format!("{}/xapi/statements?limit=1", server.base_url))
+                .bearer_auth(&token)
+                .header("X-Experience-API-Version", "1.0.3"),
+        )
+    };
+    assert_eq!(with_token().await.unwrap().status, StatusCode::OK);
+
     // Revocation takes effect on the very next request (the secret is cached as verified).
     let revoked = admin(
         &server,
@@ -373,6 +394,14 @@ async fn expiry_rotation_revocation_role_ends_and_allow_lists() {
     let refused = status_with(&server, &key, &new).await;
     assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
     assert!(refused.text.contains("revoked"), "{}", refused.text);
+    // ... and for the token issued to it, though the token has not expired.
+    let token_refused = with_token().await.unwrap();
+    assert_eq!(
+        token_refused.status,
+        StatusCode::UNAUTHORIZED,
+        "{}",
+        token_refused.text
+    );
     // A revoked credential cannot be rotated back to life.
     let again = admin(
         &server,
