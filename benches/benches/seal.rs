@@ -55,7 +55,7 @@ fn statement() -> Value {
             "language": "nl-NL",
             "extensions": {
                 "https://w3id.org/xapi/cmi5/context/extensions/sessionid": "0b6f3f55-3d0e-4c55-9f2a-6e3b1c2d4e5f",
-                "https://leren.bibliotheek.example.nl/xapi/extensions/library-isil": "NL-0100030000"
+                "https://w3id.org/xapi/kb-nl/extensions/isil": "NL-0100030000"
             }
         },
         "timestamp": "2026-03-01T10:15:00.000Z",

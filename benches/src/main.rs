@@ -138,7 +138,7 @@ enum Scenario {
 // The workload model.
 
 const HOME_PAGE: &str = "https://leren.bibliotheek.example.nl";
-const ISIL_EXTENSION: &str = "https://leren.bibliotheek.example.nl/xapi/extensions/library-isil";
+const ISIL_EXTENSION: &str = "https://w3id.org/xapi/kb-nl/extensions/isil";
 const SESSION_EXTENSION: &str = "https://w3id.org/xapi/cmi5/context/extensions/sessionid";
 const PROGRESS_EXTENSION: &str = "https://w3id.org/xapi/cmi5/result/extensions/progress";
 const CMI5_CATEGORY: &str = "https://w3id.org/xapi/cmi5/context/categories/cmi5";
