@@ -89,8 +89,7 @@ pub(crate) struct LearnersArgs {
 // ---------------------------------------------------------------------------
 // The cmi5 vocabulary and the course catalogue.
 
-pub(crate) const APPID_EXTENSION: &str =
-    "https://w3id.org/xapi/kb-nl/extensions/appid";
+pub(crate) const APPID_EXTENSION: &str = "https://w3id.org/xapi/kb-nl/extensions/appid";
 const LAUNCHMODE_EXTENSION: &str = "https://w3id.org/xapi/cmi5/context/extensions/launchmode";
 const LAUNCHURL_EXTENSION: &str = "https://w3id.org/xapi/cmi5/context/extensions/launchurl";
 const MOVEON_EXTENSION: &str = "https://w3id.org/xapi/cmi5/context/extensions/moveon";
