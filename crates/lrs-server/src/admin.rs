@@ -54,16 +54,9 @@ impl FromRequestParts<AppState> for Admin {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let authorization = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        let client = crate::xapi_request::client_ip(parts);
-        let credential = state.auth.authenticate(authorization, client).await?;
-        if let Some(slot) = parts.extensions.get::<crate::xapi_request::PrincipalSlot>() {
-            let _ = slot.0.set(credential.clone());
-        }
-        Ok(Admin(credential))
+        crate::xapi_request::authenticate_principal(parts, state)
+            .await
+            .map(Admin)
     }
 }
 

@@ -394,23 +394,13 @@ pub async fn get_audit(State(state): State<AppState>, request: Request) -> Respo
 }
 
 async fn read_audit(state: &AppState, request: Request) -> Result<Response, ApiError> {
-    let authorization = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let client = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|info| info.0.ip());
-    let credential = state.auth.authenticate(authorization, client).await?;
-    if let Some(slot) = request.extensions().get::<PrincipalSlot>() {
-        let _ = slot.0.set(credential.clone());
-    }
+    let (parts, _) = request.into_parts();
+    let credential = crate::xapi_request::authenticate_principal(&parts, state).await?;
     let configured_reader = state.audit.is_configured_reader(&credential);
     // Refuse before looking at the parameters: no hints for non-readers.
     reader_scope(&credential, configured_reader, None)?;
     let params = Params::parse(
-        request.uri().query(),
+        parts.uri.query(),
         &[
             "since",
             "until",

@@ -62,6 +62,27 @@ pub fn request_version(parts: &Parts) -> Result<XapiVersion, ApiError> {
     Ok(XapiVersion::parse_header(text)?)
 }
 
+/// Who sent the request, for every authenticated route (xAPI, `/admin`):
+/// the credentials or token from the client's address (lockouts included),
+/// then the per-credential rate limit; the principal goes into the
+/// request's [`PrincipalSlot`] for the audit trail.
+pub async fn authenticate_principal(
+    parts: &Parts,
+    state: &AppState,
+) -> Result<Credential, ApiError> {
+    let authorization = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let client = client_ip(parts);
+    let credential = state.auth.authenticate(authorization, client).await?;
+    state.limits.check_credential(&credential.key, client)?;
+    if let Some(slot) = parts.extensions.get::<PrincipalSlot>() {
+        let _ = slot.0.set(credential.clone());
+    }
+    Ok(credential)
+}
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
@@ -69,16 +90,7 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let authorization = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        let client = client_ip(parts);
-        let credential = state.auth.authenticate(authorization, client).await?;
-        state.limits.check_credential(&credential.key, client)?;
-        if let Some(slot) = parts.extensions.get::<PrincipalSlot>() {
-            let _ = slot.0.set(credential.clone());
-        }
+        let credential = authenticate_principal(parts, state).await?;
         let version = request_version(parts)?;
         Ok(Caller {
             credential,
