@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 pub use reqwest::StatusCode;
 
+pub mod activity;
+
 /// A server process under test. Killed when dropped.
 pub struct TestServer {
     pub data_dir: PathBuf,
