@@ -9,6 +9,7 @@
 
 pub mod credentials;
 pub mod documents;
+pub mod staff_accounts;
 pub mod statement_index;
 
 /// The name of one key-value tree that a projection owns.

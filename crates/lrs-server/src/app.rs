@@ -33,6 +33,8 @@ pub struct AppState {
     pub limits: Arc<crate::ratelimit::RateLimits>,
     /// The audit trail (`audit.rs`).
     pub audit: Arc<crate::audit::Audit>,
+    /// The staff web pages' sessions (`web/`).
+    pub web: Arc<crate::web::WebState>,
 }
 
 impl AppState {
@@ -55,6 +57,7 @@ impl AppState {
             monitor,
             audit,
             limits: Arc::new(crate::ratelimit::RateLimits::new(&config.limits)),
+            web: Arc::new(crate::web::WebState::new(&config.web)),
             store,
             config: Arc::new(config),
             last_versions: Arc::default(),
@@ -149,6 +152,7 @@ pub fn router(state: AppState) -> Router {
             )),
         )
         .merge(crate::audit::routes(state.clone()))
+        .merge(crate::web::routes(state.clone()))
         .route_layer(middleware::from_fn(crate::metrics::record_route))
         .method_not_allowed_fallback(crate::metrics::method_not_allowed)
         .fallback_service(xapi_app)

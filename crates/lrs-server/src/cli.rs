@@ -53,6 +53,8 @@ enum Command {
         oauth: crate::oauth::OAuthArgs,
         #[command(flatten)]
         audit: crate::audit::AuditArgs,
+        #[command(flatten)]
+        web: crate::web::WebArgs,
     },
     /// Manage API credentials (the server must be stopped; the data directory is locked while it runs).
     Credentials {
@@ -104,6 +106,12 @@ enum Command {
         /// The backup directory.
         #[arg(long)]
         from: PathBuf,
+    },
+    /// Manage staff accounts of the web pages (password and TOTP); the
+    /// server must be stopped.
+    Staff {
+        #[command(subcommand)]
+        command: crate::staff_cli::StaffCommand,
     },
     /// Check or export the audit trail (`<data dir>/audit/`).
     Audit {
@@ -180,10 +188,12 @@ pub async fn main() -> anyhow::Result<()> {
             limits,
             oauth,
             audit,
+            web,
         } => {
             // Read the providers file before anything opens: a mistake in it
             // stops the start with the reason.
             let oauth = oauth.into_config().map_err(anyhow::Error::msg)?;
+            let web = web.into_config()?;
             let shutdown = shutdown_signal()?;
             // The certificate first: a bad file fails before the store
             // opens or the port does.
@@ -218,7 +228,8 @@ pub async fn main() -> anyhow::Result<()> {
                 .public_url
                 .as_ref()
                 .map(|url| url.trim_end_matches('/').to_owned());
-            let config = audit.apply(config);
+            let mut config = audit.apply(config);
+            config.web = web;
             let state = AppState::try_new(store, config).context("opening the audit trail")?;
             let served = match tls {
                 Some(tls) => crate::run_tls(listener, tls, state, shutdown).await,
@@ -230,6 +241,7 @@ pub async fn main() -> anyhow::Result<()> {
         Command::Credentials { command } => crate::admin_cli::credentials(command).await,
         Command::Tenants { command } => crate::admin_cli::tenants(command).await,
         Command::Roles { command } => crate::admin_cli::roles(command).await,
+        Command::Staff { command } => crate::staff_cli::staff(command).await,
         Command::Erase { data, agent } => {
             let agent: serde_json::Value =
                 serde_json::from_str(&agent).context("--agent is not json")?;

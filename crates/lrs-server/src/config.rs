@@ -32,6 +32,8 @@ pub struct ServeConfig {
     /// Credential keys granted `audit.read.all` by configuration
     /// (`--audit-reader`, `LRS_AUDIT_READERS`): the bootstrap reader.
     pub audit_readers: Vec<String>,
+    /// The staff web pages: sessions and staff OpenID login (`web/`).
+    pub web: crate::web::WebConfig,
 }
 
 /// How the server meets browsers and the network. The defaults keep a fresh
@@ -86,6 +88,7 @@ impl ServeConfig {
             limits: crate::ratelimit::LimitsConfig::default(),
             oauth: crate::oauth::OAuthConfig::default(),
             audit_readers: Vec::new(),
+            web: crate::web::WebConfig::default(),
         }
     }
 }

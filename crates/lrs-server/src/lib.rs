@@ -29,9 +29,11 @@ pub mod secret_verifier;
 pub mod security_headers;
 pub mod security_txt;
 pub mod service_report;
+pub mod staff_cli;
 pub mod telemetry;
 pub mod tenancy;
 pub mod tls;
+pub mod web;
 pub mod xapi_request;
 
 pub use app::{router, run, run_tls, AppState};

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod backup;
 pub mod log;
 pub mod query;
+mod staff;
 pub mod store;
 pub mod vault;
 mod writer;

@@ -74,6 +74,7 @@ fn all_projections() -> Vec<Box<dyn Projection>> {
         Box::new(statement_index::StatementIndex),
         Box::new(credentials::Credentials),
         Box::new(documents::Documents),
+        Box::new(lrs_projections::staff_accounts::StaffAccounts),
     ]
 }
 
