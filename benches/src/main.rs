@@ -6,7 +6,9 @@
 //! - `fill`: grow the store fast to a given number of statements, with progress;
 //! - `query`: N clients doing filtered GETs (learner, staff) and `more` follows;
 //! - `learners`: thousands of simulated cmi5 learners and library staff with
-//!   think times, for soak runs (`learners.rs`, docs/load-learners.md).
+//!   think times, for soak runs (`learners.rs`, docs/load-learners.md);
+//! - `fill-activity`, `dashboard`, `progress`, `world`: realistic course
+//!   activity, and the figures and progress API under load (`dashboard.rs`).
 //!
 //! The statements are cmi5-like: a pool of learners (accounts), courses with
 //! modules, registrations per (learner, course), the learner's library as an
@@ -31,6 +33,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+mod dashboard;
 mod learners;
 
 #[derive(Parser)]
@@ -132,6 +135,16 @@ enum Scenario {
     /// Simulated cmi5 learners (sessions with state reads and writes, think
     /// times, ramp-up) and library staff reading progress: a soak.
     Learners(learners::LearnersArgs),
+    /// Grow the store with realistic course activity (learner-months from
+    /// the seeded generator the figures test checks).
+    FillActivity(dashboard::FillArgs),
+    /// KB and library readers of /api/figures (monthly, trend, breakdown).
+    Dashboard(dashboard::ReadArgs),
+    /// /api/progress/learner for learners with activity, and a library's
+    /// /api/progress/learners pages.
+    Progress(dashboard::ReadArgs),
+    /// Print the generated world (ISIL codes, appids, courses, months) as JSON.
+    World(dashboard::WorldArgs),
 }
 
 // ---------------------------------------------------------------------------
@@ -1101,6 +1114,21 @@ fn table(result: &Value) -> String {
             }
         }
         "learners" => out += &learners::table(result, &label),
+        "dashboard" | "progress" => out += &dashboard::table(result, scenario, &label),
+        "fill-activity" => {
+            out += &format!(
+                "fill-activity{label}: {} statements in {} s = {} statements/s, {} requests/s (batch {}, {} clients, {} errors), next unit {}\n",
+                text(&result["statements"]), text(&result["elapsed_s"]), text(&result["statements_per_s"]), text(&result["requests_per_s"]),
+                text(&result["batch"]), text(&result["clients"]), text(&result["errors"]), text(&result["next_unit"])
+            );
+            out += &format!(
+                "request latency ms: p50 {} p95 {} p99 {} max {}\n",
+                text(&result["latency"]["p50_ms"]),
+                text(&result["latency"]["p95_ms"]),
+                text(&result["latency"]["p99_ms"]),
+                text(&result["latency"]["max_ms"])
+            );
+        }
         _ => {}
     }
     let r = &result["resources"];
@@ -1119,7 +1147,7 @@ fn table(result: &Value) -> String {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    if cli.key.is_empty() {
+    if cli.key.is_empty() && !matches!(cli.scenario, Scenario::World(_)) {
         bail!("--key and --secret (or LRS_KEY, LRS_SECRET) are needed");
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -1181,6 +1209,22 @@ fn main() -> anyhow::Result<()> {
                 run_queries(ctx.clone(), clients.max(1), duration, since_seconds).await?,
             ),
             Scenario::Learners(args) => ("learners", learners::run(ctx.clone(), args).await?),
+            Scenario::FillActivity(args) => (
+                "fill-activity",
+                dashboard::run_fill(ctx.clone(), args).await?,
+            ),
+            Scenario::Dashboard(args) => (
+                "dashboard",
+                dashboard::run_dashboard(ctx.clone(), args).await?,
+            ),
+            Scenario::Progress(args) => (
+                "progress",
+                dashboard::run_progress(ctx.clone(), args).await?,
+            ),
+            Scenario::World(args) => {
+                println!("{}", dashboard::run_world(ctx.clone(), args));
+                return Ok(());
+            }
         };
         result["scenario"] = json!(name);
         result["label"] = json!(ctx.cli.label);

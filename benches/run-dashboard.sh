@@ -1,0 +1,193 @@
+#!/usr/bin/env bash
+# Progress and dashboard responses as the store grows (issue 5, requirements
+# 2.12, 2.21, 2.27, 2.32), end to end over HTTP on 127.0.0.1: builds release,
+# starts `lrs serve` on a fresh temporary data directory with a generated
+# master key, the KB tenant and one library tenant (the generator's largest
+# library), a role with figures.read and progress.read, and a credential for
+# each; then, for every size in SIZES:
+#
+#   1. `lrs-load fill-activity` grows the store to that size with realistic
+#      course activity over the last MONTHS months (cmi5-style courses as
+#      grouping or parent activities with the course type, modules, verbs,
+#      scores, durations; ISIL and appid in the context extensions), in steps
+#      of STEP statements, stopping early if the disk has less than
+#      MIN_FREE_GB free;
+#   2. `lrs-load dashboard`: /api/figures/monthly (total, ?library=, ?app=),
+#      /trend and /breakdown as the KB, /monthly and /trend as the library;
+#   3. `lrs-load progress`: /api/progress/learner for learners with activity
+#      (as the KB and as the library), /api/progress/learners pages and a
+#      course filter (as the library);
+#   4. records the data directory size and the server's RSS.
+#
+# Results: one JSON line per lrs-load run in $OUT/results.jsonl, tables on the
+# terminal, a summary in $OUT/summary.txt.
+#
+# Environment (all optional):
+#   SIZES="1000000 10000000"  store sizes to measure at (statements)
+#   STEP=1000000       fill step (the free disk is checked between steps)
+#   MIN_FREE_GB=6      stop filling (and measure where it got) below this
+#   DURATION=30        seconds measured per read scenario (after a 2 s warm-up)
+#   CLIENTS=4          concurrent readers, back to back
+#   LEARNERS=100000    learner pool of the generator
+#   MONTHS=12          months of activity, ending last month
+#   OUT=DIR            where results go (default: a new directory under /tmp)
+#   KEEP_DATA=1        keep the data directory
+#   SKIP_BUILD=1       use the binaries already built (target/release, or LRS_BIN / LOAD_BIN)
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+SIZES=${SIZES:-"1000000 10000000"}
+STEP=${STEP:-1000000}
+MIN_FREE_GB=${MIN_FREE_GB:-6}
+DURATION=${DURATION:-30}
+CLIENTS=${CLIENTS:-4}
+LEARNERS=${LEARNERS:-100000}
+MONTHS=${MONTHS:-12}
+OUT=${OUT:-$(mktemp -d "${TMPDIR:-/tmp}/lrs-dashboard-results.XXXXXX")}
+mkdir -p "$OUT"
+RESULTS=$OUT/results.jsonl
+: >"$RESULTS"
+
+if [ -z "${SKIP_BUILD:-}" ]; then
+    cargo build --release -p lrs-server -p lrs-benches
+fi
+LRS=${LRS_BIN:-$ROOT/target/release/lrs}
+LOAD=${LOAD_BIN:-$ROOT/target/release/lrs-load}
+
+DATA=$(mktemp -d "${TMPDIR:-/tmp}/lrs-dashboard.XXXXXX")
+if command -v openssl >/dev/null; then
+    LRS_MASTER_KEY=$(openssl rand -hex 32)
+else
+    LRS_MASTER_KEY=$(python3 -c 'import secrets; print(secrets.token_hex(32))')
+fi
+export LRS_MASTER_KEY
+export LRS_LOG=${LRS_LOG:-warn}
+
+SERVER_PID=
+cleanup() {
+    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
+        kill -TERM "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+    fi
+    if [ -z "${KEEP_DATA:-}" ]; then rm -rf "$DATA"; else echo "data kept in $DATA"; fi
+}
+trap cleanup EXIT
+
+# Tenants, role and credentials, with the server not yet running.
+ISIL=$("$LOAD" --learners "$LEARNERS" world --months "$MONTHS" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["libraries"][0])')
+"$LRS" tenants define --id kb --name KB --kind kb --data-dir "$DATA" >/dev/null
+"$LRS" tenants define --id bieb --name "Bibliotheek $ISIL" --kind library --isil "$ISIL" --data-dir "$DATA" >/dev/null
+"$LRS" roles define --name inzicht --permission figures.read --permission progress.read --data-dir "$DATA" >/dev/null
+read -r KEY SECRET < <("$LRS" credentials add --name bench-kb --tenant kb --scope all --role inzicht --data-dir "$DATA")
+read -r LIB_KEY LIB_SECRET < <("$LRS" credentials add --name bench-bieb --tenant bieb --role inzicht --data-dir "$DATA")
+export LRS_LIBRARY_KEY=$LIB_KEY LRS_LIBRARY_SECRET=$LIB_SECRET
+
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+URL=http://127.0.0.1:$PORT
+# The most the server takes, not the limiter: request-rate limits off.
+LRS_RATE_PER_ADDRESS=${LRS_RATE_PER_ADDRESS:-0} LRS_RATE_PER_CREDENTIAL=${LRS_RATE_PER_CREDENTIAL:-0} \
+    "$LRS" serve --data-dir "$DATA" --listen "127.0.0.1:$PORT" 2>"$OUT/server.log" &
+SERVER_PID=$!
+for _ in $(seq 1 300); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then break; fi
+    sleep 0.1
+done
+kill -0 "$SERVER_PID"
+
+{
+    echo "# machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, data dir $DATA on $(df -h "$DATA" | awk 'NR==2{print $1" ("$2" total, "$4" free)"}')"
+    echo "# server pid $SERVER_PID at $URL; commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' + local changes')"
+    echo "# SIZES=\"$SIZES\" STEP=$STEP DURATION=$DURATION CLIENTS=$CLIENTS LEARNERS=$LEARNERS MONTHS=$MONTHS library $ISIL"
+} | tee "$OUT/run.txt" >&2
+
+load() {
+    # load LABEL SCENARIO ARGS...: runs lrs-load, appends its JSON to results.jsonl
+    local label=$1
+    shift
+    "$LOAD" --url "$URL" --key "$KEY" --secret "$SECRET" --server-pid "$SERVER_PID" \
+        --learners "$LEARNERS" --label "$label" --json "$@" >>"$RESULTS"
+}
+last() {
+    tail -n1 "$RESULTS" | python3 -c "import json,sys; print(json.load(sys.stdin)[\"$1\"])"
+}
+
+stored=0
+unit=0
+fill_to() {
+    # fill_to TARGET: in steps, while the disk has room; fails when it has not
+    local target=$1
+    while [ "$stored" -lt "$target" ]; do
+        local free_gb
+        free_gb=$(df -B1G --output=avail "$DATA" | tail -n1 | tr -d ' ')
+        if [ "$free_gb" -lt "$MIN_FREE_GB" ]; then
+            echo "## stopping the fill at $stored statements: $free_gb GiB free (MIN_FREE_GB=$MIN_FREE_GB)" | tee -a "$OUT/run.txt" >&2
+            return 1
+        fi
+        local step=$((target - stored))
+        if [ "$step" -gt "$STEP" ]; then step=$STEP; fi
+        load "to-$target" fill-activity --months "$MONTHS" --statements "$step" --start-unit "$unit" \
+            --batch 500 --clients 4 --progress-every 15
+        stored=$((stored + $(last statements)))
+        unit=$(last next_unit)
+        if [ "$(last complete)" != True ]; then
+            echo "## fill step did not complete; stopping" | tee -a "$OUT/run.txt" >&2
+            return 1
+        fi
+    done
+}
+
+snapshot() {
+    local label=$1 du_bytes rss hwm
+    du_bytes=$(du -sb "$DATA" | cut -f1)
+    rss=$(awk '/VmRSS/{print $2}' "/proc/$SERVER_PID/status")
+    hwm=$(awk '/VmHWM/{print $2}' "/proc/$SERVER_PID/status")
+    echo "{\"scenario\":\"snapshot\",\"label\":\"$label\",\"statements\":$stored,\"units\":$unit,\"data_dir_bytes\":$du_bytes,\"server_rss_kib\":$rss,\"server_hwm_kib\":$hwm}" >>"$RESULTS"
+    echo "snapshot [$label]: $stored statements ($unit learner-months), data dir $(du -sh "$DATA" | cut -f1), server RSS $((rss / 1024)) MiB (peak $((hwm / 1024)) MiB)" >&2
+}
+
+measure() {
+    local label=$1
+    snapshot "$label"
+    load "$label" dashboard --months "$MONTHS" --clients "$CLIENTS" --duration "$DURATION"
+    load "$label" progress --months "$MONTHS" --clients "$CLIENTS" --duration "$DURATION" --units "$unit"
+}
+
+START=$(date +%s)
+for size in $SIZES; do
+    echo "## growing to $size" >&2
+    if fill_to "$size"; then
+        measure "$size"
+    else
+        measure "$stored (stopped)"
+        break
+    fi
+done
+
+echo "## done in $(($(date +%s) - START)) s; results in $RESULTS" >&2
+{
+    cat "$OUT/run.txt"
+    python3 - "$RESULTS" <<'EOF'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+for r in rows:
+    s, label = r["scenario"], r.get("label", "")
+    if s == "fill-activity":
+        print(f"fill-activity {label:12} {r['statements']} statements at {r['statements_per_s']:.0f} st/s, "
+              f"p99 {r['latency']['p99_ms']} ms per batch, errors {r['errors']}, "
+              f"server CPU {r['resources'].get('server_cpu_pct')}%, loadgen CPU {r['resources']['loadgen_cpu_pct']}%")
+    elif s == "snapshot":
+        print(f"snapshot [{label}] {r['statements']} statements, data dir {r['data_dir_bytes']/2**30:.1f} GiB "
+              f"({r['data_dir_bytes']/max(r['statements'],1):.0f} B/statement), RSS {r['server_rss_kib']//1024} MiB")
+    elif s in ("dashboard", "progress"):
+        print(f"{s} [{label}] {r['clients']} clients: {r['requests_per_s']} req/s, errors {r['errors']}, goals {r['goals']}")
+        for k in r["kinds"]:
+            l = k["latency"]
+            print(f"    {k['kind']:22} n={k['requests']:<7} {k['requests_per_s']:>7}/s {k['bytes_per_response']:>7} B "
+                  f"p50={l['p50_ms']}ms p95={l['p95_ms']}ms p99={l['p99_ms']}ms max={l['max_ms']}ms errors={k['errors']}")
+        if r.get("first_error"):
+            print(f"    first error: {r['first_error']}")
+EOF
+} >"$OUT/summary.txt"
+cat "$OUT/summary.txt"
