@@ -18,3 +18,4 @@ mod statements_write;
 mod tenancy;
 mod transport;
 mod voiding;
+mod web;

@@ -1,9 +1,826 @@
-//! placeholder
+//! `/dashboard`: the monthly figures of the staff member's scope (the KB:
+//! everything, with a picker for one library or app and a table of every
+//! library; a library: its own ISIL), a month picker, key figures, the top
+//! 10 courses, a 12-month trend, and downloads (CSV for Dutch Excel, JSON).
+//! All figures come from `crate::insight`, as the JSON API's do.
+
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::insight::{
+    self, Breakdown, BreakdownRow, CourseCount, FigureAccess, FigureScope, Month, MonthlyFigures,
+};
+use crate::web::charts::{self, Bar};
+use crate::web::html::{esc, page_response, query, Current};
+use crate::web::i18n::Lang;
+use crate::web::vocabulary::FIGURES;
 use crate::web::Staff;
-use axum::response::Response;
-pub async fn show(staff: Staff) -> Response {
-    staff.error(axum::http::StatusCode::NOT_FOUND, "x", "y")
+use axum::extract::State;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use lrs_core::events::TenantKindV1;
+use std::collections::HashMap;
+use std::fmt::Write;
+
+/// Months in the trend.
+const TREND_MONTHS: u32 = 12;
+/// Months offered in the month picker, back from the current one.
+const PICKER_MONTHS: u32 = 24;
+
+/// What the request asks for, checked against what the staff member may see.
+struct Request {
+    access: FigureAccess,
+    month: Month,
+    scope: FigureScope,
 }
-pub async fn download(staff: Staff) -> Response {
-    staff.error(axum::http::StatusCode::NOT_FOUND, "x", "y")
+
+fn parse_request(state: &AppState, staff: &Staff) -> Result<Request, ApiError> {
+    let access = insight::access(&state.store, &staff.principal, "figures.read")?;
+    let month = match staff.visitor.param("month") {
+        Some(text) => text
+            .parse::<Month>()
+            .map_err(|message| ApiError::bad_request("month", "month.format", message))?,
+        None => Month::current(),
+    };
+    let visitor = &staff.visitor;
+    let asked = if let Some(scope) = visitor.param("scope") {
+        Some(match scope.split_once(':') {
+            _ if scope == "total" => FigureScope::Total,
+            Some(("library", isil)) if !isil.is_empty() => FigureScope::Library(isil.to_owned()),
+            Some(("app", appid)) if !appid.is_empty() => FigureScope::App(appid.to_owned()),
+            _ => {
+                return Err(ApiError::bad_request(
+                    "scope",
+                    "scope.format",
+                    "scope is total, library:ISIL or app:APPID",
+                ))
+            }
+        })
+    } else if let Some(isil) = visitor.param("library") {
+        Some(FigureScope::Library(isil.to_owned()))
+    } else {
+        visitor
+            .param("app")
+            .map(|appid| FigureScope::App(appid.to_owned()))
+    };
+    let scope = asked.unwrap_or_else(|| access.default_scope());
+    if !access.allows(&scope) {
+        return Err(ApiError::Forbidden(format!(
+            "figures.read for {} (your organisation's own figures only)",
+            scope_param(&scope).1
+        )));
+    }
+    Ok(Request {
+        access,
+        month,
+        scope,
+    })
+}
+
+/// The query pair that names a scope in links.
+fn scope_param(scope: &FigureScope) -> (&'static str, String) {
+    match scope {
+        FigureScope::Total => ("scope", "total".to_owned()),
+        FigureScope::Library(isil) => ("library", isil.clone()),
+        FigureScope::App(appid) => ("app", appid.clone()),
+    }
+}
+
+fn scope_value(scope: &FigureScope) -> String {
+    match scope {
+        FigureScope::Total => "total".to_owned(),
+        FigureScope::Library(isil) => format!("library:{isil}"),
+        FigureScope::App(appid) => format!("app:{appid}"),
+    }
+}
+
+/// Names of libraries (by ISIL) and apps (by appid) from the tenants.
+struct Names {
+    libraries: Vec<(String, String)>,
+    apps: Vec<(String, String)>,
+}
+
+impl Names {
+    fn load(state: &AppState) -> Result<Self, ApiError> {
+        let mut libraries = Vec::new();
+        let mut apps = Vec::new();
+        for tenant in state.store.tenants()? {
+            match tenant.kind {
+                TenantKindV1::Library { isil } => libraries.push((isil, tenant.name)),
+                TenantKindV1::App { appid } => apps.push((appid, tenant.name)),
+                TenantKindV1::Kb => {}
+            }
+        }
+        libraries.sort_by(|a, b| a.1.to_lowercase().cmp(&b.1.to_lowercase()));
+        apps.sort_by(|a, b| a.1.to_lowercase().cmp(&b.1.to_lowercase()));
+        Ok(Self { libraries, apps })
+    }
+
+    fn of(&self, lang: Lang, scope: &FigureScope) -> String {
+        let find = |list: &[(String, String)], id: &str| {
+            list.iter()
+                .find(|(i, _)| i == id)
+                .map(|(_, name)| format!("{name} ({id})"))
+                .unwrap_or_else(|| id.to_owned())
+        };
+        match scope {
+            FigureScope::Total => lang
+                .pick("alle bibliotheken en apps", "all libraries and apps")
+                .to_owned(),
+            FigureScope::Library(isil) => find(&self.libraries, isil),
+            FigureScope::App(appid) => find(&self.apps, appid),
+        }
+    }
+}
+
+fn months_back(month: Month, count: u32) -> Month {
+    (0..count).fold(month, |m, _| m.previous())
+}
+
+fn course_label(course: &CourseCount) -> String {
+    course.name.clone().unwrap_or_else(|| course.course.clone())
+}
+
+/// GET /dashboard
+pub async fn show(State(state): State<AppState>, staff: Staff) -> Response {
+    match render(&state, &staff) {
+        Ok(response) => response,
+        Err(error) => staff.api_error(error),
+    }
+}
+
+fn render(state: &AppState, staff: &Staff) -> Result<Response, ApiError> {
+    let lang = staff.lang();
+    let request = parse_request(state, staff)?;
+    let Request {
+        access,
+        month,
+        scope,
+    } = &request;
+    let names = Names::load(state)?;
+    let figures = insight::monthly(&state.store, scope, *month)?;
+    let trend = insight::trend(
+        &state.store,
+        scope,
+        months_back(*month, TREND_MONTHS - 1),
+        *month,
+    )?;
+    let by_library = staff.visitor.param("by") != Some("app");
+    let breakdown = (*access == FigureAccess::Kb && *scope == FigureScope::Total)
+        .then(|| insight::breakdown(&state.store, *month, by_library))
+        .transpose()?;
+
+    let scope_name = names.of(lang, scope);
+    let title = format!(
+        "{} {}",
+        lang.pick("Maandcijfers", "Monthly figures"),
+        lang.month(*month)
+    );
+    let mut main = String::new();
+    let _ = write!(
+        main,
+        "<h1>{title}</h1>\n<p class=\"lead\">{of} {scope}</p>\n",
+        title = esc(&title),
+        of = lang.pick("Cijfers van", "Figures of"),
+        scope = esc(&scope_name)
+    );
+    main.push_str(&picker(lang, access, *month, scope, &names));
+    main.push_str(&key_figures(lang, &figures));
+    main.push_str(&top_courses(lang, &figures));
+    main.push_str(&trend_section(lang, &trend));
+    if let Some(breakdown) = &breakdown {
+        main.push_str(&breakdown_section(
+            lang, staff, breakdown, &names, by_library,
+        ));
+    }
+    main.push_str(&downloads(lang, *month, scope));
+    Ok(page_response(
+        StatusCode::OK,
+        staff.frame(&title, Current::Dashboard).render(&main),
+    ))
+}
+
+fn link(lang: Lang, pairs: &[(&str, &str)]) -> String {
+    let mut all: Vec<(&str, &str)> = pairs.to_vec();
+    all.push(("lang", lang.code()));
+    format!("/dashboard{}", query(&all))
+}
+
+fn picker(
+    lang: Lang,
+    access: &FigureAccess,
+    month: Month,
+    scope: &FigureScope,
+    names: &Names,
+) -> String {
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        "<form class=\"picker\" method=\"get\" action=\"/dashboard\">\n\
+         <input type=\"hidden\" name=\"lang\" value=\"{code}\">\n\
+         <div class=\"field\"><label for=\"month\">{label}</label>\n<select id=\"month\" name=\"month\">\n",
+        code = lang.code(),
+        label = lang.pick("Maand", "Month"),
+    );
+    let current = Month::current();
+    let mut months: Vec<Month> = (0..PICKER_MONTHS)
+        .map(|back| months_back(current, back))
+        .collect();
+    if !months.contains(&month) {
+        months.push(month);
+        months.sort_by(|a, b| b.cmp(a));
+    }
+    for option in months {
+        let _ = writeln!(
+            out,
+            "<option value=\"{option}\"{selected}>{name}</option>",
+            selected = if option == month { " selected" } else { "" },
+            name = esc(&lang.month(option))
+        );
+    }
+    out.push_str("</select></div>\n");
+    if *access == FigureAccess::Kb {
+        let _ = write!(
+            out,
+            "<div class=\"field\"><label for=\"scope\">{label}</label>\n<select id=\"scope\" name=\"scope\">\n\
+             <option value=\"total\"{total}>{all}</option>\n",
+            label = lang.pick("Bibliotheek of app", "Library or app"),
+            total = if *scope == FigureScope::Total { " selected" } else { "" },
+            all = lang.pick("Totaal: alle bibliotheken en apps", "Total: all libraries and apps"),
+        );
+        let mut group =
+            |label: &str, list: &[(String, String)], make: fn(String) -> FigureScope| {
+                let mut entries: Vec<(String, String)> = list.to_vec();
+                let current = scope.clone();
+                if let Some(id) = match (&current, make(String::new())) {
+                    (FigureScope::Library(id), FigureScope::Library(_)) => Some(id),
+                    (FigureScope::App(id), FigureScope::App(_)) => Some(id),
+                    _ => None,
+                } {
+                    if !entries.iter().any(|(i, _)| i == id) {
+                        entries.push((id.clone(), id.clone()));
+                    }
+                }
+                if entries.is_empty() {
+                    return;
+                }
+                let _ = writeln!(out, "<optgroup label=\"{}\">", esc(label));
+                for (id, name) in entries {
+                    let option = make(id.clone());
+                    let _ = writeln!(
+                        out,
+                        "<option value=\"{value}\"{selected}>{name}</option>",
+                        value = esc(&scope_value(&option)),
+                        selected = if option == current { " selected" } else { "" },
+                        name = esc(&if name == id {
+                            id
+                        } else {
+                            format!("{name} ({id})")
+                        })
+                    );
+                }
+                out.push_str("</optgroup>\n");
+            };
+        group(
+            lang.pick("Bibliotheken", "Libraries"),
+            &names.libraries,
+            FigureScope::Library,
+        );
+        group(lang.pick("Apps", "Apps"), &names.apps, FigureScope::App);
+        out.push_str("</select></div>\n");
+    }
+    let _ = write!(
+        out,
+        "<button type=\"submit\">{show}</button>\n</form>\n",
+        show = lang.pick("Toon cijfers", "Show figures")
+    );
+    let (key, value) = scope_param(scope);
+    let previous = month.previous();
+    let next = month.next();
+    let _ = write!(
+        out,
+        "<nav class=\"months\" aria-label=\"{label}\">\n<a rel=\"prev\" href=\"{prev_href}\">← {prev}</a>\n",
+        label = lang.pick("Vorige en volgende maand", "Previous and next month"),
+        prev_href = esc(&link(lang, &[("month", &previous.to_string()), (key, &value)])),
+        prev = esc(&lang.month(previous)),
+    );
+    if next <= current {
+        let _ = writeln!(
+            out,
+            "<a rel=\"next\" href=\"{href}\">{name} →</a>",
+            href = esc(&link(lang, &[("month", &next.to_string()), (key, &value)])),
+            name = esc(&lang.month(next)),
+        );
+    }
+    out.push_str("</nav>\n");
+    out
+}
+
+fn key_figures(lang: Lang, figures: &MonthlyFigures) -> String {
+    let mut out = format!(
+        "<section aria-labelledby=\"key-figures\">\n<h2 id=\"key-figures\">{}</h2>\n<ul class=\"cards\">\n",
+        lang.pick("Kerncijfers", "Key figures")
+    );
+    for figure in &FIGURES {
+        let _ = write!(
+            out,
+            "<li class=\"card\" data-figure=\"{key}\"><h3>{label}</h3><p class=\"value\">{value}</p><p>{help}</p></li>\n",
+            key = figure.key,
+            label = figure.label(lang),
+            value = lang.number(figure.value(&figures.figures)),
+            help = esc(figure.help(lang)),
+        );
+    }
+    out.push_str("</ul>\n</section>\n");
+    out
+}
+
+fn top_courses(lang: Lang, figures: &MonthlyFigures) -> String {
+    let mut out = format!(
+        "<section aria-labelledby=\"top-courses\">\n<h2 id=\"top-courses\">{}</h2>\n<div class=\"charts\">\n",
+        lang.pick("Populairste cursussen", "Most popular courses")
+    );
+    let month = lang.month(figures.month);
+    for (id, caption, list) in [
+        (
+            "top-started",
+            lang.pick("Top 10 gestarte cursussen", "Top 10 started courses"),
+            &figures.top_started,
+        ),
+        (
+            "top-completed",
+            lang.pick("Top 10 afgeronde cursussen", "Top 10 completed courses"),
+            &figures.top_completed,
+        ),
+    ] {
+        let bars: Vec<Bar> = list
+            .iter()
+            .map(|c| Bar {
+                label: course_label(c),
+                value: c.count,
+            })
+            .collect();
+        out.push_str(&charts::horizontal(
+            lang,
+            id,
+            &format!("{caption}, {month}"),
+            &bars,
+            (
+                lang.pick("Cursus", "Course"),
+                lang.pick("Cursisten", "Learners"),
+            ),
+        ));
+    }
+    out.push_str("</div>\n</section>\n");
+    out
+}
+
+fn trend_section(lang: Lang, trend: &[MonthlyFigures]) -> String {
+    let mut out = format!(
+        "<section aria-labelledby=\"trend\">\n<h2 id=\"trend\">{}</h2>\n<div class=\"charts\">\n",
+        lang.pick("Verloop over de laatste 12 maanden", "The last 12 months")
+    );
+    for key in ["active_users", "courses_started", "courses_completed"] {
+        let figure = FIGURES.iter().find(|f| f.key == key).expect("known figure");
+        let bars: Vec<Bar> = trend
+            .iter()
+            .map(|m| Bar {
+                label: lang.month_short(m.month),
+                value: figure.value(&m.figures),
+            })
+            .collect();
+        out.push_str(&charts::columns(
+            lang,
+            &format!("trend-{key}"),
+            figure.label(lang),
+            &bars,
+        ));
+    }
+    out.push_str("</div>\n");
+    let mut head = vec![lang.pick("Maand", "Month")];
+    head.extend(FIGURES.iter().map(|f| f.label(lang)));
+    let rows = trend
+        .iter()
+        .map(|m| {
+            let mut row = vec![lang.month(m.month)];
+            row.extend(FIGURES.iter().map(|f| lang.number(f.value(&m.figures))));
+            row
+        })
+        .collect();
+    out.push_str(&table_all_numeric(
+        lang,
+        lang.pick("Alle cijfers per maand", "All figures per month"),
+        &head,
+        rows,
+    ));
+    out.push_str("</section>\n");
+    out
+}
+
+/// A table whose columns after the first are numbers, under a summary.
+fn table_all_numeric(lang: Lang, caption: &str, head: &[&str], rows: Vec<Vec<String>>) -> String {
+    let mut out = format!(
+        "<details><summary>{show}</summary>\n<div class=\"table-wrap\"><table>\n<caption>{caption}</caption>\n<thead><tr>",
+        show = esc(&format!("{}: {}", lang.pick("Toon als tabel", "Show as table"), caption)),
+        caption = esc(caption)
+    );
+    for (i, cell) in head.iter().enumerate() {
+        let class = if i > 0 { " class=\"num\"" } else { "" };
+        let _ = write!(out, "<th scope=\"col\"{class}>{}</th>", esc(cell));
+    }
+    out.push_str("</tr></thead>\n<tbody>\n");
+    for row in rows {
+        out.push_str("<tr>");
+        for (i, cell) in row.iter().enumerate() {
+            if i == 0 {
+                let _ = write!(out, "<th scope=\"row\">{}</th>", esc(cell));
+            } else {
+                let _ = write!(out, "<td class=\"num\">{}</td>", esc(cell));
+            }
+        }
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</tbody></table></div></details>\n");
+    out
+}
+
+/// The KB's table of every library (or app) this month, sortable by links.
+fn breakdown_section(
+    lang: Lang,
+    staff: &Staff,
+    breakdown: &Breakdown,
+    names: &Names,
+    by_library: bool,
+) -> String {
+    let month = breakdown.month.to_string();
+    let sort_key = staff
+        .visitor
+        .param("sort")
+        .filter(|key| *key == "name" || FIGURES.iter().any(|f| f.key == *key))
+        .unwrap_or("hits");
+    let ascending = staff.visitor.param("dir") == Some("asc");
+    let by = if by_library { "library" } else { "app" };
+    let list = if by_library {
+        &names.libraries
+    } else {
+        &names.apps
+    };
+    let name_of = |row: &BreakdownRow| {
+        row.name
+            .clone()
+            .or_else(|| {
+                list.iter()
+                    .find(|(id, _)| *id == row.id)
+                    .map(|(_, n)| n.clone())
+            })
+            .unwrap_or_default()
+    };
+    let mut rows: Vec<&BreakdownRow> = breakdown.rows.iter().collect();
+    let names_lower: HashMap<&str, String> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.id.as_str(),
+                format!("{} {}", name_of(r), r.id).to_lowercase(),
+            )
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        let order = if sort_key == "name" {
+            names_lower[a.id.as_str()].cmp(&names_lower[b.id.as_str()])
+        } else {
+            let figure = FIGURES.iter().find(|f| f.key == sort_key).expect("checked");
+            figure
+                .value(&a.figures)
+                .cmp(&figure.value(&b.figures))
+                .then_with(|| names_lower[b.id.as_str()].cmp(&names_lower[a.id.as_str()]))
+        };
+        if ascending {
+            order
+        } else {
+            order.reverse()
+        }
+    });
+    let heading = if by_library {
+        lang.pick("Per bibliotheek", "Per library")
+    } else {
+        lang.pick("Per app", "Per app")
+    };
+    let mut out = format!(
+        "<section aria-labelledby=\"breakdown\">\n<h2 id=\"breakdown\">{heading}</h2>\n<p>"
+    );
+    let other = if by_library {
+        ("app", lang.pick("Toon per app", "Show per app"))
+    } else {
+        (
+            "library",
+            lang.pick("Toon per bibliotheek", "Show per library"),
+        )
+    };
+    let _ = write!(
+        out,
+        "<a href=\"{href}\">{text}</a></p>\n",
+        href = esc(&link(lang, &[("month", &month), ("by", other.0)])),
+        text = other.1
+    );
+    if rows.is_empty() {
+        let _ = writeln!(
+            out,
+            "<p>{}</p>\n</section>",
+            lang.pick("Geen activiteit in deze maand.", "No activity this month.")
+        );
+        return out;
+    }
+    let _ = write!(
+        out,
+        "<div class=\"table-wrap\"><table class=\"breakdown\">\n<caption>{caption}</caption>\n<thead><tr>",
+        caption = esc(&format!(
+            "{heading}, {}. {}",
+            lang.month(breakdown.month),
+            lang.pick(
+                "Kies een kolomkop om te sorteren.",
+                "Choose a column heading to sort."
+            )
+        )),
+    );
+    let mut columns: Vec<(&str, &str)> = vec![(
+        "name",
+        if by_library {
+            lang.pick("Bibliotheek", "Library")
+        } else {
+            lang.pick("App", "App")
+        },
+    )];
+    columns.extend(FIGURES.iter().map(|f| (f.key, f.label(lang))));
+    for (key, label) in columns {
+        let active = key == sort_key;
+        let next_dir = if active && !ascending { "asc" } else { "desc" };
+        let href = link(
+            lang,
+            &[
+                ("month", &month),
+                ("by", by),
+                ("sort", key),
+                ("dir", next_dir),
+            ],
+        );
+        let (aria, mark) = match (active, ascending) {
+            (true, true) => (" aria-sort=\"ascending\"", " ▲"),
+            (true, false) => (" aria-sort=\"descending\"", " ▼"),
+            _ => ("", ""),
+        };
+        let class = if key == "name" { "" } else { " class=\"num\"" };
+        let _ = write!(
+            out,
+            "<th scope=\"col\"{class}{aria}><a href=\"{href}\">{label}<span class=\"sort-mark\" aria-hidden=\"true\">{mark}</span></a></th>",
+            href = esc(&href),
+            label = esc(label),
+        );
+    }
+    out.push_str("</tr></thead>\n<tbody>\n");
+    for row in rows {
+        let name = name_of(row);
+        let shown = if name.is_empty() {
+            row.id.clone()
+        } else {
+            format!("{name} ({})", row.id)
+        };
+        let href = link(lang, &[("month", &month), (by, &row.id)]);
+        let _ = write!(
+            out,
+            "<tr><th scope=\"row\"><a href=\"{href}\">{shown}</a></th>",
+            href = esc(&href),
+            shown = esc(&shown)
+        );
+        for figure in &FIGURES {
+            let _ = write!(
+                out,
+                "<td class=\"num\">{}</td>",
+                lang.number(figure.value(&row.figures))
+            );
+        }
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</tbody></table></div>\n</section>\n");
+    out
+}
+
+fn downloads(lang: Lang, month: Month, scope: &FigureScope) -> String {
+    let (key, value) = scope_param(scope);
+    let month = month.to_string();
+    let href = |format: &str| {
+        format!(
+            "/dashboard/download{}",
+            query(&[
+                ("month", &month),
+                (key, &value),
+                ("format", format),
+                ("lang", lang.code())
+            ])
+        )
+    };
+    format!(
+        "<section aria-labelledby=\"download\">\n<h2 id=\"download\">{title}</h2>\n<p>{text}</p>\n\
+         <ul class=\"downloads\">\n<li><a class=\"button secondary\" href=\"{csv}\" download>{csv_label}</a></li>\n\
+         <li><a class=\"button secondary\" href=\"{json}\" download>{json_label}</a></li>\n</ul>\n</section>\n",
+        title = lang.pick("Downloaden", "Download"),
+        text = lang.pick(
+            "De cijfers van deze maand, voor Excel (CSV met puntkomma's) of als JSON.",
+            "This month's figures, for Excel (CSV with semicolons) or as JSON."
+        ),
+        csv = esc(&href("csv")),
+        json = esc(&href("json")),
+        csv_label = lang.pick("Download CSV (Excel)", "Download CSV (Excel)"),
+        json_label = lang.pick("Download JSON", "Download JSON"),
+    )
+}
+
+/// GET /dashboard/download?month=&(scope|library|app)=&format=csv|json
+pub async fn download(State(state): State<AppState>, staff: Staff) -> Response {
+    match download_inner(&state, &staff) {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    }
+}
+
+fn download_inner(state: &AppState, staff: &Staff) -> Result<Response, ApiError> {
+    let lang = staff.lang();
+    let request = parse_request(state, staff)?;
+    let figures = insight::monthly(&state.store, &request.scope, request.month)?;
+    let breakdown = (request.access == FigureAccess::Kb && request.scope == FigureScope::Total)
+        .then(|| insight::breakdown(&state.store, request.month, true))
+        .transpose()?;
+    let names = Names::load(state)?;
+    let scope_id = match &request.scope {
+        FigureScope::Total => "totaal".to_owned(),
+        FigureScope::Library(isil) => isil.clone(),
+        FigureScope::App(appid) => appid.clone(),
+    };
+    let safe_id: String = scope_id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let stem = format!(
+        "{}-{}-{safe_id}",
+        lang.pick("maandcijfers", "monthly-figures"),
+        request.month
+    );
+    let (body, content_type, extension) = match staff.visitor.param("format").unwrap_or("csv") {
+        "json" => {
+            let body = serde_json::json!({
+                "figures": figures,
+                "breakdown": breakdown,
+            });
+            (
+                serde_json::to_vec_pretty(&body).map_err(ApiError::internal)?,
+                "application/json",
+                "json",
+            )
+        }
+        "csv" => (
+            csv(lang, &figures, breakdown.as_ref(), &names).into_bytes(),
+            "text/csv; charset=utf-8",
+            "csv",
+        ),
+        other => {
+            return Err(ApiError::bad_request(
+                "format",
+                "download.format",
+                format!("'{other}' is not a download format: csv or json"),
+            ))
+        }
+    };
+    let mut response = body.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Ok(value) =
+        HeaderValue::from_str(&format!("attachment; filename=\"{stem}.{extension}\""))
+    {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// One CSV field: quoted when needed, and a leading `= + - @` (a formula
+/// to Excel: course names come from statements) defused with a quote.
+fn field(text: &str) -> String {
+    let text = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
+    } else {
+        text.to_owned()
+    };
+    if text.contains([';', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text
+    }
+}
+
+fn line(out: &mut String, fields: &[String]) {
+    let joined: Vec<String> = fields.iter().map(|f| field(f)).collect();
+    out.push_str(&joined.join(";"));
+    out.push_str("\r\n");
+}
+
+/// The figures as CSV for Dutch Excel: UTF-8 with a byte order mark,
+/// semicolons, CRLF; sections separated by an empty line.
+fn csv(
+    lang: Lang,
+    figures: &MonthlyFigures,
+    breakdown: Option<&Breakdown>,
+    names: &Names,
+) -> String {
+    let mut out = String::from("\u{feff}");
+    let mut head = vec![
+        lang.pick("Maand", "Month").to_owned(),
+        lang.pick("Bereik", "Scope").to_owned(),
+    ];
+    head.extend(FIGURES.iter().map(|f| f.label(lang).to_owned()));
+    line(&mut out, &head);
+    let mut row = vec![figures.month.to_string(), names.of(lang, &figures.scope)];
+    row.extend(
+        FIGURES
+            .iter()
+            .map(|f| f.value(&figures.figures).to_string()),
+    );
+    line(&mut out, &row);
+    for (title, list) in [
+        (
+            lang.pick("Top 10 gestarte cursussen", "Top 10 started courses"),
+            &figures.top_started,
+        ),
+        (
+            lang.pick("Top 10 afgeronde cursussen", "Top 10 completed courses"),
+            &figures.top_completed,
+        ),
+    ] {
+        out.push_str("\r\n");
+        line(&mut out, &[title.to_owned()]);
+        line(
+            &mut out,
+            &[
+                lang.pick("Plaats", "Rank").to_owned(),
+                lang.pick("Cursus", "Course").to_owned(),
+                lang.pick("Cursus-id", "Course id").to_owned(),
+                lang.pick("Cursisten", "Learners").to_owned(),
+            ],
+        );
+        for (i, course) in list.iter().enumerate() {
+            line(
+                &mut out,
+                &[
+                    (i + 1).to_string(),
+                    course.name.clone().unwrap_or_default(),
+                    course.course.clone(),
+                    course.count.to_string(),
+                ],
+            );
+        }
+    }
+    if let Some(breakdown) = breakdown {
+        out.push_str("\r\n");
+        line(
+            &mut out,
+            &[lang.pick("Per bibliotheek", "Per library").to_owned()],
+        );
+        let mut head = vec![
+            "ISIL".to_owned(),
+            lang.pick("Bibliotheek", "Library").to_owned(),
+        ];
+        head.extend(FIGURES.iter().map(|f| f.label(lang).to_owned()));
+        line(&mut out, &head);
+        for row in &breakdown.rows {
+            let name = row.name.clone().or_else(|| {
+                names
+                    .libraries
+                    .iter()
+                    .find(|(id, _)| *id == row.id)
+                    .map(|(_, n)| n.clone())
+            });
+            let mut fields = vec![row.id.clone(), name.unwrap_or_default()];
+            fields.extend(FIGURES.iter().map(|f| f.value(&row.figures).to_string()));
+            line(&mut out, &fields);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_fields_are_quoted_and_formulas_defused() {
+        assert_eq!(field("gewoon"), "gewoon");
+        assert_eq!(field("a;b"), "\"a;b\"");
+        assert_eq!(field("zeg \"hoi\""), "\"zeg \"\"hoi\"\"\"");
+        assert_eq!(field("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
+        assert_eq!(field("-1"), "'-1");
+    }
 }

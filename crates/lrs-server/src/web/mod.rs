@@ -10,6 +10,7 @@
 
 pub mod accounts;
 pub mod assets;
+pub mod charts;
 pub mod dashboard;
 pub mod html;
 pub mod i18n;
@@ -18,6 +19,7 @@ pub mod login;
 pub mod oidc_login;
 pub mod session;
 pub mod totp;
+pub mod vocabulary;
 
 use crate::app::AppState;
 use crate::auth::{AuthMethod, Credential};
@@ -244,6 +246,38 @@ impl Staff {
                 ),
             )),
         }
+    }
+
+    /// The page for an error of `crate::insight` or the store: the status
+    /// the JSON API would answer, and what went wrong.
+    pub fn api_error(&self, error: crate::error::ApiError) -> Response {
+        let detail = error.to_string();
+        // The JSON mapping decides the status (and logs a 500's detail).
+        let status = error.into_response().status();
+        let lang = self.lang();
+        let (title, message) = match status {
+            StatusCode::FORBIDDEN => (
+                lang.pick("Geen toegang", "No access"),
+                format!(
+                    "{} ({detail})",
+                    lang.pick(
+                        "U mag deze gegevens niet zien.",
+                        "You may not see these data."
+                    )
+                ),
+            ),
+            StatusCode::BAD_REQUEST => (lang.pick("Onjuiste vraag", "Bad request"), detail),
+            StatusCode::NOT_FOUND => (lang.pick("Niet gevonden", "Not found"), detail),
+            _ => (
+                lang.pick("Er ging iets mis", "Something went wrong"),
+                lang.pick(
+                    "Er ging iets mis op de server. Probeer het later opnieuw.",
+                    "Something went wrong on the server. Please try again later.",
+                )
+                .to_owned(),
+            ),
+        };
+        self.error(status, title, &message)
     }
 
     /// An error page within the frame.

@@ -1,0 +1,847 @@
+//! The staff web pages (issue 5): login with password and TOTP, sessions,
+//! cookies and CSRF over plain HTTP (no browser), and the whole dashboard in
+//! a real headless Chromium driven by `tests/browser/dashboard.mjs`
+//! (playwright-core, axe-core), which this test starts with the server's
+//! address, the staff accounts' generated secrets and the figures it
+//! expects, computed from what it sent (`activity::expected`).
+//!
+//! TOTP codes are computed here by hand (RFC 4226/6238 with hmac and sha1),
+//! not with the server's crate.
+
+use hmac::{Hmac, Mac};
+use lrs_blackbox_tests::activity::expected::{self, Scope};
+use lrs_blackbox_tests::activity::{self, CalMonth, Spec};
+use lrs_blackbox_tests::{StatusCode, TestServer};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const COOKIE: &str = "__Host-lrs_session";
+
+// ---------------------------------------------------------------------------
+// TOTP by hand.
+
+fn base32_decode(text: &str) -> Vec<u8> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut bits: u64 = 0;
+    let mut count = 0;
+    let mut out = Vec::new();
+    for c in text.trim_end_matches('=').bytes() {
+        let value = ALPHABET
+            .iter()
+            .position(|a| *a == c.to_ascii_uppercase())
+            .expect("base32") as u64;
+        bits = (bits << 5) | value;
+        count += 5;
+        if count >= 8 {
+            count -= 8;
+            out.push((bits >> count) as u8);
+            bits &= (1 << count) - 1;
+        }
+    }
+    out
+}
+
+fn hotp(secret: &str, counter: u64) -> String {
+    let mut mac = <Hmac<sha1::Sha1> as Mac>::new_from_slice(&base32_decode(secret)).unwrap();
+    mac.update(&counter.to_be_bytes());
+    let digest = mac.finalize().into_bytes();
+    let offset = (digest[19] & 0x0f) as usize;
+    let value = u32::from_be_bytes(digest[offset..offset + 4].try_into().unwrap()) & 0x7fff_ffff;
+    format!("{:06}", value % 1_000_000)
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[test]
+fn the_hand_made_totp_meets_rfc_6238() {
+    // Appendix B, SHA-1, T = 59 s and 1111111109 s (last 6 of 8 digits).
+    let secret = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
+    assert_eq!(hotp(secret, 59 / 30), "287082");
+    assert_eq!(hotp(secret, 1_111_111_109 / 30), "081804");
+}
+
+/// A staff account as `lrs staff add` printed it.
+#[derive(Debug, Clone)]
+struct Enrolment {
+    username: String,
+    password: String,
+    secret: String,
+    /// The last TOTP step this test used for the account (codes work once).
+    last_step: u64,
+}
+
+impl Enrolment {
+    /// A code the server has not seen for this account: this step's, or
+    /// the next one's (one step of skew is allowed), waiting if need be.
+    async fn fresh_code(&mut self) -> String {
+        loop {
+            let now = unix_now() / 30;
+            let step = now.max(self.last_step + 1);
+            if step <= now + 1 {
+                self.last_step = step;
+                return hotp(&self.secret, step);
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+}
+
+fn add_staff(
+    server: &TestServer,
+    tenant: &str,
+    username: &str,
+    name: &str,
+    role: &str,
+) -> Enrolment {
+    let out = server
+        .lrs(&[
+            "staff",
+            "add",
+            "--tenant",
+            tenant,
+            "--username",
+            username,
+            "--display-name",
+            name,
+            "--role",
+            role,
+        ])
+        .unwrap();
+    let field = |label: &str| {
+        out.lines()
+            .find_map(|line| line.strip_prefix(&format!("{label}: ")))
+            .unwrap_or_else(|| panic!("no {label} in {out}"))
+            .to_owned()
+    };
+    let uri = field("otpauth uri");
+    let secret = field("totp secret");
+    assert!(
+        uri.starts_with("otpauth://totp/") && uri.contains(&format!("secret={secret}")),
+        "{uri}"
+    );
+    assert!(!out.contains("argon2"), "no hash is printed");
+    Enrolment {
+        username: username.to_owned(),
+        password: field("password"),
+        secret,
+        last_step: 0,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// A cookie-keeping client without a browser.
+
+struct Visit {
+    status: StatusCode,
+    headers: reqwest::header::HeaderMap,
+    body: String,
+}
+
+impl Visit {
+    fn location(&self) -> &str {
+        self.headers
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    fn csrf(&self) -> String {
+        let start = self
+            .body
+            .find("name=\"csrf\" value=\"")
+            .unwrap_or_else(|| panic!("no csrf field in {}", self.body))
+            + "name=\"csrf\" value=\"".len();
+        self.body[start..].split('"').next().unwrap().to_owned()
+    }
+
+    fn set_cookie(&self) -> Option<String> {
+        self.headers
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.starts_with(COOKIE))
+            .map(str::to_owned)
+    }
+}
+
+struct Client {
+    http: reqwest::Client,
+    base: String,
+    cookie: Option<String>,
+}
+
+impl Client {
+    fn new(base: &str) -> Self {
+        Self {
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            base: base.to_owned(),
+            cookie: None,
+        }
+    }
+
+    async fn send(&mut self, request: reqwest::RequestBuilder) -> Visit {
+        let request = match &self.cookie {
+            Some(value) => request.header("cookie", format!("{COOKIE}={value}")),
+            None => request,
+        };
+        let response = request.send().await.expect("request");
+        let visit = Visit {
+            status: response.status(),
+            headers: response.headers().clone(),
+            body: response.text().await.unwrap_or_default(),
+        };
+        if let Some(set) = visit.set_cookie() {
+            let value = set
+                .split(';')
+                .next()
+                .unwrap()
+                .trim_start_matches(&format!("{COOKIE}="))
+                .to_owned();
+            self.cookie = (!value.is_empty() && !set.contains("Max-Age=0")).then_some(value);
+        }
+        visit
+    }
+
+    async fn get(&mut self, path: &str) -> Visit {
+        let request = self.http.get(format!("{}{path}", self.base));
+        self.send(request).await
+    }
+
+    async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Visit {
+        let request = self.http.post(format!("{}{path}", self.base)).form(fields);
+        self.send(request).await
+    }
+
+    /// Password then code; asserts each step.
+    async fn login(&mut self, who: &mut Enrolment) {
+        let page = self.get("/login").await;
+        assert_eq!(page.status, StatusCode::OK);
+        let page = self
+            .post(
+                "/login",
+                &[
+                    ("csrf", &page.csrf()),
+                    ("username", &who.username),
+                    ("password", &who.password),
+                ],
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+        assert!(
+            page.location().starts_with("/login/code"),
+            "{}",
+            page.location()
+        );
+        let form = self.get("/login/code").await;
+        assert_eq!(form.status, StatusCode::OK, "{}", form.body);
+        let code = who.fresh_code().await;
+        let done = self
+            .post("/login/code", &[("csrf", &form.csrf()), ("code", &code)])
+            .await;
+        assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+        assert_eq!(done.location(), "/dashboard");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// A server with the KB, a library, roles and staff.
+
+struct Staffed {
+    server: TestServer,
+    kb: Enrolment,
+    library: Enrolment,
+    isil: String,
+}
+
+const LIBRARY_ISIL: &str = "NL-0000000001";
+
+fn staffed(serve_args: &[&str], isil: &str) -> Staffed {
+    let mut server = TestServer::prepare(Path::new(env!("CARGO_BIN_EXE_lrs-under-test"))).unwrap();
+    for args in [
+        vec![
+            "tenants",
+            "define",
+            "--id",
+            "kb",
+            "--name",
+            "Koninklijke Bibliotheek",
+            "--kind",
+            "kb",
+        ],
+        vec![
+            "tenants",
+            "define",
+            "--id",
+            "bieb-a",
+            "--name",
+            "Bibliotheek Aan Zee",
+            "--kind",
+            "library",
+            "--isil",
+            isil,
+        ],
+        vec![
+            "roles",
+            "define",
+            "--name",
+            "kb-inzicht",
+            "--permission",
+            "figures.read",
+            "--permission",
+            "progress.read",
+        ],
+        vec![
+            "roles",
+            "define",
+            "--name",
+            "bieb-medewerker",
+            "--permission",
+            "figures.read",
+            "--permission",
+            "progress.read",
+            "--permission",
+            "progress.assign",
+        ],
+    ] {
+        server.lrs(&args).unwrap();
+    }
+    let kb = add_staff(&server, "kb", "kb.analist", "Karin Analist", "kb-inzicht");
+    let library = add_staff(
+        &server,
+        "bieb-a",
+        "lies@bieb.example.nl",
+        "Lies Medewerker",
+        "bieb-medewerker",
+    );
+    server.serve_args = serve_args.iter().map(|s| s.to_string()).collect();
+    server.launch().unwrap();
+    Staffed {
+        server,
+        kb,
+        library,
+        isil: isil.to_owned(),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Plain HTTP: login, cookies, CSRF, sessions.
+
+#[tokio::test]
+async fn login_takes_a_password_and_a_fresh_code_with_a_strict_session_cookie() {
+    let mut staffed = staffed(&[], LIBRARY_ISIL);
+    let mut client = Client::new(&staffed.server.base_url);
+
+    // Not logged in: the pages send you to the login.
+    let page = client.get("/dashboard").await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert!(page.location().starts_with("/login"), "{}", page.location());
+
+    let login = client.get("/login").await;
+    assert_eq!(login.status, StatusCode::OK);
+    let cookie = login
+        .set_cookie()
+        .expect("a session cookie at the login page");
+    for part in ["Path=/", "Secure", "HttpOnly", "SameSite=Strict"] {
+        assert!(cookie.contains(part), "{cookie} lacks {part}");
+    }
+    assert!(
+        !cookie.contains("Domain="),
+        "a __Host- cookie has no Domain"
+    );
+    assert_eq!(
+        login.headers.get_all("set-cookie").iter().count(),
+        1,
+        "one cookie, nothing else"
+    );
+    let csp = login.headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("default-src 'none'") && !csp.contains("script-src"),
+        "{csp}"
+    );
+    assert_eq!(login.headers["cache-control"], "no-store");
+    assert!(login.body.contains("<html lang=\"nl\">"), "Dutch first");
+    let anonymous = client.cookie.clone().unwrap();
+
+    // Wrong password and unknown user: the same answer.
+    let wrong = client
+        .post(
+            "/login",
+            &[
+                ("csrf", &login.csrf()),
+                ("username", &staffed.kb.username),
+                ("password", "not-the-password-at-all"),
+            ],
+        )
+        .await;
+    let unknown = client
+        .post(
+            "/login",
+            &[
+                ("csrf", &login.csrf()),
+                ("username", "nobody.here"),
+                ("password", "not-the-password-at-all"),
+            ],
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(unknown.status, StatusCode::UNAUTHORIZED);
+    let message = "Onbekende gebruikersnaam of onjuist wachtwoord.";
+    assert!(wrong.body.contains(message) && unknown.body.contains(message));
+
+    // A login form without the session's CSRF token does nothing.
+    let forged = client
+        .post(
+            "/login",
+            &[
+                ("csrf", "forged"),
+                ("username", &staffed.kb.username),
+                ("password", &staffed.kb.password),
+            ],
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+
+    // The right password (the user name in another case): on to the code,
+    // with a new session id.
+    let login = client.get("/login").await;
+    let step = client
+        .post(
+            "/login",
+            &[
+                ("csrf", &login.csrf()),
+                ("username", &staffed.kb.username.to_uppercase()),
+                ("password", &staffed.kb.password),
+            ],
+        )
+        .await;
+    assert_eq!(step.status, StatusCode::SEE_OTHER, "{}", step.body);
+    let half = client.cookie.clone().unwrap();
+    assert_ne!(half, anonymous, "a new id after the password");
+    // Half logged in is not logged in.
+    assert_eq!(client.get("/dashboard").await.status, StatusCode::SEE_OTHER);
+    let form = client.get("/login/code").await;
+    let wrong_code = client
+        .post("/login/code", &[("csrf", &form.csrf()), ("code", "000000")])
+        .await;
+    assert_eq!(wrong_code.status, StatusCode::UNAUTHORIZED);
+    let code = staffed.kb.fresh_code().await;
+    let done = client
+        .post("/login/code", &[("csrf", &form.csrf()), ("code", &code)])
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    assert_eq!(done.location(), "/dashboard");
+    let session = client.cookie.clone().unwrap();
+    assert_ne!(session, half, "a new id after the code");
+
+    let dashboard = client.get("/dashboard").await;
+    assert_eq!(dashboard.status, StatusCode::OK, "{}", dashboard.body);
+    assert!(dashboard.body.contains("Karin Analist"));
+    assert_eq!(dashboard.headers["cache-control"], "no-store");
+
+    // The half-logged-in id is dead.
+    let mut stale = Client::new(&staffed.server.base_url);
+    stale.cookie = Some(half);
+    assert_eq!(stale.get("/login/code").await.status, StatusCode::SEE_OTHER);
+
+    // The same code again (a second login within its window) is refused.
+    let mut again = Client::new(&staffed.server.base_url);
+    let login = again.get("/login").await;
+    again
+        .post(
+            "/login",
+            &[
+                ("csrf", &login.csrf()),
+                ("username", &staffed.kb.username),
+                ("password", &staffed.kb.password),
+            ],
+        )
+        .await;
+    let form = again.get("/login/code").await;
+    let replay = again
+        .post("/login/code", &[("csrf", &form.csrf()), ("code", &code)])
+        .await;
+    assert_eq!(
+        replay.status,
+        StatusCode::UNAUTHORIZED,
+        "a used code works once"
+    );
+
+    // English on request, and by Accept-Language.
+    let english = client.get("/dashboard?lang=en").await;
+    assert!(english.body.contains("<html lang=\"en\">"));
+    let remembered = client.get("/dashboard").await;
+    assert!(
+        remembered.body.contains("<html lang=\"en\">"),
+        "the choice is remembered"
+    );
+    let browser_english = Client::new(&staffed.server.base_url)
+        .http
+        .get(format!("{}/login", staffed.server.base_url))
+        .header("accept-language", "en-GB,en;q=0.9")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(browser_english.contains("<html lang=\"en\">"));
+}
+
+#[tokio::test]
+async fn logout_needs_the_sessions_csrf_token_and_ends_the_session() {
+    let mut staffed = staffed(&[], LIBRARY_ISIL);
+    let mut client = Client::new(&staffed.server.base_url);
+    client.login(&mut staffed.library).await;
+    let page = client.get("/dashboard").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let csrf = page.csrf();
+
+    let missing = client.post("/logout", &[]).await;
+    assert_eq!(missing.status, StatusCode::FORBIDDEN);
+    let forged = client
+        .post("/logout", &[("csrf", "x".repeat(43).as_str())])
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        client.get("/dashboard").await.status,
+        StatusCode::OK,
+        "still logged in"
+    );
+
+    let session = client.cookie.clone().unwrap();
+    let out = client.post("/logout", &[("csrf", &csrf)]).await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    assert!(
+        out.location().starts_with("/login?bye=1"),
+        "{}",
+        out.location()
+    );
+    assert!(
+        out.set_cookie().unwrap().contains("Max-Age=0"),
+        "the cookie is removed"
+    );
+
+    // The old id opens nothing any more.
+    let mut replayed = Client::new(&staffed.server.base_url);
+    replayed.cookie = Some(session);
+    let after = replayed.get("/dashboard").await;
+    assert_eq!(after.status, StatusCode::SEE_OTHER);
+    assert!(
+        after.location().contains("expired=1"),
+        "{}",
+        after.location()
+    );
+}
+
+#[tokio::test]
+async fn a_session_ends_after_the_idle_time() {
+    let mut staffed = staffed(&["--session-idle-minutes", "0.05"], LIBRARY_ISIL);
+    let mut client = Client::new(&staffed.server.base_url);
+    client.login(&mut staffed.kb).await;
+    // Activity keeps it alive...
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(client.get("/dashboard").await.status, StatusCode::OK);
+    }
+    // ...3 s without a request ends it.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let page = client.get("/dashboard").await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert!(page.location().contains("expired=1"), "{}", page.location());
+    let login = client.get(page.location()).await;
+    assert!(
+        login.body.contains("Uw sessie is verlopen"),
+        "{}",
+        login.body
+    );
+}
+
+#[tokio::test]
+async fn repeated_wrong_passwords_lock_the_login_out() {
+    let staffed = staffed(&["--auth-failures-per-key", "3"], LIBRARY_ISIL);
+    let mut client = Client::new(&staffed.server.base_url);
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        let login = client.get("/login").await;
+        let visit = client
+            .post(
+                "/login",
+                &[
+                    ("csrf", &login.csrf()),
+                    ("username", &staffed.kb.username),
+                    ("password", "wrong-wrong-wrong"),
+                ],
+            )
+            .await;
+        statuses.push(visit.status);
+    }
+    assert_eq!(
+        statuses,
+        [
+            StatusCode::UNAUTHORIZED,
+            StatusCode::UNAUTHORIZED,
+            StatusCode::UNAUTHORIZED,
+            StatusCode::TOO_MANY_REQUESTS
+        ]
+    );
+    // Locked out: even the right password waits.
+    let login = client.get("/login").await;
+    let right = client
+        .post(
+            "/login",
+            &[
+                ("csrf", &login.csrf()),
+                ("username", &staffed.kb.username),
+                ("password", &staffed.kb.password),
+            ],
+        )
+        .await;
+    assert_eq!(right.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(right.headers.contains_key("retry-after"));
+}
+
+#[tokio::test]
+async fn the_staff_command_keeps_secrets_sealed_and_refuses_weak_passwords() {
+    let mut staffed = staffed(&[], LIBRARY_ISIL);
+    staffed.server.stop().unwrap();
+    let server = &staffed.server;
+    let weak = server
+        .lrs_outcome(&[
+            "staff",
+            "add",
+            "--data-dir",
+            server.data_dir.to_str().unwrap(),
+            "--tenant",
+            "kb",
+            "--username",
+            "zwak",
+            "--display-name",
+            "Zwak",
+            "--role",
+            "kb-inzicht",
+            "--min-password-length",
+            "12",
+            "--password-stdin",
+        ])
+        .unwrap();
+    // No stdin given: an empty password, refused by the policy.
+    assert!(!weak.status.success());
+    assert!(String::from_utf8_lossy(&weak.stderr).contains("at least 12"));
+    let unknown_role = server
+        .lrs_outcome(&[
+            "staff",
+            "add",
+            "--data-dir",
+            server.data_dir.to_str().unwrap(),
+            "--tenant",
+            "kb",
+            "--username",
+            "x",
+            "--display-name",
+            "X",
+            "--role",
+            "no-such-role",
+        ])
+        .unwrap();
+    assert!(!unknown_role.status.success());
+    let listed = server.lrs(&["staff", "list"]).unwrap();
+    assert_eq!(listed.lines().count(), 2, "{listed}");
+    assert!(listed.contains("\"username\":\"kb.analist\""));
+    assert!(!listed.contains(&staffed.kb.password) && !listed.contains(&staffed.kb.secret));
+    // Nothing of the account is in the log's files in clear.
+    let mut found = Vec::new();
+    for entry in walk(&server.data_dir.join("log")) {
+        let bytes = std::fs::read(&entry).unwrap();
+        for needle in ["kb.analist", "Karin Analist", staffed.kb.secret.as_str()] {
+            if bytes.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+                found.push(format!("{needle} in {}", entry.display()));
+            }
+        }
+    }
+    assert!(found.is_empty(), "{found:?}");
+
+    // Closed: the password no longer opens anything (same answer as wrong).
+    server
+        .lrs(&["staff", "close", "--username", "kb.analist"])
+        .unwrap();
+    staffed.server.launch().unwrap();
+    let mut client = Client::new(&staffed.server.base_url);
+    let login = client.get("/login").await;
+    let refused = client
+        .post(
+            "/login",
+            &[
+                ("csrf", &login.csrf()),
+                ("username", &staffed.kb.username),
+                ("password", &staffed.kb.password),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------
+// The dashboard in a real browser.
+
+fn figures_json(figures: &expected::Figures) -> Value {
+    json!({
+        "hits": figures.hits,
+        "active_users": figures.active_users,
+        "enrolled_participants": figures.enrolled_participants,
+        "participants_started": figures.participants_started,
+        "courses_started": figures.courses_started,
+        "courses_completed": figures.courses_completed,
+        "top_started": figures.top_started,
+        "top_completed": figures.top_completed,
+    })
+}
+
+fn browser_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("browser")
+}
+
+#[tokio::test]
+async fn the_dashboard_works_in_a_real_browser() {
+    let chromium = std::env::var("LRS_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        Path::new(&chromium).exists(),
+        "{chromium} is missing: apt-get install chromium (.ci/run does)"
+    );
+    assert!(
+        browser_dir().join("node_modules/playwright-core").exists(),
+        "run npm ci --prefix tests/browser (.ci/run does)"
+    );
+    // A small generated month, in the month before this one so the picker
+    // offers it whenever the test runs.
+    let spec = Spec {
+        month: CalMonth::current().previous(),
+        learners: 160,
+        libraries: 6,
+        courses: 12,
+        course_apps: 2,
+        ..Spec::default()
+    };
+    let month = activity::generate(spec.clone());
+    let isil = month.world.libraries[0].clone();
+    let staffed = staffed(&[], &isil);
+    let mut server = staffed.server;
+    // The KB writes the statements: a credential of its own.
+    server.stop().unwrap();
+    let (key, secret) = server
+        .add_credential("KB schrijver", "kb", &["all"])
+        .unwrap();
+    server.launch().unwrap();
+    let writer = server.client().with_credential(&key, &secret);
+    let stored_month = CalMonth::current();
+    for chunk in month.sent.chunks(500) {
+        let batch = Value::Array(chunk.iter().map(|s| s.statement.clone()).collect());
+        let reply = writer.post_statements(&batch).await.unwrap();
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    }
+    let want = expected::monthly(&month, stored_month);
+    let figures = |m: CalMonth, scope: Scope| want.get(&(m, scope)).cloned().unwrap_or_default();
+    let m = spec.month;
+
+    // Wait until the figures projection has caught up with the log.
+    let kb_reader = {
+        server.stop().unwrap();
+        let line = server
+            .lrs(&[
+                "credentials",
+                "add",
+                "--name",
+                "KB lezer",
+                "--tenant",
+                "kb",
+                "--role",
+                "kb-inzicht",
+            ])
+            .unwrap();
+        server.launch().unwrap();
+        let (k, s) = line.trim().split_once(' ').unwrap();
+        (k.to_owned(), s.to_owned())
+    };
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let body: Value = http
+            .get(format!("{}/api/figures/monthly", server.base_url))
+            .query(&[("month", m.to_string())])
+            .basic_auth(&kb_reader.0, Some(&kb_reader.1))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap_or(Value::Null);
+        if body["figures"]["hits"].as_u64() == Some(figures(m, Scope::Total).hits)
+            || Instant::now() > deadline
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
+    let screenshots = match std::env::var("LRS_SCREENSHOTS") {
+        Ok(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => tempfile::tempdir().unwrap().keep(),
+    };
+    let library_name = "Bibliotheek Aan Zee";
+    let plan = json!({
+        "base_url": server.base_url,
+        "chromium": chromium,
+        "screenshots": screenshots,
+        "month": m.to_string(),
+        "previous_month": m.previous().to_string(),
+        "kb": {"username": staffed.kb.username, "password": staffed.kb.password, "secret": staffed.kb.secret},
+        "library": {
+            "username": staffed.library.username, "password": staffed.library.password,
+            "secret": staffed.library.secret, "isil": isil, "name": library_name,
+        },
+        "expected": {
+            "total": figures_json(&figures(m, Scope::Total)),
+            "previous_total": figures_json(&figures(m.previous(), Scope::Total)),
+            "library": figures_json(&figures(m, Scope::Library(isil.clone()))),
+        },
+    });
+    let plan_file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(plan_file.path(), serde_json::to_vec_pretty(&plan).unwrap()).unwrap();
+    let output = tokio::process::Command::new("node")
+        .arg(browser_dir().join("dashboard.mjs"))
+        .env("LRS_BROWSER_PLAN", plan_file.path())
+        .output()
+        .await
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    println!("{stdout}");
+    assert!(
+        output.status.success(),
+        "the browser test failed ({}):\n{stdout}\n{stderr}\nserver log:\n{}",
+        output.status,
+        server.stderr()
+    );
+    assert!(stdout.contains("all browser checks passed"), "{stdout}");
+}

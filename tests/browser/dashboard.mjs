@@ -1,0 +1,301 @@
+// The staff dashboard in a real headless Chromium (Debian's /usr/bin/chromium),
+// driven by playwright-core; started by tests/blackbox/web.rs, which passes
+// in LRS_BROWSER_PLAN a JSON file: the server's address, the staff accounts
+// (user name, generated password, TOTP secret), the figures it expects
+// (computed from what it sent) and where screenshots go.
+//
+// Checks: login with password and a TOTP code computed here (RFC 6238 with
+// node's crypto), the figures on the cards, month switch, previous month,
+// drill-down to a library, the CSV download's content, logout; the library
+// staff's own dashboard, the learners page and setting a module ready;
+// axe-core (WCAG 2.1 A and AA) on every page with zero violations; keyboard:
+// the skip link and Tab to the month picker; no page-wide horizontal scroll
+// at 375 px; screenshots at 375x812 and 1280x900.
+//
+// Prints one line per check and "all browser checks passed" at the end;
+// exits 1 on any failure.
+
+import { chromium } from 'playwright-core';
+import { createRequire } from 'node:module';
+import { createHmac } from 'node:crypto';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const require = createRequire(import.meta.url);
+const plan = JSON.parse(readFileSync(process.env.LRS_BROWSER_PLAN, 'utf8'));
+const axeSource = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
+const base = plan.base_url;
+mkdirSync(plan.screenshots, { recursive: true });
+
+let passed = 0;
+const failures = [];
+function check(name, ok, detail = '') {
+  if (ok) {
+    passed += 1;
+    console.log(`ok   ${name}`);
+  } else {
+    failures.push(`${name}: ${detail}`);
+    console.log(`FAIL ${name}: ${detail}`);
+  }
+}
+
+// --- TOTP (RFC 6238: HMAC-SHA-1, 6 digits, 30 s), by hand -------------------
+function base32(text) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let bits = 0;
+  let value = 0;
+  const out = [];
+  for (const c of text.replace(/=+$/, '').toUpperCase()) {
+    value = (value << 5) | alphabet.indexOf(c);
+    bits += 5;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push((value >>> bits) & 0xff);
+    }
+  }
+  return Buffer.from(out);
+}
+function hotp(secret, counter) {
+  const message = Buffer.alloc(8);
+  message.writeBigUInt64BE(BigInt(counter));
+  const digest = createHmac('sha1', base32(secret)).update(message).digest();
+  const offset = digest[19] & 0x0f;
+  const code = (digest.readUInt32BE(offset) & 0x7fffffff) % 1000000;
+  return String(code).padStart(6, '0');
+}
+check('TOTP by hand meets RFC 6238', hotp('GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ', 1) === '287082');
+const usedStep = new Map();
+async function freshCode(secret) {
+  for (;;) {
+    const now = Math.floor(Date.now() / 30000);
+    const step = Math.max(now, (usedStep.get(secret) ?? 0) + 1);
+    if (step <= now + 1) {
+      usedStep.set(secret, step);
+      return hotp(secret, step);
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+// --- helpers ------------------------------------------------------------
+const dutch = (n) => n.toLocaleString('nl-NL');
+const FIGURE_ORDER = [
+  'active_users', 'enrolled_participants', 'participants_started',
+  'courses_started', 'courses_completed', 'hits',
+];
+
+async function axe(page, name) {
+  await page.evaluate(axeSource);
+  const result = await page.evaluate(() =>
+    window.axe.run(document, {
+      runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] },
+    }));
+  const detail = result.violations
+    .map((v) => `${v.id} (${v.impact}): ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(' | ')}`)
+    .join('; ');
+  check(`axe WCAG 2.1 A/AA: ${name} (${result.passes.length} rules pass)`, result.violations.length === 0, detail);
+}
+
+async function cards(page) {
+  return page.evaluate(() => Object.fromEntries(
+    [...document.querySelectorAll('.card[data-figure]')].map((card) => [
+      card.dataset.figure, card.querySelector('.value').textContent.trim(),
+    ])));
+}
+
+async function checkCards(page, name, expected) {
+  const shown = await cards(page);
+  for (const key of FIGURE_ORDER) {
+    check(`${name}: ${key}`, shown[key] === dutch(expected[key]), `shown ${shown[key]}, expected ${dutch(expected[key])}`);
+  }
+}
+
+async function checkTop(page, name, id, expected) {
+  const counts = await page.evaluate((figureId) => {
+    const caption = document.getElementById(`${figureId}-caption`);
+    if (!caption) return null;
+    return [...caption.parentElement.querySelectorAll('tbody tr')].map((row) => row.lastElementChild.textContent.trim());
+  }, id);
+  const want = expected.map(([, count]) => dutch(count));
+  if (want.length === 0) {
+    check(`${name}: ${id} empty`, counts === null || counts.length === 0, JSON.stringify(counts));
+  } else {
+    check(`${name}: ${id} counts in order`, JSON.stringify(counts) === JSON.stringify(want), `shown ${JSON.stringify(counts)}, expected ${JSON.stringify(want)}`);
+  }
+}
+
+async function screenshots(page, name) {
+  for (const [label, width, height] of [['desktop', 1280, 900], ['phone', 375, 812]]) {
+    await page.setViewportSize({ width, height });
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    check(`${name} at ${width}px: no page-wide horizontal scroll`, overflow <= 0, `${overflow}px wider than the window`);
+    await page.screenshot({ path: join(plan.screenshots, `${name}-${label}.png`), fullPage: true });
+  }
+  await page.setViewportSize({ width: 1280, height: 900 });
+}
+
+async function login(page, who) {
+  await page.goto(`${base}/login`);
+  await page.fill('#username', who.username);
+  await page.fill('#password', who.password);
+  await Promise.all([page.waitForURL(/\/login\/code/), page.click('form[action="/login"] button[type=submit]')]);
+  await axe(page, 'code page');
+  await page.fill('#code', await freshCode(who.secret));
+  await Promise.all([page.waitForURL(/\/dashboard/), page.click('form[action="/login/code"] button[type=submit]')]);
+}
+
+// --- the run ----------------------------------------------------------------
+const profile = mkdtempSync(join(tmpdir(), 'lrs-chromium-'));
+const context = await chromium.launchPersistentContext(profile, {
+  executablePath: plan.chromium,
+  headless: true,
+  locale: 'nl-NL',
+  viewport: { width: 1280, height: 900 },
+  acceptDownloads: true,
+  args: [
+    '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync',
+  ],
+});
+const page = context.pages()[0] ?? (await context.newPage());
+const consoleErrors = [];
+page.on('console', (message) => { if (message.type() === 'error') consoleErrors.push(message.text()); });
+
+try {
+  // Login page: Dutch, accessible, skip link first in the tab order.
+  await page.goto(`${base}/login`);
+  check('login page is Dutch', (await page.getAttribute('html', 'lang')) === 'nl');
+  await axe(page, 'login page');
+  await screenshots(page, 'login');
+  await page.keyboard.press('Tab');
+  check('Tab reaches the skip link first', await page.evaluate(() => document.activeElement.classList.contains('skip')));
+  await page.keyboard.press('Enter');
+  check('the skip link moves focus to main', await page.evaluate(() => document.activeElement.id === 'main'));
+
+  // KB staff: password and TOTP.
+  await login(page, plan.kb);
+  check('logged in as the KB', (await page.textContent('.who')).includes('Karin Analist'));
+  const cookies = await context.cookies();
+  check('one cookie, __Host- and strict', cookies.length === 1 && cookies[0].name === '__Host-lrs_session'
+    && cookies[0].httpOnly && cookies[0].secure && cookies[0].sameSite === 'Strict', JSON.stringify(cookies));
+
+  // Keyboard: Tab reaches the month picker.
+  let reached = false;
+  for (let i = 0; i < 25 && !reached; i += 1) {
+    await page.keyboard.press('Tab');
+    reached = await page.evaluate(() => document.activeElement.id === 'month');
+  }
+  check('Tab reaches the month picker', reached);
+
+  // Switch to the generated month with the picker.
+  await page.selectOption('#month', plan.month);
+  await Promise.all([page.waitForURL(new RegExp(`month=${plan.month}`)), page.click('form.picker button[type=submit]')]);
+  await checkCards(page, `total ${plan.month}`, plan.expected.total);
+  await checkTop(page, `total ${plan.month}`, 'top-started', plan.expected.total.top_started);
+  await checkTop(page, `total ${plan.month}`, 'top-completed', plan.expected.total.top_completed);
+  check('the breakdown lists the library', (await page.locator('table.breakdown').textContent()).includes(plan.library.isil));
+  await axe(page, 'dashboard (KB, total)');
+  await screenshots(page, 'dashboard');
+
+  // Sort the breakdown by a column (a link; aria-sort says how).
+  await Promise.all([page.waitForURL(/sort=active_users/), page.click('table.breakdown thead a[href*="sort=active_users"]')]);
+  check('sorting marks the column', (await page.getAttribute('table.breakdown th[aria-sort]', 'aria-sort')) !== null);
+
+  // The month before, by its link.
+  await Promise.all([page.waitForURL(new RegExp(`month=${plan.previous_month}`)), page.click('a[rel=prev]')]);
+  await checkCards(page, `total ${plan.previous_month}`, plan.expected.previous_total);
+
+  // Drill down to the library.
+  await page.goto(`${base}/dashboard?month=${plan.month}`);
+  await Promise.all([
+    page.waitForURL(new RegExp(`library=${plan.library.isil}`)),
+    page.click(`table.breakdown a[href*="library=${plan.library.isil}"]`),
+  ]);
+  await checkCards(page, `library ${plan.library.isil}`, plan.expected.library);
+  check('drill-down names the library', (await page.textContent('main .lead')).includes(plan.library.name));
+  await axe(page, 'drill-down (one library)');
+  await screenshots(page, 'drilldown');
+
+  // Download the total's CSV and read it.
+  await page.goto(`${base}/dashboard?month=${plan.month}`);
+  const [download] = await Promise.all([
+    page.waitForEvent('download'),
+    page.click('a[href*="format=csv"]'),
+  ]);
+  const csvPath = await download.path();
+  const csv = readFileSync(csvPath, 'utf8');
+  check('CSV starts with a byte order mark', csv.charCodeAt(0) === 0xfeff);
+  check('CSV file name', /^maandcijfers-\d{4}-\d{2}-totaal\.csv$/.test(download.suggestedFilename()), download.suggestedFilename());
+  const lines = csv.slice(1).split('\r\n');
+  const header = lines[0].split(';');
+  const row = lines[1].split(';');
+  check('CSV header is Dutch', header[0] === 'Maand' && header.includes('Actieve gebruikers'), lines[0]);
+  check('CSV row is the month', row[0] === plan.month, lines[1]);
+  const want = FIGURE_ORDER.map((k) => String(plan.expected.total[k]));
+  check('CSV figures equal the expected', JSON.stringify(row.slice(2)) === JSON.stringify(want), `${lines[1]} vs ${want}`);
+  const topStart = lines.indexOf('Top 10 gestarte cursussen');
+  const topRows = lines.slice(topStart + 2, topStart + 2 + plan.expected.total.top_started.length)
+    .map((l) => l.split(';')).map((f) => [f[2], Number(f[3])]);
+  check('CSV top 10 started equals the expected', JSON.stringify(topRows) === JSON.stringify(plan.expected.total.top_started),
+    `${JSON.stringify(topRows)} vs ${JSON.stringify(plan.expected.total.top_started)}`);
+  check('CSV has a row per library', lines.some((l) => l.startsWith(`${plan.library.isil};`)));
+
+  // English.
+  await page.goto(`${base}/dashboard?month=${plan.month}&lang=en`);
+  check('English on request', (await page.getAttribute('html', 'lang')) === 'en'
+    && (await page.textContent('h1')).startsWith('Monthly figures'));
+  await axe(page, 'dashboard in English');
+  await page.goto(`${base}/dashboard?month=${plan.month}&lang=nl`);
+
+  // Log out.
+  await Promise.all([page.waitForURL(/\/login\?bye=1/), page.click('form.logout button')]);
+  check('logged out', (await page.textContent('main')).includes('U bent uitgelogd'));
+  await page.goto(`${base}/dashboard`);
+  check('after logout the dashboard asks for a login', page.url().includes('/login'));
+
+  // Library staff: their own figures, no one else's.
+  await login(page, plan.library);
+  await page.goto(`${base}/dashboard?month=${plan.month}`);
+  await checkCards(page, 'library staff see their library', plan.expected.library);
+  check('library staff have no scope picker', (await page.locator('#scope').count()) === 0);
+  const forbidden = await page.goto(`${base}/dashboard?month=${plan.month}&scope=total`);
+  check('library staff get 403 for the total', forbidden.status() === 403, String(forbidden.status()));
+  await axe(page, '403 page');
+
+  // Learners: filter by a course, set a module ready for one learner.
+  await page.goto(`${base}/learners`);
+  await axe(page, 'learners');
+  const courseValues = await page.$$eval('#course option', (options) => options.map((o) => o.value).filter(Boolean));
+  check('the course filter offers courses', courseValues.length > 0, JSON.stringify(courseValues));
+  await page.selectOption('#course', courseValues[0]);
+  await Promise.all([page.waitForURL(/course=/), page.click('form.picker button[type=submit]')]);
+  const learnerBoxes = page.locator('input[name=learner]');
+  check('learners are listed', (await learnerBoxes.count()) > 0);
+  await axe(page, 'learners filtered by course');
+  await screenshots(page, 'learners');
+  await learnerBoxes.first().check();
+  await page.locator('input[name=module]').first().check();
+  await Promise.all([page.waitForURL(/assigned=1/), page.click('fieldset.assign > button[type=submit]')]);
+  check('the assignment is confirmed', (await page.textContent('.notice.ok')).includes('Opgeslagen voor 1'));
+  check('the module shows as ready', (await page.textContent('table.learners')).includes('(klaargezet)'));
+  await axe(page, 'learners after assigning');
+
+  check('no errors in the browser console', consoleErrors.length === 0, consoleErrors.join(' | '));
+} catch (error) {
+  failures.push(`the run stopped: ${error.stack ?? error}`);
+  console.log(`FAIL the run stopped: ${error.stack ?? error}`);
+  try {
+    await page.screenshot({ path: join(plan.screenshots, 'failure.png'), fullPage: true });
+    console.log(`page at failure: ${page.url()}`);
+  } catch { /* nothing more to show */ }
+} finally {
+  await context.close();
+  rmSync(profile, { recursive: true, force: true });
+}
+
+console.log(`${passed} passed, ${failures.length} failed`);
+if (failures.length > 0) {
+  process.exit(1);
+}
+console.log('all browser checks passed');
