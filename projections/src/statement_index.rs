@@ -237,14 +237,8 @@ impl Postings {
         if (self.stored.len() as u64) < position {
             self.stored.push(stored_micros.max(last));
         }
-        match event {
-            Event::StatementStoredV1(stored) => {
-                self.apply_statement(position, stored, &OriginV1::default(), ids, log)
-            }
-            Event::StatementStoredV2(v2) => {
-                self.apply_statement(position, &v2.statement, &v2.origin, ids, log)
-            }
-            _ => {}
+        if let (Some(stored), Some(origin)) = (event.stored_statement(), event.statement_origin()) {
+            self.apply_statement(position, stored, origin, ids, log)
         }
     }
 

@@ -29,6 +29,11 @@ pub enum Event {
     CredentialRotatedV1(CredentialRotatedV1),
     CredentialRevokedV1(CredentialRevokedV1),
     StatementStoredV2(StatementStoredV2),
+    StatementStoredV3(StatementStoredV3),
+    CourseModelDefinedV1(CourseModelDefinedV1),
+    ModulesAssignedV1(ModulesAssignedV1),
+    StaffAccountDefinedV1(StaffAccountDefinedV1),
+    StaffAccountClosedV1(StaffAccountClosedV1),
 }
 
 impl Event {
@@ -52,6 +57,11 @@ impl Event {
             Event::CredentialRotatedV1(_) => "credential_rotated.v1",
             Event::CredentialRevokedV1(_) => "credential_revoked.v1",
             Event::StatementStoredV2(_) => "statement_stored.v2",
+            Event::StatementStoredV3(_) => "statement_stored.v3",
+            Event::CourseModelDefinedV1(_) => "course_model_defined.v1",
+            Event::ModulesAssignedV1(_) => "modules_assigned.v1",
+            Event::StaffAccountDefinedV1(_) => "staff_account_defined.v1",
+            Event::StaffAccountClosedV1(_) => "staff_account_closed.v1",
         }
     }
 
@@ -60,6 +70,32 @@ impl Event {
         match self {
             Event::StatementStoredV1(stored) => Some(stored),
             Event::StatementStoredV2(v2) => Some(&v2.statement),
+            Event::StatementStoredV3(v3) => Some(&v3.statement),
+            _ => None,
+        }
+    }
+
+    /// The origin (app, library) of a `StatementStored` event; V1 statements
+    /// have none recorded.
+    pub fn statement_origin(&self) -> Option<&OriginV1> {
+        static NONE: OriginV1 = OriginV1 {
+            app: None,
+            library: None,
+        };
+        match self {
+            Event::StatementStoredV1(_) => Some(&NONE),
+            Event::StatementStoredV2(v2) => Some(&v2.origin),
+            Event::StatementStoredV3(v3) => Some(&v3.origin),
+            _ => None,
+        }
+    }
+
+    /// The context activities of a `StatementStored` event, by kind. Before
+    /// V3 the log kept them only merged (`facts.related_activities`): those
+    /// statements answer `None`.
+    pub fn statement_context(&self) -> Option<&ContextFactsV1> {
+        match self {
+            Event::StatementStoredV3(v3) => Some(&v3.context),
             _ => None,
         }
     }
@@ -73,6 +109,10 @@ impl Event {
                 origin: OriginV1::default(),
             }),
             Event::StatementStoredV2(v2) => Some(v2),
+            Event::StatementStoredV3(v3) => Some(StatementStoredV2 {
+                statement: v3.statement,
+                origin: v3.origin,
+            }),
             _ => None,
         }
     }
@@ -113,6 +153,32 @@ pub struct OriginV1 {
     /// The learner's library (ISIL), from the configured context extension,
     /// or the writing library tenant's own.
     pub library: Option<String>,
+}
+
+/// A statement was accepted and stored (V3): V2 plus its context
+/// activities by kind, which the course model needs (a course is a
+/// `grouping` or `parent`, a `category` is never one).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatementStoredV3 {
+    pub statement: StatementStoredV1,
+    pub origin: OriginV1,
+    pub context: ContextFactsV1,
+}
+
+/// An activity named in a statement's context, with its type if the
+/// statement gave one (`definition.type`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActivityFactV1 {
+    pub id: String,
+    pub activity_type: Option<String>,
+}
+
+/// `context.contextActivities` of a statement, by kind, in the order sent.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContextFactsV1 {
+    pub parent: Vec<ActivityFactV1>,
+    pub grouping: Vec<ActivityFactV1>,
+    pub category: Vec<ActivityFactV1>,
 }
 
 /// What the indexes and analytics know of a statement, in clear.
@@ -336,6 +402,56 @@ pub struct DocumentsDeletedV1 {
     pub context: DocumentContextV1,
     pub document_ids: Vec<String>,
     pub deleted_micros: i64,
+}
+
+/// A tenant's course model was set: which activities are courses and
+/// modules, and which verbs mean enrolled, started, completed and so on.
+/// `model` is the JSON document of `schemas/course-model.json`, already
+/// validated; it applies to statements stored after this event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CourseModelDefinedV1 {
+    pub tenant: String,
+    pub model: String,
+    pub defined_micros: i64,
+    /// Who set it: a credential key, `staff:<token hex>` or `cli:<user>`.
+    pub by: String,
+}
+
+/// Staff set modules of a course ready for learners (`ready: true`), or took
+/// that back (`ready: false`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModulesAssignedV1 {
+    pub tenant: String,
+    /// The library (ISIL) whose staff assigned; `None` for the KB or an app.
+    pub library: Option<String>,
+    pub learners: Vec<Token>,
+    pub course: String,
+    pub modules: Vec<String>,
+    pub ready: bool,
+    pub assigned_micros: i64,
+    pub by: String,
+}
+
+/// A staff account (for the web pages) was created or changed. The account
+/// is a person in the vault (`token`); its user name, display name, password
+/// hash and TOTP secret are sealed under that person's key, so erasing the
+/// token erases the account's personal data like any learner's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StaffAccountDefinedV1 {
+    pub token: Token,
+    pub tenant: String,
+    pub roles: Vec<RoleGrantV1>,
+    pub sealed: SealedForPersonV1,
+    pub defined_micros: i64,
+    pub by: String,
+}
+
+/// A staff account was closed: it can no longer log in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StaffAccountClosedV1 {
+    pub token: Token,
+    pub closed_micros: i64,
+    pub by: String,
 }
 
 #[cfg(test)]

@@ -1,7 +1,9 @@
 //! Extracts a statement's clear facts (verb, activities, people as tokens,
 //! result, registration, time) from its sealed skeleton.
 
-use crate::events::{ObjectFactV1, ResultFactsV1, StatementFactsV1};
+use crate::events::{
+    ActivityFactV1, ContextFactsV1, ObjectFactV1, ResultFactsV1, StatementFactsV1,
+};
 use crate::token::Token;
 use serde_json::Value;
 use uuid::Uuid;
@@ -125,6 +127,36 @@ pub fn extract(
     }
 }
 
+/// The statement's `context.contextActivities` by kind (parent, grouping,
+/// category; `other` is not needed by any read model), with the activity
+/// types the statement gave. Activity ids are not personal data.
+pub fn extract_context(skeleton: &Value) -> ContextFactsV1 {
+    let kind = |name: &str| -> Vec<ActivityFactV1> {
+        let activities = match skeleton.pointer(&format!("/context/contextActivities/{name}")) {
+            Some(Value::Array(activities)) => activities.iter().collect(),
+            Some(activity @ Value::Object(_)) => vec![activity],
+            _ => vec![],
+        };
+        activities
+            .into_iter()
+            .filter_map(|activity| {
+                Some(ActivityFactV1 {
+                    id: activity.get("id")?.as_str()?.to_owned(),
+                    activity_type: activity
+                        .pointer("/definition/type")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned),
+                })
+            })
+            .collect()
+    };
+    ContextFactsV1 {
+        parent: kind("parent"),
+        grouping: kind("grouping"),
+        category: kind("category"),
+    }
+}
+
 fn collect_context_activities(statement: &Value, out: &mut Vec<String>) {
     let Some(context_activities) = statement
         .pointer("/context/contextActivities")
@@ -178,6 +210,11 @@ mod tests {
             vec!["https://c.example/g", "https://c.example/p"]
         );
         assert_eq!(facts.result.unwrap().score_scaled, Some(0.8));
+        let context = extract_context(&skeleton);
+        assert_eq!(context.parent.len(), 1);
+        assert_eq!(context.parent[0].id, "https://c.example/p");
+        assert_eq!(context.grouping[0].id, "https://c.example/g");
+        assert!(context.category.is_empty());
         assert!(matches!(
             facts.object,
             ObjectFactV1::Activity {

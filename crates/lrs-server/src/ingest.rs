@@ -74,11 +74,13 @@ pub fn prepare(
     let sealed = seal(&statement, attachments, &mut VaultKeys(store.vault()))
         .map_err(|e| ApiError::bad_request(path, "statement.actor", e.to_string()))?;
     let facts = extract(&sealed.skeleton, &sealed.tokens, timestamp_micros);
+    let context = lrs_core::facts::extract_context(&sealed.skeleton);
     Ok(PreparedStatement {
         statement_id,
         comparison_digest,
         facts,
         sealed: sealed.sealed,
         origin,
+        context,
     })
 }

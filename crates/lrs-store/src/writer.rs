@@ -7,7 +7,8 @@ use crate::log::{Head, Log};
 use crate::store::{apply_projections, Shared};
 use crate::StoreError;
 use lrs_core::events::{
-    OriginV1, SealedStatementV1, StatementFactsV1, StatementStoredV1, StatementStoredV2,
+    ContextFactsV1, OriginV1, SealedStatementV1, StatementFactsV1, StatementStoredV1,
+    StatementStoredV3,
 };
 use lrs_core::{Event, Position};
 use lrs_projections::documents::{self, document_key};
@@ -27,6 +28,8 @@ pub struct PreparedStatement {
     pub sealed: SealedStatementV1,
     /// The app and the learner's library.
     pub origin: OriginV1,
+    /// The context activities by kind (for the course model).
+    pub context: ContextFactsV1,
 }
 
 /// What a document write expects of the document's current state
@@ -336,7 +339,7 @@ fn commit_group(
                         (position, statement.comparison_digest),
                     );
                     fresh_positions.push(position);
-                    events.push(Event::StatementStoredV2(StatementStoredV2 {
+                    events.push(Event::StatementStoredV3(StatementStoredV3 {
                         statement: StatementStoredV1 {
                             statement_id: statement.statement_id,
                             stored_micros: *last_stored,
@@ -347,6 +350,7 @@ fn commit_group(
                             sealed: statement.sealed,
                         },
                         origin: statement.origin,
+                        context: statement.context,
                     }));
                 }
                 let mut fresh_positions = fresh_positions.into_iter();
