@@ -7,8 +7,10 @@
 //!
 //! This crate knows nothing about sled, files, HTTP or async.
 
+pub mod course_model;
 pub mod credentials;
 pub mod documents;
+pub mod progress;
 pub mod staff_accounts;
 pub mod statement_index;
 

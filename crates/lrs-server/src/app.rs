@@ -152,6 +152,13 @@ pub fn router(state: AppState) -> Router {
             )),
         )
         .merge(crate::audit::routes(state.clone()))
+        .merge(
+            crate::routes::insight::routes(state.clone())
+                .layer(middleware::from_fn(|request, next| {
+                    limit_body(ADMIN_MAX_BODY, request, next)
+                }))
+                .layer(DefaultBodyLimit::disable()),
+        )
         .merge(crate::web::routes(state.clone()))
         .route_layer(middleware::from_fn(crate::metrics::record_route))
         .method_not_allowed_fallback(crate::metrics::method_not_allowed)

@@ -17,6 +17,7 @@ pub mod control;
 pub mod error;
 pub mod health;
 pub mod ingest;
+pub mod insight;
 pub mod keys;
 pub mod metrics;
 pub mod oauth;

@@ -8,6 +8,7 @@
 pub mod audit;
 pub mod backup;
 pub mod log;
+mod progress;
 pub mod query;
 mod staff;
 pub mod store;

@@ -57,7 +57,7 @@ pub(crate) struct Shared {
 }
 
 pub struct Store {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     log: Arc<Log>,
     requests: mpsc::Sender<Request>,
     writer: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -75,6 +75,7 @@ fn all_projections() -> Vec<Box<dyn Projection>> {
         Box::new(credentials::Credentials),
         Box::new(documents::Documents),
         Box::new(lrs_projections::staff_accounts::StaffAccounts),
+        Box::new(lrs_projections::progress::Progress::default()),
     ]
 }
 

@@ -4,4 +4,5 @@ pub mod about;
 pub mod activities;
 pub mod agents;
 pub mod documents;
+pub mod insight;
 pub mod statements;

@@ -1,0 +1,174 @@
+//! Reads of the `progress` read model (projections/src/progress.rs): a
+//! learner's records, a library's learners, the figure counters.
+
+use crate::store::Store;
+use crate::StoreError;
+use lrs_core::token::Token;
+use lrs_projections::progress::{
+    self, decode_u64, Assignment, LibraryMember, StatementRecord, ASSIGNED, COUNTERS, LEARNERS,
+    LIBRARY, MODELS, MODULES,
+};
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {e}"))
+}
+
+impl Store {
+    /// Every record of one learner (optionally of one course), in course,
+    /// module, position order.
+    pub fn progress_records(
+        &self,
+        learner: &Token,
+        course: Option<&str>,
+    ) -> Result<Vec<StatementRecord>, StoreError> {
+        let prefix = progress::learner_prefix(learner, course);
+        let mut records = Vec::new();
+        for item in self.shared.tree(LEARNERS).scan_prefix(prefix) {
+            let (_, value) = item?;
+            records.push(postcard::from_bytes(&value).map_err(|e| corrupt("progress record", e))?);
+        }
+        Ok(records)
+    }
+
+    /// The modules set ready for a learner: (course, module, assignment).
+    pub fn assignments(
+        &self,
+        learner: &Token,
+    ) -> Result<Vec<(String, String, Assignment)>, StoreError> {
+        let mut found = Vec::new();
+        for item in self.shared.tree(ASSIGNED).scan_prefix(learner.0) {
+            let (key, value) = item?;
+            let rest = &key[16..];
+            let Some(split) = rest.iter().position(|&b| b == 0) else {
+                continue;
+            };
+            let course = String::from_utf8_lossy(&rest[..split]).into_owned();
+            let module = String::from_utf8_lossy(&rest[split + 1..]).into_owned();
+            let assignment = postcard::from_bytes(&value).map_err(|e| corrupt("assignment", e))?;
+            found.push((course, module, assignment));
+        }
+        Ok(found)
+    }
+
+    /// The learners of a library, with their latest statement.
+    pub fn library_learners(&self, isil: &str) -> Result<Vec<(Token, LibraryMember)>, StoreError> {
+        let prefix = progress::library_prefix(isil);
+        let mut found = Vec::new();
+        for item in self.shared.tree(LIBRARY).scan_prefix(&prefix) {
+            let (key, value) = item?;
+            let token: [u8; 16] = key[prefix.len()..]
+                .try_into()
+                .map_err(|e| corrupt("library learner key", e))?;
+            let member = postcard::from_bytes(&value).map_err(|e| corrupt("library learner", e))?;
+            found.push((Token(token), member));
+        }
+        Ok(found)
+    }
+
+    /// Whether a learner has any statement naming this library.
+    pub fn is_library_learner(&self, isil: &str, learner: &Token) -> Result<bool, StoreError> {
+        Ok(self
+            .shared
+            .tree(LIBRARY)
+            .contains_key(progress::library_key(isil, learner))?)
+    }
+
+    /// The modules of a course that learners in a figure scope have
+    /// statements for.
+    pub fn modules_seen(&self, scope: &[u8], course: &str) -> Result<Vec<String>, StoreError> {
+        let prefix = progress::module_prefix(scope, course);
+        let mut found = Vec::new();
+        for item in self.shared.tree(MODULES).scan_prefix(&prefix) {
+            let (key, _) = item?;
+            found.push(String::from_utf8_lossy(&key[prefix.len()..]).into_owned());
+        }
+        Ok(found)
+    }
+
+    /// One figure counter (0 if never counted).
+    pub fn figure(
+        &self,
+        month: [u8; 6],
+        scope: &[u8],
+        figure: u8,
+        course: Option<&str>,
+    ) -> Result<u64, StoreError> {
+        let key = progress::counter_key(&month, scope, figure, course);
+        Ok(self
+            .shared
+            .tree(COUNTERS)
+            .get(key)?
+            .map(|v| decode_u64(&v))
+            .unwrap_or(0))
+    }
+
+    /// Every counter of a month whose scope starts with `scope_prefix`:
+    /// (scope, figure, course, count). `b"l:"` gives every library's.
+    #[allow(clippy::type_complexity)]
+    pub fn figures_in(
+        &self,
+        month: [u8; 6],
+        scope_prefix: &[u8],
+    ) -> Result<Vec<(Vec<u8>, u8, String, u64)>, StoreError> {
+        let prefix = [month.as_slice(), scope_prefix].concat();
+        let mut found = Vec::new();
+        for item in self.shared.tree(COUNTERS).scan_prefix(&prefix) {
+            let (key, value) = item?;
+            let rest = &key[6..];
+            let Some(split) = rest.iter().position(|&b| b == 0) else {
+                continue;
+            };
+            let Some(&figure) = rest.get(split + 1) else {
+                continue;
+            };
+            let course = String::from_utf8_lossy(&rest[split + 2..]).into_owned();
+            found.push((rest[..split].to_vec(), figure, course, decode_u64(&value)));
+        }
+        Ok(found)
+    }
+
+    /// A tenant's course model as set (JSON), if it set one.
+    pub fn course_model_json(&self, tenant: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .shared
+            .tree(MODELS)
+            .get(tenant.as_bytes())?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// Every tenant's course model as set: (tenant, JSON).
+    pub fn course_models(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let mut found = Vec::new();
+        for item in self.shared.tree(MODELS).iter() {
+            let (key, value) = item?;
+            found.push((
+                String::from_utf8_lossy(&key).into_owned(),
+                String::from_utf8_lossy(&value).into_owned(),
+            ));
+        }
+        Ok(found)
+    }
+
+    /// The courses learners of a library have activity in (seen modules or
+    /// course-level records), from the modules index: (course, modules seen).
+    pub fn figure_courses_of_library(
+        &self,
+        isil: &str,
+    ) -> Result<Vec<(String, usize)>, StoreError> {
+        let prefix = [progress::scope_library(isil).as_slice(), &[0]].concat();
+        let mut found: Vec<(String, usize)> = Vec::new();
+        for item in self.shared.tree(MODULES).scan_prefix(&prefix) {
+            let (key, _) = item?;
+            let rest = &key[prefix.len()..];
+            let course = match rest.iter().position(|&b| b == 0) {
+                Some(split) => String::from_utf8_lossy(&rest[..split]).into_owned(),
+                None => continue,
+            };
+            match found.last_mut() {
+                Some((last, n)) if *last == course => *n += 1,
+                _ => found.push((course, 1)),
+            }
+        }
+        Ok(found)
+    }
+}

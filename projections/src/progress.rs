@@ -1,0 +1,738 @@
+//! Learner progress, the library staff views and the monthly figures
+//! (docs/progress-and-figures.md), as one fold over statements, course
+//! models and assignments.
+//!
+//! Every statement leaves a [`StatementRecord`]: where the course model put
+//! it and what it meant. Progress is aggregated from a learner's records at
+//! read time (a few hundred at most); the figures are counters kept per
+//! month and scope, with a count per distinct member so that voiding a
+//! statement takes back exactly what it added. All of it order-independent:
+//! statements that arrive late, or with old timestamps, add the same.
+
+use crate::course_model::{meaning, CourseModel, ModelCache};
+use crate::statement_index::tenant_hash;
+use crate::{Op, Projection, ReadModel, TreeName};
+use lrs_core::events::{ObjectFactV1, StatementStoredV1};
+use lrs_core::token::Token;
+use lrs_core::Event;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::str::FromStr;
+use uuid::Uuid;
+
+/// Tenant → the JSON of its course model.
+pub const MODELS: TreeName = "progress.models";
+/// Statement id ‖ tenant hash → [`StatementRecord`] (what voiding takes back).
+pub const STATEMENTS: TreeName = "progress.statements";
+/// Learner token ‖ course ‖ 0 ‖ module ‖ 0 ‖ position → [`StatementRecord`].
+pub const LEARNERS: TreeName = "progress.learners";
+/// ISIL ‖ 0 ‖ learner token → [`LibraryMember`].
+pub const LIBRARY: TreeName = "progress.library";
+/// Scope ‖ 0 ‖ course ‖ 0 ‖ module → (): modules seen in a scope.
+pub const MODULES: TreeName = "progress.modules";
+/// Month ‖ scope ‖ 0 ‖ figure ‖ member → count of statements (u32 BE).
+pub const MEMBERS: TreeName = "progress.members";
+/// Month ‖ scope ‖ 0 ‖ figure [‖ course] → count (u64 BE).
+pub const COUNTERS: TreeName = "progress.counters";
+/// Learner token ‖ course ‖ 0 ‖ module → [`Assignment`].
+pub const ASSIGNED: TreeName = "progress.assigned";
+/// Statement id ‖ tenant hash → (): voided before it arrived.
+pub const VOIDED: TreeName = "progress.voided";
+
+const VOIDED_VERB: &str = "http://adlnet.gov/expapi/verbs/voided";
+
+/// The figures, as the byte that names each in [`COUNTERS`] keys.
+pub mod figure {
+    pub const HITS: u8 = b'h';
+    pub const ACTIVE_USERS: u8 = b'a';
+    pub const ENROLLED: u8 = b'e';
+    pub const PARTICIPANTS_STARTED: u8 = b's';
+    pub const COURSES_STARTED: u8 = b'c';
+    pub const COURSES_COMPLETED: u8 = b'd';
+    /// Per course (the key goes on with the course id): learner–course pairs started.
+    pub const STARTED_BY_COURSE: u8 = b'C';
+    /// Per course: learner–course pairs completed.
+    pub const COMPLETED_BY_COURSE: u8 = b'D';
+}
+
+/// What one statement means for progress and figures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatementRecord {
+    pub statement_id: Uuid,
+    pub position: u64,
+    pub tenant: String,
+    pub app: Option<String>,
+    pub library: Option<String>,
+    pub learner: Option<Token>,
+    /// [`meaning`] bits.
+    pub meaning: u8,
+    /// `timestamp`, else `stored`.
+    pub time_micros: i64,
+    pub course: Option<String>,
+    pub module: Option<String>,
+    /// The object is the course itself.
+    pub about_course: bool,
+    pub score_scaled: Option<f64>,
+    pub duration_ms: Option<u64>,
+}
+
+/// A learner of a library: how many of their statements name it, and the
+/// latest (for showing their name).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LibraryMember {
+    pub statements: u32,
+    pub last_position: u64,
+    pub last_micros: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Assignment {
+    pub tenant: String,
+    pub library: Option<String>,
+    pub by: String,
+    pub assigned_micros: i64,
+}
+
+pub struct Progress {
+    models: ModelCache,
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Self {
+            models: ModelCache::default(),
+        }
+    }
+}
+
+impl Projection for Progress {
+    fn name(&self) -> &'static str {
+        "progress"
+    }
+
+    fn version(&self) -> u32 {
+        1
+    }
+
+    fn trees(&self) -> &'static [TreeName] {
+        &[
+            MODELS, STATEMENTS, LEARNERS, LIBRARY, MODULES, MEMBERS, COUNTERS, ASSIGNED, VOIDED,
+        ]
+    }
+
+    fn apply(&self, position: u64, event: &Event, state: &dyn ReadModel, out: &mut Vec<Op>) {
+        let mut edits = Edits::new(state);
+        match event {
+            Event::CourseModelDefinedV1(defined) => {
+                edits.put(
+                    MODELS,
+                    defined.tenant.as_bytes().to_vec(),
+                    defined.model.clone().into_bytes(),
+                );
+            }
+            Event::ModulesAssignedV1(assigned) => {
+                for learner in &assigned.learners {
+                    for module in &assigned.modules {
+                        let key = assigned_key(learner, &assigned.course, module);
+                        if assigned.ready {
+                            let value = Assignment {
+                                tenant: assigned.tenant.clone(),
+                                library: assigned.library.clone(),
+                                by: assigned.by.clone(),
+                                assigned_micros: assigned.assigned_micros,
+                            };
+                            edits.put(ASSIGNED, key, postcard::to_stdvec(&value).expect("encodes"));
+                        } else {
+                            edits.delete(ASSIGNED, key);
+                        }
+                    }
+                }
+            }
+            _ => {
+                if let (Some(stored), Some(origin)) =
+                    (event.stored_statement(), event.statement_origin())
+                {
+                    self.apply_statement(
+                        position,
+                        stored,
+                        origin,
+                        event.statement_context(),
+                        &mut edits,
+                    );
+                }
+            }
+        }
+        edits.finish(out);
+    }
+}
+
+impl Progress {
+    fn apply_statement(
+        &self,
+        position: u64,
+        stored: &StatementStoredV1,
+        origin: &lrs_core::events::OriginV1,
+        context: Option<&lrs_core::events::ContextFactsV1>,
+        edits: &mut Edits,
+    ) {
+        let tenant = tenant_hash(&stored.tenant);
+        if stored.facts.verb_id == VOIDED_VERB {
+            if let ObjectFactV1::StatementRef { id } = &stored.facts.object {
+                let key = statement_key(id, &tenant);
+                match edits.get(STATEMENTS, &key) {
+                    Some(bytes) => {
+                        if let Ok(record) = postcard::from_bytes::<StatementRecord>(&bytes) {
+                            contribute(&record, -1, edits);
+                        }
+                        edits.delete(STATEMENTS, key);
+                    }
+                    None => edits.put(VOIDED, key, vec![]),
+                }
+                return;
+            }
+        }
+        let key = statement_key(&stored.statement_id, &tenant);
+        if edits.get(VOIDED, &key).is_some() {
+            return;
+        }
+        let model_json = edits
+            .get(MODELS, stored.tenant.as_bytes())
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned());
+        let model = self.models.get(model_json.as_deref());
+        let record = record_of(position, stored, origin, context, &model);
+        edits.put(
+            STATEMENTS,
+            key,
+            postcard::to_stdvec(&record).expect("encodes"),
+        );
+        contribute(&record, 1, edits);
+    }
+}
+
+/// Classifies one statement with a course model.
+pub fn record_of(
+    position: u64,
+    stored: &StatementStoredV1,
+    origin: &lrs_core::events::OriginV1,
+    context: Option<&lrs_core::events::ContextFactsV1>,
+    model: &CourseModel,
+) -> StatementRecord {
+    let bits = model.meaning(stored);
+    let placement = model.place(stored, context, bits);
+    let result = stored.facts.result.as_ref();
+    StatementRecord {
+        statement_id: stored.statement_id,
+        position,
+        tenant: stored.tenant.clone(),
+        app: origin.app.clone(),
+        library: origin.library.clone(),
+        learner: stored.facts.actor,
+        meaning: bits,
+        time_micros: stored
+            .facts
+            .timestamp_micros
+            .unwrap_or(stored.stored_micros),
+        course: placement.as_ref().map(|p| p.course.clone()),
+        module: placement.as_ref().and_then(|p| p.module.clone()),
+        about_course: placement.as_ref().is_some_and(|p| p.about_course),
+        score_scaled: result.and_then(|r| r.score_scaled),
+        duration_ms: result
+            .and_then(|r| r.duration.as_deref())
+            .and_then(duration_ms),
+    }
+}
+
+/// Adds (`sign` 1) or takes back (`sign` -1) one statement's share of every
+/// read model.
+fn contribute(record: &StatementRecord, sign: i64, edits: &mut Edits) {
+    let month = month_key(record.time_micros);
+    let scopes = scopes_of(record);
+    for scope in &scopes {
+        edits.add_counter(counter_key(&month, scope, figure::HITS, None), sign);
+    }
+    let Some(learner) = record.learner else {
+        return;
+    };
+    let in_course = record.course.is_some();
+    let enrolled = in_course && record.meaning & meaning::ENROLLED != 0;
+    let started = in_course && (record.meaning & !meaning::ENROLLED != 0 || record.meaning == 0);
+    let completed =
+        record.about_course && record.meaning & (meaning::COMPLETED | meaning::PASSED) != 0;
+    let mut pair = learner.0.to_vec();
+    if let Some(course) = &record.course {
+        pair.extend_from_slice(course.as_bytes());
+    }
+    for scope in &scopes {
+        let mut member = |figure: u8, member: &[u8], per_course: Option<u8>| {
+            let mut counters = vec![counter_key(&month, scope, figure, None)];
+            if let (Some(per_course), Some(course)) = (per_course, &record.course) {
+                counters.push(counter_key(&month, scope, per_course, Some(course)));
+            }
+            edits.add_member(member_key(&month, scope, figure, member), &counters, sign);
+        };
+        member(figure::ACTIVE_USERS, &learner.0, None);
+        if enrolled {
+            member(figure::ENROLLED, &learner.0, None);
+        }
+        if started {
+            member(figure::PARTICIPANTS_STARTED, &learner.0, None);
+            member(
+                figure::COURSES_STARTED,
+                &pair,
+                Some(figure::STARTED_BY_COURSE),
+            );
+        }
+        if completed {
+            member(
+                figure::COURSES_COMPLETED,
+                &pair,
+                Some(figure::COMPLETED_BY_COURSE),
+            );
+        }
+    }
+    if let Some(course) = &record.course {
+        let key = learner_key(&learner, course, record.module.as_deref(), record.position);
+        if sign > 0 {
+            edits.put(LEARNERS, key, postcard::to_stdvec(record).expect("encodes"));
+            if let Some(module) = &record.module {
+                for scope in &scopes {
+                    let key = module_key(scope, course, module);
+                    if edits.get(MODULES, &key).is_none() {
+                        edits.put(MODULES, key, vec![]);
+                    }
+                }
+            }
+        } else {
+            edits.delete(LEARNERS, key);
+        }
+    }
+    if let Some(library) = &record.library {
+        let key = library_key(library, &learner);
+        let current = edits
+            .get(LIBRARY, &key)
+            .and_then(|bytes| postcard::from_bytes::<LibraryMember>(&bytes).ok());
+        let next = match (current, sign > 0) {
+            (None, true) => Some(LibraryMember {
+                statements: 1,
+                last_position: record.position,
+                last_micros: record.time_micros,
+            }),
+            (Some(mut member), true) => {
+                member.statements += 1;
+                member.last_position = member.last_position.max(record.position);
+                member.last_micros = member.last_micros.max(record.time_micros);
+                Some(member)
+            }
+            (Some(mut member), false) if member.statements > 1 => {
+                member.statements -= 1;
+                Some(member)
+            }
+            _ => None,
+        };
+        match next {
+            Some(member) => edits.put(LIBRARY, key, postcard::to_stdvec(&member).expect("encodes")),
+            None => edits.delete(LIBRARY, key),
+        }
+    }
+}
+
+/// The figure scopes a statement counts in: everything, its library, its app.
+pub fn scopes_of(record: &StatementRecord) -> Vec<Vec<u8>> {
+    let mut scopes = vec![b"*".to_vec()];
+    if let Some(library) = &record.library {
+        scopes.push(scope_library(library));
+    }
+    if let Some(app) = &record.app {
+        scopes.push(scope_app(app));
+    }
+    scopes
+}
+
+pub fn scope_total() -> Vec<u8> {
+    b"*".to_vec()
+}
+
+pub fn scope_library(isil: &str) -> Vec<u8> {
+    [b"l:".as_slice(), isil.as_bytes()].concat()
+}
+
+pub fn scope_app(appid: &str) -> Vec<u8> {
+    [b"a:".as_slice(), appid.as_bytes()].concat()
+}
+
+pub fn statement_key(id: &Uuid, tenant: &[u8; 8]) -> Vec<u8> {
+    [id.as_bytes().as_slice(), tenant].concat()
+}
+
+/// The prefix of one learner's records, or of one course of theirs.
+pub fn learner_prefix(learner: &Token, course: Option<&str>) -> Vec<u8> {
+    let mut key = learner.0.to_vec();
+    if let Some(course) = course {
+        key.extend_from_slice(course.as_bytes());
+        key.push(0);
+    }
+    key
+}
+
+fn learner_key(learner: &Token, course: &str, module: Option<&str>, position: u64) -> Vec<u8> {
+    let mut key = learner_prefix(learner, Some(course));
+    key.extend_from_slice(module.unwrap_or("").as_bytes());
+    key.push(0);
+    key.extend_from_slice(&position.to_be_bytes());
+    key
+}
+
+pub fn library_key(isil: &str, learner: &Token) -> Vec<u8> {
+    [isil.as_bytes(), &[0], &learner.0].concat()
+}
+
+pub fn library_prefix(isil: &str) -> Vec<u8> {
+    [isil.as_bytes(), &[0]].concat()
+}
+
+pub fn module_key(scope: &[u8], course: &str, module: &str) -> Vec<u8> {
+    [scope, &[0], course.as_bytes(), &[0], module.as_bytes()].concat()
+}
+
+pub fn module_prefix(scope: &[u8], course: &str) -> Vec<u8> {
+    [scope, &[0], course.as_bytes(), &[0]].concat()
+}
+
+pub fn assigned_key(learner: &Token, course: &str, module: &str) -> Vec<u8> {
+    [
+        learner.0.as_slice(),
+        course.as_bytes(),
+        &[0],
+        module.as_bytes(),
+    ]
+    .concat()
+}
+
+pub fn member_key(month: &[u8; 6], scope: &[u8], figure: u8, member: &[u8]) -> Vec<u8> {
+    [month.as_slice(), scope, &[0, figure], member].concat()
+}
+
+pub fn counter_key(month: &[u8; 6], scope: &[u8], figure: u8, course: Option<&str>) -> Vec<u8> {
+    [
+        month.as_slice(),
+        scope,
+        &[0, figure],
+        course.unwrap_or("").as_bytes(),
+    ]
+    .concat()
+}
+
+/// The Dutch calendar month (Europe/Amsterdam) of an instant.
+pub fn month_of_micros(micros: i64) -> (i32, u32) {
+    use chrono::{Datelike, TimeZone};
+    let utc = chrono::DateTime::from_timestamp_micros(micros).unwrap_or_default();
+    let local = chrono_tz::Europe::Amsterdam.from_utc_datetime(&utc.naive_utc());
+    (local.year(), local.month())
+}
+
+/// `YYYYMM`, the month part of figure keys.
+pub fn month_key(micros: i64) -> [u8; 6] {
+    let (year, month) = month_of_micros(micros);
+    month_key_of(year, month)
+}
+
+pub fn month_key_of(year: i32, month: u32) -> [u8; 6] {
+    let text = format!("{:04}{:02}", year.clamp(0, 9999), month);
+    text.as_bytes().try_into().expect("6 digits")
+}
+
+/// An ISO 8601 duration (`PT1H2M3.5S`, `P1DT2H`) in milliseconds. Years and
+/// months have no fixed length: such a duration is not counted.
+pub fn duration_ms(text: &str) -> Option<u64> {
+    let rest = text.strip_prefix('P')?;
+    let (date, time) = match rest.split_once('T') {
+        Some((date, time)) => (date, time),
+        None => (rest, ""),
+    };
+    let mut total = 0f64;
+    let mut number = String::new();
+    for c in date.chars() {
+        match c {
+            '0'..='9' | '.' | ',' => number.push(if c == ',' { '.' } else { c }),
+            'W' => total += number.parse::<f64>().ok()? * 7.0 * 86_400_000.0,
+            'D' => total += number.parse::<f64>().ok()? * 86_400_000.0,
+            _ => return None,
+        }
+        if c.is_ascii_alphabetic() {
+            number.clear();
+        }
+    }
+    for c in time.chars() {
+        match c {
+            '0'..='9' | '.' | ',' => number.push(if c == ',' { '.' } else { c }),
+            'H' => total += number.parse::<f64>().ok()? * 3_600_000.0,
+            'M' => total += number.parse::<f64>().ok()? * 60_000.0,
+            'S' => total += number.parse::<f64>().ok()? * 1000.0,
+            _ => return None,
+        }
+        if c.is_ascii_alphabetic() {
+            number.clear();
+        }
+    }
+    (number.is_empty() && total.is_finite() && total >= 0.0).then_some(total.round() as u64)
+}
+
+/// Changes made while folding one event, read back by the rest of the fold
+/// (the store applies ops only after `apply` returns).
+struct Edits<'a> {
+    state: &'a dyn ReadModel,
+    changes: BTreeMap<(TreeName, Vec<u8>), Option<Vec<u8>>>,
+}
+
+impl<'a> Edits<'a> {
+    fn new(state: &'a dyn ReadModel) -> Self {
+        Self {
+            state,
+            changes: BTreeMap::new(),
+        }
+    }
+
+    fn get(&self, tree: TreeName, key: &[u8]) -> Option<Vec<u8>> {
+        match self.changes.get(&(tree, key.to_vec())) {
+            Some(change) => change.clone(),
+            None => self.state.get(tree, key),
+        }
+    }
+
+    fn put(&mut self, tree: TreeName, key: Vec<u8>, value: Vec<u8>) {
+        self.changes.insert((tree, key), Some(value));
+    }
+
+    fn delete(&mut self, tree: TreeName, key: Vec<u8>) {
+        self.changes.insert((tree, key), None);
+    }
+
+    fn add_counter(&mut self, key: Vec<u8>, delta: i64) {
+        let current = self
+            .get(COUNTERS, &key)
+            .map(|v| decode_u64(&v))
+            .unwrap_or(0);
+        let next = (current as i64 + delta).max(0) as u64;
+        if next == 0 {
+            self.delete(COUNTERS, key);
+        } else {
+            self.put(COUNTERS, key, next.to_be_bytes().to_vec());
+        }
+    }
+
+    /// Counts one more (or one fewer) statement for a member; the member's
+    /// counters change when it appears or disappears.
+    fn add_member(&mut self, key: Vec<u8>, counters: &[Vec<u8>], sign: i64) {
+        let current = self.get(MEMBERS, &key).map(|v| decode_u64(&v)).unwrap_or(0);
+        let next = (current as i64 + sign).max(0) as u64;
+        if current == 0 && next > 0 {
+            for counter in counters {
+                self.add_counter(counter.clone(), 1);
+            }
+        } else if current > 0 && next == 0 {
+            for counter in counters {
+                self.add_counter(counter.clone(), -1);
+            }
+        }
+        if next == 0 {
+            self.delete(MEMBERS, key);
+        } else {
+            self.put(MEMBERS, key, (next as u32).to_be_bytes().to_vec());
+        }
+    }
+
+    fn finish(self, out: &mut Vec<Op>) {
+        for ((tree, key), change) in self.changes {
+            out.push(match change {
+                Some(value) => Op::Put { tree, key, value },
+                None => Op::Delete { tree, key },
+            });
+        }
+    }
+}
+
+/// A big-endian count of 4 or 8 bytes.
+pub fn decode_u64(bytes: &[u8]) -> u64 {
+    match bytes.len() {
+        4 => u32::from_be_bytes(bytes.try_into().expect("4 bytes")) as u64,
+        8 => u64::from_be_bytes(bytes.try_into().expect("8 bytes")),
+        _ => 0,
+    }
+}
+
+/// A status, in increasing order of progress (`Failed` below `Completed`:
+/// completing after failing is progress).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    NotStarted,
+    Enrolled,
+    InProgress,
+    Failed,
+    Completed,
+    Passed,
+}
+
+/// Progress in one module, or in a course itself, from its records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tally {
+    pub status: Status,
+    pub score_scaled: Option<f64>,
+    pub time_ms: u64,
+    pub last_micros: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CourseTally {
+    pub course: String,
+    /// The course's own records (the object is the course, or no module).
+    pub own: Tally,
+    /// Its status: passed / completed / failed from the course's own
+    /// records, else in progress if anything happened in it, else enrolled.
+    pub status: Status,
+    pub modules: BTreeMap<String, Tally>,
+    /// Own `ended` durations plus every module's time.
+    pub time_ms: u64,
+    pub last_micros: Option<i64>,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::NotStarted => "not_started",
+            Status::Enrolled => "enrolled",
+            Status::InProgress => "in_progress",
+            Status::Failed => "failed",
+            Status::Completed => "completed",
+            Status::Passed => "passed",
+        }
+    }
+
+    /// Done: completed or passed.
+    pub fn is_done(self) -> bool {
+        matches!(self, Status::Completed | Status::Passed)
+    }
+}
+
+impl FromStr for Status {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Ok(match text {
+            "not_started" => Status::NotStarted,
+            "enrolled" => Status::Enrolled,
+            "in_progress" => Status::InProgress,
+            "failed" => Status::Failed,
+            "completed" => Status::Completed,
+            "passed" => Status::Passed,
+            _ => {
+                return Err(format!(
+                    "'{text}' is not a status: one of not_started, enrolled, in_progress, failed, completed, passed"
+                ))
+            }
+        })
+    }
+}
+
+fn status_of(bits: u8, anything: bool) -> Status {
+    if bits & meaning::PASSED != 0 {
+        Status::Passed
+    } else if bits & meaning::COMPLETED != 0 {
+        Status::Completed
+    } else if bits & meaning::FAILED != 0 {
+        Status::Failed
+    } else if anything {
+        Status::InProgress
+    } else if bits & meaning::ENROLLED != 0 {
+        Status::Enrolled
+    } else {
+        Status::NotStarted
+    }
+}
+
+/// Tallies records of one module (or of a course's own).
+pub fn tally<'r>(records: impl IntoIterator<Item = &'r StatementRecord>) -> Tally {
+    let mut bits = 0u8;
+    let mut anything = false;
+    let mut score: Option<f64> = None;
+    let mut ended_ms = 0u64;
+    let mut any_ended = false;
+    let mut longest_ms = 0u64;
+    let mut last: Option<i64> = None;
+    for record in records {
+        bits |= record.meaning;
+        anything |= record.meaning & !meaning::ENROLLED != 0 || record.meaning == 0;
+        if let Some(s) = record.score_scaled {
+            score = Some(score.map_or(s, |best: f64| best.max(s)));
+        }
+        if let Some(ms) = record.duration_ms {
+            if record.meaning & meaning::ENDED != 0 {
+                ended_ms += ms;
+                any_ended = true;
+            }
+            longest_ms = longest_ms.max(ms);
+        }
+        last = Some(last.map_or(record.time_micros, |l| l.max(record.time_micros)));
+    }
+    Tally {
+        status: status_of(bits, anything),
+        score_scaled: score,
+        time_ms: if any_ended { ended_ms } else { longest_ms },
+        last_micros: last,
+    }
+}
+
+/// Groups a learner's records by course and module and tallies each.
+pub fn course_tallies(records: &[StatementRecord]) -> Vec<CourseTally> {
+    let mut by_course: BTreeMap<
+        &str,
+        (Vec<&StatementRecord>, BTreeMap<&str, Vec<&StatementRecord>>),
+    > = BTreeMap::new();
+    for record in records {
+        let Some(course) = record.course.as_deref() else {
+            continue;
+        };
+        let entry = by_course.entry(course).or_default();
+        match record.module.as_deref() {
+            Some(module) => entry.1.entry(module).or_default().push(record),
+            None => entry.0.push(record),
+        }
+    }
+    by_course
+        .into_iter()
+        .map(|(course, (own_records, modules))| {
+            let own = tally(own_records.iter().copied());
+            let own_ended_ms: u64 = own_records
+                .iter()
+                .filter(|r| r.meaning & meaning::ENDED != 0)
+                .filter_map(|r| r.duration_ms)
+                .sum();
+            let modules: BTreeMap<String, Tally> = modules
+                .into_iter()
+                .map(|(module, records)| (module.to_owned(), tally(records)))
+                .collect();
+            let anything = own.status >= Status::InProgress
+                || modules.values().any(|m| m.status >= Status::InProgress);
+            let enrolled = own.status == Status::Enrolled
+                || modules.values().any(|m| m.status == Status::Enrolled);
+            let status = match own.status {
+                Status::Passed | Status::Completed | Status::Failed => own.status,
+                _ if anything => Status::InProgress,
+                _ if enrolled => Status::Enrolled,
+                _ => Status::NotStarted,
+            };
+            let last_micros = modules
+                .values()
+                .filter_map(|m| m.last_micros)
+                .chain(own.last_micros)
+                .max();
+            CourseTally {
+                course: course.to_owned(),
+                time_ms: own_ended_ms + modules.values().map(|m| m.time_ms).sum::<u64>(),
+                own,
+                status,
+                modules,
+                last_micros,
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,385 @@
+//! Projection tests as data: each file in `tests/progress/` gives events
+//! (a course model, statements, voidings, assignments) and the read model
+//! they must fold into: every learner's progress per course and module,
+//! every figure counter, every library's learners. Each case is folded
+//! twice, in the given order and with its statements in reverse arrival
+//! order, and both must give the expected snapshot; the fold must also give
+//! identical trees when repeated from scratch.
+//!
+//! `UPDATE_SNAPSHOTS=1 cargo test -p lrs-projections --test progress_cases`
+//! writes what the fold gives into the files; review the diff by hand.
+
+use lrs_core::events::{
+    ActivityFactV1, ContextFactsV1, CourseModelDefinedV1, ModulesAssignedV1, ObjectFactV1,
+    OriginV1, ResultFactsV1, SealedStatementV1, StatementFactsV1, StatementStoredV1,
+    StatementStoredV3,
+};
+use lrs_core::token::Token;
+use lrs_core::Event;
+use lrs_projections::progress::{self, course_tallies, Progress, StatementRecord};
+use lrs_projections::{Op, Projection, ReadModel, TreeName};
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+#[derive(Default, Clone, PartialEq)]
+struct Memory(BTreeMap<(TreeName, Vec<u8>), Vec<u8>>);
+
+impl ReadModel for Memory {
+    fn get(&self, tree: TreeName, key: &[u8]) -> Option<Vec<u8>> {
+        self.0.get(&(tree, key.to_vec())).cloned()
+    }
+    fn scan_prefix(&self, tree: TreeName, prefix: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+        self.0
+            .range((tree, prefix.to_vec())..)
+            .take_while(|((t, k), _)| *t == tree && k.starts_with(prefix))
+            .map(|((_, k), v)| (k.clone(), v.clone()))
+            .collect()
+    }
+}
+
+impl Memory {
+    fn fold(&mut self, projection: &Progress, position: u64, event: &Event) {
+        let mut ops = Vec::new();
+        projection.apply(position, event, self, &mut ops);
+        for op in ops {
+            match op {
+                Op::Put { tree, key, value } => {
+                    self.0.insert((tree, key), value);
+                }
+                Op::Delete { tree, key } => {
+                    self.0.remove(&(tree, key));
+                }
+            }
+        }
+    }
+
+    fn tree(&self, tree: TreeName) -> Vec<(Vec<u8>, Vec<u8>)> {
+        self.scan_prefix(tree, b"")
+    }
+}
+
+fn token(name: &str) -> Token {
+    Token(Sha256::digest(name.as_bytes())[..16].try_into().unwrap())
+}
+
+fn uuid(n: u64) -> Uuid {
+    Uuid::from_u128(0x0000_0000_0000_4000_8000_0000_0000_0000 | n as u128)
+}
+
+fn type_iri(short: &str) -> String {
+    match short {
+        "course" => "https://w3id.org/xapi/cmi5/activitytype/course".into(),
+        "module" => "http://adlnet.gov/expapi/activities/module".into(),
+        "lesson" => "http://adlnet.gov/expapi/activities/lesson".into(),
+        other => other.into(),
+    }
+}
+
+fn verb_iri(short: &str) -> String {
+    if short.contains(':') {
+        short.into()
+    } else {
+        format!("http://adlnet.gov/expapi/verbs/{short}")
+    }
+}
+
+fn micros(time: &str) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(time)
+        .unwrap_or_else(|e| panic!("time {time}: {e}"))
+        .timestamp_micros()
+}
+
+fn activities(value: Option<&Value>) -> Vec<ActivityFactV1> {
+    value
+        .and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .map(|a| ActivityFactV1 {
+                    id: a["id"].as_str().unwrap().into(),
+                    activity_type: a.get("type").and_then(Value::as_str).map(type_iri),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// One fixture statement as the event the writer would append.
+fn statement_event(s: &Value, position: u64) -> Event {
+    let id = uuid(s["s"].as_u64().expect("s: statement number"));
+    let actor = token(s["actor"].as_str().expect("actor"));
+    let (verb, object) = match s.get("void") {
+        Some(target) => (
+            "http://adlnet.gov/expapi/verbs/voided".to_string(),
+            ObjectFactV1::StatementRef {
+                id: uuid(target.as_u64().unwrap()),
+            },
+        ),
+        None => (
+            verb_iri(s["verb"].as_str().expect("verb")),
+            ObjectFactV1::Activity {
+                id: s["object"]["id"].as_str().expect("object.id").into(),
+                activity_type: s["object"]
+                    .get("type")
+                    .and_then(Value::as_str)
+                    .map(type_iri),
+            },
+        ),
+    };
+    let context = ContextFactsV1 {
+        parent: activities(s.get("parent")),
+        grouping: activities(s.get("grouping")),
+        category: activities(s.get("category")),
+    };
+    let result = s.get("result").map(|r| ResultFactsV1 {
+        success: r.get("success").and_then(Value::as_bool),
+        completion: r.get("completion").and_then(Value::as_bool),
+        score_scaled: r.get("score").and_then(Value::as_f64),
+        score_raw: None,
+        score_min: None,
+        score_max: None,
+        duration: r.get("duration").and_then(Value::as_str).map(str::to_owned),
+    });
+    let at = s.get("at").and_then(Value::as_str).map(micros);
+    let stored = s
+        .get("stored")
+        .and_then(Value::as_str)
+        .map(micros)
+        .or(at)
+        .unwrap_or(1_790_000_000_000_000 + position as i64);
+    Event::StatementStoredV3(StatementStoredV3 {
+        statement: StatementStoredV1 {
+            statement_id: id,
+            stored_micros: stored,
+            tenant: s
+                .get("tenant")
+                .and_then(Value::as_str)
+                .unwrap_or("kb")
+                .into(),
+            credential_key: "k".into(),
+            comparison_digest: [0; 32],
+            facts: StatementFactsV1 {
+                verb_id: verb,
+                object,
+                actor: Some(actor),
+                group_members: vec![],
+                related_agents: vec![actor],
+                related_activities: vec![],
+                registration: None,
+                timestamp_micros: at,
+                result,
+                platform: None,
+                language: None,
+            },
+            sealed: SealedStatementV1 {
+                persons: vec![],
+                subject_shares: vec![],
+                body_nonce: [0; 24],
+                body: vec![],
+                attachments: vec![],
+            },
+        },
+        origin: OriginV1 {
+            app: s.get("app").and_then(Value::as_str).map(str::to_owned),
+            library: s.get("library").and_then(Value::as_str).map(str::to_owned),
+        },
+        context,
+    })
+}
+
+fn time_text(micros: Option<i64>) -> Value {
+    micros
+        .map(|m| {
+            json!(chrono::DateTime::from_timestamp_micros(m)
+                .unwrap()
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        })
+        .unwrap_or(Value::Null)
+}
+
+/// The read model as a readable snapshot (positions left out: they depend
+/// on arrival order, which must not matter).
+fn snapshot(memory: &Memory, learners: &[String]) -> Value {
+    let mut progress_view = Map::new();
+    for name in learners {
+        let records: Vec<StatementRecord> = memory
+            .scan_prefix(progress::LEARNERS, &token(name).0)
+            .into_iter()
+            .map(|(_, v)| postcard::from_bytes(&v).unwrap())
+            .collect();
+        let courses: Vec<Value> = course_tallies(&records)
+            .into_iter()
+            .map(|c| {
+                let modules: Map<String, Value> = c
+                    .modules
+                    .iter()
+                    .map(|(id, m)| {
+                        (
+                            id.clone(),
+                            json!({"status": m.status.as_str(), "score": m.score_scaled,
+                                   "time_ms": m.time_ms, "last": time_text(m.last_micros)}),
+                        )
+                    })
+                    .collect();
+                json!({"course": c.course, "status": c.status.as_str(), "score": c.own.score_scaled,
+                       "time_ms": c.time_ms, "last": time_text(c.last_micros), "modules": modules})
+            })
+            .collect();
+        let assigned: Vec<Value> = memory
+            .scan_prefix(progress::ASSIGNED, &token(name).0)
+            .into_iter()
+            .map(|(k, _)| json!(String::from_utf8_lossy(&k[16..]).replace('\0', " ")))
+            .collect();
+        progress_view.insert(name.clone(), json!({"courses": courses, "ready": assigned}));
+    }
+    let mut figures: BTreeMap<String, BTreeMap<String, Map<String, Value>>> = BTreeMap::new();
+    for (key, value) in memory.tree(progress::COUNTERS) {
+        let month = String::from_utf8_lossy(&key[..6]).into_owned();
+        let rest = &key[6..];
+        let split = rest.iter().position(|&b| b == 0).unwrap();
+        let scope = String::from_utf8_lossy(&rest[..split]).into_owned();
+        let figure = (rest[split + 1] as char).to_string();
+        let course = String::from_utf8_lossy(&rest[split + 2..]).into_owned();
+        let name = if course.is_empty() {
+            figure
+        } else {
+            format!("{figure} {course}")
+        };
+        figures
+            .entry(month)
+            .or_default()
+            .entry(scope)
+            .or_default()
+            .insert(name, json!(progress::decode_u64(&value)));
+    }
+    let mut libraries: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (key, value) in memory.tree(progress::LIBRARY) {
+        let split = key.iter().position(|&b| b == 0).unwrap();
+        let isil = String::from_utf8_lossy(&key[..split]).into_owned();
+        let who = learners
+            .iter()
+            .find(|n| token(n).0 == key[split + 1..])
+            .cloned()
+            .unwrap_or_else(|| "?".into());
+        let member: progress::LibraryMember = postcard::from_bytes(&value).unwrap();
+        libraries
+            .entry(isil)
+            .or_default()
+            .push(format!("{who} ({} statements)", member.statements));
+    }
+    for list in libraries.values_mut() {
+        list.sort();
+    }
+    json!({"progress": progress_view, "figures": figures, "libraries": libraries})
+}
+
+fn fold_case(case: &Value, reverse: bool) -> Memory {
+    let projection = Progress::default();
+    let mut memory = Memory::default();
+    let mut position = 0u64;
+    let mut next = || {
+        position += 1;
+        position
+    };
+    if let Some(model) = case.get("model") {
+        memory.fold(
+            &projection,
+            next(),
+            &Event::CourseModelDefinedV1(CourseModelDefinedV1 {
+                tenant: "kb".into(),
+                model: model.to_string(),
+                defined_micros: 0,
+                by: "test".into(),
+            }),
+        );
+    }
+    let mut statements: Vec<&Value> = case["statements"].as_array().unwrap().iter().collect();
+    if reverse {
+        statements.reverse();
+    }
+    for s in statements {
+        let position = next();
+        memory.fold(&projection, position, &statement_event(s, position));
+    }
+    for a in case
+        .get("assign")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let event = Event::ModulesAssignedV1(ModulesAssignedV1 {
+            tenant: "kb".into(),
+            library: a.get("library").and_then(Value::as_str).map(str::to_owned),
+            learners: a["learners"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|n| token(n.as_str().unwrap()))
+                .collect(),
+            course: a["course"].as_str().unwrap().into(),
+            modules: a["modules"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m.as_str().unwrap().to_owned())
+                .collect(),
+            ready: a.get("ready").and_then(Value::as_bool).unwrap_or(true),
+            assigned_micros: 0,
+            by: "staff".into(),
+        });
+        memory.fold(&projection, next(), &event);
+    }
+    memory
+}
+
+#[test]
+fn every_case_folds_into_its_snapshot() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/progress");
+    let mut paths: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    paths.sort();
+    assert!(paths.len() >= 3, "cases in {}", dir.display());
+    let update = std::env::var_os("UPDATE_SNAPSHOTS").is_some();
+    for path in paths {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut case: Value = serde_json::from_str(&text).unwrap();
+        let mut learners: Vec<String> = case["statements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["actor"].as_str().unwrap().to_owned())
+            .collect();
+        learners.sort();
+        learners.dedup();
+        let in_order = fold_case(&case, false);
+        let actual = snapshot(&in_order, &learners);
+        let reversed = snapshot(&fold_case(&case, true), &learners);
+        assert_eq!(
+            actual,
+            reversed,
+            "{}: arrival order changed the read model",
+            path.display()
+        );
+        assert!(
+            fold_case(&case, false) == in_order,
+            "{}: folding again gave other bytes",
+            path.display()
+        );
+        if update {
+            case["expect"] = actual;
+            std::fs::write(&path, serde_json::to_string_pretty(&case).unwrap() + "\n").unwrap();
+            continue;
+        }
+        assert_eq!(
+            actual,
+            case["expect"],
+            "{}: the fold gave\n{}",
+            path.display(),
+            serde_json::to_string_pretty(&actual).unwrap()
+        );
+    }
+}
