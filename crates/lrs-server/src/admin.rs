@@ -36,6 +36,12 @@ pub const PERMISSIONS: &[&str] = &[
     "admin.credentials.all",
     "audit.read",
     "audit.read.all",
+    // Progress and figures (docs/progress-and-figures.md).
+    "figures.read",
+    "progress.read",
+    "progress.assign",
+    "course_model.read",
+    "course_model.write",
 ];
 
 const DAY_MICROS: i64 = 86_400 * 1_000_000;

@@ -377,7 +377,10 @@ async fn put_model(
 /// Checks a course model (schemas/course-model.json): its shape, then that
 /// every type, verb, course and module id is an IRI and every meaning known.
 pub fn parse_model(body: &[u8]) -> Result<CourseModelDoc, ApiError> {
-    let doc: CourseModelDoc = serde_json::from_slice(body).map_err(|e| {
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request("$", "json.syntax", format!("not JSON: {e}")))?;
+    xapi::validate::validate_course_model(&value)?;
+    let doc: CourseModelDoc = serde_json::from_value(value).map_err(|e| {
         ApiError::bad_request(
             "$",
             "course-model.shape",

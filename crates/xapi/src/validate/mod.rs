@@ -93,6 +93,12 @@ pub fn validate_statement_batch(body: &Value, version: XapiVersion) -> Result<()
     Ok(())
 }
 
+/// Checks a course model (a KB profile document, not xAPI itself) against
+/// `schemas/course-model.json`; the error names the path and the rule.
+pub fn validate_course_model(model: &Value) -> Result<(), ValidationError> {
+    schema::check(schema::course_model_validator(), model)
+}
+
 /// The `agent` query/document parameter: an Agent or an identified Group
 /// JSON object. Paths start at `$` (use [`ValidationError::under`] to name
 /// the parameter).

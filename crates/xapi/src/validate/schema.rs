@@ -18,10 +18,12 @@ const COMMON: &str = include_str!("../../../../schemas/xapi-common.json");
 const STATEMENT_1_0_3: &str = include_str!("../../../../schemas/statement-1.0.3.json");
 const STATEMENT_2_0_0: &str = include_str!("../../../../schemas/statement-2.0.0.json");
 const AGENT_PARAM: &str = include_str!("../../../../schemas/agent-param.json");
+const COURSE_MODEL: &str = include_str!("../../../../schemas/course-model.json");
 
 static STATEMENT_1_0_3_VALIDATOR: LazyLock<Validator> = LazyLock::new(|| compile(STATEMENT_1_0_3));
 static STATEMENT_2_0_0_VALIDATOR: LazyLock<Validator> = LazyLock::new(|| compile(STATEMENT_2_0_0));
 static AGENT_PARAM_VALIDATOR: LazyLock<Validator> = LazyLock::new(|| compile(AGENT_PARAM));
+static COURSE_MODEL_VALIDATOR: LazyLock<Validator> = LazyLock::new(|| compile(COURSE_MODEL));
 
 /// Compiles one of the embedded schemas with `xapi-common.json` available
 /// by reference. The schemas are part of the program: failing here is a bug.
@@ -44,6 +46,10 @@ pub(crate) fn statement_validator(version: XapiVersion) -> &'static Validator {
         XapiVersion::V1_0_3 => &STATEMENT_1_0_3_VALIDATOR,
         XapiVersion::V2_0_0 => &STATEMENT_2_0_0_VALIDATOR,
     }
+}
+
+pub(crate) fn course_model_validator() -> &'static Validator {
+    &COURSE_MODEL_VALIDATOR
 }
 
 pub(crate) fn agent_param_validator() -> &'static Validator {
