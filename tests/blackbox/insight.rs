@@ -386,4 +386,22 @@ async fn each_reader_sees_its_own_progress_and_figures() {
         report.contains("every projection rebuilt from the log equals the stored one"),
         "{report}"
     );
+
+    // The command line sets a model too, with the same checks.
+    let file = server.data_dir.join("model.json");
+    std::fs::write(&file, r#"{"courseTypes": ["not an iri"]}"#).unwrap();
+    let file_arg = file.to_str().unwrap();
+    let refused = server
+        .lrs(&["course-model", "set", "--tenant", "kb", file_arg])
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("$.courseTypes[0]"), "{refused}");
+    std::fs::write(&file, r#"{"moduleTypes": ["https://kb.example/type/hoofdstuk"]}"#).unwrap();
+    server
+        .lrs(&["course-model", "set", "--tenant", "kb", file_arg])
+        .unwrap();
+    let shown = server
+        .lrs(&["course-model", "show", "--tenant", "kb"])
+        .unwrap();
+    assert!(shown.contains("https://kb.example/type/hoofdstuk"), "{shown}");
 }

@@ -44,7 +44,8 @@ pub enum RolesCommand {
         #[arg(long)]
         name: String,
         /// admin.tenants, admin.roles, admin.credentials,
-        /// admin.credentials.all, audit.read, audit.read.all
+        /// admin.credentials.all, audit.read, audit.read.all, figures.read,
+        /// progress.read, progress.assign, course_model.read, course_model.write
         #[arg(long = "permission", required = true)]
         permissions: Vec<String>,
     },
@@ -119,6 +120,67 @@ pub enum CredentialsCommand {
         #[command(flatten)]
         data: DataArgs,
     },
+}
+
+#[derive(Subcommand)]
+pub enum CourseModelCommand {
+    /// Set a tenant's course model from a JSON file (schemas/course-model.json;
+    /// docs/progress-and-figures.md). Applies to statements stored after it.
+    Set {
+        #[command(flatten)]
+        data: DataArgs,
+        #[arg(long)]
+        tenant: String,
+        /// The model, JSON.
+        file: std::path::PathBuf,
+    },
+    /// Print a tenant's course model as set (nothing if it uses the defaults).
+    Show {
+        #[command(flatten)]
+        data: DataArgs,
+        #[arg(long)]
+        tenant: String,
+    },
+}
+
+pub async fn course_model(command: CourseModelCommand) -> anyhow::Result<()> {
+    match command {
+        CourseModelCommand::Set { data, tenant, file } => {
+            let bytes =
+                std::fs::read(&file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let doc = crate::routes::insight::parse_model(&bytes).map_err(fail)?;
+            let store = open_store(&data)?;
+            if store.tenant(&tenant)?.is_none() {
+                store.close().await?;
+                anyhow::bail!("no tenant '{tenant}': define it first (lrs tenants define)");
+            }
+            let event = lrs_core::events::CourseModelDefinedV1 {
+                tenant: tenant.clone(),
+                model: serde_json::to_string(&doc)?,
+                defined_micros: crate::auth::now_micros(),
+                by: format!("cli:{}", crate::audit::cli_user()),
+            };
+            let outcome = store
+                .append_event(lrs_core::Event::CourseModelDefinedV1(event))
+                .await;
+            store.close().await?;
+            outcome.map_err(|e| anyhow::anyhow!("{e}"))?;
+            crate::audit::record_cli(&data.data_dir, Some(&tenant), "course_model.set", &tenant)?;
+            println!(
+                "course model of {tenant} set ({} declared courses)",
+                doc.courses.len()
+            );
+        }
+        CourseModelCommand::Show { data, tenant } => {
+            let store = open_store(&data)?;
+            let model = store.course_model_json(&tenant);
+            store.close().await?;
+            if let Some(model) = model? {
+                println!("{model}");
+            }
+        }
+    }
+    Ok(())
 }
 
 fn fail(error: crate::error::ApiError) -> anyhow::Error {

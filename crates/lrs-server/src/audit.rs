@@ -490,6 +490,18 @@ fn reader_scope(
     }
 }
 
+/// Who runs the command line: the OS user name, else the process's uid.
+pub fn cli_user() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| {
+            use std::os::unix::fs::MetadataExt;
+            // No user name in the environment: the process's uid (Linux).
+            std::fs::metadata("/proc/self")
+                .map_or_else(|_| "unknown".to_owned(), |m| format!("uid {}", m.uid()))
+        })
+}
+
 /// Records an administrative action done on the command line (the server
 /// stopped, so the trail is free): opens the trail, writes the record,
 /// closes it. The principal is `cli:<OS user>`; written after the action
@@ -501,14 +513,7 @@ pub fn record_cli(
     target: &str,
 ) -> anyhow::Result<()> {
     let trail = AuditTrail::open(AuditConfig::new(data_dir))?;
-    let user = std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| {
-            use std::os::unix::fs::MetadataExt;
-            // No user name in the environment: the process's uid (Linux).
-            std::fs::metadata("/proc/self")
-                .map_or_else(|_| "unknown".to_owned(), |m| format!("uid {}", m.uid()))
-        });
+    let user = cli_user();
     let submitted = trail.submit(AuditEntry {
         time_micros: crate::auth::now_micros(),
         tenant: tenant.map(str::to_owned),

@@ -72,6 +72,12 @@ enum Command {
         #[command(subcommand)]
         command: crate::admin_cli::RolesCommand,
     },
+    /// A tenant's course model: which activities are courses and modules,
+    /// what verbs mean (docs/progress-and-figures.md).
+    CourseModel {
+        #[command(subcommand)]
+        command: crate::admin_cli::CourseModelCommand,
+    },
     /// Check a stopped store: the hash chain of the whole log, that the log
     /// still reaches the head of its last clean shutdown, and that every
     /// projection rebuilt from the log equals the stored one. With
@@ -241,6 +247,7 @@ pub async fn main() -> anyhow::Result<()> {
         Command::Credentials { command } => crate::admin_cli::credentials(command).await,
         Command::Tenants { command } => crate::admin_cli::tenants(command).await,
         Command::Roles { command } => crate::admin_cli::roles(command).await,
+        Command::CourseModel { command } => crate::admin_cli::course_model(command).await,
         Command::Staff { command } => crate::staff_cli::staff(command).await,
         Command::Erase { data, agent } => {
             let agent: serde_json::Value =
