@@ -259,7 +259,6 @@ struct Staffed {
     server: TestServer,
     kb: Enrolment,
     library: Enrolment,
-    isil: String,
 }
 
 const LIBRARY_ISIL: &str = "NL-0000000001";
@@ -328,7 +327,6 @@ fn staffed(serve_args: &[&str], isil: &str) -> Staffed {
         server,
         kb,
         library,
-        isil: isil.to_owned(),
     }
 }
 
@@ -722,7 +720,7 @@ fn browser_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("browser")
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_works_in_a_real_browser() {
     let chromium = std::env::var("LRS_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     assert!(
@@ -745,14 +743,53 @@ async fn the_dashboard_works_in_a_real_browser() {
     };
     let month = activity::generate(spec.clone());
     let isil = month.world.libraries[0].clone();
-    let staffed = staffed(&[], &isil);
+    let (staffed, _provider, _idp_dir) = staffed_with_idp(&isil).await;
     let mut server = staffed.server;
-    // The KB writes the statements: a credential of its own.
+    let port: u16 = server.base_url.rsplit(':').next().unwrap().parse().unwrap();
     server.stop().unwrap();
+    // The KB writes the statements with a credential of its own, and names
+    // the courses and modules in its course model (set before the
+    // statements, which it then applies to).
     let (key, secret) = server
         .add_credential("KB schrijver", "kb", &["all"])
         .unwrap();
-    server.launch().unwrap();
+    let reader = server
+        .lrs(&[
+            "credentials",
+            "add",
+            "--name",
+            "KB lezer",
+            "--tenant",
+            "kb",
+            "--role",
+            "kb-inzicht",
+        ])
+        .unwrap();
+    let kb_reader = {
+        let (k, s) = reader.trim().split_once(' ').unwrap();
+        (k.to_owned(), s.to_owned())
+    };
+    let model = json!({
+        "courses": month.world.courses.iter().map(|course| json!({
+            "id": course.id,
+            "name": {"nl": course.name},
+            "modules": course.modules.iter().enumerate().map(|(i, module)| json!({
+                "id": module, "name": {"nl": format!("Les {}", i + 1)}
+            })).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+    });
+    let model_file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(model_file.path(), model.to_string()).unwrap();
+    server
+        .lrs(&[
+            "course-model",
+            "set",
+            "--tenant",
+            "kb",
+            model_file.path().to_str().unwrap(),
+        ])
+        .unwrap();
+    server.launch_on(port).unwrap();
     let writer = server.client().with_credential(&key, &secret);
     let stored_month = CalMonth::current();
     for chunk in month.sent.chunks(500) {
@@ -765,24 +802,6 @@ async fn the_dashboard_works_in_a_real_browser() {
     let m = spec.month;
 
     // Wait until the figures projection has caught up with the log.
-    let kb_reader = {
-        server.stop().unwrap();
-        let line = server
-            .lrs(&[
-                "credentials",
-                "add",
-                "--name",
-                "KB lezer",
-                "--tenant",
-                "kb",
-                "--role",
-                "kb-inzicht",
-            ])
-            .unwrap();
-        server.launch().unwrap();
-        let (k, s) = line.trim().split_once(' ').unwrap();
-        (k.to_owned(), s.to_owned())
-    };
     let http = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -820,6 +839,8 @@ async fn the_dashboard_works_in_a_real_browser() {
             "username": staffed.library.username, "password": staffed.library.password,
             "secret": staffed.library.secret, "isil": isil, "name": library_name,
         },
+        "oidc": {"button": "Inloggen met KB-account", "name": "Olga Oidc"},
+        "course_names": month.world.courses.iter().map(|c| (c.id.clone(), c.name.clone())).collect::<std::collections::BTreeMap<_, _>>(),
         "expected": {
             "total": figures_json(&figures(m, Scope::Total)),
             "previous_total": figures_json(&figures(m.previous(), Scope::Total)),
@@ -844,4 +865,334 @@ async fn the_dashboard_works_in_a_real_browser() {
         server.stderr()
     );
     assert!(stdout.contains("all browser checks passed"), "{stdout}");
+}
+
+// ---------------------------------------------------------------------------
+// Staff login through an OpenID provider: a real one on a loopback port.
+
+mod idp {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    use serde_json::{json, Value};
+    use sha2::Digest;
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+
+    pub const CLIENT_ID: &str = "lrs-dashboard";
+    pub const SECRET_ENV: &str = "LRS_TEST_STAFF_OIDC_SECRET";
+
+    struct Pending {
+        nonce: String,
+        challenge: String,
+        redirect_uri: String,
+    }
+
+    #[derive(Default)]
+    pub struct Seen {
+        pending: HashMap<String, Pending>,
+        /// Token requests whose PKCE verifier matched the challenge.
+        pub pkce_verified: usize,
+        /// Token requests refused (wrong secret, verifier, code).
+        pub refused: usize,
+    }
+
+    /// An OpenID provider with one consenting user: discovery, authorize
+    /// (answers at once with a code), token (checks the client secret and
+    /// PKCE, signs an RS256 ID token with the nonce), keys.
+    pub struct StaffIdp {
+        pub issuer: String,
+        pub secret: String,
+        pub seen: Arc<Mutex<Seen>>,
+    }
+
+    impl StaffIdp {
+        pub async fn start(claims: Value) -> Self {
+            use axum::extract::{Form, Query};
+            use axum::routing::{get, post};
+            use rsa::pkcs1::EncodeRsaPrivateKey;
+            use rsa::traits::PublicKeyParts;
+            let private = tokio::task::spawn_blocking(|| {
+                rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048).unwrap()
+            })
+            .await
+            .unwrap();
+            let encoding =
+                jsonwebtoken::EncodingKey::from_rsa_der(private.to_pkcs1_der().unwrap().as_bytes());
+            let public = private.to_public_key();
+            let jwks = json!({"keys": [{
+                "kty": "RSA", "use": "sig", "kid": "k1", "alg": "RS256",
+                "n": URL_SAFE_NO_PAD.encode(public.n().to_bytes_be()),
+                "e": URL_SAFE_NO_PAD.encode(public.e().to_bytes_be()),
+            }]});
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let issuer = format!("http://{}", listener.local_addr().unwrap());
+            let secret = crate::common::new_id();
+            let seen = Arc::new(Mutex::new(Seen::default()));
+            let discovery = json!({
+                "issuer": issuer,
+                "authorization_endpoint": format!("{issuer}/authorize"),
+                "token_endpoint": format!("{issuer}/token"),
+                "jwks_uri": format!("{issuer}/keys"),
+                "response_types_supported": ["code"],
+                "subject_types_supported": ["public"],
+                "id_token_signing_alg_values_supported": ["RS256"],
+                "token_endpoint_auth_methods_supported": ["client_secret_basic"],
+                "code_challenge_methods_supported": ["S256"],
+            });
+            let authorize_seen = seen.clone();
+            let token_seen = seen.clone();
+            let token_issuer = issuer.clone();
+            let token_secret = secret.clone();
+            let app = axum::Router::new()
+                .route(
+                    "/.well-known/openid-configuration",
+                    get(move || async move { axum::Json(discovery) }),
+                )
+                .route("/keys", get(move || async move { axum::Json(jwks) }))
+                .route(
+                    "/authorize",
+                    get(move |Query(q): Query<HashMap<String, String>>| async move {
+                        assert_eq!(q["response_type"], "code");
+                        assert_eq!(q["client_id"], CLIENT_ID);
+                        assert_eq!(q["code_challenge_method"], "S256");
+                        let code = crate::common::new_id();
+                        authorize_seen.lock().unwrap().pending.insert(
+                            code.clone(),
+                            Pending {
+                                nonce: q["nonce"].clone(),
+                                challenge: q["code_challenge"].clone(),
+                                redirect_uri: q["redirect_uri"].clone(),
+                            },
+                        );
+                        let mut to = reqwest::Url::parse(&q["redirect_uri"]).unwrap();
+                        to.query_pairs_mut()
+                            .append_pair("code", &code)
+                            .append_pair("state", &q["state"]);
+                        (
+                            axum::http::StatusCode::FOUND,
+                            [("location", to.to_string())],
+                        )
+                    }),
+                )
+                .route(
+                    "/token",
+                    post(
+                        move |headers: axum::http::HeaderMap,
+                              Form(form): Form<HashMap<String, String>>| async move {
+                            let mut seen = token_seen.lock().unwrap();
+                            let basic = format!(
+                                "Basic {}",
+                                base64::engine::general_purpose::STANDARD
+                                    .encode(format!("{CLIENT_ID}:{token_secret}"))
+                            );
+                            let authorised = headers
+                                .get("authorization")
+                                .is_some_and(|v| v.to_str().unwrap_or("") == basic);
+                            let pending = form.get("code").and_then(|c| seen.pending.remove(c));
+                            let verifier = form.get("code_verifier").cloned().unwrap_or_default();
+                            let ok = authorised
+                                && pending.as_ref().is_some_and(|p| {
+                                    URL_SAFE_NO_PAD
+                                        .encode(sha2::Sha256::digest(verifier.as_bytes()))
+                                        == p.challenge
+                                        && form.get("redirect_uri") == Some(&p.redirect_uri)
+                                });
+                            if !ok {
+                                seen.refused += 1;
+                                return (
+                                    axum::http::StatusCode::BAD_REQUEST,
+                                    axum::Json(json!({"error": "invalid_grant"})),
+                                );
+                            }
+                            seen.pkce_verified += 1;
+                            let now = std::time::SystemTime::now()
+                                .duration_since(std::time::UNIX_EPOCH)
+                                .unwrap()
+                                .as_secs();
+                            let mut id_claims = claims.clone();
+                            for (key, value) in [
+                                ("iss", json!(token_issuer)),
+                                ("aud", json!(CLIENT_ID)),
+                                ("iat", json!(now)),
+                                ("exp", json!(now + 300)),
+                                ("nonce", json!(pending.unwrap().nonce)),
+                            ] {
+                                id_claims[key] = value;
+                            }
+                            let mut header =
+                                jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+                            header.kid = Some("k1".into());
+                            let id_token =
+                                jsonwebtoken::encode(&header, &id_claims, &encoding).unwrap();
+                            (
+                                axum::http::StatusCode::OK,
+                                axum::Json(json!({
+                                    "access_token": crate::common::new_id(),
+                                    "token_type": "Bearer",
+                                    "expires_in": 300,
+                                    "id_token": id_token,
+                                })),
+                            )
+                        },
+                    ),
+                );
+            tokio::spawn(async move { axum::serve(listener, app).await });
+            Self {
+                issuer,
+                secret,
+                seen,
+            }
+        }
+
+        /// The `--staff-oidc` file for a server at `base_url`.
+        pub fn config_file(&self, dir: &std::path::Path, base_url: &str) -> std::path::PathBuf {
+            let path = dir.join("staff-oidc.json");
+            std::fs::write(
+                &path,
+                json!({
+                    "display_name": "KB-account",
+                    "issuer": self.issuer,
+                    "client_id": CLIENT_ID,
+                    "client_secret_env": SECRET_ENV,
+                    "redirect_url": format!("{base_url}/login/oidc/callback"),
+                    "tenant": {"claim": "kb_tenant", "map": {"KB": "kb"}},
+                    "roles": {"claim": "roles", "map": {"LRS.Inzicht": ["kb-inzicht"]}},
+                })
+                .to_string(),
+            )
+            .unwrap();
+            path
+        }
+    }
+}
+
+/// A staffed server that also trusts a test OpenID provider for staff.
+async fn staffed_with_idp(isil: &str) -> (Staffed, idp::StaffIdp, tempfile::TempDir) {
+    let provider = idp::StaffIdp::start(json!({
+        "sub": "olga-1", "name": "Olga Oidc", "kb_tenant": "KB", "roles": ["LRS.Inzicht", "Other"],
+    }))
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut staffed = staffed(&[], isil);
+    staffed.server.stop().unwrap();
+    // The redirect URL names the server's address: a port picked here,
+    // which the server then listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let file = provider.config_file(dir.path(), &base);
+    staffed
+        .server
+        .env
+        .push((idp::SECRET_ENV.into(), provider.secret.clone()));
+    staffed.server.serve_args = vec!["--staff-oidc".into(), file.display().to_string()];
+    staffed.server.launch_on(port).unwrap();
+    (staffed, provider, dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staff_log_in_through_an_openid_provider_with_pkce_state_and_nonce() {
+    let (staffed, provider, _dir) = staffed_with_idp(LIBRARY_ISIL).await;
+    let base = staffed.server.base_url.clone();
+    let mut client = Client::new(&base);
+    let login = client.get("/login").await;
+    assert!(
+        login.body.contains("Inloggen met KB-account"),
+        "{}",
+        login.body
+    );
+    let anonymous = client.cookie.clone().unwrap();
+
+    // Off to the provider, which answers at once with a code.
+    let start = client.get("/login/oidc").await;
+    assert_eq!(start.status, StatusCode::SEE_OTHER);
+    let authorize = start.location().to_owned();
+    assert!(authorize.starts_with(&provider.issuer), "{authorize}");
+    assert_ne!(
+        client.cookie.as_deref(),
+        Some(anonymous.as_str()),
+        "a new id for the flow"
+    );
+    let at_provider = client.http.get(&authorize).send().await.unwrap();
+    assert_eq!(at_provider.status(), StatusCode::FOUND);
+    let callback = at_provider.headers()["location"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let callback_path = callback.strip_prefix(&base).expect("back to us");
+
+    // The provider's redirect comes cross-site, without our cookie: the
+    // callback page moves on to our own site, where the cookie comes along.
+    let mut cross_site = Client::new(&base);
+    let bridge = cross_site.get(callback_path).await;
+    assert_eq!(bridge.status, StatusCode::OK);
+    let refresh = bridge
+        .body
+        .split("http-equiv=\"refresh\" content=\"0;url=")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a meta refresh")
+        .replace("&amp;", "&");
+    assert!(refresh.starts_with("/login/oidc/finish?"), "{refresh}");
+    assert!(cross_site.cookie.is_none(), "the bridge sets no cookie");
+
+    // A state that is not the session's is refused (and spends the try).
+    let forged = refresh.replace("state=", "state=x");
+    let mut other = Client::new(&base);
+    other.cookie = client.cookie.clone();
+    let refused = other.get(&forged).await;
+    assert!(
+        refused.location().contains("oidc_failed=1"),
+        "{}",
+        refused.location()
+    );
+    assert_eq!(
+        provider.seen.lock().unwrap().pkce_verified,
+        0,
+        "no code was traded"
+    );
+
+    // The real try, from a new start.
+    let start = client.get("/login/oidc").await;
+    let at_provider = client.http.get(start.location()).send().await.unwrap();
+    let callback = at_provider.headers()["location"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let bridge = Client::new(&base)
+        .get(callback.strip_prefix(&base).unwrap())
+        .await;
+    let refresh = bridge
+        .body
+        .split("http-equiv=\"refresh\" content=\"0;url=")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .replace("&amp;", "&");
+    let done = client.get(&refresh).await;
+    assert_eq!(
+        done.status,
+        StatusCode::SEE_OTHER,
+        "{}\n{}",
+        done.body,
+        staffed.server.stderr()
+    );
+    assert_eq!(done.location(), "/dashboard");
+    assert_eq!(
+        provider.seen.lock().unwrap().pkce_verified,
+        1,
+        "the verifier matched the challenge"
+    );
+    let dashboard = client.get("/dashboard").await;
+    assert_eq!(dashboard.status, StatusCode::OK, "{}", dashboard.body);
+    assert!(
+        dashboard.body.contains("Olga Oidc"),
+        "the name from the ID token"
+    );
+    // The same finish link again: its state was used.
+    let replay = client.get(&refresh).await;
+    assert!(replay.location().contains("oidc_failed=1") || replay.location() == "/dashboard");
 }

@@ -155,7 +155,11 @@ impl TestServer {
 
     /// Starts the server process and waits until it answers.
     pub fn launch(&mut self) -> anyhow::Result<()> {
-        let port = free_port();
+        self.launch_on(free_port())
+    }
+
+    /// [`TestServer::launch`] on a given port (one a config file names).
+    pub fn launch_on(&mut self, port: u16) -> anyhow::Result<()> {
         self.base_url = format!("http://127.0.0.1:{port}");
         let stderr = if self.capture_stderr {
             if self.stderr_file.is_none() {

@@ -137,7 +137,23 @@ fn months_back(month: Month, count: u32) -> Month {
 }
 
 fn course_label(course: &CourseCount) -> String {
-    course.name.clone().unwrap_or_else(|| course.course.clone())
+    course
+        .name
+        .clone()
+        .unwrap_or_else(|| iri_tail(&course.course))
+}
+
+/// A readable end of an IRI for a course without a name: its last path
+/// segments, e.g. `…/cursussen/c004` (the full id is in the table).
+pub fn iri_tail(iri: &str) -> String {
+    let trimmed = iri.trim_end_matches('/');
+    let segments: Vec<&str> = trimmed.rsplitn(3, '/').collect();
+    match segments.as_slice() {
+        [last, before, _] if !before.is_empty() && !before.ends_with(':') => {
+            format!("…/{before}/{last}")
+        }
+        _ => trimmed.to_owned(),
+    }
 }
 
 /// GET /dashboard
@@ -376,7 +392,7 @@ fn top_courses(lang: Lang, figures: &MonthlyFigures) -> String {
 
 fn trend_section(lang: Lang, trend: &[MonthlyFigures]) -> String {
     let mut out = format!(
-        "<section aria-labelledby=\"trend\">\n<h2 id=\"trend\">{}</h2>\n<div class=\"charts\">\n",
+        "<section aria-labelledby=\"trend\">\n<h2 id=\"trend\">{}</h2>\n<div class=\"charts trend\">\n",
         lang.pick("Verloop over de laatste 12 maanden", "The last 12 months")
     );
     for key in ["active_users", "courses_started", "courses_completed"] {
@@ -419,7 +435,7 @@ fn trend_section(lang: Lang, trend: &[MonthlyFigures]) -> String {
 /// A table whose columns after the first are numbers, under a summary.
 fn table_all_numeric(lang: Lang, caption: &str, head: &[&str], rows: Vec<Vec<String>>) -> String {
     let mut out = format!(
-        "<details><summary>{show}</summary>\n<div class=\"table-wrap\"><table>\n<caption>{caption}</caption>\n<thead><tr>",
+        "<details><summary>{show}</summary>\n<div class=\"table-wrap\"><table>\n<caption class=\"visually-hidden\">{caption}</caption>\n<thead><tr>",
         show = esc(&format!("{}: {}", lang.pick("Toon als tabel", "Show as table"), caption)),
         caption = esc(caption)
     );
@@ -532,7 +548,7 @@ fn breakdown_section(
     }
     let _ = write!(
         out,
-        "<div class=\"table-wrap\"><table class=\"breakdown\">\n<caption>{caption}</caption>\n<thead><tr>",
+        "<p class=\"table-caption\" id=\"breakdown-caption\">{caption}</p>\n<div class=\"table-wrap\"><table class=\"breakdown\" aria-labelledby=\"breakdown-caption\">\n<thead><tr>",
         caption = esc(&format!(
             "{heading}, {}. {}",
             lang.month(breakdown.month),
@@ -580,16 +596,19 @@ fn breakdown_section(
     for row in rows {
         let name = name_of(row);
         let shown = if name.is_empty() {
-            row.id.clone()
+            format!("<span class=\"nowrap\">{}</span>", esc(&row.id))
         } else {
-            format!("{name} ({})", row.id)
+            format!(
+                "{} <span class=\"nowrap\">({})</span>",
+                esc(&name),
+                esc(&row.id)
+            )
         };
         let href = link(lang, &[("month", &month), (by, &row.id)]);
         let _ = write!(
             out,
             "<tr><th scope=\"row\"><a href=\"{href}\">{shown}</a></th>",
             href = esc(&href),
-            shown = esc(&shown)
         );
         for figure in &FIGURES {
             let _ = write!(

@@ -95,7 +95,8 @@ impl Frame<'_> {
             "<!doctype html>\n<html lang=\"{code}\">\n<head>\n<meta charset=\"utf-8\">\n\
              <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
              <title>{title} · {site}</title>\n\
-             <link rel=\"stylesheet\" href=\"/static/lrs.css?v={version:x}\">\n</head>\n<body>\n\
+             <link rel=\"stylesheet\" href=\"/static/lrs.css?v={version:x}\">\n\
+             <link rel=\"icon\" href=\"/static/favicon.svg\" type=\"image/svg+xml\">\n</head>\n<body>\n\
              <a class=\"skip\" href=\"#main\">{skip}</a>\n",
             code = lang.code(),
             title = esc(self.title),

@@ -219,9 +219,12 @@ fn render(state: &AppState, staff: &Staff) -> Result<Response, ApiError> {
         for row in &page.rows {
             for course in row.courses.iter().filter(|c| c.course == params.course) {
                 for module in &course.modules {
-                    modules
-                        .entry(module.module.clone())
-                        .or_insert_with(|| module.name.clone().unwrap_or(module.module.clone()));
+                    modules.entry(module.module.clone()).or_insert_with(|| {
+                        module
+                            .name
+                            .clone()
+                            .unwrap_or_else(|| crate::web::dashboard::iri_tail(&module.module))
+                    });
                 }
             }
         }
@@ -329,7 +332,9 @@ fn filter_form(lang: Lang, params: &Params, courses: &[(String, Option<String>)]
             } else {
                 ""
             },
-            name = esc(name.as_deref().unwrap_or(id))
+            name = esc(&name
+                .clone()
+                .unwrap_or_else(|| crate::web::dashboard::iri_tail(id)))
         );
     }
     let _ = write!(
@@ -399,7 +404,10 @@ fn course_cells(lang: Lang, course: &CourseProgress) -> String {
             let _ = write!(
                 modules,
                 "<li>{}: {}{}</li>",
-                esc(module.name.as_deref().unwrap_or(&module.module)),
+                esc(&module
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| crate::web::dashboard::iri_tail(&module.module))),
                 lang.status(module.status),
                 if module.ready {
                     lang.pick(" (klaargezet)", " (set ready)")
@@ -421,7 +429,12 @@ fn course_cells(lang: Lang, course: &CourseProgress) -> String {
     format!(
         "<td>{course}</td><td class=\"status\">{status}</td><td class=\"progress-text\">{modules}</td>\
          <td class=\"num\">{score}</td><td class=\"num\">{time}</td><td>{last}</td>",
-        course = esc(course.name.as_deref().unwrap_or(&course.course)),
+        course = esc(
+            &course
+                .name
+                .clone()
+                .unwrap_or_else(|| crate::web::dashboard::iri_tail(&course.course))
+        ),
         status = lang.status(course.status),
         score = course
             .score
@@ -443,7 +456,7 @@ fn table(lang: Lang, params: &Params, page: &insight::LearnersPage, selectable: 
         );
     }
     let mut out = format!(
-        "<div class=\"table-wrap\"><table class=\"learners\">\n<caption>{}</caption>\n<thead><tr>",
+        "<p class=\"table-caption\" id=\"learners-caption\">{}</p>\n<div class=\"table-wrap\"><table class=\"learners\" aria-labelledby=\"learners-caption\">\n<thead><tr>",
         esc(&format!(
             "{}. {}",
             lang.pick("Cursisten en hun voortgang", "Learners and their progress"),

@@ -128,6 +128,11 @@ pub fn routes(state: AppState) -> Router<AppState> {
             crate::audit::audit_request,
         ))
         .route(assets::CSS_PATH, get(assets::css))
+        .route(assets::ICON_PATH, get(assets::icon))
+        .route(
+            "/favicon.ico",
+            get(|| async { html::see_other(assets::ICON_PATH, None) }),
+        )
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
 }
 
@@ -382,13 +387,23 @@ fn principal_of(
             key,
             display_name,
             tenant,
-            permissions,
+            roles,
         } => Ok(Some(Credential {
             key: key.clone(),
             name: display_name.clone(),
             tenant: tenant.clone(),
             scopes: Vec::new(),
-            permissions: permissions.clone(),
+            permissions: accounts::permissions_of(
+                &state.store,
+                &roles
+                    .iter()
+                    .map(|role| lrs_core::events::RoleGrantV1 {
+                        role: role.clone(),
+                        until_micros: None,
+                    })
+                    .collect::<Vec<_>>(),
+                crate::auth::now_micros(),
+            )?,
             expires_micros: None,
             method: AuthMethod::ExternalToken,
         })),

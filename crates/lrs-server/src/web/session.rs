@@ -52,13 +52,13 @@ pub enum StaffLogin {
     /// A local account (password and TOTP): its roles are read on every
     /// request, so closing the account or a role takes effect at once.
     Account { token: Token, display_name: String },
-    /// An OpenID Connect login: tenant and permissions from its claims,
-    /// fixed for the session.
+    /// An OpenID Connect login: tenant and roles from its claims, fixed
+    /// for the session (the roles' permissions are read on every request).
     Oidc {
         key: String,
         display_name: String,
         tenant: String,
-        permissions: Vec<String>,
+        roles: Vec<String>,
     },
 }
 
