@@ -652,7 +652,8 @@ impl TestIdp {
             "scope_claim": "roles",
             "scopes": {
                 "Lrs.Writer": {"scopes": ["statements/write", "statements/read"]},
-                "Lrs.Reader": {"scopes": ["statements/read"]}
+                "Lrs.Reader": {"scopes": ["statements/read"]},
+                "Lrs.Learner": {"permissions": ["progress.read.own"]}
             },
             "name_claim": "name",
             "jwks_refetch_min_secs": refetch_min_secs
@@ -891,4 +892,100 @@ fn a_broken_providers_file_stops_the_start_with_the_reason() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("HS256"), "{stderr}");
+}
+
+/// A learner signed in with the provider reads their own progress, and
+/// nothing else: not another learner's, not statements.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_learner_reads_only_their_own_progress() {
+    let idp = TestIdp::start().await;
+    let keys = rsa_keys(&["key-a"]).await;
+    idp.publish(&[&keys[0]]);
+    let (server, kb, _dir) = start_trusting(&idp, 1);
+    let course = json!({"id": "https://kb.example/cursus/mijn", "definition": {"type": "https://w3id.org/xapi/cmi5/activitytype/course"}});
+    let launched = |actor: Value, module: &str| {
+        json!({
+            "actor": actor,
+            "verb": {"id": "http://adlnet.gov/expapi/verbs/launched"},
+            "object": {"id": format!("https://kb.example/cursus/mijn/{module}"),
+                       "definition": {"type": "http://adlnet.gov/expapi/activities/module"}},
+            "context": {"contextActivities": {"grouping": [course]}}
+        })
+    };
+    let anna = json!({"account": {"homePage": idp.issuer, "name": "00u-anna"}});
+    let bert = json!({"mbox": "mailto:bert@example.nl"});
+    let batch = json!([launched(anna, "m1"), launched(bert.clone(), "m2")]);
+    let reply = kb.post_statements(&batch).await.unwrap();
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+
+    let mut claims = idp.claims();
+    claims["roles"] = json!(["Lrs.Learner"]);
+    let token = TestIdp::sign(&keys[0], &claims);
+    let http = reqwest::Client::new();
+    let get = |path: String, token: String| {
+        let http = http.clone();
+        async move {
+            let response = http.get(path).bearer_auth(token).send().await.unwrap();
+            let status = response.status();
+            (
+                status,
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    let (status, mine) = get(
+        format!("{}/api/progress/me", server.base_url),
+        token.clone(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{mine}");
+    let courses = mine["courses"].as_array().unwrap();
+    assert_eq!(courses.len(), 1, "{mine}");
+    let modules: Vec<&str> = courses[0]["modules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["status"] != "not_started")
+        .map(|m| m["module"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        modules,
+        ["https://kb.example/cursus/mijn/m1"],
+        "only Anna's own"
+    );
+    let (status, _) = get(
+        format!(
+            "{}/api/progress/learner?agent={}",
+            server.base_url,
+            urlencoding(&bert.to_string())
+        ),
+        token.clone(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "another learner's progress");
+    assert_eq!(
+        bearer_get(&server, &token).await.status,
+        StatusCode::FORBIDDEN,
+        "no statements"
+    );
+    // Basic credentials have no progress of their own.
+    let basic = kb
+        .http
+        .get(format!("{}/api/progress/me", server.base_url))
+        .basic_auth(&kb.key, Some(&kb.secret))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(basic.status(), StatusCode::FORBIDDEN);
+}
+
+fn urlencoding(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

@@ -39,6 +39,7 @@ pub const PERMISSIONS: &[&str] = &[
     // Progress and figures (docs/progress-and-figures.md).
     "figures.read",
     "progress.read",
+    "progress.read.own",
     "progress.assign",
     "course_model.read",
     "course_model.write",

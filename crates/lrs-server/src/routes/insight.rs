@@ -190,6 +190,9 @@ async fn learner(
 /// OpenID Connect provider (`oidc:<issuer>#<subject>`), who is the xAPI
 /// agent `{"account": {"homePage": <issuer>, "name": <subject>}}`.
 async fn me(State(state): State<AppState>, Admin(caller): Admin) -> Result<Response, ApiError> {
+    if !caller.may("progress.read.own") {
+        return Err(ApiError::Forbidden("permission progress.read.own".into()));
+    }
     let Some((issuer, subject)) = caller
         .key
         .strip_prefix("oidc:")
