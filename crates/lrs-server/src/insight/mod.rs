@@ -347,14 +347,36 @@ pub fn learner_progress(
 ) -> Result<LearnerProgress, ApiError> {
     let names = Names::load(store)?;
     let models = TenantModels::default();
-    learner_progress_with(store, reach, learner, course, &names, &models)
+    learner_progress_with(store, reach, learner, course, &names, &models, true)
 }
 
-/// Course models per tenant, parsed once per request.
+/// What one request reads again and again: course models per tenant, and
+/// the modules seen per scope and course.
 #[derive(Default)]
-struct TenantModels(std::sync::Mutex<HashMap<String, std::sync::Arc<CourseModel>>>);
+struct TenantModels(
+    std::sync::Mutex<HashMap<String, std::sync::Arc<CourseModel>>>,
+    std::sync::Mutex<HashMap<(Vec<u8>, String), std::sync::Arc<Vec<String>>>>,
+);
 
 impl TenantModels {
+    fn modules_seen(
+        &self,
+        store: &Store,
+        scope: Vec<u8>,
+        course: &str,
+    ) -> Result<std::sync::Arc<Vec<String>>, ApiError> {
+        let key = (scope, course.to_owned());
+        if let Some(found) = self.1.lock().expect("modules lock").get(&key) {
+            return Ok(found.clone());
+        }
+        let found = std::sync::Arc::new(store.modules_seen(&key.0, course)?);
+        self.1
+            .lock()
+            .expect("modules lock")
+            .insert(key, found.clone());
+        Ok(found)
+    }
+
     fn get(&self, store: &Store, tenant: &str) -> Result<std::sync::Arc<CourseModel>, ApiError> {
         let mut models = self.0.lock().expect("models lock");
         if let Some(model) = models.get(tenant) {
@@ -376,6 +398,7 @@ fn learner_progress_with(
     course: Option<&str>,
     names: &Names,
     models: &TenantModels,
+    with_name: bool,
 ) -> Result<LearnerProgress, ApiError> {
     let records: Vec<StatementRecord> = store
         .progress_records(learner, course)?
@@ -407,6 +430,7 @@ fn learner_progress_with(
             assigned.get(&tally.course),
             &model,
             names,
+            models,
         )?);
     }
     // Courses with modules set ready but no activity yet.
@@ -421,6 +445,7 @@ fn learner_progress_with(
                 Some(modules),
                 &model,
                 names,
+                models,
             )?);
         }
     }
@@ -428,12 +453,15 @@ fn learner_progress_with(
     let latest_position = records.iter().map(|r| r.position).max();
     Ok(LearnerProgress {
         learner: learner.to_hex(),
-        name: latest_position.and_then(|p| learner_name(store, learner, p)),
+        name: latest_position
+            .filter(|_| with_name)
+            .and_then(|p| learner_name(store, learner, p)),
         last_activity: last.map(|r| rfc3339(r.time_micros)),
         courses,
     })
 }
 
+#[allow(clippy::too_many_arguments)]
 fn course_progress(
     store: &Store,
     reach: &Reach,
@@ -442,6 +470,7 @@ fn course_progress(
     assigned: Option<&BTreeSet<String>>,
     model: &CourseModel,
     names: &Names,
+    cache: &TenantModels,
 ) -> Result<CourseProgress, ApiError> {
     let declared: Vec<String> = model
         .declared_course(course)
@@ -449,9 +478,8 @@ fn course_progress(
         .unwrap_or_default();
     let mut module_ids: BTreeSet<String> = declared.iter().cloned().collect();
     if declared.is_empty() {
-        match reach.module_scope() {
-            Some(scope) => module_ids.extend(store.modules_seen(&scope, course)?),
-            None => {}
+        if let Some(scope) = reach.module_scope() {
+            module_ids.extend(cache.modules_seen(store, scope, course)?.iter().cloned());
         }
     }
     if let Some(tally) = tally {
@@ -514,7 +542,9 @@ pub fn library_learners(
     let needs_all = filter.course.is_some()
         || filter.status.is_some()
         || filter.sort != LearnerSort::LastActivity;
-    let mut rows: Vec<(LearnerProgress, i64)> = Vec::new();
+    // Names are decrypted for the page's rows only, unless sorting by name.
+    let by_name = filter.sort == LearnerSort::Name;
+    let mut rows: Vec<(LearnerProgress, &lrs_projections::progress::LibraryMember)> = Vec::new();
     let total;
     if needs_all {
         for (token, member) in &members {
@@ -525,6 +555,7 @@ pub fn library_learners(
                 filter.course.as_deref(),
                 &names,
                 &models,
+                false,
             )?;
             if let Some(course) = &filter.course {
                 if progress.courses.iter().all(|c| &c.course != course) {
@@ -536,10 +567,21 @@ pub fn library_learners(
                     continue;
                 }
             }
-            rows.push((progress, member.last_micros));
+            rows.push((progress, member));
+        }
+        if by_name {
+            for (progress, member) in rows.iter_mut() {
+                progress.name = learner_name(
+                    store,
+                    &parse_learner(&progress.learner, "")?,
+                    member.last_position,
+                );
+            }
         }
         match filter.sort {
-            LearnerSort::LastActivity => rows.sort_by_key(|(p, last)| (*last, p.learner.clone())),
+            LearnerSort::LastActivity => rows.sort_by(|a, b| {
+                (a.1.last_micros, &a.0.learner).cmp(&(b.1.last_micros, &b.0.learner))
+            }),
             LearnerSort::Name => rows.sort_by(|a, b| {
                 a.0.name
                     .as_deref()
@@ -568,15 +610,26 @@ pub fn library_learners(
             .take(per_page)
             .collect();
     } else {
+        // By last activity without filters: sorted by the library index
+        // alone, progress read for one page.
         members.sort_by_key(|(token, member)| (member.last_micros, token.0));
-        if filter.descending || filter.sort == LearnerSort::LastActivity && !filter.descending {
-            // Newest first is the natural reading of "last activity".
+        if filter.descending {
             members.reverse();
         }
         total = members.len();
         for (token, member) in members.iter().skip((page - 1) * per_page).take(per_page) {
-            let progress = learner_progress_with(store, &reach, token, None, &names, &models)?;
-            rows.push((progress, member.last_micros));
+            let progress =
+                learner_progress_with(store, &reach, token, None, &names, &models, false)?;
+            rows.push((progress, member));
+        }
+    }
+    if !by_name {
+        for (progress, member) in rows.iter_mut() {
+            progress.name = learner_name(
+                store,
+                &parse_learner(&progress.learner, "")?,
+                member.last_position,
+            );
         }
     }
     Ok(LearnersPage {
