@@ -7,6 +7,7 @@ mod backup;
 mod common;
 mod documents;
 mod durability;
+mod figures;
 mod insight;
 mod limits;
 mod monitoring;

@@ -1,0 +1,635 @@
+//! The KB's monthly figures and learner progress against an independent
+//! computation (issue 5): a generated month of realistic activity (about
+//! 800 learners in 120 libraries, 24 courses in four apps and an e-book
+//! reader, statements out of order, voided, without a timestamp, near the
+//! Dutch month boundaries) is posted to a real server as the KB; the figures
+//! the server answers on `/api/figures/*` (total, every library, every app,
+//! the breakdowns, the trend, the top 10s) and the progress it answers on
+//! `/api/progress/learner` for a handful of learners must equal, number for
+//! number, what `lrs_blackbox_tests::activity::expected` computes from the
+//! generator's plain facts with sets and maps (docs/progress-and-figures.md).
+//! Every difference is listed before the test fails.
+
+use futures_util::StreamExt;
+use lrs_blackbox_tests::activity::expected::{self, CourseStatusRule, Figures, Scope};
+use lrs_blackbox_tests::activity::{self, CalMonth, Spec};
+use lrs_blackbox_tests::{StatusCode, TestServer};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// A reader of `/api` with Basic credentials.
+struct Api {
+    http: reqwest::Client,
+    base: String,
+    key: String,
+    secret: String,
+}
+
+impl Api {
+    async fn get(&self, path: &str, query: &[(&str, &str)]) -> (StatusCode, Value, String) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .query(query)
+            .basic_auth(&self.key, Some(&self.secret))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path} {query:?}: {e}"));
+        let status = response.status();
+        let text = response.text().await.expect("body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        (status, body, text)
+    }
+
+    /// A GET that must answer 200 with JSON.
+    async fn ok(&self, path: &str, query: &[(&str, &str)]) -> Value {
+        let (status, body, text) = self.get(path, query).await;
+        assert_eq!(status, StatusCode::OK, "GET {path} {query:?}: {text}");
+        body
+    }
+}
+
+/// The figures part of an answer, as the expectation holds them.
+fn figures_of(body: &Value) -> (u64, u64, u64, u64, u64, u64) {
+    let f = &body["figures"];
+    let n = |name: &str| {
+        f[name]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no figure {name} in {body}"))
+    };
+    (
+        n("hits"),
+        n("active_users"),
+        n("enrolled_participants"),
+        n("participants_started"),
+        n("courses_started"),
+        n("courses_completed"),
+    )
+}
+
+fn expected_tuple(f: &Figures) -> (u64, u64, u64, u64, u64, u64) {
+    (
+        f.hits,
+        f.active_users,
+        f.enrolled_participants,
+        f.participants_started,
+        f.courses_started,
+        f.courses_completed,
+    )
+}
+
+fn top_of(list: &Value) -> Vec<(String, u64)> {
+    list.as_array()
+        .unwrap_or_else(|| panic!("not a top list: {list}"))
+        .iter()
+        .map(|c| {
+            (
+                c["course"].as_str().expect("course").to_owned(),
+                c["count"].as_u64().expect("count"),
+            )
+        })
+        .collect()
+}
+
+/// Compares one answer of `/api/figures/monthly` (or one month of a trend)
+/// with the expectation; differences go to `diffs`.
+fn compare_monthly(what: &str, body: &Value, want: &Figures, diffs: &mut Vec<String>) {
+    let got = figures_of(body);
+    let want_tuple = expected_tuple(want);
+    if got != want_tuple {
+        diffs.push(format!(
+            "{what}: figures (hits, active, enrolled, started, courses started, courses completed) server {got:?}, expected {want_tuple:?}"
+        ));
+    }
+    for (list, want_list) in [
+        ("top_started", &want.top_started),
+        ("top_completed", &want.top_completed),
+    ] {
+        let got = top_of(&body[list]);
+        if &got != want_list {
+            diffs.push(format!(
+                "{what}: {list} server {got:?}, expected {want_list:?}"
+            ));
+        }
+    }
+}
+
+fn micros_of(text: &str) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .unwrap_or_else(|e| panic!("{text:?}: {e}"))
+        .timestamp_micros()
+}
+
+/// The server answers times to the second (RFC 3339 without fractions).
+fn to_second(micros: Option<i64>) -> Option<i64> {
+    micros.map(|t| t.div_euclid(1_000_000) * 1_000_000)
+}
+
+#[tokio::test]
+async fn monthly_figures_and_progress_equal_an_independent_computation() {
+    let begun = Instant::now();
+    let spec = Spec {
+        learners: 800,
+        ..Spec::default()
+    };
+    let month = activity::generate(spec.clone());
+    let generated_in = begun.elapsed();
+
+    // The KB (reads everything) and one library; a role with the reading
+    // permissions; the request-rate limits off (this test posts fast).
+    let biggest_library = month.world.libraries[0].clone();
+    let other_library = month.world.libraries[1].clone();
+    let mut server = TestServer::prepare(Path::new(env!("CARGO_BIN_EXE_lrs-under-test"))).unwrap();
+    server
+        .lrs(&[
+            "tenants", "define", "--id", "kb", "--name", "KB", "--kind", "kb",
+        ])
+        .unwrap();
+    server
+        .lrs(&[
+            "tenants",
+            "define",
+            "--id",
+            "bieb",
+            "--name",
+            "Bibliotheek Groot",
+            "--kind",
+            "library",
+            "--isil",
+            &biggest_library,
+        ])
+        .unwrap();
+    server
+        .lrs(&[
+            "roles",
+            "define",
+            "--name",
+            "inzicht",
+            "--permission",
+            "figures.read",
+            "--permission",
+            "progress.read",
+        ])
+        .unwrap();
+    let credential = |name: &str, tenant: &str| {
+        let line = server
+            .lrs(&[
+                "credentials",
+                "add",
+                "--name",
+                name,
+                "--tenant",
+                tenant,
+                "--scope",
+                "all",
+                "--role",
+                "inzicht",
+            ])
+            .unwrap();
+        let (key, secret) = line.trim().split_once(' ').unwrap();
+        (key.to_owned(), secret.to_owned())
+    };
+    let (kb_key, kb_secret) = credential("KB analist", "kb");
+    let (lib_key, lib_secret) = credential("Medewerker bieb", "bieb");
+    server.env.push(("LRS_RATE_PER_ADDRESS".into(), "0".into()));
+    server
+        .env
+        .push(("LRS_RATE_PER_CREDENTIAL".into(), "0".into()));
+    server.launch().unwrap();
+    let http = reqwest::Client::new();
+    let kb = Api {
+        http: http.clone(),
+        base: server.base_url.clone(),
+        key: kb_key.clone(),
+        secret: kb_secret.clone(),
+    };
+    let library = Api {
+        http: http.clone(),
+        base: server.base_url.clone(),
+        key: lib_key,
+        secret: lib_secret,
+    };
+
+    // Post the month in batches of 500, four at a time, as the KB.
+    let writer = server.client().with_credential(&kb_key, &kb_secret);
+    let stored_month_before = CalMonth::current();
+    let posting = Instant::now();
+    let batches: Vec<Value> = month
+        .sent
+        .chunks(500)
+        .map(|chunk| Value::Array(chunk.iter().map(|s| s.statement.clone()).collect()))
+        .collect();
+    let results: Vec<_> = futures_util::stream::iter(batches.iter().enumerate())
+        .map(|(i, batch)| {
+            let writer = writer.clone();
+            async move { (i, writer.post_statements(batch).await.expect("POST")) }
+        })
+        .buffer_unordered(4)
+        .collect()
+        .await;
+    for (i, reply) in results {
+        assert_eq!(reply.status, StatusCode::OK, "batch {i}: {}", reply.text);
+    }
+    let posted_in = posting.elapsed();
+    let stored_month = CalMonth::current();
+    assert_eq!(
+        stored_month, stored_month_before,
+        "the month changed while posting: run again"
+    );
+
+    // The expectation, computed from the facts alone.
+    let want = expected::monthly(&month, stored_month);
+    let m = spec.month;
+    let mut months: BTreeSet<CalMonth> = [m.previous(), m, m.next(), stored_month]
+        .into_iter()
+        .collect();
+    months.extend(want.keys().map(|(month, _)| *month));
+    let total = |month: CalMonth| {
+        want.get(&(month, Scope::Total))
+            .cloned()
+            .unwrap_or_default()
+    };
+
+    // The projection may follow the log a moment later: wait until the
+    // month's total hits stop changing (or equal the expectation).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut last = None;
+    loop {
+        let body = kb
+            .ok("/api/figures/monthly", &[("month", &m.to_string())])
+            .await;
+        let hits = body["figures"]["hits"].as_u64();
+        if hits == Some(total(m).hits)
+            || (hits == last && hits.is_some())
+            || Instant::now() > deadline
+        {
+            break;
+        }
+        last = hits;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let comparing = Instant::now();
+    let mut diffs: Vec<String> = Vec::new();
+
+    // 1. Every month, in total and for every library and app with activity.
+    let mut requests = 0;
+    for &month_ in &months {
+        let month_text = month_.to_string();
+        let body = kb
+            .ok("/api/figures/monthly", &[("month", &month_text)])
+            .await;
+        requests += 1;
+        compare_monthly(
+            &format!("{month_} total"),
+            &body,
+            &total(month_),
+            &mut diffs,
+        );
+        for ((wm, scope), figures) in &want {
+            if *wm != month_ {
+                continue;
+            }
+            let (param, id) = match scope {
+                Scope::Total => continue,
+                Scope::Library(isil) => ("library", isil),
+                Scope::App(appid) => ("app", appid),
+            };
+            let body = kb
+                .ok(
+                    "/api/figures/monthly",
+                    &[("month", &month_text), (param, id)],
+                )
+                .await;
+            requests += 1;
+            compare_monthly(
+                &format!("{month_} {param} {id}"),
+                &body,
+                figures,
+                &mut diffs,
+            );
+        }
+    }
+
+    // 2. The breakdowns: one row per library (app) with activity, the same
+    //    figures; any other row must be all zeros.
+    for &month_ in &months {
+        for by in ["library", "app"] {
+            let body = kb
+                .ok(
+                    "/api/figures/breakdown",
+                    &[("month", &month_.to_string()), ("by", by)],
+                )
+                .await;
+            requests += 1;
+            let rows = body["rows"]
+                .as_array()
+                .unwrap_or_else(|| panic!("breakdown without rows: {body}"));
+            let mut seen = HashSet::new();
+            for row in rows {
+                let id = row["id"].as_str().unwrap_or_default().to_owned();
+                let scope = if by == "library" {
+                    Scope::Library(id.clone())
+                } else {
+                    Scope::App(id.clone())
+                };
+                let got = figures_of(row);
+                let wanted = want
+                    .get(&(month_, scope))
+                    .map(expected_tuple)
+                    .unwrap_or_default();
+                if got != wanted {
+                    diffs.push(format!(
+                        "{month_} breakdown by {by}, row {id:?}: server {got:?}, expected {wanted:?}"
+                    ));
+                }
+                seen.insert(id);
+            }
+            for ((wm, scope), _) in &want {
+                let id = match (scope, by) {
+                    (Scope::Library(isil), "library") => isil,
+                    (Scope::App(appid), "app") => appid,
+                    _ => continue,
+                };
+                if *wm == month_ && !seen.contains(id) {
+                    diffs.push(format!("{month_} breakdown by {by}: no row for {id}"));
+                }
+            }
+        }
+    }
+
+    // 3. The trend over the months, in total, for a library and for an app.
+    let (from, to) = (
+        months.first().unwrap().to_string(),
+        months.last().unwrap().to_string(),
+    );
+    let app_id = month.world.apps[0].id.clone();
+    for (param, id) in [
+        (None, String::new()),
+        (Some("library"), biggest_library.clone()),
+        (Some("app"), app_id.clone()),
+    ] {
+        let mut query = vec![("from", from.as_str()), ("to", to.as_str())];
+        if let Some(param) = param {
+            query.push((param, id.as_str()));
+        }
+        let body = kb.ok("/api/figures/trend", &query).await;
+        requests += 1;
+        let list = body
+            .as_array()
+            .or_else(|| body["months"].as_array())
+            .unwrap_or_else(|| panic!("a trend is a list of months: {body}"));
+        let mut wanted_months = months.first().copied();
+        let last_month = *months.last().unwrap();
+        let mut count = 0;
+        while let Some(month_) = wanted_months {
+            let entry = list
+                .iter()
+                .find(|e| e["month"] == json!(month_.to_string()));
+            let scope = match param {
+                None => Scope::Total,
+                Some("library") => Scope::Library(id.clone()),
+                _ => Scope::App(id.clone()),
+            };
+            let wanted = want.get(&(month_, scope)).cloned().unwrap_or_default();
+            match entry {
+                Some(entry) => compare_monthly(
+                    &format!("trend {param:?} {id} {month_}"),
+                    entry,
+                    &wanted,
+                    &mut diffs,
+                ),
+                None => diffs.push(format!("trend {param:?} {id}: no entry for {month_}")),
+            }
+            count += 1;
+            wanted_months = (month_ < last_month).then(|| month_.next());
+        }
+        if list.len() != count {
+            diffs.push(format!(
+                "trend {param:?} {id}: {} entries for {count} months",
+                list.len()
+            ));
+        }
+    }
+
+    // 4. A library sees its own figures, the same as the KB sees of it, and
+    //    not another library's.
+    let body = library
+        .ok("/api/figures/monthly", &[("month", &m.to_string())])
+        .await;
+    let own = want
+        .get(&(m, Scope::Library(biggest_library.clone())))
+        .cloned()
+        .unwrap_or_default();
+    compare_monthly("the library's own view", &body, &own, &mut diffs);
+    let (status, _, text) = library
+        .get(
+            "/api/figures/monthly",
+            &[("month", &m.to_string()), ("library", &other_library)],
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "another library's figures: {text}"
+    );
+    assert!(
+        text.contains("library"),
+        "the 403 names the parameter: {text}"
+    );
+
+    // 5. Progress of a few learners, chosen for what they did.
+    let facts: Vec<&activity::Fact> = month.sent.iter().map(|s| &s.fact).collect();
+    let voided: HashSet<usize> = facts.iter().filter_map(|f| f.voids).collect();
+    let mut chosen: BTreeMap<&'static str, usize> = BTreeMap::new();
+    let untimed: HashSet<usize> = facts
+        .iter()
+        .filter(|f| f.time.is_none())
+        .filter_map(|f| f.learner)
+        .collect();
+    let mut by_learner: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for (p, fact) in facts.iter().enumerate() {
+        if let Some(learner) = fact.learner {
+            by_learner.entry(learner).or_default().push(p);
+        }
+    }
+    for learner in &month.learners {
+        let i = learner.index;
+        if untimed.contains(&i) {
+            continue;
+        }
+        let mine = by_learner.get(&i).cloned().unwrap_or_default();
+        let course_facts = || {
+            mine.iter()
+                .map(|&p| facts[p])
+                .filter(|f| f.course.is_some())
+        };
+        let apps: HashSet<usize> = course_facts().map(|f| f.app).collect();
+        let libraries: HashSet<usize> = mine.iter().filter_map(|&p| facts[p].library).collect();
+        let features: [(&'static str, bool); 9] = [
+            (
+                "a voided statement in a course",
+                mine.iter()
+                    .any(|p| voided.contains(p) && facts[*p].course.is_some()),
+            ),
+            ("two apps", apps.len() > 1),
+            ("two libraries", libraries.len() > 1),
+            (
+                "enrolled the month before",
+                course_facts().any(|f| f.time.is_some_and(|t| t < m.start_micros())),
+            ),
+            (
+                "a course completed",
+                course_facts().any(|f| f.module.is_none() && f.verb != activity::Verb::Registered),
+            ),
+            (
+                "a module failed",
+                course_facts().any(|f| f.verb == activity::Verb::Failed),
+            ),
+            (
+                "enrolled only",
+                course_facts().all(|f| f.verb == activity::Verb::Registered)
+                    && course_facts().count() > 0,
+            ),
+            (
+                "mbox, parent-style app",
+                learner.agent["mbox"].is_string()
+                    && course_facts()
+                        .any(|f| month.world.apps[f.app].style == activity::AppStyle::Parent),
+            ),
+            (
+                "activity after the month",
+                course_facts().any(|f| f.time.is_some_and(|t| t >= m.end_micros())),
+            ),
+        ];
+        for (name, has) in features {
+            if has && !chosen.contains_key(name) {
+                chosen.insert(name, i);
+            }
+        }
+    }
+    assert!(chosen.len() >= 8, "learners for every feature: {chosen:?}");
+    let mut checked_courses = 0;
+    for (feature, &learner) in &chosen {
+        let agent = month.learners[learner].agent.to_string();
+        let body = kb.ok("/api/progress/learner", &[("agent", &agent)]).await;
+        requests += 1;
+        let want = expected::progress(&month, learner, CourseStatusRule::CourseItself);
+        let what = format!("learner {learner} ({feature})");
+        let latest = to_second(want.values().filter_map(|c| c.last_activity_micros).max());
+        let got_latest = body["last_activity"].as_str().map(micros_of);
+        if got_latest != latest {
+            diffs.push(format!(
+                "{what}: last activity server {got_latest:?}, expected {latest:?} (the latest in any course)"
+            ));
+        }
+        let got_courses = body["courses"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{what}: no courses in {body}"));
+        let got_ids: BTreeSet<&str> = got_courses
+            .iter()
+            .filter_map(|c| c["course"].as_str())
+            .collect();
+        let want_ids: BTreeSet<&str> = want.keys().map(String::as_str).collect();
+        if got_ids != want_ids {
+            diffs.push(format!(
+                "{what}: courses server {got_ids:?}, expected {want_ids:?}"
+            ));
+        }
+        for course in got_courses {
+            let Some(expect) = course["course"].as_str().and_then(|id| want.get(id)) else {
+                continue;
+            };
+            checked_courses += 1;
+            let id = course["course"].as_str().unwrap();
+            let got = (
+                course["status"].as_str().unwrap_or("?").to_owned(),
+                course["modules_done"].as_u64(),
+                course["modules_total"].as_u64(),
+                course["score"].as_f64(),
+                course["time_spent_seconds"].as_u64(),
+                course["last_activity"].as_str().map(micros_of),
+            );
+            let wanted = (
+                expect.status.to_owned(),
+                Some(u64::from(expect.modules_done)),
+                Some(u64::from(expect.modules_total)),
+                expect.score,
+                Some(expect.time_spent_seconds),
+                to_second(expect.last_activity_micros),
+            );
+            if got != wanted {
+                diffs.push(format!(
+                    "{what}, course {id}: (status, done, total, score, time, last activity) server {got:?}, expected {wanted:?}"
+                ));
+            }
+            for module in course["modules"].as_array().into_iter().flatten() {
+                let module_id = module["module"].as_str().unwrap_or_default();
+                let Some(expect) = expect.modules.get(module_id) else {
+                    if module["last_activity"].is_string() {
+                        diffs.push(format!(
+                            "{what}, course {id}: module {module_id} not expected: {module}"
+                        ));
+                    }
+                    continue;
+                };
+                let got = (
+                    module["status"].as_str().unwrap_or("?").to_owned(),
+                    module["score"].as_f64(),
+                    module["time_spent_seconds"].as_u64(),
+                    module["last_activity"].as_str().map(micros_of),
+                );
+                let wanted = (
+                    expect.status.to_owned(),
+                    expect.score,
+                    Some(expect.time_spent_seconds),
+                    to_second(expect.last_activity_micros),
+                );
+                if got != wanted {
+                    diffs.push(format!(
+                        "{what}, module {module_id}: (status, score, time, last activity) server {got:?}, expected {wanted:?}"
+                    ));
+                }
+            }
+            let got_modules: BTreeSet<&str> = course["modules"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|m| m["module"].as_str())
+                .collect();
+            for module_id in expect.modules.keys() {
+                if !got_modules.contains(module_id.as_str()) {
+                    diffs.push(format!("{what}, course {id}: module {module_id} missing"));
+                }
+            }
+        }
+    }
+    assert!(checked_courses >= 8, "{checked_courses} courses checked");
+
+    let libraries = want
+        .keys()
+        .filter(|(wm, s)| *wm == m && matches!(s, Scope::Library(_)))
+        .count();
+    eprintln!(
+        "figures: {} statements ({} voided) of {} learners, {libraries} libraries with activity in {m}; \
+         generated in {generated_in:.1?}, posted in {posted_in:.1?}, {requests} API requests compared in {:.1?}; \
+         {} differences",
+        month.sent.len(),
+        voided.len(),
+        spec.learners,
+        comparing.elapsed(),
+        diffs.len()
+    );
+    assert!(
+        diffs.is_empty(),
+        "{} differences between the server and the independent computation:\n{}",
+        diffs.len(),
+        diffs
+            .iter()
+            .take(60)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
