@@ -49,10 +49,6 @@ pub fn horizontal(
         return out;
     }
     let max = bars.iter().map(|b| b.value).max().unwrap_or(0).max(1);
-    const WIDTH: f64 = 360.0;
-    const ROW: f64 = 40.0;
-    const VALUE_ROOM: f64 = 56.0;
-    let height = ROW * bars.len() as f64 + 4.0;
     let summary = {
         let first = &bars[0];
         format!(
@@ -65,28 +61,28 @@ pub fn horizontal(
             lang.number(first.value)
         )
     };
-    let _ = write!(
+    // Labels and values are HTML text (they wrap and scale like the page's
+    // text); only the bars are SVG. The whole is one image to assistive
+    // technology, described by its label; the table below has the numbers.
+    let _ = writeln!(
         out,
-        "<svg class=\"chart\" viewBox=\"0 0 {WIDTH} {height}\" role=\"img\" aria-label=\"{summary}\">\n",
+        "<div class=\"hbars\" role=\"img\" aria-label=\"{summary}\">",
         summary = esc(&summary)
     );
     for (i, bar) in bars.iter().enumerate() {
-        let y = i as f64 * ROW;
-        let width = ((WIDTH - VALUE_ROOM) * bar.value as f64 / max as f64).max(2.0);
-        let _ = write!(
+        let width = (100.0 * bar.value as f64 / max as f64).max(0.5);
+        let _ = writeln!(
             out,
-            "<text x=\"0\" y=\"{ty}\">{label}</text>\
-             <rect class=\"bar\" x=\"0\" y=\"{by}\" width=\"{width:.1}\" height=\"14\"></rect>\
-             <text x=\"{vx:.1}\" y=\"{vy}\">{value}</text>\n",
-            ty = y + 14.0,
-            label = esc(&shorten(&format!("{}. {}", i + 1, bar.label), 48)),
-            by = y + 20.0,
-            vx = width + 6.0,
-            vy = y + 32.0,
+            "<div class=\"hbar\"><span class=\"hbar-label\">{rank}. {label}</span>\
+             <svg class=\"hbar-track\" viewBox=\"0 0 100 10\" preserveAspectRatio=\"none\" focusable=\"false\">\
+             <rect class=\"bar\" x=\"0\" y=\"0\" width=\"{width:.1}\" height=\"10\"></rect></svg>\
+             <span class=\"hbar-value\">{value}</span></div>",
+            rank = i + 1,
+            label = esc(&shorten(&bar.label, 60)),
             value = lang.number(bar.value)
         );
     }
-    out.push_str("</svg>\n");
+    out.push_str("</div>\n");
     out.push_str(&table_details(
         lang,
         caption,
@@ -154,7 +150,13 @@ pub fn columns(lang: Lang, id: &str, caption: &str, bars: &[Bar]) -> String {
             plot * bar.value as f64 / max as f64
         };
         let x = i as f64 * slot + slot * 0.15;
-        let short: String = bar.label.chars().take(3).collect();
+        // Every other month is labelled (the latest always): twelve labels
+        // do not fit a phone's width.
+        let short: String = if (bars.len() - 1 - i) % 2 == 0 {
+            bar.label.chars().take(3).collect()
+        } else {
+            String::new()
+        };
         let _ = write!(
             out,
             "<rect class=\"bar\" x=\"{x:.1}\" y=\"{y:.1}\" width=\"{w:.1}\" height=\"{height:.1}\"></rect>\
@@ -222,6 +224,7 @@ mod tests {
         ];
         let svg = horizontal(Lang::Nl, "top", "Top 10", &bars, ("Cursus", "Aantal"));
         assert!(svg.contains("role=\"img\""));
+        assert!(svg.contains("<span class=\"hbar-label\">1. Veilig &lt;online&gt;</span>"));
         assert!(svg.contains(
             "aria-label=\"Staafdiagram van 2 cursussen; hoogste: Veilig &lt;online&gt; (12)\""
         ));
