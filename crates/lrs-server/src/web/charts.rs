@@ -152,15 +152,15 @@ pub fn columns(lang: Lang, id: &str, caption: &str, bars: &[Bar]) -> String {
         let x = i as f64 * slot + slot * 0.15;
         // Every other month is labelled (the latest always): twelve labels
         // do not fit a phone's width.
-        let short: String = if (bars.len() - 1 - i) % 2 == 0 {
+        let short: String = if (bars.len() - 1 - i).is_multiple_of(2) {
             bar.label.chars().take(3).collect()
         } else {
             String::new()
         };
-        let _ = write!(
+        let _ = writeln!(
             out,
             "<rect class=\"bar\" x=\"{x:.1}\" y=\"{y:.1}\" width=\"{w:.1}\" height=\"{height:.1}\"></rect>\
-             <text x=\"{tx:.1}\" y=\"{ty}\" text-anchor=\"middle\">{short}</text>\n",
+             <text x=\"{tx:.1}\" y=\"{ty}\" text-anchor=\"middle\">{short}</text>",
             y = TOP + plot - height,
             w = slot * 0.7,
             tx = i as f64 * slot + slot / 2.0,

@@ -110,8 +110,8 @@ impl Names {
                 TenantKindV1::Kb => {}
             }
         }
-        libraries.sort_by(|a, b| a.1.to_lowercase().cmp(&b.1.to_lowercase()));
-        apps.sort_by(|a, b| a.1.to_lowercase().cmp(&b.1.to_lowercase()));
+        libraries.sort_by_key(|a| a.1.to_lowercase());
+        apps.sort_by_key(|a| a.1.to_lowercase());
         Ok(Self { libraries, apps })
     }
 
@@ -337,9 +337,9 @@ fn key_figures(lang: Lang, figures: &MonthlyFigures) -> String {
         lang.pick("Kerncijfers", "Key figures")
     );
     for figure in &FIGURES {
-        let _ = write!(
+        let _ = writeln!(
             out,
-            "<li class=\"card\" data-figure=\"{key}\"><h3>{label}</h3><p class=\"value\">{value}</p><p>{help}</p></li>\n",
+            "<li class=\"card\" data-figure=\"{key}\"><h3>{label}</h3><p class=\"value\">{value}</p><p>{help}</p></li>",
             key = figure.key,
             label = figure.label(lang),
             value = lang.number(figure.value(&figures.figures)),
@@ -532,9 +532,9 @@ fn breakdown_section(
             lang.pick("Toon per bibliotheek", "Show per library"),
         )
     };
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "<a href=\"{href}\">{text}</a></p>\n",
+        "<a href=\"{href}\">{text}</a></p>",
         href = esc(&link(lang, &[("month", &month), ("by", other.0)])),
         text = other.1
     );

@@ -105,15 +105,15 @@ impl Frame<'_> {
             skip = lang.pick("Naar de inhoud", "Skip to content"),
         );
         out.push_str("<header class=\"site\">\n<div class=\"bar\">\n");
-        let _ = write!(
+        let _ = writeln!(
             out,
-            "<p class=\"brand\"><span class=\"mark\" aria-hidden=\"true\">KB</span> {}</p>\n",
+            "<p class=\"brand\"><span class=\"mark\" aria-hidden=\"true\">KB</span> {}</p>",
             lang.pick("Leerregistraties", "Learning records")
         );
         if let Some(signed) = &self.signed {
-            let _ = write!(
+            let _ = writeln!(
                 out,
-                "<nav aria-label=\"{label}\"><ul>\n",
+                "<nav aria-label=\"{label}\"><ul>",
                 label = lang.pick("Hoofdmenu", "Main menu")
             );
             let mut item = |href: &str, text: &str, current: bool| {

@@ -238,7 +238,9 @@ impl Staff {
         }
     }
 
-    /// Refuses a form whose CSRF token is not this session's.
+    /// Refuses a form whose CSRF token is not this session's (the error is
+    /// the page to answer with, hence large).
+    #[allow(clippy::result_large_err)]
     pub fn check_csrf(&self, form: &Form) -> Result<(), Response> {
         match form.get("csrf") {
             Some(token) if session::same_secret(token, &self.csrf) => Ok(()),
