@@ -538,6 +538,38 @@ async fn logout_needs_the_sessions_csrf_token_and_ends_the_session() {
         "{}",
         after.location()
     );
+
+    // The audit trail holds the login, the pages and the logout under the
+    // account's key, never the user name typed (an e-mail address here).
+    staffed.server.stop().unwrap();
+    let trail = staffed.server.lrs(&["audit", "export"]).unwrap();
+    let records: Vec<Value> = trail
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let actions = |action: &str| {
+        records
+            .iter()
+            .filter(|r| r["action"] == action)
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let login = actions("staff.login");
+    assert_eq!(login.len(), 1, "{trail}");
+    let principal = login[0]["principal"].as_str().unwrap().to_owned();
+    assert!(principal.starts_with("staff:"), "{principal}");
+    assert_eq!(login[0]["tenant"], "bieb-a");
+    assert_eq!(actions("staff.logout")[0]["principal"], principal.as_str());
+    assert!(
+        actions("GET /dashboard")
+            .iter()
+            .any(|r| r["principal"] == principal.as_str() && r["outcome"] == 200),
+        "page views are audited with the principal: {trail}"
+    );
+    assert!(
+        !trail.contains("lies@bieb.example.nl"),
+        "no user name in the trail"
+    );
 }
 
 #[tokio::test]
@@ -743,8 +775,8 @@ async fn the_dashboard_works_in_a_real_browser() {
     };
     let month = activity::generate(spec.clone());
     let isil = month.world.libraries[0].clone();
-    let (staffed, _provider, _idp_dir) = staffed_with_idp(&isil).await;
-    let mut server = staffed.server;
+    let (main, _provider, _idp_dir) = staffed_with_idp(&isil).await;
+    let mut server = main.server;
     let port: u16 = server.base_url.rsplit(':').next().unwrap().parse().unwrap();
     server.stop().unwrap();
     // The KB writes the statements with a credential of its own, and names
@@ -823,6 +855,9 @@ async fn the_dashboard_works_in_a_real_browser() {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 
+    // A second server whose sessions end after 3 s without a request.
+    let idle = staffed(&["--session-idle-minutes", "0.05"], LIBRARY_ISIL);
+
     let screenshots = match std::env::var("LRS_SCREENSHOTS") {
         Ok(dir) if !dir.is_empty() => PathBuf::from(dir),
         _ => tempfile::tempdir().unwrap().keep(),
@@ -834,12 +869,17 @@ async fn the_dashboard_works_in_a_real_browser() {
         "screenshots": screenshots,
         "month": m.to_string(),
         "previous_month": m.previous().to_string(),
-        "kb": {"username": staffed.kb.username, "password": staffed.kb.password, "secret": staffed.kb.secret},
+        "kb": {"username": main.kb.username, "password": main.kb.password, "secret": main.kb.secret},
         "library": {
-            "username": staffed.library.username, "password": staffed.library.password,
-            "secret": staffed.library.secret, "isil": isil, "name": library_name,
+            "username": main.library.username, "password": main.library.password,
+            "secret": main.library.secret, "isil": isil, "name": library_name,
         },
         "oidc": {"button": "Inloggen met KB-account", "name": "Olga Oidc"},
+        "idle": {
+            "base_url": idle.server.base_url,
+            "username": idle.kb.username, "password": idle.kb.password, "secret": idle.kb.secret,
+            "idle_seconds": 3,
+        },
         "course_names": month.world.courses.iter().map(|c| (c.id.clone(), c.name.clone())).collect::<std::collections::BTreeMap<_, _>>(),
         "expected": {
             "total": figures_json(&figures(m, Scope::Total)),

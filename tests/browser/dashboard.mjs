@@ -312,6 +312,23 @@ try {
     return plan.expected.total;
   })());
 
+  // Idle expiry, on a second server whose sessions end after a few seconds
+  // without a request (the browser's cookie for 127.0.0.1 is shared by both
+  // servers, so this comes last).
+  const idleBase = plan.idle.base_url;
+  await page.goto(`${idleBase}/login`);
+  await page.fill('#username', plan.idle.username);
+  await page.fill('#password', plan.idle.password);
+  await Promise.all([page.waitForURL(/\/login\/code/), page.click('form[action="/login"] button[type=submit]')]);
+  await page.fill('#code', await freshCode(plan.idle.secret));
+  await Promise.all([page.waitForURL(/\/dashboard/), page.click('form[action="/login/code"] button[type=submit]')]);
+  check('logged in on the short-idle server', (await page.locator('.who').count()) === 1);
+  await page.waitForTimeout((plan.idle.idle_seconds + 1.5) * 1000);
+  await page.reload();
+  check('after the idle time the session has ended', page.url().includes('/login') && page.url().includes('expired=1'), page.url());
+  check('the login page says so', (await page.textContent('main')).includes('Uw sessie is verlopen'));
+  await axe(page, 'login page after the session ended');
+
   check('no errors in the browser console', consoleErrors.length === 0, consoleErrors.join(' | '));
 } catch (error) {
   failures.push(`the run stopped: ${error.stack ?? error}`);
