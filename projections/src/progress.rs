@@ -24,13 +24,15 @@ use uuid::Uuid;
 pub const MODELS: TreeName = "progress.models";
 /// Statement id ‖ tenant hash → [`StatementRecord`] (what voiding takes back).
 pub const STATEMENTS: TreeName = "progress.statements";
-/// Learner token ‖ course ‖ 0 ‖ module ‖ 0 ‖ position → [`StatementRecord`].
+/// Learner token ‖ course ‖ 0 ‖ module ‖ 0 ‖ position → [`StatementRecord`]
+/// (course and module empty for statements outside any course).
 pub const LEARNERS: TreeName = "progress.learners";
 /// ISIL ‖ 0 ‖ learner token → [`LibraryMember`].
 pub const LIBRARY: TreeName = "progress.library";
 /// Scope ‖ 0 ‖ course ‖ 0 ‖ module → (): modules seen in a scope.
 pub const MODULES: TreeName = "progress.modules";
-/// Month ‖ scope ‖ 0 ‖ figure ‖ member → count of statements (u32 BE).
+/// Month ‖ scope ‖ 0 ‖ figure ‖ member → (): a learner (or learner–course
+/// pair) counted in that figure.
 pub const MEMBERS: TreeName = "progress.members";
 /// Month ‖ scope ‖ 0 ‖ figure [‖ course] → count (u64 BE).
 pub const COUNTERS: TreeName = "progress.counters";
@@ -111,7 +113,7 @@ impl Projection for Progress {
     }
 
     fn version(&self) -> u32 {
-        1
+        2
     }
 
     fn trees(&self) -> &'static [TreeName] {
@@ -242,17 +244,13 @@ pub fn record_of(
     }
 }
 
-/// Adds (`sign` 1) or takes back (`sign` -1) one statement's share of every
-/// read model.
-fn contribute(record: &StatementRecord, sign: i64, edits: &mut Edits) {
-    let month = month_key(record.time_micros);
-    let scopes = scopes_of(record);
-    for scope in &scopes {
-        edits.add_counter(counter_key(&month, scope, figure::HITS, None), sign);
-    }
+/// The figure memberships a statement supports: (member key, the counters
+/// that count that member).
+fn memberships_of(record: &StatementRecord) -> Vec<(Vec<u8>, Vec<Vec<u8>>)> {
     let Some(learner) = record.learner else {
-        return;
+        return vec![];
     };
+    let month = month_key(record.time_micros);
     let in_course = record.course.is_some();
     let enrolled = in_course && record.meaning & meaning::ENROLLED != 0;
     let started = in_course && (record.meaning & !meaning::ENROLLED != 0 || record.meaning == 0);
@@ -262,13 +260,14 @@ fn contribute(record: &StatementRecord, sign: i64, edits: &mut Edits) {
     if let Some(course) = &record.course {
         pair.extend_from_slice(course.as_bytes());
     }
-    for scope in &scopes {
+    let mut found = Vec::new();
+    for scope in scopes_of(record) {
         let mut member = |figure: u8, member: &[u8], per_course: Option<u8>| {
-            let mut counters = vec![counter_key(&month, scope, figure, None)];
+            let mut counters = vec![counter_key(&month, &scope, figure, None)];
             if let (Some(per_course), Some(course)) = (per_course, &record.course) {
-                counters.push(counter_key(&month, scope, per_course, Some(course)));
+                counters.push(counter_key(&month, &scope, per_course, Some(course)));
             }
-            edits.add_member(member_key(&month, scope, figure, member), &counters, sign);
+            found.push((member_key(&month, &scope, figure, member), counters));
         };
         member(figure::ACTIVE_USERS, &learner.0, None);
         if enrolled {
@@ -290,20 +289,62 @@ fn contribute(record: &StatementRecord, sign: i64, edits: &mut Edits) {
             );
         }
     }
-    if let Some(course) = &record.course {
-        let key = learner_key(&learner, course, record.module.as_deref(), record.position);
-        if sign > 0 {
-            edits.put(LEARNERS, key, postcard::to_stdvec(record).expect("encodes"));
-            if let Some(module) = &record.module {
-                for scope in &scopes {
-                    let key = module_key(scope, course, module);
-                    if edits.get(MODULES, &key).is_none() {
-                        edits.put(MODULES, key, vec![]);
-                    }
+    found
+}
+
+/// Adds (`sign` 1) or takes back (`sign` -1) one statement's share of every
+/// read model.
+///
+/// A figure member (a learner, a learner–course pair) is written once, when
+/// its first statement arrives; later statements only read it. Taking a
+/// statement back asks the learner's remaining records whether any still
+/// supports the member: voiding is rare, a statement is not.
+fn contribute(record: &StatementRecord, sign: i64, edits: &mut Edits) {
+    let month = month_key(record.time_micros);
+    let scopes = scopes_of(record);
+    for scope in &scopes {
+        edits.add_counter(counter_key(&month, scope, figure::HITS, None), sign);
+    }
+    let Some(learner) = record.learner else {
+        return;
+    };
+    let course = record.course.as_deref().unwrap_or("");
+    let key = learner_key(&learner, course, record.module.as_deref(), record.position);
+    if sign > 0 {
+        edits.put(LEARNERS, key, postcard::to_stdvec(record).expect("encodes"));
+        for (member, counters) in memberships_of(record) {
+            if edits.get(MEMBERS, &member).is_none() {
+                edits.put(MEMBERS, member, vec![]);
+                for counter in counters {
+                    edits.add_counter(counter, 1);
                 }
             }
-        } else {
-            edits.delete(LEARNERS, key);
+        }
+        if let (Some(course), Some(module)) = (&record.course, &record.module) {
+            for scope in &scopes {
+                let key = module_key(scope, course, module);
+                if edits.get(MODULES, &key).is_none() {
+                    edits.put(MODULES, key, vec![]);
+                }
+            }
+        }
+    } else {
+        edits.delete(LEARNERS, key);
+        let mut still: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
+        for (_, value) in edits.state.scan_prefix(LEARNERS, &learner.0) {
+            if let Ok(other) = postcard::from_bytes::<StatementRecord>(&value) {
+                if other.position != record.position {
+                    still.extend(memberships_of(&other).into_iter().map(|(m, _)| m));
+                }
+            }
+        }
+        for (member, counters) in memberships_of(record) {
+            if !still.contains(&member) && edits.get(MEMBERS, &member).is_some() {
+                edits.delete(MEMBERS, member);
+                for counter in counters {
+                    edits.add_counter(counter, -1);
+                }
+            }
         }
     }
     if let Some(library) = &record.library {
@@ -517,27 +558,6 @@ impl<'a> Edits<'a> {
             self.delete(COUNTERS, key);
         } else {
             self.put(COUNTERS, key, next.to_be_bytes().to_vec());
-        }
-    }
-
-    /// Counts one more (or one fewer) statement for a member; the member's
-    /// counters change when it appears or disappears.
-    fn add_member(&mut self, key: Vec<u8>, counters: &[Vec<u8>], sign: i64) {
-        let current = self.get(MEMBERS, &key).map(|v| decode_u64(&v)).unwrap_or(0);
-        let next = (current as i64 + sign).max(0) as u64;
-        if current == 0 && next > 0 {
-            for counter in counters {
-                self.add_counter(counter.clone(), 1);
-            }
-        } else if current > 0 && next == 0 {
-            for counter in counters {
-                self.add_counter(counter.clone(), -1);
-            }
-        }
-        if next == 0 {
-            self.delete(MEMBERS, key);
-        } else {
-            self.put(MEMBERS, key, (next as u32).to_be_bytes().to_vec());
         }
     }
 

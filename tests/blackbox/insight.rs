@@ -374,6 +374,9 @@ async fn each_reader_sees_its_own_progress_and_figures() {
     let total = kb.ok("/api/figures/monthly", &[]).await;
     assert_eq!(hits(&total), 6);
     assert_eq!(total["figures"]["courses_completed"], 0);
+    // Ana's other statements still make her active and a starter.
+    assert_eq!(total["figures"]["active_users"], 2);
+    assert_eq!(total["figures"]["courses_started"], 2);
     let ana = kb
         .ok("/api/progress/learner", &[("agent", &agent("ana"))])
         .await;
