@@ -132,6 +132,18 @@ impl Names {
     }
 }
 
+/// "Name (ID)" as HTML, the id kept on one line.
+fn unbroken_id(named: &str) -> String {
+    match named.rfind(" (") {
+        Some(at) if named.ends_with(')') => format!(
+            "{} <span class=\"nowrap\">{}</span>",
+            esc(&named[..at]),
+            esc(&named[at + 1..])
+        ),
+        _ => esc(named),
+    }
+}
+
 fn months_back(month: Month, count: u32) -> Month {
     (0..count).fold(month, |m, _| m.previous())
 }
@@ -197,8 +209,19 @@ fn render(state: &AppState, staff: &Staff) -> Result<Response, ApiError> {
         "<h1>{title}</h1>\n<p class=\"lead\">{of} {scope}</p>\n",
         title = esc(&title),
         of = lang.pick("Cijfers van", "Figures of"),
-        scope = esc(&scope_name)
+        scope = unbroken_id(&scope_name)
     );
+    if *access == FigureAccess::Kb && *scope != FigureScope::Total {
+        let _ = writeln!(
+            main,
+            "<p><a href=\"{href}\">← {text}</a></p>",
+            href = esc(&link(lang, &[("month", &month.to_string())])),
+            text = lang.pick(
+                "Terug naar het totaal van alle bibliotheken",
+                "Back to the total of all libraries"
+            )
+        );
+    }
     main.push_str(&picker(lang, access, *month, scope, &names));
     main.push_str(&key_figures(lang, &figures));
     main.push_str(&top_courses(lang, &figures));
