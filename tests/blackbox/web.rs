@@ -574,16 +574,16 @@ async fn logout_needs_the_sessions_csrf_token_and_ends_the_session() {
 
 #[tokio::test]
 async fn a_session_ends_after_the_idle_time() {
-    let mut staffed = staffed(&["--session-idle-minutes", "0.05"], LIBRARY_ISIL);
+    let mut staffed = staffed(&["--session-idle-minutes", "0.1"], LIBRARY_ISIL);
     let mut client = Client::new(&staffed.server.base_url);
     client.login(&mut staffed.kb).await;
     // Activity keeps it alive...
     for _ in 0..3 {
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        tokio::time::sleep(Duration::from_millis(2500)).await;
         assert_eq!(client.get("/dashboard").await.status, StatusCode::OK);
     }
-    // ...3 s without a request ends it.
-    tokio::time::sleep(Duration::from_millis(3500)).await;
+    // ...6 s without a request ends it.
+    tokio::time::sleep(Duration::from_millis(7000)).await;
     let page = client.get("/dashboard").await;
     assert_eq!(page.status, StatusCode::SEE_OTHER);
     assert!(page.location().contains("expired=1"), "{}", page.location());
@@ -855,8 +855,8 @@ async fn the_dashboard_works_in_a_real_browser() {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 
-    // A second server whose sessions end after 3 s without a request.
-    let idle = staffed(&["--session-idle-minutes", "0.05"], LIBRARY_ISIL);
+    // A second server whose sessions end after 6 s without a request.
+    let idle = staffed(&["--session-idle-minutes", "0.1"], LIBRARY_ISIL);
 
     let screenshots = match std::env::var("LRS_SCREENSHOTS") {
         Ok(dir) if !dir.is_empty() => PathBuf::from(dir),
@@ -878,7 +878,7 @@ async fn the_dashboard_works_in_a_real_browser() {
         "idle": {
             "base_url": idle.server.base_url,
             "username": idle.kb.username, "password": idle.kb.password, "secret": idle.kb.secret,
-            "idle_seconds": 3,
+            "idle_seconds": 6,
         },
         "course_names": month.world.courses.iter().map(|c| (c.id.clone(), c.name.clone())).collect::<std::collections::BTreeMap<_, _>>(),
         "expected": {
