@@ -24,8 +24,8 @@
 #
 # Environment (all optional):
 #   SIZES="1000000 10000000"  store sizes to measure at (statements)
-#   STEP=1000000       fill step (the free disk is checked between steps)
-#   MIN_FREE_GB=6      stop filling (and measure where it got) below this
+#   STEP=1000000       largest fill step (the free disk is checked before each)
+#   MIN_FREE_GB=6      keep this much disk free: stop filling (and measure where it got) before
 #   DURATION=30        seconds measured per read scenario (after a 2 s warm-up)
 #   CLIENTS=4          concurrent readers, back to back
 #   LEARNERS=100000    learner pool of the generator
@@ -116,19 +116,29 @@ last() {
 stored=0
 unit=0
 fill_to() {
-    # fill_to TARGET: in steps, while the disk has room; fails when it has not
+    # fill_to TARGET: in steps, each only as large as the disk has room for
+    # (judged from the bytes per statement so far), keeping MIN_FREE_GB free;
+    # fails when it cannot go on
     local target=$1
     while [ "$stored" -lt "$target" ]; do
-        local free_gb
-        free_gb=$(df -B1G --output=avail "$DATA" | tail -n1 | tr -d ' ')
-        if [ "$free_gb" -lt "$MIN_FREE_GB" ]; then
-            echo "## stopping the fill at $stored statements: $free_gb GiB free (MIN_FREE_GB=$MIN_FREE_GB)" | tee -a "$OUT/run.txt" >&2
+        local free_bytes used_bytes per_statement room step
+        free_bytes=$(df -B1 --output=avail "$DATA" | tail -n1 | tr -d ' ')
+        used_bytes=$(du -sb "$DATA" | cut -f1)
+        per_statement=12000
+        if [ "$stored" -gt 100000 ]; then per_statement=$((used_bytes / stored + 1000)); fi
+        room=$(((free_bytes - MIN_FREE_GB * 1073741824) / per_statement))
+        step=$((target - stored))
+        if [ "$step" -gt "$STEP" ]; then step=$STEP; fi
+        if [ "$step" -gt "$room" ]; then step=$room; fi
+        if [ "$step" -lt 50000 ]; then
+            echo "## stopping the fill at $stored statements: $((free_bytes / 1073741824)) GiB free, about $per_statement bytes per statement, MIN_FREE_GB=$MIN_FREE_GB" | tee -a "$OUT/run.txt" >&2
             return 1
         fi
-        local step=$((target - stored))
-        if [ "$step" -gt "$STEP" ]; then step=$STEP; fi
-        load "to-$target" fill-activity --months "$MONTHS" --statements "$step" --start-unit "$unit" \
-            --batch 500 --clients 4 --progress-every 15
+        if ! load "to-$target" fill-activity --months "$MONTHS" --statements "$step" --start-unit "$unit" \
+            --batch 500 --clients 4 --progress-every 15; then
+            echo "## fill step failed; stopping" | tee -a "$OUT/run.txt" >&2
+            return 1
+        fi
         stored=$((stored + $(last statements)))
         unit=$(last next_unit)
         if [ "$(last complete)" != True ]; then

@@ -335,12 +335,10 @@ impl Plan {
         for _ in 0..10_000 {
             let u = rng.gen_range(0..self.units.max(1));
             let (learner, _) = unit(ctx.cli.seed, ctx.cli.learners, &self.months, u);
-            if !of_library
-                || self
-                    .world
-                    .learner(learner)
-                    .libraries
-                    .contains(&self.library_index)
+            // Learners who only read e-books have no progress (404): skip them.
+            let profile = self.world.learner(learner);
+            if !profile.course_apps.is_empty()
+                && (!of_library || profile.libraries[0] == self.library_index)
             {
                 return learner;
             }

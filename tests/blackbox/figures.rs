@@ -346,7 +346,7 @@ async fn monthly_figures_and_progress_equal_an_independent_computation() {
                 }
                 seen.insert(id);
             }
-            for ((wm, scope), _) in &want {
+            for (wm, scope) in want.keys() {
                 let id = match (scope, by) {
                     (Scope::Library(isil), "library") => isil,
                     (Scope::App(appid), "app") => appid,

@@ -456,7 +456,7 @@ impl World {
     /// Learner `index` of the pool; the same every time.
     pub fn learner(&self, index: usize) -> Learner {
         let mut rng = StdRng::seed_from_u64(mix(self.spec.seed ^ 0x1EA, index as u64));
-        let (actor, agent) = if index % 3 == 0 {
+        let (actor, agent) = if index.is_multiple_of(3) {
             let mbox = format!("mailto:deelnemer{index}@example.nl");
             (
                 json!({"objectType": "Agent", "name": format!("Deelnemer {index}"), "mbox": mbox}),
