@@ -95,16 +95,9 @@ pub struct Assignment {
     pub assigned_micros: i64,
 }
 
+#[derive(Default)]
 pub struct Progress {
     models: ModelCache,
-}
-
-impl Default for Progress {
-    fn default() -> Self {
-        Self {
-            models: ModelCache::default(),
-        }
-    }
 }
 
 impl Projection for Progress {
@@ -701,12 +694,15 @@ pub fn tally<'r>(records: impl IntoIterator<Item = &'r StatementRecord>) -> Tall
     }
 }
 
+/// A course's own records, and its modules' records.
+type CourseRecords<'r> = (
+    Vec<&'r StatementRecord>,
+    BTreeMap<&'r str, Vec<&'r StatementRecord>>,
+);
+
 /// Groups a learner's records by course and module and tallies each.
 pub fn course_tallies(records: &[StatementRecord]) -> Vec<CourseTally> {
-    let mut by_course: BTreeMap<
-        &str,
-        (Vec<&StatementRecord>, BTreeMap<&str, Vec<&StatementRecord>>),
-    > = BTreeMap::new();
+    let mut by_course: BTreeMap<&str, CourseRecords> = BTreeMap::new();
     for record in records {
         let Some(course) = record.course.as_deref() else {
             continue;

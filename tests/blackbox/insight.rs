@@ -121,7 +121,7 @@ async fn each_reader_sees_its_own_progress_and_figures() {
         "--permission",
         "course_model.write",
     ]);
-    let mut credential = |tenant: &str, role: Option<&str>| {
+    let credential = |tenant: &str, role: Option<&str>| {
         let mut args = vec![
             "credentials",
             "add",

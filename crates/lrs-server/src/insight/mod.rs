@@ -355,8 +355,11 @@ pub fn learner_progress(
 #[derive(Default)]
 struct TenantModels(
     std::sync::Mutex<HashMap<String, std::sync::Arc<CourseModel>>>,
-    std::sync::Mutex<HashMap<(Vec<u8>, String), std::sync::Arc<Vec<String>>>>,
+    std::sync::Mutex<HashMap<ScopeCourse, std::sync::Arc<Vec<String>>>>,
 );
+
+/// A figure scope and a course.
+type ScopeCourse = (Vec<u8>, String);
 
 impl TenantModels {
     fn modules_seen(
