@@ -399,12 +399,19 @@ async fn each_reader_sees_its_own_progress_and_figures() {
         .unwrap_err()
         .to_string();
     assert!(refused.contains("$.courseTypes[0]"), "{refused}");
-    std::fs::write(&file, r#"{"moduleTypes": ["https://kb.example/type/hoofdstuk"]}"#).unwrap();
+    std::fs::write(
+        &file,
+        r#"{"moduleTypes": ["https://kb.example/type/hoofdstuk"]}"#,
+    )
+    .unwrap();
     server
         .lrs(&["course-model", "set", "--tenant", "kb", file_arg])
         .unwrap();
     let shown = server
         .lrs(&["course-model", "show", "--tenant", "kb"])
         .unwrap();
-    assert!(shown.contains("https://kb.example/type/hoofdstuk"), "{shown}");
+    assert!(
+        shown.contains("https://kb.example/type/hoofdstuk"),
+        "{shown}"
+    );
 }
