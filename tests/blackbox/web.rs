@@ -563,8 +563,10 @@ async fn logout_needs_the_sessions_csrf_token_and_ends_the_session() {
     assert!(
         actions("GET /dashboard")
             .iter()
-            .any(|r| r["principal"] == principal.as_str() && r["outcome"] == 200),
-        "page views are audited with the principal: {trail}"
+            .any(|r| r["principal"] == principal.as_str()
+                && r["outcome"] == 200
+                && r["auth_method"] == "staff_session"),
+        "page views are audited with the principal and how it logged in: {trail}"
     );
     assert!(
         !trail.contains("lies@bieb.example.nl"),

@@ -226,6 +226,8 @@ fn method_name(method: AuthMethod) -> &'static str {
         AuthMethod::Basic => "basic",
         AuthMethod::LocalToken => "local_token",
         AuthMethod::ExternalToken => "external_token",
+        AuthMethod::StaffSession => "staff_session",
+        AuthMethod::StaffOidcSession => "staff_oidc_session",
     }
 }
 

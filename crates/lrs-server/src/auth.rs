@@ -43,6 +43,10 @@ pub enum AuthMethod {
     LocalToken,
     /// A bearer token of a configured external OpenID Connect provider.
     ExternalToken,
+    /// A staff web session after password and TOTP (`web/`).
+    StaffSession,
+    /// A staff web session after an OpenID Connect login (`web/oidc_login.rs`).
+    StaffOidcSession,
 }
 
 /// Who is calling: the principal every route and the audit trail see.

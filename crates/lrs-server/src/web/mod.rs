@@ -382,7 +382,7 @@ fn principal_of(
                 scopes: Vec::new(),
                 permissions: accounts::permissions_of(&state.store, &record.roles, now)?,
                 expires_micros: None,
-                method: AuthMethod::Basic,
+                method: AuthMethod::StaffSession,
             }))
         }
         StaffLogin::Oidc {
@@ -407,7 +407,7 @@ fn principal_of(
                 crate::auth::now_micros(),
             )?,
             expires_micros: None,
-            method: AuthMethod::ExternalToken,
+            method: AuthMethod::StaffOidcSession,
         })),
     }
 }
