@@ -58,8 +58,10 @@ load() {
 load single fill-activity --statements "$SINGLE" --batch 1 --clients 64
 NEXT=$(tail -n1 "$RESULTS" | python3 -c 'import json,sys; print(json.load(sys.stdin)["next_unit"])')
 load batched fill-activity --statements "$BATCHED" --batch 100 --clients 4 --start-unit "$NEXT"
+DU=$(du -sb "$DATA" | cut -f1)
 {
     cat "$OUT/run.txt"
+    echo "data dir $((DU / 1048576)) MiB after $((SINGLE + BATCHED)) statements: $((DU / (SINGLE + BATCHED))) bytes per statement"
     python3 - "$RESULTS" <<'PY'
 import json, sys
 for l in open(sys.argv[1]):
