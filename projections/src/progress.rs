@@ -187,7 +187,10 @@ impl Progress {
             }
         }
         let key = statement_key(&stored.statement_id, &tenant);
-        if edits.get(VOIDED, &key).is_some() {
+        // Voided before it arrived; or folded already (a replay after a
+        // crash between these writes and the checkpoint: ids are unique per
+        // tenant, so a record means this very event): nothing to add.
+        if edits.get(VOIDED, &key).is_some() || edits.get(STATEMENTS, &key).is_some() {
             return;
         }
         let model_json = edits

@@ -94,8 +94,9 @@ impl TestServer {
             .output()?;
         if !output.status.success() {
             bail!(
-                "lrs {args:?} failed: {}",
-                String::from_utf8_lossy(&output.stderr)
+                "lrs {args:?} failed: {}{}",
+                String::from_utf8_lossy(&output.stderr),
+                String::from_utf8_lossy(&output.stdout)
             );
         }
         Ok(String::from_utf8(output.stdout)?)

@@ -136,6 +136,10 @@ impl Shared {
         self.trees.tree(name)
     }
 
+    pub(crate) fn trees(&self) -> &Trees {
+        &self.trees
+    }
+
     fn checkpoint_key(projection: &dyn Projection) -> Vec<u8> {
         format!("checkpoint/{}", projection.name()).into_bytes()
     }
@@ -162,34 +166,179 @@ impl Shared {
     }
 
     pub(crate) fn save_checkpoints(&self, position: Position) -> Result<(), StoreError> {
-        for projection in &self.projections {
-            let mut value = projection.version().to_be_bytes().to_vec();
-            value.extend_from_slice(&position.to_be_bytes());
-            self.meta
-                .insert(Self::checkpoint_key(projection.as_ref()), value)?;
+        for (key, value) in self.checkpoints_at(position, None) {
+            self.meta.insert(key, value)?;
         }
         Ok(())
     }
+
+    /// The checkpoint records of every projection (or of `only`) at `position`.
+    fn checkpoints_at(
+        &self,
+        position: Position,
+        only: Option<&dyn Projection>,
+    ) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let record = |projection: &dyn Projection| {
+            let mut value = projection.version().to_be_bytes().to_vec();
+            value.extend_from_slice(&position.to_be_bytes());
+            (Self::checkpoint_key(projection), value)
+        };
+        match only {
+            Some(projection) => vec![record(projection)],
+            None => self
+                .projections
+                .iter()
+                .map(|p| record(p.as_ref()))
+                .collect(),
+        }
+    }
+
+    /// Writes the pending projection changes and the checkpoints saying
+    /// which position they reach, in one sled transaction: after a crash the
+    /// read models are exactly at their checkpoint, and replaying from there
+    /// never folds an event twice (a counter would count it twice).
+    pub(crate) fn commit(
+        &self,
+        pending: &mut Pending<'_>,
+        position: Position,
+        only: Option<&dyn Projection>,
+    ) -> Result<(), StoreError> {
+        let checkpoints = self.checkpoints_at(position, only);
+        let mut batches: Vec<(TreeName, sled::Batch)> = Vec::new();
+        for ((tree, key), change) in std::mem::take(&mut pending.changes) {
+            if batches.last().is_none_or(|(name, _)| *name != tree) {
+                batches.push((tree, sled::Batch::default()));
+            }
+            let batch = &mut batches.last_mut().expect("just pushed").1;
+            match change {
+                Some(value) => batch.insert(key, value),
+                None => batch.remove(key),
+            }
+        }
+        let mut trees: Vec<sled::Tree> = batches.iter().map(|(name, _)| self.tree(name)).collect();
+        trees.push(self.meta.clone());
+        use sled::transaction::{ConflictableTransactionError, TransactionError};
+        use sled::Transactional;
+        trees
+            .as_slice()
+            .transaction(|views| {
+                for (view, (_, batch)) in views.iter().zip(&batches) {
+                    view.apply_batch(batch)?;
+                }
+                let meta = views.last().expect("meta is last");
+                for (key, value) in &checkpoints {
+                    meta.insert(key.as_slice(), value.as_slice())?;
+                }
+                Ok::<(), ConflictableTransactionError<()>>(())
+            })
+            .map_err(|e| match e {
+                TransactionError::Storage(e) => StoreError::Sled(e),
+                TransactionError::Abort(()) => {
+                    StoreError::Corrupt("projection commit aborted".into())
+                }
+            })
+    }
 }
 
-/// Folds one event into every projection, applying each op at once so the
-/// next event of the same group sees it.
+/// Folds one event into every projection. The ops go into `pending`, which
+/// the next event of the same group reads through; the group's writer
+/// flushes it once (one `sled::Batch` per tree), so a counter that every
+/// statement of a group touches is written once per group, not per statement.
 pub(crate) fn apply_projections(
     shared: &Shared,
     log: &Log,
     position: Position,
     event: &Event,
+    pending: &mut Pending<'_>,
 ) -> Result<(), StoreError> {
     for projection in &shared.projections {
-        apply_projection(&shared.trees, projection.as_ref(), position, event)?;
+        apply_projection(pending, projection.as_ref(), position, event);
     }
     shared.postings.write().expect("postings lock").apply(
         position,
         event,
-        &shared.trees,
+        &*pending,
         &LogStatements(log),
     );
     Ok(())
+}
+
+/// Projection writes not yet in sled, read through by the fold.
+pub(crate) struct Pending<'a> {
+    trees: &'a Trees,
+    changes: std::collections::BTreeMap<(TreeName, Vec<u8>), Option<Vec<u8>>>,
+}
+
+impl<'a> Pending<'a> {
+    pub(crate) fn new(trees: &'a Trees) -> Self {
+        Self {
+            trees,
+            changes: std::collections::BTreeMap::new(),
+        }
+    }
+
+    fn apply(&mut self, ops: Vec<Op>) {
+        for op in ops {
+            match op {
+                Op::Put { tree, key, value } => {
+                    self.changes.insert((tree, key), Some(value));
+                }
+                Op::Delete { tree, key } => {
+                    self.changes.insert((tree, key), None);
+                }
+            }
+        }
+    }
+
+    /// How many keys wait to be written.
+    pub(crate) fn len(&self) -> usize {
+        self.changes.len()
+    }
+
+    /// Writes everything pending: one batch per tree.
+    pub(crate) fn flush(&mut self) -> Result<(), StoreError> {
+        let mut batches: HashMap<TreeName, sled::Batch> = HashMap::new();
+        for ((tree, key), change) in std::mem::take(&mut self.changes) {
+            let batch = batches.entry(tree).or_default();
+            match change {
+                Some(value) => batch.insert(key, value),
+                None => batch.remove(key),
+            }
+        }
+        for (tree, batch) in batches {
+            self.trees.tree(tree).apply_batch(batch)?;
+        }
+        Ok(())
+    }
+}
+
+impl ReadModel for Pending<'_> {
+    fn get(&self, tree: TreeName, key: &[u8]) -> Option<Vec<u8>> {
+        match self.changes.get(&(tree, key.to_vec())) {
+            Some(change) => change.clone(),
+            None => self.trees.get(tree, key),
+        }
+    }
+
+    fn scan_prefix(&self, tree: TreeName, prefix: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut merged: std::collections::BTreeMap<Vec<u8>, Vec<u8>> =
+            self.trees.scan_prefix(tree, prefix).into_iter().collect();
+        for ((_, key), change) in self
+            .changes
+            .range((tree, prefix.to_vec())..)
+            .take_while(|((t, k), _)| *t == tree && k.starts_with(prefix))
+        {
+            match change {
+                Some(value) => {
+                    merged.insert(key.clone(), value.clone());
+                }
+                None => {
+                    merged.remove(key);
+                }
+            }
+        }
+        merged.into_iter().collect()
+    }
 }
 
 /// The log as the postings' source of earlier statements.
@@ -327,25 +476,18 @@ fn build_postings(
 }
 
 fn apply_projection(
-    trees: &Trees,
+    pending: &mut Pending<'_>,
     projection: &dyn Projection,
     position: Position,
     event: &Event,
-) -> Result<(), StoreError> {
+) {
     let mut ops = Vec::new();
-    projection.apply(position, event, trees, &mut ops);
-    for op in ops {
-        match op {
-            Op::Put { tree, key, value } => {
-                trees.tree(tree).insert(key, value)?;
-            }
-            Op::Delete { tree, key } => {
-                trees.tree(tree).remove(key)?;
-            }
-        }
-    }
-    Ok(())
+    projection.apply(position, event, &*pending, &mut ops);
+    pending.apply(ops);
 }
+
+/// Replays flush their pending writes at this many keys.
+const REPLAY_FLUSH_KEYS: usize = 200_000;
 
 impl Store {
     /// Opens (or creates) the data directory and starts the writer.
@@ -440,24 +582,35 @@ impl Store {
         let projections = all_projections();
         let trees = Trees::open(&db, &projections)?;
         let mut postings = Postings::default();
+        let mut pending = Pending::new(&trees);
         for entry in self.log.read_from(1) {
             let entry = entry?;
             if entry.position > head {
                 break;
             }
             for projection in &projections {
-                apply_projection(&trees, projection.as_ref(), entry.position, &entry.event)?;
+                apply_projection(
+                    &mut pending,
+                    projection.as_ref(),
+                    entry.position,
+                    &entry.event,
+                );
             }
             postings.apply(
                 entry.position,
                 &entry.event,
-                &trees,
+                &pending,
                 &LogStatements(&self.log),
             );
+            if pending.len() >= REPLAY_FLUSH_KEYS {
+                pending.flush()?;
+            }
             if entry.position % 100_000 == 0 {
                 progress(entry.position);
             }
         }
+        pending.flush()?;
+        drop(pending);
         let mut differences = Vec::new();
         for projection in &projections {
             for name in projection.trees() {
@@ -843,9 +996,13 @@ fn catch_up_from(
             to = head.position,
             "bringing projection up to the log head"
         );
+        let mut pending = Pending::new(&shared.trees);
         for entry in log.read_from(from) {
             let entry = entry?;
-            apply_projection(&shared.trees, projection, entry.position, &entry.event)?;
+            apply_projection(&mut pending, projection, entry.position, &entry.event);
+            if pending.len() >= REPLAY_FLUSH_KEYS {
+                shared.commit(&mut pending, entry.position, Some(projection))?;
+            }
             if entry.position % 100_000 == 0 {
                 tracing::info!(
                     projection = projection.name(),
@@ -855,6 +1012,7 @@ fn catch_up_from(
                 );
             }
         }
+        shared.commit(&mut pending, head.position, Some(projection))?;
     }
     shared.save_checkpoints(head.position)?;
     shared.make_durable()?;

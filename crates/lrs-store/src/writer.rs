@@ -4,7 +4,7 @@
 //! (after syncing any new vault entries), and only then answers each request.
 
 use crate::log::{Head, Log};
-use crate::store::{apply_projections, Shared};
+use crate::store::{apply_projections, Pending, Shared};
 use crate::StoreError;
 use lrs_core::events::{
     ContextFactsV1, OriginV1, SealedStatementV1, StatementFactsV1, StatementStoredV1,
@@ -373,10 +373,17 @@ fn commit_group(
         let mut batch = sled::Batch::default();
         let new_head = log.prepare(*head, &events, &mut batch);
         log.apply(batch)?;
+        let mut pending = Pending::new(shared.trees());
         for (offset, event) in events.iter().enumerate() {
-            apply_projections(shared, log, first_position + offset as u64, event)?;
+            apply_projections(
+                shared,
+                log,
+                first_position + offset as u64,
+                event,
+                &mut pending,
+            )?;
         }
-        shared.save_checkpoints(new_head.position)?;
+        shared.commit(&mut pending, new_head.position, None)?;
         shared.make_durable()?;
         Ok(new_head)
     })();
