@@ -757,14 +757,24 @@ fn browser_dir() -> PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_works_in_a_real_browser() {
     let chromium = std::env::var("LRS_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(
-        Path::new(&chromium).exists(),
-        "{chromium} is missing: apt-get install chromium (.ci/run does)"
-    );
-    assert!(
-        browser_dir().join("node_modules/playwright-core").exists(),
-        "run npm ci --prefix tests/browser (.ci/run does)"
-    );
+    // On a developer's fresh machine the README's test command skips this
+    // test, saying why; CI (.ci/run installs both) sets LRS_REQUIRE_BROWSER,
+    // so there a missing browser fails instead of passing silently.
+    let missing = if !Path::new(&chromium).exists() {
+        Some(format!("{chromium} is missing: apt-get install chromium"))
+    } else if !browser_dir().join("node_modules/playwright-core").exists() {
+        Some("run npm ci --prefix tests/browser".to_owned())
+    } else {
+        None
+    };
+    if let Some(missing) = missing {
+        assert!(
+            std::env::var_os("LRS_REQUIRE_BROWSER").is_none(),
+            "LRS_REQUIRE_BROWSER is set and {missing}"
+        );
+        eprintln!("SKIPPED the_dashboard_works_in_a_real_browser: {missing}");
+        return;
+    }
     // A small generated month, in the month before this one so the picker
     // offers it whenever the test runs.
     let spec = Spec {
