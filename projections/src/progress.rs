@@ -22,7 +22,9 @@ use uuid::Uuid;
 
 /// Tenant → the JSON of its course model.
 pub const MODELS: TreeName = "progress.models";
-/// Statement id ‖ tenant hash → [`StatementRecord`] (what voiding takes back).
+/// Statement id ‖ tenant hash → where its [`StatementRecord`] is (what
+/// voiding takes back): a pointer into [`LEARNERS`], or the record itself for
+/// a statement without a learner.
 pub const STATEMENTS: TreeName = "progress.statements";
 /// Learner token ‖ course ‖ 0 ‖ module ‖ 0 ‖ position → [`StatementRecord`]
 /// (course and module empty for statements outside any course).
@@ -106,7 +108,7 @@ impl Projection for Progress {
     }
 
     fn version(&self) -> u32 {
-        2
+        3
     }
 
     fn trees(&self) -> &'static [TreeName] {
@@ -176,7 +178,7 @@ impl Progress {
                 let key = statement_key(id, &tenant);
                 match edits.get(STATEMENTS, &key) {
                     Some(bytes) => {
-                        if let Ok(record) = postcard::from_bytes::<StatementRecord>(&bytes) {
+                        if let Some(record) = stored_record(&bytes, edits) {
                             contribute(&record, -1, edits);
                         }
                         edits.delete(STATEMENTS, key);
@@ -198,13 +200,45 @@ impl Progress {
             .map(|bytes| String::from_utf8_lossy(&bytes).into_owned());
         let model = self.models.get(model_json.as_deref());
         let record = record_of(position, stored, origin, context, &model);
-        edits.put(
-            STATEMENTS,
-            key,
-            postcard::to_stdvec(&record).expect("encodes"),
-        );
+        // A learner's statement points at its record in `progress.learners`
+        // (one copy of the record); one without a learner keeps it here.
+        let value = match learner_record_key(&record) {
+            Some(key) => [&[POINTER][..], &key].concat(),
+            None => [
+                &[RECORD][..],
+                &postcard::to_stdvec(&record).expect("encodes"),
+            ]
+            .concat(),
+        };
+        edits.put(STATEMENTS, key, value);
         contribute(&record, 1, edits);
     }
+}
+
+/// Tags of a `progress.statements` value.
+const RECORD: u8 = 0;
+const POINTER: u8 = 1;
+
+/// The record a `progress.statements` value holds or points at.
+fn stored_record(value: &[u8], edits: &Edits) -> Option<StatementRecord> {
+    let (tag, rest) = value.split_first()?;
+    let bytes = match *tag {
+        POINTER => edits.get(LEARNERS, rest)?,
+        RECORD => rest.to_vec(),
+        _ => return None,
+    };
+    postcard::from_bytes(&bytes).ok()
+}
+
+/// Where a learner's statement record lives in `progress.learners`.
+fn learner_record_key(record: &StatementRecord) -> Option<Vec<u8>> {
+    let learner = record.learner?;
+    Some(learner_key(
+        &learner,
+        record.course.as_deref().unwrap_or(""),
+        record.module.as_deref(),
+        record.position,
+    ))
 }
 
 /// Classifies one statement with a course model.
@@ -301,11 +335,9 @@ fn contribute(record: &StatementRecord, sign: i64, edits: &mut Edits) {
     for scope in &scopes {
         edits.add_counter(counter_key(&month, scope, figure::HITS, None), sign);
     }
-    let Some(learner) = record.learner else {
+    let (Some(learner), Some(key)) = (record.learner, learner_record_key(record)) else {
         return;
     };
-    let course = record.course.as_deref().unwrap_or("");
-    let key = learner_key(&learner, course, record.module.as_deref(), record.position);
     if sign > 0 {
         edits.put(LEARNERS, key, postcard::to_stdvec(record).expect("encodes"));
         for (member, counters) in memberships_of(record) {
