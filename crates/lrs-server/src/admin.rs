@@ -459,7 +459,10 @@ pub async fn revoke_credential(
         .ok_or_else(|| ApiError::internal("credential missing after revocation"))
 }
 
-async fn append(store: &Store, event: Event) -> Result<(), ApiError> {
+/// Appends an administrative event (tenants, roles, credentials, course
+/// models, assignments, staff accounts): a store failure keeps its status,
+/// anything else is internal.
+pub(crate) async fn append(store: &Store, event: Event) -> Result<(), ApiError> {
     store.append_event(event).await.map_err(|e| match e {
         lrs_store::AppendError::Store(e) => e.into(),
         other => ApiError::internal(other),

@@ -154,17 +154,10 @@ pub async fn course_model(command: CourseModelCommand) -> anyhow::Result<()> {
                 store.close().await?;
                 anyhow::bail!("no tenant '{tenant}': define it first (lrs tenants define)");
             }
-            let event = lrs_core::events::CourseModelDefinedV1 {
-                tenant: tenant.clone(),
-                model: serde_json::to_string(&doc)?,
-                defined_micros: crate::auth::now_micros(),
-                by: format!("cli:{}", crate::audit::cli_user()),
-            };
-            let outcome = store
-                .append_event(lrs_core::Event::CourseModelDefinedV1(event))
-                .await;
+            let by = format!("cli:{}", crate::audit::cli_user());
+            let outcome = crate::routes::insight::set_model(&store, &tenant, &doc, &by).await;
             store.close().await?;
-            outcome.map_err(|e| anyhow::anyhow!("{e}"))?;
+            outcome.map_err(fail)?;
             crate::audit::record_cli(&data.data_dir, Some(&tenant), "course_model.set", &tenant)?;
             println!(
                 "course model of {tenant} set ({} declared courses)",

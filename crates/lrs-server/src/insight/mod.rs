@@ -767,12 +767,5 @@ pub async fn assign(
         assigned_micros: crate::auth::now_micros(),
         by: caller.key.clone(),
     };
-    store
-        .append_event(lrs_core::Event::ModulesAssignedV1(event))
-        .await
-        .map_err(|e| match e {
-            lrs_store::AppendError::Store(e) => e.into(),
-            other => ApiError::internal(other),
-        })?;
-    Ok(())
+    crate::admin::append(store, lrs_core::Event::ModulesAssignedV1(event)).await
 }

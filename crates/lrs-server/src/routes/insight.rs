@@ -360,21 +360,25 @@ async fn put_model(
         return Err(ApiError::Forbidden("permission course_model.write".into()));
     }
     let doc = parse_model(&body)?;
-    let event = lrs_core::events::CourseModelDefinedV1 {
-        tenant: caller.tenant.clone(),
-        model: serde_json::to_string(&doc).map_err(ApiError::internal)?,
-        defined_micros: crate::auth::now_micros(),
-        by: caller.key.clone(),
-    };
-    state
-        .store
-        .append_event(lrs_core::Event::CourseModelDefinedV1(event))
-        .await
-        .map_err(|e| match e {
-            lrs_store::AppendError::Store(e) => e.into(),
-            other => ApiError::internal(other),
-        })?;
+    set_model(&state.store, &caller.tenant, &doc, &caller.key).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Records a tenant's course model (checked by [`parse_model`]); the API
+/// and `lrs course-model set` both come here.
+pub async fn set_model(
+    store: &lrs_store::Store,
+    tenant: &str,
+    doc: &CourseModelDoc,
+    by: &str,
+) -> Result<(), ApiError> {
+    let event = lrs_core::events::CourseModelDefinedV1 {
+        tenant: tenant.to_owned(),
+        model: serde_json::to_string(doc).map_err(ApiError::internal)?,
+        defined_micros: crate::auth::now_micros(),
+        by: by.to_owned(),
+    };
+    crate::admin::append(store, lrs_core::Event::CourseModelDefinedV1(event)).await
 }
 
 /// Checks a course model (schemas/course-model.json): its shape, then that

@@ -254,39 +254,33 @@ pub async fn define(
         &key,
         &serde_json::to_vec(&secrets).expect("secrets serialise"),
     );
-    store
-        .append_event(Event::StaffAccountDefinedV1(StaffAccountDefinedV1 {
+    crate::admin::append(
+        store,
+        Event::StaffAccountDefinedV1(StaffAccountDefinedV1 {
             token,
             tenant: spec.tenant,
             roles: spec.roles,
             sealed,
             defined_micros: now,
             by: spec.by,
-        }))
-        .await
-        .map_err(append_error)?;
+        }),
+    )
+    .await?;
     Ok((token, totp_secret))
 }
 
 /// Closes an account: it can no longer log in, and its sessions end on
 /// their next request.
 pub async fn close(store: &Store, token: Token, by: &str) -> Result<(), ApiError> {
-    store
-        .append_event(Event::StaffAccountClosedV1(StaffAccountClosedV1 {
+    crate::admin::append(
+        store,
+        Event::StaffAccountClosedV1(StaffAccountClosedV1 {
             token,
             closed_micros: crate::auth::now_micros(),
             by: by.to_owned(),
-        }))
-        .await
-        .map_err(append_error)?;
-    Ok(())
-}
-
-fn append_error(error: lrs_store::AppendError) -> ApiError {
-    match error {
-        lrs_store::AppendError::Store(error) => error.into(),
-        other => ApiError::internal(format!("appending the staff account: {other}")),
-    }
+        }),
+    )
+    .await
 }
 
 /// The permissions an account's roles hold now (grants that ended skipped),
