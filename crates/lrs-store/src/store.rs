@@ -204,17 +204,7 @@ impl Shared {
         only: Option<&dyn Projection>,
     ) -> Result<(), StoreError> {
         let checkpoints = self.checkpoints_at(position, only);
-        let mut batches: Vec<(TreeName, sled::Batch)> = Vec::new();
-        for ((tree, key), change) in std::mem::take(&mut pending.changes) {
-            if batches.last().is_none_or(|(name, _)| *name != tree) {
-                batches.push((tree, sled::Batch::default()));
-            }
-            let batch = &mut batches.last_mut().expect("just pushed").1;
-            match change {
-                Some(value) => batch.insert(key, value),
-                None => batch.remove(key),
-            }
-        }
+        let batches = pending.take_batches();
         let mut trees: Vec<sled::Tree> = batches.iter().map(|(name, _)| self.tree(name)).collect();
         trees.push(self.meta.clone());
         use sled::transaction::{ConflictableTransactionError, TransactionError};
@@ -295,20 +285,29 @@ impl<'a> Pending<'a> {
         self.changes.len()
     }
 
-    /// Writes everything pending: one batch per tree.
+    /// Writes everything pending, one batch per tree, without checkpoints
+    /// (for scratch trees; the store's own go through [`Shared::commit`]).
     pub(crate) fn flush(&mut self) -> Result<(), StoreError> {
-        let mut batches: HashMap<TreeName, sled::Batch> = HashMap::new();
+        for (tree, batch) in self.take_batches() {
+            self.trees.tree(tree).apply_batch(batch)?;
+        }
+        Ok(())
+    }
+
+    /// Empties the pending changes into one batch per tree, in tree order.
+    fn take_batches(&mut self) -> Vec<(TreeName, sled::Batch)> {
+        let mut batches: Vec<(TreeName, sled::Batch)> = Vec::new();
         for ((tree, key), change) in std::mem::take(&mut self.changes) {
-            let batch = batches.entry(tree).or_default();
+            if batches.last().is_none_or(|(name, _)| *name != tree) {
+                batches.push((tree, sled::Batch::default()));
+            }
+            let batch = &mut batches.last_mut().expect("just pushed").1;
             match change {
                 Some(value) => batch.insert(key, value),
                 None => batch.remove(key),
             }
         }
-        for (tree, batch) in batches {
-            self.trees.tree(tree).apply_batch(batch)?;
-        }
-        Ok(())
+        batches
     }
 }
 
