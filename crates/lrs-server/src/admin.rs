@@ -523,7 +523,7 @@ pub fn credential_json(record: &CredentialRecord) -> Value {
 
 // ---- routes ----
 
-pub fn routes(state: AppState) -> Router<AppState> {
+pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/admin/tenants", get(list_tenants))
         .route("/admin/tenants/{id}", put(put_tenant).get(get_tenant))
@@ -536,10 +536,6 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/admin/credentials/{key}", get(get_credential))
         .route("/admin/credentials/{key}/rotate", post(rotate))
         .route("/admin/credentials/{key}/revoke", post(revoke))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state,
-            crate::audit::audit_request,
-        ))
 }
 
 fn body<T: for<'de> Deserialize<'de>>(bytes: &Bytes) -> Result<T, ApiError> {

@@ -137,8 +137,15 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(crate::metrics::metrics_endpoint))
         .route("/health/live", get(crate::health::live))
         .route("/health/ready", get(crate::health::ready))
+        // The admin API and the progress/figures API: audited, JSON bodies
+        // up to ADMIN_MAX_BODY.
         .merge(
-            crate::admin::routes(state.clone())
+            crate::admin::routes()
+                .merge(crate::routes::insight::routes())
+                .route_layer(middleware::from_fn_with_state(
+                    state.clone(),
+                    crate::audit::audit_request,
+                ))
                 .layer(middleware::from_fn(|request, next| {
                     limit_body(ADMIN_MAX_BODY, request, next)
                 }))
@@ -152,13 +159,6 @@ pub fn router(state: AppState) -> Router {
             )),
         )
         .merge(crate::audit::routes(state.clone()))
-        .merge(
-            crate::routes::insight::routes(state.clone())
-                .layer(middleware::from_fn(|request, next| {
-                    limit_body(ADMIN_MAX_BODY, request, next)
-                }))
-                .layer(DefaultBodyLimit::disable()),
-        )
         .merge(crate::web::routes(state.clone()))
         .route_layer(middleware::from_fn(crate::metrics::record_route))
         .method_not_allowed_fallback(crate::metrics::method_not_allowed)

@@ -17,7 +17,7 @@ use axum::{Json, Router};
 use lrs_projections::course_model::{CourseModelDoc, MEANINGS};
 use std::sync::Arc;
 
-pub fn routes(state: AppState) -> Router<AppState> {
+pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/figures/monthly", get(monthly))
         .route("/api/figures/trend", get(trend))
@@ -27,10 +27,6 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/api/progress/learners", get(learners))
         .route("/api/progress/assignments", post(assign))
         .route("/api/course-model", get(get_model).put(put_model))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state,
-            crate::audit::audit_request,
-        ))
 }
 
 /// Runs a read on the blocking pool (sled reads, decryption).
