@@ -53,15 +53,24 @@ pub fn access(
     if !caller.may(permission) {
         return Err(ApiError::Forbidden(permission.to_owned()));
     }
-    match store.tenant(&caller.tenant)?.map(|t| t.kind) {
-        Some(TenantKindV1::Kb) => Ok(FigureAccess::Kb),
-        Some(TenantKindV1::Library { isil }) => Ok(FigureAccess::Library(isil)),
-        Some(TenantKindV1::App { appid }) => Ok(FigureAccess::App(appid)),
-        None => Err(ApiError::Forbidden(format!(
-            "{permission} (the tenant '{}' is not defined as the KB, a library or an app)",
-            caller.tenant
+    match reach_of(store, caller)? {
+        Reach::All => Ok(FigureAccess::Kb),
+        Reach::Library(isil) => Ok(FigureAccess::Library(isil)),
+        Reach::App(appid) => Ok(FigureAccess::App(appid)),
+        Reach::Tenant(tenant) => Err(ApiError::Forbidden(format!(
+            "{permission} (the tenant '{tenant}' is not defined as the KB, a library or an app)"
         ))),
     }
+}
+
+/// How far the principal's tenant reaches, by its kind.
+fn reach_of(store: &Store, caller: &Credential) -> Result<Reach, ApiError> {
+    Ok(match crate::tenancy::tenant_kind(store, &caller.tenant)? {
+        Some(TenantKindV1::Kb) => Reach::All,
+        Some(TenantKindV1::Library { isil }) => Reach::Library(isil),
+        Some(TenantKindV1::App { appid }) => Reach::App(appid),
+        None => Reach::Tenant(caller.tenant.clone()),
+    })
 }
 
 use lrs_core::token::Token;
@@ -101,17 +110,22 @@ impl Reach {
     }
 }
 
+impl From<FigureAccess> for Reach {
+    fn from(access: FigureAccess) -> Self {
+        match access {
+            FigureAccess::Kb => Reach::All,
+            FigureAccess::Library(isil) => Reach::Library(isil),
+            FigureAccess::App(appid) => Reach::App(appid),
+        }
+    }
+}
+
 /// Whose progress a principal with `progress.read` sees.
 pub fn progress_reach(store: &Store, caller: &Credential) -> Result<Reach, ApiError> {
     if !caller.may("progress.read") {
         return Err(ApiError::Forbidden("permission progress.read".into()));
     }
-    Ok(match store.tenant(&caller.tenant)?.map(|t| t.kind) {
-        Some(TenantKindV1::Kb) => Reach::All,
-        Some(TenantKindV1::Library { isil }) => Reach::Library(isil),
-        Some(TenantKindV1::App { appid }) => Reach::App(appid),
-        None => Reach::Tenant(caller.tenant.clone()),
-    })
+    reach_of(store, caller)
 }
 
 fn scope_bytes(scope: &FigureScope) -> Vec<u8> {
@@ -697,11 +711,8 @@ pub async fn assign(
     caller: &Credential,
     request: AssignmentRequest,
 ) -> Result<(), ApiError> {
-    let reach = match access(store, caller, "progress.assign")? {
-        FigureAccess::Kb => Reach::All,
-        FigureAccess::Library(isil) => Reach::Library(isil),
-        FigureAccess::App(appid) => Reach::App(appid),
-    };
+    // Like the figures: a tenant of no kind may not assign.
+    let reach = Reach::from(access(store, caller, "progress.assign")?);
     if request.learners.is_empty() || request.learners.len() > 1000 {
         return Err(ApiError::bad_request(
             "$.learners",
