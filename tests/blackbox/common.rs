@@ -135,3 +135,50 @@ pub async fn start_with_credential(
     let client = server.client().with_credential(&key, &secret);
     (server, client)
 }
+
+/// A caller of the JSON API (`/api`, `/admin`) with Basic credentials.
+pub struct Api {
+    pub http: reqwest::Client,
+    pub base: String,
+    pub key: String,
+    pub secret: String,
+}
+
+impl Api {
+    /// Any request; the answer's status, JSON body (`null` if none) and text.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> (StatusCode, Value, String) {
+        let mut request = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.base))
+            .query(query)
+            .basic_auth(&self.key, Some(&self.secret));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path} {query:?}: {e}"));
+        let status = response.status();
+        let text = response.text().await.expect("body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        (status, body, text)
+    }
+
+    pub async fn get(&self, path: &str, query: &[(&str, &str)]) -> (StatusCode, Value, String) {
+        self.send(reqwest::Method::GET, path, query, None).await
+    }
+
+    /// A GET that must answer 200 with JSON.
+    pub async fn ok(&self, path: &str, query: &[(&str, &str)]) -> Value {
+        let (status, body, text) = self.get(path, query).await;
+        assert_eq!(status, StatusCode::OK, "GET {path} {query:?}: {text}");
+        body
+    }
+}

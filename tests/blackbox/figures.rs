@@ -10,6 +10,7 @@
 //! generator's plain facts with sets and maps (docs/progress-and-figures.md).
 //! Every difference is listed before the test fails.
 
+use crate::common::Api;
 use futures_util::StreamExt;
 use lrs_blackbox_tests::activity::expected::{self, CourseStatusRule, Figures, Scope};
 use lrs_blackbox_tests::activity::{self, CalMonth, Spec};
@@ -18,38 +19,6 @@ use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
-
-/// A reader of `/api` with Basic credentials.
-struct Api {
-    http: reqwest::Client,
-    base: String,
-    key: String,
-    secret: String,
-}
-
-impl Api {
-    async fn get(&self, path: &str, query: &[(&str, &str)]) -> (StatusCode, Value, String) {
-        let response = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .query(query)
-            .basic_auth(&self.key, Some(&self.secret))
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("GET {path} {query:?}: {e}"));
-        let status = response.status();
-        let text = response.text().await.expect("body");
-        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        (status, body, text)
-    }
-
-    /// A GET that must answer 200 with JSON.
-    async fn ok(&self, path: &str, query: &[(&str, &str)]) -> Value {
-        let (status, body, text) = self.get(path, query).await;
-        assert_eq!(status, StatusCode::OK, "GET {path} {query:?}: {text}");
-        body
-    }
-}
 
 /// The figures part of an answer, as the expectation holds them.
 fn figures_of(body: &Value) -> (u64, u64, u64, u64, u64, u64) {

@@ -6,7 +6,7 @@
 //! xAPI takes a completion back out of progress and figures. Afterwards
 //! `lrs verify` folds the log again and finds the same read models.
 
-use crate::common::new_id;
+use crate::common::{new_id, Api};
 use lrs_blackbox_tests::{StatusCode, TestServer};
 use serde_json::{json, Value};
 use std::path::Path;
@@ -18,46 +18,6 @@ const LIB_B: &str = "NL-0200000002";
 const COURSE: &str = "https://kb.example/cursus/digitaal-zelfstandig";
 const COURSE_TYPE: &str = "https://w3id.org/xapi/cmi5/activitytype/course";
 const MODULE_TYPE: &str = "http://adlnet.gov/expapi/activities/module";
-
-struct Api {
-    http: reqwest::Client,
-    base: String,
-    key: String,
-    secret: String,
-}
-
-impl Api {
-    async fn send(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        query: &[(&str, &str)],
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let mut request = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .query(query)
-            .basic_auth(&self.key, Some(&self.secret));
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.expect("request");
-        let status = response.status();
-        let text = response.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
-
-    async fn get(&self, path: &str, query: &[(&str, &str)]) -> (StatusCode, Value) {
-        self.send(reqwest::Method::GET, path, query, None).await
-    }
-
-    async fn ok(&self, path: &str, query: &[(&str, &str)]) -> Value {
-        let (status, body) = self.get(path, query).await;
-        assert_eq!(status, StatusCode::OK, "GET {path} {query:?}: {body}");
-        body
-    }
-}
 
 fn statement(learner: &str, verb: &str, object: Value, library: &str, app: &str) -> Value {
     json!({
@@ -201,10 +161,10 @@ async fn each_reader_sees_its_own_progress_and_figures() {
         (&app, ("app", "app-y")),
         (&app, ("library", LIB_A)),
     ] {
-        let (status, body) = reader.get("/api/figures/monthly", &[query]).await;
+        let (status, body, _) = reader.get("/api/figures/monthly", &[query]).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{query:?}: {body}");
     }
-    let (status, _) = lib_a
+    let (status, _, _) = lib_a
         .get("/api/figures/breakdown", &[("by", "library")])
         .await;
     assert_eq!(
@@ -212,7 +172,7 @@ async fn each_reader_sees_its_own_progress_and_figures() {
         StatusCode::FORBIDDEN,
         "only the KB sees every library"
     );
-    let (status, _) = plain.get("/api/figures/monthly", &[]).await;
+    let (status, _, _) = plain.get("/api/figures/monthly", &[]).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "no figures.read permission");
     let breakdown = kb.ok("/api/figures/breakdown", &[("by", "library")]).await;
     let rows: Vec<(String, u64)> = breakdown["rows"]
@@ -234,11 +194,11 @@ async fn each_reader_sees_its_own_progress_and_figures() {
         (("month", "oktober"), "?month"),
         (("colour", "red"), "?colour"),
     ] {
-        let (status, body) = kb.get("/api/figures/monthly", &[query]).await;
+        let (status, body, _) = kb.get("/api/figures/monthly", &[query]).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{query:?}: {body}");
         assert_eq!(error_path(&body), path, "{body}");
     }
-    let (status, body) = kb
+    let (status, body, _) = kb
         .get(
             "/api/figures/trend",
             &[("from", "2020-01"), ("to", "2026-01")],
@@ -266,11 +226,11 @@ async fn each_reader_sees_its_own_progress_and_figures() {
         ana_at_a["courses"][0]["modules_total"], 2,
         "library A saw modules 1 and 2"
     );
-    let (status, _) = lib_b
+    let (status, _, _) = lib_b
         .get("/api/progress/learner", &[("agent", &agent("ana"))])
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "not library B's learner");
-    let (status, _) = lib_b
+    let (status, _, _) = lib_b
         .get("/api/progress/learner", &[("agent", &agent("nobody"))])
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "unknown looks the same");
@@ -278,7 +238,7 @@ async fn each_reader_sees_its_own_progress_and_figures() {
     assert_eq!(learners["total"], 1);
     assert_eq!(learners["rows"][0]["name"], "Naam ana");
     let ana_id = learners["rows"][0]["learner"].as_str().unwrap().to_owned();
-    let (status, _) = lib_a
+    let (status, _, _) = lib_a
         .get("/api/progress/learners", &[("library", LIB_B)])
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
@@ -296,7 +256,7 @@ async fn each_reader_sees_its_own_progress_and_figures() {
 
     // Assignments: library A sets module 3 ready for Ana; not for Bob.
     let module3 = format!("{COURSE}/module3");
-    let (status, body) = lib_a
+    let (status, body, _) = lib_a
         .send(
             reqwest::Method::POST,
             "/api/progress/assignments",
@@ -317,7 +277,7 @@ async fn each_reader_sees_its_own_progress_and_figures() {
     assert_eq!(ready.len(), 1, "{ana}");
     assert_eq!(ready[0]["module"], module3.as_str());
     assert_eq!(ready[0]["status"], "not_started");
-    let (status, body) = lib_a
+    let (status, body, _) = lib_a
         .send(
             reqwest::Method::POST,
             "/api/progress/assignments",
@@ -327,7 +287,7 @@ async fn each_reader_sees_its_own_progress_and_figures() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(error_path(&body), "$.learners[0]");
-    let (status, body) = lib_a
+    let (status, body, _) = lib_a
         .send(
             reqwest::Method::POST,
             "/api/progress/assignments",
@@ -339,7 +299,7 @@ async fn each_reader_sees_its_own_progress_and_figures() {
     assert_eq!(error_path(&body), "$.learners[0]");
 
     // A course model: checked against the schema, then in effect.
-    let (status, body) = kb
+    let (status, body, _) = kb
         .send(
             reqwest::Method::PUT,
             "/api/course-model",
@@ -349,7 +309,7 @@ async fn each_reader_sees_its_own_progress_and_figures() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert!(error_path(&body).starts_with("$.verbs"), "{body}");
-    let (status, body) = kb
+    let (status, body, _) = kb
         .send(
             reqwest::Method::PUT,
             "/api/course-model",
