@@ -22,7 +22,6 @@ use lrs_blackbox_tests::activity::{CalMonth, Spec, World};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -423,7 +422,7 @@ impl Plan {
     }
 }
 
-type Stats = BTreeMap<&'static str, (Histogram<u64>, u64, u64, u64)>;
+type Stats = super::KindStats;
 
 async fn run_reads(ctx: Arc<Ctx>, args: ReadArgs, kinds: &[Kind]) -> anyhow::Result<Value> {
     let world = world(&ctx, &args.activity);
@@ -542,24 +541,8 @@ async fn run_reads(ctx: Arc<Ctx>, args: ReadArgs, kinds: &[Kind]) -> anyhow::Res
             (stats, first_error)
         }));
     }
-    let mut all: Stats = kinds
-        .iter()
-        .map(|k| (k.name(), (new_histogram(), 0, 0, 0)))
-        .collect();
-    let mut overall = new_histogram();
-    let mut first_error = None;
-    for task in tasks {
-        let (stats, error) = task.await?;
-        for (kind, (h, n, bytes, errors)) in stats {
-            let entry = all.get_mut(kind).expect("kind");
-            entry.0.add(&h).ok();
-            overall.add(&h).ok();
-            entry.1 += n;
-            entry.2 += bytes;
-            entry.3 += errors;
-        }
-        first_error = first_error.or(error);
-    }
+    let (all, overall, first_error) =
+        super::merge_client_stats(kinds.iter().map(|k| k.name()), tasks).await?;
     let elapsed = Instant::now()
         .saturating_duration_since(measure_from)
         .as_secs_f64()

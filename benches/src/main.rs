@@ -36,6 +36,36 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 mod dashboard;
 mod learners;
 
+/// Per request kind: latencies, requests, a count (statements or bytes) and errors.
+type KindStats = BTreeMap<&'static str, (Histogram<u64>, u64, u64, u64)>;
+
+/// Waits for the clients and adds up their figures: per kind, all kinds
+/// together, and the first error any client saw.
+async fn merge_client_stats(
+    kinds: impl IntoIterator<Item = &'static str>,
+    tasks: Vec<tokio::task::JoinHandle<(KindStats, Option<String>)>>,
+) -> anyhow::Result<(KindStats, Histogram<u64>, Option<String>)> {
+    let mut all: KindStats = kinds
+        .into_iter()
+        .map(|k| (k, (new_histogram(), 0, 0, 0)))
+        .collect();
+    let mut overall = new_histogram();
+    let mut first_error = None;
+    for task in tasks {
+        let (stats, error) = task.await?;
+        for (kind, (h, requests, count, errors)) in stats {
+            let entry = all.get_mut(kind).expect("kind");
+            entry.0.add(&h).ok();
+            overall.add(&h).ok();
+            entry.1 += requests;
+            entry.2 += count;
+            entry.3 += errors;
+        }
+        first_error = first_error.or(error);
+    }
+    Ok((all, overall, first_error))
+}
+
 #[derive(Parser)]
 #[command(
     name = "lrs-load",
@@ -961,24 +991,8 @@ async fn run_queries(
             (stats, first_error)
         }));
     }
-    let mut all: BTreeMap<&'static str, (Histogram<u64>, u64, u64, u64)> = QUERY_KINDS
-        .iter()
-        .map(|k| (*k, (new_histogram(), 0u64, 0u64, 0u64)))
-        .collect();
-    let mut overall = new_histogram();
-    let mut first_error = None;
-    for task in tasks {
-        let (stats, e) = task.await?;
-        for (kind, (h, requests, statements, errors)) in stats {
-            let entry = all.get_mut(kind).expect("kind");
-            entry.0.add(&h).ok();
-            overall.add(&h).ok();
-            entry.1 += requests;
-            entry.2 += statements;
-            entry.3 += errors;
-        }
-        first_error = first_error.or(e);
-    }
+    let (all, overall, first_error) =
+        merge_client_stats(QUERY_KINDS.iter().copied(), tasks).await?;
     let elapsed = Instant::now()
         .saturating_duration_since(measure_from)
         .as_secs_f64()
