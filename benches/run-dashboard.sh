@@ -130,7 +130,7 @@ fill_to() {
         step=$((target - stored))
         if [ "$step" -gt "$STEP" ]; then step=$STEP; fi
         if [ "$step" -gt "$room" ]; then step=$room; fi
-        if [ "$step" -lt 50000 ]; then
+        if [ "$room" -lt 50000 ]; then
             echo "## stopping the fill at $stored statements: $((free_bytes / 1073741824)) GiB free, about $per_statement bytes per statement, MIN_FREE_GB=$MIN_FREE_GB" | tee -a "$OUT/run.txt" >&2
             return 1
         fi
