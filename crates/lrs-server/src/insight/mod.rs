@@ -283,6 +283,30 @@ pub fn trend(
     Ok(months)
 }
 
+/// The defined libraries (ISIL, name) and apps (appid, name), each sorted
+/// by name.
+pub struct TenantNames {
+    pub libraries: Vec<(String, String)>,
+    pub apps: Vec<(String, String)>,
+}
+
+impl TenantNames {
+    pub fn load(store: &Store) -> Result<Self, ApiError> {
+        let mut libraries = Vec::new();
+        let mut apps = Vec::new();
+        for tenant in store.tenants()? {
+            match tenant.kind {
+                TenantKindV1::Library { isil } => libraries.push((isil, tenant.name)),
+                TenantKindV1::App { appid } => apps.push((appid, tenant.name)),
+                TenantKindV1::Kb => {}
+            }
+        }
+        libraries.sort_by_key(|a| a.1.to_lowercase());
+        apps.sort_by_key(|a| a.1.to_lowercase());
+        Ok(Self { libraries, apps })
+    }
+}
+
 /// Every library's (or app's) figures of a month, in id order.
 pub fn breakdown(store: &Store, month: Month, by_library: bool) -> Result<Breakdown, ApiError> {
     let prefix: &[u8] = if by_library { b"l:" } else { b"a:" };
@@ -294,25 +318,22 @@ pub fn breakdown(store: &Store, month: Month, by_library: bool) -> Result<Breakd
         let id = String::from_utf8_lossy(&scope[2..]).into_owned();
         by_id.entry(id).or_default().push((which, count));
     }
-    let mut tenant_names = HashMap::new();
-    for tenant in store.tenants()? {
-        match tenant.kind {
-            TenantKindV1::Library { isil } if by_library => {
-                tenant_names.insert(isil, tenant.name);
-            }
-            TenantKindV1::App { appid } if !by_library => {
-                tenant_names.insert(appid, tenant.name);
-            }
-            _ => {}
-        }
+    let names = TenantNames::load(store)?;
+    let tenant_names: HashMap<&str, &str> = if by_library {
+        &names.libraries
+    } else {
+        &names.apps
     }
+    .iter()
+    .map(|(id, name)| (id.as_str(), name.as_str()))
+    .collect();
     Ok(Breakdown {
         month,
         by: if by_library { "library" } else { "app" }.into(),
         rows: by_id
             .into_iter()
             .map(|(id, counts)| BreakdownRow {
-                name: tenant_names.get(&id).cloned(),
+                name: tenant_names.get(id.as_str()).map(|n| n.to_string()),
                 figures: figures_from(counts),
                 id,
             })

@@ -17,7 +17,6 @@ use crate::web::Staff;
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use lrs_core::events::TenantKindV1;
 use std::collections::HashMap;
 use std::fmt::Write;
 
@@ -94,27 +93,9 @@ fn scope_value(scope: &FigureScope) -> String {
 }
 
 /// Names of libraries (by ISIL) and apps (by appid) from the tenants.
-struct Names {
-    libraries: Vec<(String, String)>,
-    apps: Vec<(String, String)>,
-}
+type Names = insight::TenantNames;
 
 impl Names {
-    fn load(state: &AppState) -> Result<Self, ApiError> {
-        let mut libraries = Vec::new();
-        let mut apps = Vec::new();
-        for tenant in state.store.tenants()? {
-            match tenant.kind {
-                TenantKindV1::Library { isil } => libraries.push((isil, tenant.name)),
-                TenantKindV1::App { appid } => apps.push((appid, tenant.name)),
-                TenantKindV1::Kb => {}
-            }
-        }
-        libraries.sort_by_key(|a| a.1.to_lowercase());
-        apps.sort_by_key(|a| a.1.to_lowercase());
-        Ok(Self { libraries, apps })
-    }
-
     fn of(&self, lang: Lang, scope: &FigureScope) -> String {
         let find = |list: &[(String, String)], id: &str| {
             list.iter()
@@ -184,7 +165,7 @@ fn render(state: &AppState, staff: &Staff) -> Result<Response, ApiError> {
         month,
         scope,
     } = &request;
-    let names = Names::load(state)?;
+    let names = Names::load(&state.store)?;
     let figures = insight::monthly(&state.store, scope, *month)?;
     let trend = insight::trend(
         &state.store,
@@ -691,7 +672,7 @@ fn download_inner(state: &AppState, staff: &Staff) -> Result<Response, ApiError>
     let breakdown = (request.access == FigureAccess::Kb && request.scope == FigureScope::Total)
         .then(|| insight::breakdown(&state.store, request.month, true))
         .transpose()?;
-    let names = Names::load(state)?;
+    let names = Names::load(&state.store)?;
     let scope_id = match &request.scope {
         FigureScope::Total => "totaal".to_owned(),
         FigureScope::Library(isil) => isil.clone(),
