@@ -69,11 +69,7 @@ impl FromRequestParts<AppState> for Admin {
 
 impl Admin {
     fn require(&self, permission: &str) -> Result<(), ApiError> {
-        if self.0.may(permission) {
-            Ok(())
-        } else {
-            Err(ApiError::Forbidden(format!("permission {permission}")))
-        }
+        self.0.require_permission(permission)
     }
 
     /// May this administrator manage credentials of `tenant`?

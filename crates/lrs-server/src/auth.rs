@@ -85,6 +85,15 @@ impl Credential {
         self.permissions.iter().any(|p| p == permission)
     }
 
+    /// Fails with 403, naming the permission, unless the principal holds it.
+    pub fn require_permission(&self, permission: &str) -> Result<(), ApiError> {
+        if self.may(permission) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(format!("permission {permission}")))
+        }
+    }
+
     /// Fails with 403 unless the credential has one of `any`.
     pub fn require(&self, any: &[&str]) -> Result<(), ApiError> {
         if any.iter().any(|s| self.has_scope(s)) {

@@ -50,9 +50,7 @@ pub fn access(
     caller: &Credential,
     permission: &str,
 ) -> Result<FigureAccess, ApiError> {
-    if !caller.may(permission) {
-        return Err(ApiError::Forbidden(permission.to_owned()));
-    }
+    caller.require_permission(permission)?;
     match reach_of(store, caller)? {
         Reach::All => Ok(FigureAccess::Kb),
         Reach::Library(isil) => Ok(FigureAccess::Library(isil)),
@@ -122,9 +120,7 @@ impl From<FigureAccess> for Reach {
 
 /// Whose progress a principal with `progress.read` sees.
 pub fn progress_reach(store: &Store, caller: &Credential) -> Result<Reach, ApiError> {
-    if !caller.may("progress.read") {
-        return Err(ApiError::Forbidden("permission progress.read".into()));
-    }
+    caller.require_permission("progress.read")?;
     reach_of(store, caller)
 }
 

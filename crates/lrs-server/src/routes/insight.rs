@@ -186,9 +186,7 @@ async fn learner(
 /// OpenID Connect provider (`oidc:<issuer>#<subject>`), who is the xAPI
 /// agent `{"account": {"homePage": <issuer>, "name": <subject>}}`.
 async fn me(State(state): State<AppState>, Admin(caller): Admin) -> Result<Response, ApiError> {
-    if !caller.may("progress.read.own") {
-        return Err(ApiError::Forbidden("permission progress.read.own".into()));
-    }
+    caller.require_permission("progress.read.own")?;
     let Some((issuer, subject)) = caller
         .key
         .strip_prefix("oidc:")
@@ -352,9 +350,7 @@ async fn put_model(
     Admin(caller): Admin,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    if !caller.may("course_model.write") {
-        return Err(ApiError::Forbidden("permission course_model.write".into()));
-    }
+    caller.require_permission("course_model.write")?;
     let doc = parse_model(&body)?;
     set_model(&state.store, &caller.tenant, &doc, &caller.key).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
