@@ -5,6 +5,7 @@ mod access;
 mod audit;
 mod backup;
 mod common;
+mod datatheek;
 mod documents;
 mod durability;
 mod figures;

@@ -14,6 +14,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod datatheek;
 pub mod error;
 pub mod health;
 pub mod ingest;

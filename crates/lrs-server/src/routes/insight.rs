@@ -22,6 +22,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/figures/monthly", get(monthly))
         .route("/api/figures/trend", get(trend))
         .route("/api/figures/breakdown", get(breakdown))
+        .route("/api/figures/datatheek", get(datatheek))
         .route("/api/progress/learner", get(learner))
         .route("/api/progress/me", get(me))
         .route("/api/progress/learners", get(learners))
@@ -134,6 +135,26 @@ async fn breakdown(
     })
     .await?;
     Ok(Json(breakdown).into_response())
+}
+
+/// GET /api/figures/datatheek?month=YYYY-MM: the KB Datatheek workbook
+/// (requirement 2.26, `crate::datatheek`) of a month, default the last
+/// complete month; the KB's has every library and app, a library's or an
+/// app's only its own row.
+async fn datatheek(
+    State(state): State<AppState>,
+    Admin(caller): Admin,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(query.as_deref(), &["month"])?;
+    let access = insight::access(&state.store, &caller, "figures.read")?;
+    let month = month_param(&params, "month")?.unwrap_or_else(|| Month::current().previous());
+    let name = crate::datatheek::file_name(&access, month);
+    let bytes = blocking(&state, move |store| {
+        crate::datatheek::workbook(&crate::datatheek::gather(store, &access, month)?)
+    })
+    .await?;
+    Ok(crate::datatheek::download(bytes, &name))
 }
 
 async fn learner(

@@ -644,20 +644,25 @@ fn downloads(lang: Lang, month: Month, scope: &FigureScope) -> String {
     format!(
         "<section aria-labelledby=\"download\">\n<h2 id=\"download\">{title}</h2>\n<p>{text}</p>\n\
          <ul class=\"downloads\">\n<li><a class=\"button secondary\" href=\"{csv}\" download>{csv_label}</a></li>\n\
-         <li><a class=\"button secondary\" href=\"{json}\" download>{json_label}</a></li>\n</ul>\n</section>\n",
+         <li><a class=\"button secondary\" href=\"{json}\" download>{json_label}</a></li>\n\
+         <li><a class=\"button secondary\" href=\"{xlsx}\" download>{xlsx_label}</a></li>\n</ul>\n</section>\n",
         title = lang.pick("Downloaden", "Download"),
         text = lang.pick(
-            "De cijfers van deze maand, voor Excel (CSV met puntkomma's) of als JSON.",
-            "This month's figures, for Excel (CSV with semicolons) or as JSON."
+            "De cijfers van deze maand, voor Excel (CSV met puntkomma's) of als JSON; \
+             de Datatheek-werkmap (Excel) heeft ze per bibliotheek en per app, met de definities.",
+            "This month's figures, for Excel (CSV with semicolons) or as JSON; \
+             the Datatheek workbook (Excel) has them per library and per app, with the definitions."
         ),
         csv = esc(&href("csv")),
         json = esc(&href("json")),
+        xlsx = esc(&href("xlsx")),
+        xlsx_label = lang.pick("Datatheek-werkmap (Excel)", "Datatheek workbook (Excel)"),
         csv_label = lang.pick("Download CSV (Excel)", "Download CSV (Excel)"),
         json_label = lang.pick("Download JSON", "Download JSON"),
     )
 }
 
-/// GET /dashboard/download?month=&(scope|library|app)=&format=csv|json
+/// GET /dashboard/download?month=&(scope|library|app)=&format=csv|json|xlsx
 pub async fn download(State(state): State<AppState>, staff: Staff) -> Response {
     match download_inner(&state, &staff) {
         Ok(response) => response,
@@ -710,11 +715,21 @@ fn download_inner(state: &AppState, staff: &Staff) -> Result<Response, ApiError>
             "text/csv; charset=utf-8",
             "csv",
         ),
+        "xlsx" => {
+            // The Datatheek workbook covers what the reader may see, whatever
+            // scope the page shows (crate::datatheek).
+            let data = crate::datatheek::gather(&state.store, &request.access, request.month)?;
+            let name = crate::datatheek::file_name(&request.access, request.month);
+            return Ok(crate::datatheek::download(
+                crate::datatheek::workbook(&data)?,
+                &name,
+            ));
+        }
         other => {
             return Err(ApiError::bad_request(
                 "format",
                 "download.format",
-                format!("'{other}' is not a download format: csv or json"),
+                format!("'{other}' is not a download format: csv, json or xlsx"),
             ))
         }
     };

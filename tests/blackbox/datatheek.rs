@@ -1,0 +1,443 @@
+//! The KB Datatheek workbook (issue 6, requirement 2.26): a generated month
+//! of activity is posted to a real server; the workbook downloaded from
+//! `/api/figures/datatheek` is opened with calamine (a spreadsheet reader
+//! that knows nothing of our writer) and every number in it must equal what
+//! the dashboard's API answers for the same month (`/api/figures/monthly`,
+//! `/api/figures/breakdown`) and what the independent computation of
+//! `lrs_blackbox_tests::activity::expected` gives. Columns are found by
+//! their Dutch headers, so a reordering cannot hide a wrong number.
+
+use crate::common::Api;
+use calamine::{Data, Reader, Xlsx};
+use futures_util::StreamExt;
+use lrs_blackbox_tests::activity::expected::{self, Scope};
+use lrs_blackbox_tests::activity::{self, CalMonth, Spec};
+use lrs_blackbox_tests::{StatusCode, TestServer};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::io::Cursor;
+use std::path::Path;
+
+/// The Dutch column headers of the figures and their JSON names: what the
+/// Datatheek expects to read (docs/progress-and-figures.md).
+const COLUMNS: [(&str, &str); 6] = [
+    ("Hits", "hits"),
+    ("Actieve gebruikers", "active_users"),
+    ("Ingeschreven deelnemers", "enrolled_participants"),
+    ("Gestarte deelnemers", "participants_started"),
+    ("Gestarte cursussen", "courses_started"),
+    ("Afgeronde cursussen", "courses_completed"),
+];
+
+type Numbers = BTreeMap<&'static str, u64>;
+
+fn cell_text(cell: &Data) -> String {
+    match cell {
+        Data::String(s) => s.clone(),
+        Data::Float(f) => f.to_string(),
+        Data::Int(i) => i.to_string(),
+        Data::Empty => String::new(),
+        other => other.to_string(),
+    }
+}
+
+fn cell_number(cell: &Data, what: &str) -> u64 {
+    match cell {
+        Data::Float(f) if f.fract() == 0.0 && *f >= 0.0 => *f as u64,
+        Data::Int(i) if *i >= 0 => *i as u64,
+        other => panic!("{what}: not a whole number: {other:?}"),
+    }
+}
+
+/// A sheet as (header → column) and its data rows.
+fn sheet(
+    book: &mut Xlsx<Cursor<Vec<u8>>>,
+    name: &str,
+) -> (BTreeMap<String, usize>, Vec<Vec<Data>>) {
+    let range = book
+        .worksheet_range(name)
+        .unwrap_or_else(|e| panic!("sheet {name}: {e}"));
+    let mut rows = range.rows().map(|r| r.to_vec());
+    let header: BTreeMap<String, usize> = rows
+        .next()
+        .unwrap_or_else(|| panic!("sheet {name} is empty"))
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (cell_text(c), i))
+        .collect();
+    (header, rows.collect())
+}
+
+fn numbers_of_row(header: &BTreeMap<String, usize>, row: &[Data], what: &str) -> Numbers {
+    COLUMNS
+        .iter()
+        .map(|(dutch, key)| {
+            let col = *header
+                .get(*dutch)
+                .unwrap_or_else(|| panic!("{what}: no column '{dutch}' in {header:?}"));
+            (*key, cell_number(&row[col], &format!("{what} {dutch}")))
+        })
+        .collect()
+}
+
+fn numbers_of_json(figures: &Value) -> Numbers {
+    COLUMNS
+        .iter()
+        .map(|(_, key)| {
+            (
+                *key,
+                figures[key]
+                    .as_u64()
+                    .unwrap_or_else(|| panic!("no {key} in {figures}")),
+            )
+        })
+        .collect()
+}
+
+fn numbers_of_expected(f: &expected::Figures) -> Numbers {
+    [
+        ("hits", f.hits),
+        ("active_users", f.active_users),
+        ("enrolled_participants", f.enrolled_participants),
+        ("participants_started", f.participants_started),
+        ("courses_started", f.courses_started),
+        ("courses_completed", f.courses_completed),
+    ]
+    .into_iter()
+    .collect()
+}
+
+/// Rows of a per-library or per-app sheet: id → numbers.
+fn rows_by_id(
+    book: &mut Xlsx<Cursor<Vec<u8>>>,
+    name: &str,
+    id_head: &str,
+) -> BTreeMap<String, Numbers> {
+    let (header, rows) = sheet(book, name);
+    let id_col = header[id_head];
+    rows.iter()
+        .map(|row| {
+            let id = cell_text(&row[id_col]);
+            let numbers = numbers_of_row(&header, row, &format!("{name} {id}"));
+            (id, numbers)
+        })
+        .collect()
+}
+
+async fn download(api: &Api, query: &[(&str, &str)]) -> (StatusCode, String, Vec<u8>) {
+    let response = api
+        .http
+        .get(format!("{}/api/figures/datatheek", api.base))
+        .query(query)
+        .basic_auth(&api.key, Some(&api.secret))
+        .send()
+        .await
+        .expect("GET datatheek");
+    let status = response.status();
+    let disposition = response
+        .headers()
+        .get("content-disposition")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    (
+        status,
+        disposition,
+        response.bytes().await.expect("body").to_vec(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_datatheek_workbook_holds_the_dashboards_numbers() {
+    let spec = Spec {
+        learners: 300,
+        ..Spec::default()
+    };
+    let month = activity::generate(spec.clone());
+    let library_isil = month.world.libraries[0].clone();
+    let app = month.world.apps[0].clone();
+    let mut server = TestServer::prepare(Path::new(env!("CARGO_BIN_EXE_lrs-under-test"))).unwrap();
+    for args in [
+        vec!["--id", "kb", "--name", "KB", "--kind", "kb"],
+        vec![
+            "--id",
+            "bieb",
+            "--name",
+            "Bibliotheek Groot",
+            "--kind",
+            "library",
+            "--isil",
+            &library_isil,
+        ],
+        // A defined library without any activity: the KB's workbook lists it with zeros.
+        vec![
+            "--id",
+            "stil",
+            "--name",
+            "Bibliotheek Stil",
+            "--kind",
+            "library",
+            "--isil",
+            "NL-9999999999",
+        ],
+        vec![
+            "--id", "app", "--name", &app.name, "--kind", "app", "--appid", &app.id,
+        ],
+    ] {
+        let mut command = vec!["tenants", "define"];
+        command.extend(args);
+        server.lrs(&command).unwrap();
+    }
+    server
+        .lrs(&[
+            "roles",
+            "define",
+            "--name",
+            "cijfers",
+            "--permission",
+            "figures.read",
+        ])
+        .unwrap();
+    let credential = |name: &str, tenant: &str, role: Option<&str>| {
+        let mut args = vec![
+            "credentials",
+            "add",
+            "--name",
+            name,
+            "--tenant",
+            tenant,
+            "--scope",
+            "all",
+        ];
+        if let Some(role) = role {
+            args.extend(["--role", role]);
+        }
+        let line = server.lrs(&args).unwrap();
+        let (key, secret) = line.trim().split_once(' ').unwrap();
+        (key.to_owned(), secret.to_owned())
+    };
+    let (kb_key, kb_secret) = credential("KB analist", "kb", Some("cijfers"));
+    let (lib_key, lib_secret) = credential("Medewerker", "bieb", Some("cijfers"));
+    let (plain_key, plain_secret) = credential("Zonder rol", "kb", None);
+    server.env.push(("LRS_RATE_PER_ADDRESS".into(), "0".into()));
+    server
+        .env
+        .push(("LRS_RATE_PER_CREDENTIAL".into(), "0".into()));
+    server.launch().unwrap();
+    let http = reqwest::Client::new();
+    let api = |key: &str, secret: &str| Api {
+        http: http.clone(),
+        base: server.base_url.clone(),
+        key: key.to_owned(),
+        secret: secret.to_owned(),
+    };
+    let (kb, library, plain) = (
+        api(&kb_key, &kb_secret),
+        api(&lib_key, &lib_secret),
+        api(&plain_key, &plain_secret),
+    );
+
+    let writer = server.client().with_credential(&kb_key, &kb_secret);
+    let stored_month = CalMonth::current();
+    let batches: Vec<Value> = month
+        .sent
+        .chunks(500)
+        .map(|chunk| Value::Array(chunk.iter().map(|s| s.statement.clone()).collect()))
+        .collect();
+    let replies: Vec<_> = futures_util::stream::iter(batches.iter())
+        .map(|batch| {
+            let writer = writer.clone();
+            async move { writer.post_statements(batch).await.expect("POST") }
+        })
+        .buffer_unordered(4)
+        .collect()
+        .await;
+    for reply in replies {
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    }
+    assert_eq!(
+        CalMonth::current(),
+        stored_month,
+        "the month changed while posting: run again"
+    );
+    let m = spec.month.to_string();
+    let want = expected::monthly(&month, stored_month);
+
+    // The KB's workbook.
+    let (status, disposition, bytes) = download(&kb, &[("month", &m)]).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&bytes)
+    );
+    assert!(
+        disposition.contains(&format!("datatheek-{m}.xlsx")),
+        "file name: {disposition}"
+    );
+    let mut book: Xlsx<_> =
+        calamine::open_workbook_from_rs(Cursor::new(bytes)).expect("an xlsx workbook");
+    let names = book.sheet_names().to_vec();
+    for sheet_name in [
+        "Totaal",
+        "Bibliotheken",
+        "Apps",
+        "Top 10 cursussen",
+        "Definities",
+    ] {
+        assert!(
+            names.iter().any(|n| n == sheet_name),
+            "sheet {sheet_name} in {names:?}"
+        );
+    }
+
+    // Totaal = /api/figures/monthly = the independent computation.
+    let monthly = kb.ok("/api/figures/monthly", &[("month", &m)]).await;
+    let (header, rows) = sheet(&mut book, "Totaal");
+    let total = numbers_of_row(&header, &rows[0], "Totaal");
+    assert_eq!(cell_text(&rows[0][header["Maand"]]), m);
+    assert_eq!(
+        total,
+        numbers_of_json(&monthly["figures"]),
+        "Totaal vs the dashboard's API"
+    );
+    let want_total = want
+        .get(&(spec.month, Scope::Total))
+        .expect("expected total");
+    assert_eq!(
+        total,
+        numbers_of_expected(want_total),
+        "Totaal vs the independent computation"
+    );
+    assert!(total["hits"] > 0, "the month has activity");
+
+    // Every library and app row = the breakdown = the independent computation.
+    for (sheet_name, id_head, by, scope_of) in [
+        (
+            "Bibliotheken",
+            "ISIL",
+            "library",
+            Scope::Library as fn(String) -> Scope,
+        ),
+        ("Apps", "Appid", "app", Scope::App as fn(String) -> Scope),
+    ] {
+        let rows = rows_by_id(&mut book, sheet_name, id_head);
+        let breakdown = kb
+            .ok("/api/figures/breakdown", &[("month", &m), ("by", by)])
+            .await;
+        let api_rows: BTreeMap<String, Numbers> = breakdown["rows"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .map(|r| {
+                (
+                    r["id"].as_str().unwrap().to_owned(),
+                    numbers_of_json(&r["figures"]),
+                )
+            })
+            .collect();
+        assert!(!api_rows.is_empty(), "{by}: the breakdown has rows");
+        for (id, numbers) in &api_rows {
+            assert_eq!(
+                rows.get(id),
+                Some(numbers),
+                "{sheet_name} {id} vs the breakdown"
+            );
+            let want = want
+                .get(&(spec.month, scope_of(id.clone())))
+                .map(numbers_of_expected)
+                .unwrap_or_else(|| panic!("{by} {id} has figures but no expectation"));
+            assert_eq!(
+                numbers, &want,
+                "{sheet_name} {id} vs the independent computation"
+            );
+        }
+        for (id, numbers) in &rows {
+            if !api_rows.contains_key(id) {
+                assert!(
+                    numbers.values().all(|n| *n == 0),
+                    "{sheet_name} {id}: a row without activity holds {numbers:?}"
+                );
+            }
+        }
+        if by == "library" {
+            assert!(
+                rows.contains_key("NL-9999999999"),
+                "the defined library without activity is listed"
+            );
+        }
+    }
+
+    // Top 10 = the dashboard's top lists.
+    let (header, rows) = sheet(&mut book, "Top 10 cursussen");
+    for (list, key) in [
+        ("Gestarte cursussen", "top_started"),
+        ("Afgeronde cursussen", "top_completed"),
+    ] {
+        let sheet_list: Vec<(String, u64)> = rows
+            .iter()
+            .filter(|r| cell_text(&r[header["Lijst"]]) == list)
+            .map(|r| {
+                (
+                    cell_text(&r[header["Cursus-id"]]),
+                    cell_number(&r[header["Combinaties cursist–cursus"]], list),
+                )
+            })
+            .collect();
+        let api_list: Vec<(String, u64)> = monthly[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c["course"].as_str().unwrap().to_owned(),
+                    c["count"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(sheet_list, api_list, "{list}");
+    }
+
+    // The definitions: one row per figure, Dutch and English.
+    let (header, rows) = sheet(&mut book, "Definities");
+    for (dutch, _) in COLUMNS {
+        let row = rows
+            .iter()
+            .find(|r| cell_text(&r[header["Cijfer"]]) == dutch)
+            .unwrap_or_else(|| panic!("no definition of {dutch}"));
+        assert!(
+            cell_text(&row[header["Betekenis"]]).len() > 30,
+            "{dutch}: a real definition"
+        );
+        assert!(!cell_text(&row[header["Definition (English)"]]).is_empty());
+    }
+
+    // A library's workbook: its own row only, equal to its figures.
+    let (status, disposition, bytes) = download(&library, &[("month", &m)]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(disposition
+        .contains(&library_isil.replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_")));
+    let mut book: Xlsx<_> = calamine::open_workbook_from_rs(Cursor::new(bytes)).expect("xlsx");
+    let rows = rows_by_id(&mut book, "Bibliotheken", "ISIL");
+    assert_eq!(
+        rows.keys().collect::<Vec<_>>(),
+        vec![&library_isil],
+        "only its own library"
+    );
+    let own = library.ok("/api/figures/monthly", &[("month", &m)]).await;
+    assert_eq!(rows[&library_isil], numbers_of_json(&own["figures"]));
+    assert!(
+        rows_by_id(&mut book, "Apps", "Appid").is_empty(),
+        "no app rows for a library"
+    );
+
+    // Bad input and missing permission: JSON errors that say what and where.
+    let (status, body, _) = kb
+        .get("/api/figures/datatheek", &[("month", "2026-13")])
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.to_string().contains("?month"), "{body}");
+    let (status, body, _) = plain.get("/api/figures/datatheek", &[("month", &m)]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(body.to_string().contains("figures.read"), "{body}");
+}
