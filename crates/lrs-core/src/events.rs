@@ -34,6 +34,10 @@ pub enum Event {
     ModulesAssignedV1(ModulesAssignedV1),
     StaffAccountDefinedV1(StaffAccountDefinedV1),
     StaffAccountClosedV1(StaffAccountClosedV1),
+    PersonErasedV1(PersonErasedV1),
+    RetentionPolicySetV1(RetentionPolicySetV1),
+    AuditTrailTrimmedV1(AuditTrailTrimmedV1),
+    PrivacyReportV1(PrivacyReportV1),
 }
 
 impl Event {
@@ -62,6 +66,10 @@ impl Event {
             Event::ModulesAssignedV1(_) => "modules_assigned.v1",
             Event::StaffAccountDefinedV1(_) => "staff_account_defined.v1",
             Event::StaffAccountClosedV1(_) => "staff_account_closed.v1",
+            Event::PersonErasedV1(_) => "person_erased.v1",
+            Event::RetentionPolicySetV1(_) => "retention_policy_set.v1",
+            Event::AuditTrailTrimmedV1(_) => "audit_trail_trimmed.v1",
+            Event::PrivacyReportV1(_) => "privacy_report.v1",
         }
     }
 
@@ -454,6 +462,128 @@ pub struct StaffAccountClosedV1 {
     pub by: String,
 }
 
+/// A person was erased: their vault entry (token mapping and data key) is
+/// destroyed, so everything sealed under their key, in the log and in every
+/// copy of it, is noise. Projections drop what they held about them; the
+/// anonymous facts (counters) stay. Appended before the vault slot is
+/// destroyed, so a crash in between is finished on the next start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersonErasedV1 {
+    pub token: Token,
+    pub time_micros: i64,
+    pub reason: ErasureReasonV1,
+    /// Who erased: a credential key, `staff:<token hex>`, `cli:<user>` or `retention`.
+    pub who: String,
+}
+
+/// Why a person was erased.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErasureReasonV1 {
+    /// On the person's request (GDPR art. 17); `request_id` is the privacy
+    /// officer's case number or a generated id, never personal data.
+    Request { request_id: String },
+    /// Their last data within a retention period expired.
+    Retention {
+        tenant: String,
+        kind: RetentionKindV1,
+        policy_days: u32,
+    },
+}
+
+/// The kinds of data a retention period applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum RetentionKindV1 {
+    /// Full statements with personal data (the vault entries of their people).
+    Statements,
+    /// State and agent profile documents.
+    Documents,
+    /// The audit trail's segment files.
+    AuditTrail,
+    /// Records of credential use (the audit records of authenticated requests).
+    CredentialUse,
+}
+
+/// A tenant's retention period for one kind of data was set (`days`), or
+/// removed (`None`: kept until erased on request). Tenant `*` is the default
+/// for tenants without their own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetentionPolicySetV1 {
+    pub tenant: String,
+    pub kind: RetentionKindV1,
+    pub days: Option<u32>,
+    pub time_micros: i64,
+    pub who: String,
+}
+
+/// Whole audit segment files older than a retention period were deleted.
+/// The chain restarts at `first_kept_seq`, whose `prev_hash` must equal
+/// `anchor_hash` (the hash of the last removed record): the anchor lets a
+/// verifier check that what remains follows on from what was removed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditTrailTrimmedV1 {
+    pub first_removed_seq: u64,
+    pub last_removed_seq: u64,
+    pub segments_removed: u32,
+    pub anchor_hash: [u8; 32],
+    /// Records at or before this time were due (µs).
+    pub older_than_micros: i64,
+    pub time_micros: i64,
+    pub who: String,
+}
+
+/// An anonymisation report (requirement 6.6): what an erasure or a retention
+/// run did and the check that the data is unreadable. No personal data:
+/// counts, kinds, policies and request ids only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrivacyReportV1 {
+    pub report_id: Uuid,
+    pub time_micros: i64,
+    pub trigger: PrivacyReportTriggerV1,
+    /// People whose vault entry was destroyed.
+    pub people: u64,
+    /// Records removed or made unreadable, per kind (`statements`,
+    /// `documents`, `progress_records`, `audit_records`, ...).
+    pub records: Vec<RecordCountV1>,
+    pub check: UnreadableCheckV1,
+    pub who: String,
+}
+
+/// What caused a report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PrivacyReportTriggerV1 {
+    /// An erasure on request.
+    Erasure { request_id: String },
+    /// A retention run as of a time, under these policies.
+    Retention {
+        as_of_micros: i64,
+        policies: Vec<RetentionPolicyV1>,
+    },
+}
+
+/// One retention period as applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetentionPolicyV1 {
+    pub tenant: String,
+    pub kind: RetentionKindV1,
+    pub days: u32,
+}
+
+/// How many records of a kind.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordCountV1 {
+    pub kind: String,
+    pub count: u64,
+}
+
+/// The proof that erased data is unreadable: every sealed entry of the
+/// affected people was tried with the vault after destruction; `unreadable`
+/// must equal `tried`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnreadableCheckV1 {
+    pub tried: u64,
+    pub unreadable: u64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -518,6 +648,81 @@ mod tests {
     fn encoding_is_frozen() {
         let digest = sha2_hex(&sample().encode());
         assert_eq!(digest, include_str!("../tests/event_v1.sha256").trim());
+    }
+
+    fn privacy_samples() -> Vec<Event> {
+        vec![
+            Event::PersonErasedV1(PersonErasedV1 {
+                token: Token([1; 16]),
+                time_micros: 1_700_000_000_000_000,
+                reason: ErasureReasonV1::Request {
+                    request_id: "req-1".into(),
+                },
+                who: "cli:root".into(),
+            }),
+            Event::PersonErasedV1(PersonErasedV1 {
+                token: Token([2; 16]),
+                time_micros: 1_700_000_000_000_001,
+                reason: ErasureReasonV1::Retention {
+                    tenant: "kb".into(),
+                    kind: RetentionKindV1::Statements,
+                    policy_days: 365,
+                },
+                who: "retention".into(),
+            }),
+            Event::RetentionPolicySetV1(RetentionPolicySetV1 {
+                tenant: "*".into(),
+                kind: RetentionKindV1::AuditTrail,
+                days: Some(90),
+                time_micros: 1_700_000_000_000_002,
+                who: "k1".into(),
+            }),
+            Event::AuditTrailTrimmedV1(AuditTrailTrimmedV1 {
+                first_removed_seq: 1,
+                last_removed_seq: 40,
+                segments_removed: 2,
+                anchor_hash: [3; 32],
+                older_than_micros: 1_690_000_000_000_000,
+                time_micros: 1_700_000_000_000_003,
+                who: "retention".into(),
+            }),
+            Event::PrivacyReportV1(PrivacyReportV1 {
+                report_id: Uuid::from_u128(7),
+                time_micros: 1_700_000_000_000_004,
+                trigger: PrivacyReportTriggerV1::Retention {
+                    as_of_micros: 1_700_000_000_000_000,
+                    policies: vec![RetentionPolicyV1 {
+                        tenant: "kb".into(),
+                        kind: RetentionKindV1::Documents,
+                        days: 30,
+                    }],
+                },
+                people: 1,
+                records: vec![RecordCountV1 {
+                    kind: "statements".into(),
+                    count: 3,
+                }],
+                check: UnreadableCheckV1 {
+                    tried: 4,
+                    unreadable: 4,
+                },
+                who: "retention".into(),
+            }),
+        ]
+    }
+
+    /// The privacy events' shapes are frozen too (their own digest).
+    #[test]
+    fn privacy_encoding_is_frozen() {
+        let mut bytes = Vec::new();
+        for event in privacy_samples() {
+            assert_eq!(Event::decode(&event.encode()).unwrap(), event);
+            bytes.extend(event.encode());
+        }
+        assert_eq!(
+            sha2_hex(&bytes),
+            include_str!("../tests/event_privacy_v1.sha256").trim()
+        );
     }
 
     fn sha2_hex(bytes: &[u8]) -> String {
