@@ -26,6 +26,10 @@ only metrics "lrs-server"
 only governor "lrs-server"
 only opentelemetry "lrs-server"
 only fs2 "lrs-store"
+only arrow "lrs-analytics"
+only parquet "lrs-analytics"
+only datafusion "lrs-analytics"
+only object_store "lrs-analytics"
 # xapi knows nothing about storage, HTTP or async.
 if cargo tree -p xapi -e normal --prefix none | grep -qE '^(tokio|sled|axum|hyper) '; then
     echo "boundary broken: xapi pulls in tokio, sled, axum or hyper"

@@ -2,6 +2,8 @@
 //! temporary data directory, spoken to only over HTTP and the command line.
 
 mod access;
+mod analytics;
+mod analytics_s3;
 mod audit;
 mod backup;
 mod common;

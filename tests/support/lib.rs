@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 pub use reqwest::StatusCode;
 
 pub mod activity;
+pub mod analytics_support;
 
 /// A server process under test. Killed when dropped.
 pub struct TestServer {

@@ -43,6 +43,8 @@ pub const PERMISSIONS: &[&str] = &[
     "progress.assign",
     "course_model.read",
     "course_model.write",
+    // SQL over the analytics Parquet files (docs/analytics.md).
+    "analytics.sql",
 ];
 
 const DAY_MICROS: i64 = 86_400 * 1_000_000;

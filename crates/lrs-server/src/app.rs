@@ -142,6 +142,7 @@ pub fn router(state: AppState) -> Router {
         .merge(
             crate::admin::routes()
                 .merge(crate::routes::insight::routes())
+                .merge(crate::routes::analytics::routes())
                 .route_layer(middleware::from_fn_with_state(
                     state.clone(),
                     crate::audit::audit_request,

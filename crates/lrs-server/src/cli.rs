@@ -55,6 +55,8 @@ enum Command {
         audit: crate::audit::AuditArgs,
         #[command(flatten)]
         web: crate::web::WebArgs,
+        #[command(flatten)]
+        analytics: crate::analytics::AnalyticsArgs,
     },
     /// Manage API credentials (the server must be stopped; the data directory is locked while it runs).
     Credentials {
@@ -129,6 +131,14 @@ enum Command {
         #[command(subcommand)]
         command: ReportCommand,
     },
+    /// The Parquet files of analytics: write what is new, or rebuild them
+    /// (docs/analytics.md).
+    Analytics {
+        #[command(subcommand)]
+        command: crate::analytics::AnalyticsCommand,
+    },
+    /// SQL over the analytics Parquet files (works while the server runs).
+    Sql(crate::analytics::SqlArgs),
     /// Erase a person: destroy their vault entry, so everything of theirs in
     /// the log (and in every copy of it) becomes unreadable.
     Erase {
@@ -195,6 +205,7 @@ pub async fn main() -> anyhow::Result<()> {
             oauth,
             audit,
             web,
+            analytics,
         } => {
             // Read the providers file before anything opens: a mistake in it
             // stops the start with the reason.
@@ -236,6 +247,7 @@ pub async fn main() -> anyhow::Result<()> {
                 .map(|url| url.trim_end_matches('/').to_owned());
             let mut config = audit.apply(config);
             config.web = web;
+            let _analytics = analytics.start(store.clone())?;
             let state = AppState::try_new(store, config).context("opening the audit trail")?;
             let served = match tls {
                 Some(tls) => crate::run_tls(listener, tls, state, shutdown).await,
@@ -249,6 +261,8 @@ pub async fn main() -> anyhow::Result<()> {
         Command::Roles { command } => crate::admin_cli::roles(command).await,
         Command::CourseModel { command } => crate::admin_cli::course_model(command).await,
         Command::Staff { command } => crate::staff_cli::staff(command).await,
+        Command::Analytics { command } => crate::analytics::command(command).await,
+        Command::Sql(args) => crate::analytics::sql(args).await,
         Command::Erase { data, agent } => {
             let agent: serde_json::Value =
                 serde_json::from_str(&agent).context("--agent is not json")?;

@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod admin_cli;
 pub mod alternate;
+pub mod analytics;
 pub mod app;
 pub mod attachments;
 pub mod audit;
