@@ -15,9 +15,8 @@ import duckdb
 
 root, views, queries_file, repeat = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 con = duckdb.connect()
-con.execute("SET hive_types_autocast = false")
-con.execute(f"CREATE VIEW facts AS SELECT * FROM read_parquet('{root}/statements/*/*/*.parquet', hive_partitioning = true)")
-con.execute(f"CREATE VIEW all_voids AS SELECT * FROM read_parquet('{root}/voids/*/*.parquet', hive_partitioning = true)")
+con.execute(f"CREATE VIEW facts AS SELECT * FROM read_parquet('{root}/statements/*/*/*.parquet', hive_partitioning = true, hive_types_autocast = false)")
+con.execute(f"CREATE VIEW all_voids AS SELECT * FROM read_parquet('{root}/voids/*/*.parquet', hive_partitioning = true, hive_types_autocast = false)")
 con.execute("""CREATE VIEW statements AS
   SELECT f.*, (v.voided_statement_id IS NOT NULL AND NOT f.is_voiding) AS voided
   FROM facts f LEFT JOIN (SELECT DISTINCT tenant AS voids_tenant, voided_statement_id FROM all_voids) v
