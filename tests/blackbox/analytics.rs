@@ -36,7 +36,11 @@ fn statement(
     month: &str,
     minute: usize,
 ) -> Value {
-    let library = if learner % 2 == 0 { LIB_A } else { LIB_B };
+    let library = if learner.is_multiple_of(2) {
+        LIB_A
+    } else {
+        LIB_B
+    };
     let mut statement = json!({
         "id": new_id(),
         "actor": {"name": format!("Leerling {learner}"), "mbox": format!("mailto:leerling{learner}@example.nl")},
