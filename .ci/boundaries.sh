@@ -24,7 +24,12 @@ only jsonschema "xapi"
 only chacha20poly1305 "lrs-core lrs-store"
 only metrics "lrs-server"
 only governor "lrs-server"
-only opentelemetry "lrs-server"
+only opentelemetry "lrs-cli"
+only clap "lrs-cli lrs-benches"
+only tracing-subscriber "lrs-cli"
+only rust_xlsxwriter "lrs-app"
+only argon2 "lrs-app"
+only totp-rs "lrs-app"
 only fs2 "lrs-store"
 only arrow "lrs-analytics"
 only parquet "lrs-analytics"
@@ -40,4 +45,18 @@ if cargo tree -p lrs-projections -e normal --prefix none | grep -qE '^(tokio|sle
     echo "boundary broken: lrs-projections pulls in tokio, sled, axum or hyper"
     fail=1
 fi
+# lrs-app knows no HTTP and no command line: what the LRS does, callable
+# from both.
+if cargo tree -p lrs-app -e normal --prefix none | grep -qE '^(axum|tower|tower-http|hyper|clap|lrs-server|lrs-cli) '; then
+    echo "boundary broken: lrs-app pulls in axum, tower, hyper, clap, lrs-server or lrs-cli"
+    fail=1
+fi
+# lrs-server knows no command line.
+if cargo tree -p lrs-server -e normal --prefix none | grep -qE '^(clap|lrs-cli) '; then
+    echo "boundary broken: lrs-server pulls in clap or lrs-cli"
+    fail=1
+fi
+# Inside every crate: no import loop between files; lrs-server's rooms keep
+# their arrows (docs/ARCHITECTURE.md, "Rooms of lrs-server").
+python3 .ci/modules.py || fail=1
 exit $fail
