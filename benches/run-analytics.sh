@@ -40,7 +40,7 @@ RESULTS=$OUT/results.jsonl
 export LRS_LOG=${LRS_LOG:-warn}
 
 if [ -z "${SKIP_BUILD:-}" ]; then
-    cargo build --release -p lrs-server -p lrs-benches
+    cargo build --release -p lrs-cli -p lrs-benches
 fi
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 LRS=${LRS_BIN:-$TARGET_DIR/release/lrs}

@@ -47,7 +47,7 @@ RESULTS=$OUT/results.jsonl
 : >"$RESULTS"
 
 if [ -z "${SKIP_BUILD:-}" ]; then
-    cargo build --release -p lrs-server -p lrs-benches
+    cargo build --release -p lrs-cli -p lrs-benches
 fi
 LRS=${LRS_BIN:-$ROOT/target/release/lrs}
 LOAD=${LOAD_BIN:-$ROOT/target/release/lrs-load}

@@ -147,22 +147,7 @@ async fn api_statement_count(server: &TestServer, key: &str, secret: &str) -> u6
 }
 
 fn credential(server: &TestServer, tenant: &str, role: Option<&str>) -> (String, String) {
-    let mut args = vec![
-        "credentials",
-        "add",
-        "--name",
-        tenant,
-        "--tenant",
-        tenant,
-        "--scope",
-        "all",
-    ];
-    if let Some(role) = role {
-        args.extend(["--role", role]);
-    }
-    let line = server.lrs(&args).unwrap();
-    let (key, secret) = line.trim().split_once(' ').unwrap();
-    (key.to_owned(), secret.to_owned())
+    server.credential_with_role(tenant, tenant, role)
 }
 
 /// Waits until the background export has written `expected` rows.

@@ -199,22 +199,7 @@ async fn the_datatheek_workbook_holds_the_dashboards_numbers() {
         ])
         .unwrap();
     let credential = |name: &str, tenant: &str, role: Option<&str>| {
-        let mut args = vec![
-            "credentials",
-            "add",
-            "--name",
-            name,
-            "--tenant",
-            tenant,
-            "--scope",
-            "all",
-        ];
-        if let Some(role) = role {
-            args.extend(["--role", role]);
-        }
-        let line = server.lrs(&args).unwrap();
-        let (key, secret) = line.trim().split_once(' ').unwrap();
-        (key.to_owned(), secret.to_owned())
+        server.credential_with_role(name, tenant, role)
     };
     let (kb_key, kb_secret) = credential("KB analist", "kb", Some("cijfers"));
     let (lib_key, lib_secret) = credential("Medewerker", "bieb", Some("cijfers"));

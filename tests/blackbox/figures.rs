@@ -142,24 +142,8 @@ async fn monthly_figures_and_progress_equal_an_independent_computation() {
             "progress.read",
         ])
         .unwrap();
-    let credential = |name: &str, tenant: &str| {
-        let line = server
-            .lrs(&[
-                "credentials",
-                "add",
-                "--name",
-                name,
-                "--tenant",
-                tenant,
-                "--scope",
-                "all",
-                "--role",
-                "inzicht",
-            ])
-            .unwrap();
-        let (key, secret) = line.trim().split_once(' ').unwrap();
-        (key.to_owned(), secret.to_owned())
-    };
+    let credential =
+        |name: &str, tenant: &str| server.credential_with_role(name, tenant, Some("inzicht"));
     let (kb_key, kb_secret) = credential("KB analist", "kb");
     let (lib_key, lib_secret) = credential("Medewerker bieb", "bieb");
     server.env.push(("LRS_RATE_PER_ADDRESS".into(), "0".into()));

@@ -81,24 +81,8 @@ async fn each_reader_sees_its_own_progress_and_figures() {
         "--permission",
         "course_model.write",
     ]);
-    let credential = |tenant: &str, role: Option<&str>| {
-        let mut args = vec![
-            "credentials",
-            "add",
-            "--name",
-            tenant,
-            "--tenant",
-            tenant,
-            "--scope",
-            "all",
-        ];
-        if let Some(role) = role {
-            args.extend(["--role", role]);
-        }
-        let line = server.lrs(&args).unwrap();
-        let (key, secret) = line.trim().split_once(' ').unwrap();
-        (key.to_owned(), secret.to_owned())
-    };
+    let credential =
+        |tenant: &str, role: Option<&str>| server.credential_with_role(tenant, tenant, role);
     let kb_credential = credential("kb", Some("staf"));
     let a_credential = credential("bieb-a", Some("staf"));
     let b_credential = credential("bieb-b", Some("staf"));

@@ -1189,7 +1189,7 @@ mod tests {
             let isil = s.statement["context"]["extensions"][ISIL_EXTENSION]
                 .as_str()
                 .unwrap();
-            assert!(lrs_server::tenancy::is_isil(isil), "{isil}");
+            assert!(lrs_app::tenancy::is_isil(isil), "{isil}");
         }
         let facts: Vec<&Fact> = sent.iter().map(|s| &s.fact).collect();
         let courses: BTreeSet<usize> = facts.iter().filter_map(|f| f.course).collect();

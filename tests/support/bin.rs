@@ -3,5 +3,5 @@
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    lrs_server::cli::main().await
+    lrs_cli::cli::main().await
 }

@@ -155,6 +155,36 @@ impl TestServer {
         Ok((key.to_owned(), secret.to_owned()))
     }
 
+    /// Issues a credential with every xAPI scope (`all`) and, if given, a
+    /// role (server must be stopped): the API and staff tests' caller.
+    /// Returns (key, secret).
+    pub fn credential_with_role(
+        &self,
+        name: &str,
+        tenant: &str,
+        role: Option<&str>,
+    ) -> (String, String) {
+        let mut args = vec![
+            "credentials",
+            "add",
+            "--name",
+            name,
+            "--tenant",
+            tenant,
+            "--scope",
+            "all",
+        ];
+        if let Some(role) = role {
+            args.extend(["--role", role]);
+        }
+        let line = self.lrs(&args).expect("credentials add");
+        let (key, secret) = line
+            .trim()
+            .split_once(' ')
+            .expect("credentials add prints KEY SECRET");
+        (key.to_owned(), secret.to_owned())
+    }
+
     /// Starts the server process and waits until it answers.
     pub fn launch(&mut self) -> anyhow::Result<()> {
         self.launch_on(free_port())

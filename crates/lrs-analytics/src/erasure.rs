@@ -2,7 +2,7 @@
 //! hold their token. The rows stay (with `actor_token` NULL), so counts of
 //! statements stay right; docs/analytics.md, "Erasure".
 
-use crate::AnalyticsError;
+use crate::error::AnalyticsError;
 use arrow::array::{Array, ArrayRef, RecordBatch, StringArray};
 use bytes::Bytes;
 use lrs_core::Event;

@@ -9,9 +9,9 @@
 //! folds from there, so a re-run never duplicates rows, and the files of a
 //! rebuild hold the same rows as the incremental ones.
 
+use crate::error::AnalyticsError;
 use crate::schema::{self, SCHEMA_VERSION};
 use crate::storage::Target;
-use crate::AnalyticsError;
 use arrow::array::{
     ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, ListBuilder, RecordBatch,
     StringArray, StringBuilder, TimestampMicrosecondArray,

@@ -3,9 +3,9 @@
 //! docs/analytics.md, limits of time and memory, and the answer as JSON,
 //! CSV, Arrow IPC or Parquet.
 
+use crate::error::AnalyticsError;
 use crate::schema;
 use crate::storage::Target;
-use crate::AnalyticsError;
 use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, SchemaRef};
 use datafusion::datasource::file_format::parquet::ParquetFormat;

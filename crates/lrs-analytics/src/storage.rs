@@ -2,7 +2,7 @@
 //! S3-compatible bucket or an Azure container (the `object_store` crate), so
 //! that any engine can read them without the LRS.
 
-use crate::AnalyticsError;
+use crate::error::AnalyticsError;
 use object_store::aws::AmazonS3Builder;
 use object_store::azure::MicrosoftAzureBuilder;
 use object_store::local::LocalFileSystem;

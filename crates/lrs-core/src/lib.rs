@@ -5,6 +5,7 @@
 //! This crate knows nothing about sled, files, HTTP or async: keys come in
 //! through the [`envelope::KeyRing`] trait, the clock and ids as arguments.
 
+pub mod clock;
 pub mod envelope;
 pub mod events;
 pub mod facts;

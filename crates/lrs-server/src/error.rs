@@ -4,6 +4,7 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use lrs_app::AppError;
 use serde_json::json;
 use xapi::ValidationError;
 
@@ -82,6 +83,21 @@ impl ApiError {
             ApiError::TooManyRequests { .. } => {
                 (StatusCode::TOO_MANY_REQUESTS, "too_many_requests")
             }
+        }
+    }
+}
+
+/// The one map from the application's errors to HTTP: a domain error says
+/// what went wrong, this says which status that is.
+impl From<AppError> for ApiError {
+    fn from(error: AppError) -> Self {
+        match error {
+            AppError::Invalid(e) => ApiError::Invalid(e),
+            AppError::Forbidden(what) => ApiError::Forbidden(what),
+            AppError::NotFound(what) => ApiError::NotFound(what),
+            AppError::Conflict(why) => ApiError::Conflict(why),
+            AppError::Unavailable => ApiError::Unavailable,
+            AppError::Internal(detail) => ApiError::Internal(detail),
         }
     }
 }

@@ -1,43 +1,29 @@
-//! The only crate that knows HTTP: the xAPI routes (a file per resource),
-//! authentication, the JSON error bodies, configuration and the `lrs` binary.
+//! The only crate that knows HTTP. Rooms, from the bottom up (each imports
+//! only rooms below it; docs/ARCHITECTURE.md, `.ci/modules.py` checks it):
 //!
-//! It never touches sled or the vault file directly: everything goes through
-//! `lrs_store::Store`.
+//! - `error.rs`: the one map from errors to statuses and JSON bodies;
+//! - `request/`: query parameters, client address, request id, the xAPI
+//!   version header, body limits, file downloads;
+//! - `ops/`: metric names and counters, `/metrics`, health, the request
+//!   observer, the operations journal, the analytics follower;
+//! - `security/`: authentication, extractors, rate limits, OAuth and
+//!   OpenID, the audit middleware, TLS, security headers;
+//! - the surfaces, which never import each other: `resources/` (xAPI),
+//!   `api/` (`/api` and `/admin` JSON), `web/` (staff pages);
+//! - `config.rs` and `server.rs`: the composition root.
+//!
+//! What the LRS does is `lrs-app`'s; this crate turns HTTP into calls of it.
+//! It never touches sled or the vault file directly, and never knows clap.
 
-pub mod admin;
-pub mod admin_cli;
-pub mod alternate;
-pub mod analytics;
-pub mod app;
-pub mod attachments;
-pub mod audit;
-pub mod auth;
-pub mod cli;
+pub mod api;
 pub mod config;
-pub mod control;
-pub mod datatheek;
 pub mod error;
-pub mod health;
-pub mod ingest;
-pub mod insight;
-pub mod keys;
-pub mod metrics;
-pub mod oauth;
-pub mod oidc;
-pub mod ops_journal;
-pub mod params;
-pub mod ratelimit;
-pub mod routes;
-pub mod secret_verifier;
-pub mod security_headers;
-pub mod security_txt;
-pub mod service_report;
-pub mod staff_cli;
-pub mod telemetry;
-pub mod tenancy;
-pub mod tls;
+pub mod ops;
+pub mod request;
+pub mod resources;
+pub mod security;
+pub mod server;
 pub mod web;
-pub mod xapi_request;
 
-pub use app::{router, run, run_tls, AppState};
 pub use config::ServeConfig;
+pub use server::{router, run, run_tls, AppState, ServeError};

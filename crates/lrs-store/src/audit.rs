@@ -28,7 +28,7 @@
 //! (statement ids, activity ids, document ids), never agents, and only
 //! *that* an agent filter was used.
 
-use crate::StoreError;
+use crate::error::StoreError;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fs::{File, OpenOptions};
@@ -340,12 +340,7 @@ fn day_of(micros: i64) -> i64 {
     micros.div_euclid(DAY_MICROS)
 }
 
-fn now_micros() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
-}
+use lrs_core::clock::now_micros;
 
 /// The writer's settings.
 #[derive(Clone)]

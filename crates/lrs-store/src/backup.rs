@@ -20,8 +20,9 @@
 //! the vault copy is taken after that, so it holds every person of those
 //! entries, except the ones erased meanwhile, which is what erasure wants.
 
+use crate::error::StoreError;
+use crate::log::ChainBreak;
 use crate::log::{ChainChecker, Head, Log};
-use crate::{ChainBreak, StoreError};
 use lrs_core::Position;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -189,12 +190,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BackupError + '_ {
     }
 }
 
-fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or_default()
-}
+use lrs_core::clock::now_unix_secs as now_unix;
 
 fn parse_hash(text: &str) -> Result<[u8; 32], BackupError> {
     hex::decode(text)
@@ -645,11 +641,36 @@ fn restore_into(
     db.flush().map_err(StoreError::from)?;
     drop(log);
     drop(db);
-    File::open(data_dir.join("log").join("db"))
+    let db_file = data_dir.join("log").join("db");
+    File::open(&db_file)
         .and_then(|f| f.sync_all())
         .map_err(io(data_dir))?;
+    wait_for_release(&db_file)?;
     write_atomically(data_dir, "vault", vault)?;
     Ok(head)
+}
+
+/// Waits until nothing in this process holds sled's lock on `db_file` any
+/// more. sled 0.34 releases it when the last of its background I/O jobs
+/// drops the file, which can be a moment after the `Db` itself is dropped:
+/// opening the restored store at once then failed with "could not acquire
+/// lock" (seen once in the backup black-box test). Gives up after 10 s.
+fn wait_for_release(db_file: &Path) -> Result<(), BackupError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let file = File::open(db_file).map_err(io(db_file))?;
+        if fs2::FileExt::try_lock_exclusive(&file).is_ok() {
+            let _ = fs2::FileExt::unlock(&file);
+            return Ok(());
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(BackupError::Refused(format!(
+                "{} is still locked 10 s after the restore closed it",
+                db_file.display()
+            )));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 /// Where the last successful backup is recorded in a data directory, for

@@ -7,29 +7,20 @@
 
 pub mod audit;
 pub mod backup;
+mod error;
 pub mod log;
 mod progress;
+mod projector;
 pub mod query;
 mod staff;
 pub mod store;
 pub mod vault;
 mod writer;
 
+pub use error::StoreError;
 pub use log::{ChainBreak, ChainChecker, Head, LogEntry};
 pub use lrs_projections::documents::{context_prefix, document_key, DocumentRef};
 pub use query::{Page, Scope, StatementQuery};
 pub use store::{Store, StoreConfig};
 pub use vault::{MasterKey, Vault};
 pub use writer::{AppendError, DocumentExpectation, PreparedStatement};
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("sled: {0}")]
-    Sled(#[from] sled::Error),
-    #[error("i/o: {0}")]
-    Io(#[from] std::io::Error),
-    #[error("data is corrupt: {0}")]
-    Corrupt(String),
-    #[error("the store is shutting down")]
-    Closed,
-}

@@ -7,7 +7,7 @@
 //! first entry's `prev_hash` is 32 zero bytes. No code path removes or
 //! overwrites an entry: [`Log::prepare`] only ever inserts at `head + 1`.
 
-use crate::StoreError;
+use crate::error::StoreError;
 use lrs_core::{Event, Position};
 use sha2::{Digest, Sha256};
 

@@ -1,8 +1,8 @@
 //! Reads of the `progress` read model (projections/src/progress.rs): a
 //! learner's records, a library's learners, the figure counters.
 
+use crate::error::StoreError;
 use crate::store::Store;
-use crate::StoreError;
 use lrs_core::token::Token;
 use lrs_projections::progress::{
     self, decode_u64, Assignment, LibraryMember, StatementRecord, ASSIGNED, COUNTERS, LEARNERS,

@@ -2,8 +2,8 @@
 //! every filter term (plus the caller's scope list), bounded by positions
 //! derived from `since`/`until`, in either direction, one page at a time.
 
+use crate::error::StoreError;
 use crate::store::Store;
-use crate::StoreError;
 use lrs_core::Position;
 use lrs_projections::statement_index::{
     by_id_key, decode_by_id, string_term, tenant_hash, tenant_term, voided_key, Term, TermKind,

@@ -2,7 +2,8 @@
 //! one account by its vault token, or all of them. The sealed part stays
 //! sealed here; the server opens it with the vault.
 
-use crate::{Store, StoreError};
+use crate::error::StoreError;
+use crate::store::Store;
 use lrs_core::token::Token;
 use lrs_projections::staff_accounts::{self, StaffAccountRecord, STAFF_ACCOUNTS};
 

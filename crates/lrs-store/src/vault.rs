@@ -10,7 +10,7 @@
 //! The file holds no identifier in clear either: a slot is found by a keyed
 //! hash (HMAC-SHA256 under a key derived from the master key) of the IFI.
 
-use crate::StoreError;
+use crate::error::StoreError;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use hmac::{Hmac, Mac};

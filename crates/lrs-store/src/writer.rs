@@ -3,9 +3,9 @@
 //! log, folds it into the projections, makes it durable with one flush
 //! (after syncing any new vault entries), and only then answers each request.
 
+use crate::error::StoreError;
 use crate::log::{Head, Log};
-use crate::store::{apply_projections, Pending, Shared};
-use crate::StoreError;
+use crate::projector::{apply_projections, rebuild_all, Pending, Shared};
 use lrs_core::events::{
     ContextFactsV1, OriginV1, SealedStatementV1, StatementFactsV1, StatementStoredV1,
     StatementStoredV3,
@@ -104,7 +104,7 @@ pub(crate) fn run(
                 break;
             }
             if let Request::Rebuild(reply) = request {
-                let _ = reply.send(crate::store::rebuild_all(&shared, &log, head));
+                let _ = reply.send(rebuild_all(&shared, &log, head));
                 break;
             }
             queued += group_size(&request);
@@ -188,12 +188,7 @@ impl Reply {
     }
 }
 
-fn now_micros() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or_default()
-}
+use lrs_core::clock::now_micros;
 
 #[allow(clippy::type_complexity)]
 fn commit_group(

@@ -5,7 +5,7 @@
 //! colour (WCAG 2.1, 1.1.1 and 1.4.1).
 
 use crate::web::html::esc;
-use crate::web::i18n::Lang;
+use lrs_app::lang::Lang;
 use std::fmt::Write;
 
 /// One bar: its label (text) and value.

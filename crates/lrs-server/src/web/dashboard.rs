@@ -2,21 +2,21 @@
 //! everything, with a picker for one library or app and a table of every
 //! library; a library: its own ISIL), a month picker, key figures, the top
 //! 10 courses, a 12-month trend, and downloads (CSV for Dutch Excel, JSON).
-//! All figures come from `crate::insight`, as the JSON API's do.
+//! All figures come from `lrs_app::insight`, as the JSON API's do.
 
-use crate::app::AppState;
 use crate::error::ApiError;
-use crate::insight::{
-    self, Breakdown, BreakdownRow, CourseCount, FigureAccess, FigureScope, Month, MonthlyFigures,
-};
 use crate::web::charts::{self, Bar};
 use crate::web::html::{esc, page_response, query, Current};
-use crate::web::i18n::Lang;
-use crate::web::vocabulary::FIGURES;
-use crate::web::Staff;
+use crate::web::state::WebState;
+use crate::web::visitor::Staff;
 use axum::extract::State;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use lrs_app::insight::vocabulary::FIGURES;
+use lrs_app::insight::{
+    self, Breakdown, BreakdownRow, CourseCount, FigureAccess, FigureScope, Month, MonthlyFigures,
+};
+use lrs_app::lang::Lang;
 use std::collections::HashMap;
 use std::fmt::Write;
 
@@ -32,7 +32,7 @@ struct Request {
     scope: FigureScope,
 }
 
-fn parse_request(state: &AppState, staff: &Staff) -> Result<Request, ApiError> {
+fn parse_request(state: &WebState, staff: &Staff) -> Result<Request, ApiError> {
     let access = insight::access(&state.store, &staff.principal, "figures.read")?;
     let month = match staff.visitor.param("month") {
         Some(text) => text
@@ -95,8 +95,9 @@ fn scope_value(scope: &FigureScope) -> String {
 /// Names of libraries (by ISIL) and apps (by appid) from the tenants.
 type Names = insight::TenantNames;
 
-impl Names {
-    fn of(&self, lang: Lang, scope: &FigureScope) -> String {
+/// "Name (ID)" of a scope, or its Dutch/English description for the total.
+fn scope_name(names: &Names, lang: Lang, scope: &FigureScope) -> String {
+    {
         let find = |list: &[(String, String)], id: &str| {
             list.iter()
                 .find(|(i, _)| i == id)
@@ -107,8 +108,8 @@ impl Names {
             FigureScope::Total => lang
                 .pick("alle bibliotheken en apps", "all libraries and apps")
                 .to_owned(),
-            FigureScope::Library(isil) => find(&self.libraries, isil),
-            FigureScope::App(appid) => find(&self.apps, appid),
+            FigureScope::Library(isil) => find(&names.libraries, isil),
+            FigureScope::App(appid) => find(&names.apps, appid),
         }
     }
 }
@@ -150,14 +151,14 @@ pub fn iri_tail(iri: &str) -> String {
 }
 
 /// GET /dashboard
-pub async fn show(State(state): State<AppState>, staff: Staff) -> Response {
+pub async fn show(State(state): State<WebState>, staff: Staff) -> Response {
     match render(&state, &staff) {
         Ok(response) => response,
         Err(error) => staff.api_error(error),
     }
 }
 
-fn render(state: &AppState, staff: &Staff) -> Result<Response, ApiError> {
+fn render(state: &WebState, staff: &Staff) -> Result<Response, ApiError> {
     let lang = staff.lang();
     let request = parse_request(state, staff)?;
     let Request {
@@ -178,7 +179,7 @@ fn render(state: &AppState, staff: &Staff) -> Result<Response, ApiError> {
         .then(|| insight::breakdown(&state.store, *month, by_library))
         .transpose()?;
 
-    let scope_name = names.of(lang, scope);
+    let scope_name = scope_name(&names, lang, scope);
     let title = format!(
         "{} {}",
         lang.pick("Maandcijfers", "Monthly figures"),
@@ -663,14 +664,14 @@ fn downloads(lang: Lang, month: Month, scope: &FigureScope) -> String {
 }
 
 /// GET /dashboard/download?month=&(scope|library|app)=&format=csv|json|xlsx
-pub async fn download(State(state): State<AppState>, staff: Staff) -> Response {
+pub async fn download(State(state): State<WebState>, staff: Staff) -> Response {
     match download_inner(&state, &staff) {
         Ok(response) => response,
         Err(error) => error.into_response(),
     }
 }
 
-fn download_inner(state: &AppState, staff: &Staff) -> Result<Response, ApiError> {
+fn download_inner(state: &WebState, staff: &Staff) -> Result<Response, ApiError> {
     let lang = staff.lang();
     let request = parse_request(state, staff)?;
     let figures = insight::monthly(&state.store, &request.scope, request.month)?;
@@ -717,11 +718,12 @@ fn download_inner(state: &AppState, staff: &Staff) -> Result<Response, ApiError>
         ),
         "xlsx" => {
             // The Datatheek workbook covers what the reader may see, whatever
-            // scope the page shows (crate::datatheek).
-            let data = crate::datatheek::gather(&state.store, &request.access, request.month)?;
-            let name = crate::datatheek::file_name(&request.access, request.month);
-            return Ok(crate::datatheek::download(
-                crate::datatheek::workbook(&data)?,
+            // scope the page shows (lrs_app::datatheek).
+            let data = lrs_app::datatheek::gather(&state.store, &request.access, request.month)?;
+            let name = lrs_app::datatheek::file_name(&request.access, request.month);
+            return Ok(crate::request::body::download(
+                lrs_app::datatheek::workbook(&data)?,
+                lrs_app::datatheek::CONTENT_TYPE,
                 &name,
             ));
         }
@@ -733,16 +735,11 @@ fn download_inner(state: &AppState, staff: &Staff) -> Result<Response, ApiError>
             ))
         }
     };
-    let mut response = body.into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    if let Ok(value) =
-        HeaderValue::from_str(&format!("attachment; filename=\"{stem}.{extension}\""))
-    {
-        headers.insert(header::CONTENT_DISPOSITION, value);
-    }
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
+    Ok(crate::request::body::download(
+        body,
+        content_type,
+        &format!("{stem}.{extension}"),
+    ))
 }
 
 /// One CSV field: quoted when needed, and a leading `= + - @` (a formula
@@ -781,7 +778,10 @@ fn csv(
     ];
     head.extend(FIGURES.iter().map(|f| f.label(lang).to_owned()));
     line(&mut out, &head);
-    let mut row = vec![figures.month.to_string(), names.of(lang, &figures.scope)];
+    let mut row = vec![
+        figures.month.to_string(),
+        scope_name(names, lang, &figures.scope),
+    ];
     row.extend(
         FIGURES
             .iter()

@@ -3,9 +3,9 @@
 //! the escaping helpers, and the response headers of a page (its own
 //! Content-Security-Policy: styles from /static only, no scripts at all).
 
-use crate::web::i18n::Lang;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use lrs_app::lang::Lang;
 use std::fmt::Write;
 
 /// The pages' policy: the stylesheet from here, no script, forms post here

@@ -2,19 +2,19 @@
 //! module (filter by course and status, sort, pages), and the form that
 //! sets modules ready for the selected learners (req. 2.21). Library staff
 //! see their own ISIL; the KB picks a library. Reads and assignments go
-//! through `crate::insight`, as the JSON API's do.
+//! through `lrs_app::insight`, as the JSON API's do.
 
-use crate::app::AppState;
 use crate::error::ApiError;
-use crate::insight::{
-    self, AssignmentRequest, CourseProgress, FigureAccess, LearnerSort, LearnersFilter, Status,
-};
 use crate::web::html::{esc, page_response, query, see_other, Current};
-use crate::web::i18n::Lang;
-use crate::web::{Form, Staff};
+use crate::web::state::WebState;
+use crate::web::visitor::{Form, Staff};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
+use lrs_app::insight::{
+    self, AssignmentRequest, CourseProgress, FigureAccess, LearnerSort, LearnersFilter, Status,
+};
+use lrs_app::lang::Lang;
 use lrs_core::events::TenantKindV1;
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -124,14 +124,14 @@ fn filter_of(params: &Params) -> Result<LearnersFilter, ApiError> {
 }
 
 /// GET /learners
-pub async fn show(State(state): State<AppState>, staff: Staff) -> Response {
+pub async fn show(State(state): State<WebState>, staff: Staff) -> Response {
     match render(&state, &staff) {
         Ok(response) => response,
         Err(error) => staff.api_error(error),
     }
 }
 
-fn library_name(state: &AppState, isil: &str) -> Result<Option<String>, ApiError> {
+fn library_name(state: &WebState, isil: &str) -> Result<Option<String>, ApiError> {
     Ok(state
         .store
         .tenants()?
@@ -162,7 +162,7 @@ fn day(timestamp: Option<&str>) -> String {
         .unwrap_or_else(|| "–".to_owned())
 }
 
-fn render(state: &AppState, staff: &Staff) -> Result<Response, ApiError> {
+fn render(state: &WebState, staff: &Staff) -> Result<Response, ApiError> {
     let lang = staff.lang();
     let access = insight::access(&state.store, &staff.principal, "progress.read")?;
     let params = Params::of(|k| staff.visitor.param(k).map(str::to_owned));
@@ -264,7 +264,7 @@ fn render(state: &AppState, staff: &Staff) -> Result<Response, ApiError> {
     ))
 }
 
-fn kb_library_picker(state: &AppState, staff: &Staff) -> Response {
+fn kb_library_picker(state: &WebState, staff: &Staff) -> Response {
     let lang = staff.lang();
     let mut options = String::new();
     for tenant in state.store.tenants().unwrap_or_default() {
@@ -639,7 +639,7 @@ fn pages(lang: Lang, params: &Params, total: usize) -> String {
 }
 
 /// POST /learners/assign
-pub async fn assign(State(state): State<AppState>, staff: Staff, form: Form) -> Response {
+pub async fn assign(State(state): State<WebState>, staff: Staff, form: Form) -> Response {
     if let Err(refused) = staff.check_csrf(&form) {
         return refused;
     }

@@ -7,14 +7,16 @@
 //! which refuse further tries for a while. Each step gets a fresh session
 //! id; the code step allows a few tries, then the login starts over.
 
-use crate::app::AppState;
+use crate::error::ApiError;
 use crate::web::html::{esc, page_response, see_other, with_cookie, Current, Frame};
-use crate::web::i18n::Lang;
 use crate::web::session::{self, StaffLogin, Stage, MAX_CODE_FAILURES};
-use crate::web::{accounts, audit, Form, Staff, Visitor};
+use crate::web::state::WebState;
+use crate::web::visitor::{audit, Form, Staff, Visitor};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
+use lrs_app::lang::Lang;
+use lrs_app::staff as accounts;
 use std::fmt::Write;
 
 /// What the login page says above its form.
@@ -48,19 +50,18 @@ fn notice_html(notice: &Notice) -> String {
 
 /// The anonymous session a login form belongs to: the visitor's, or a new
 /// one (whose cookie the response must set).
-fn login_session(state: &AppState, visitor: &Visitor) -> (String, String, Option<String>) {
+fn login_session(state: &WebState, visitor: &Visitor) -> (String, String, Option<String>) {
     match (&visitor.session_id, &visitor.session) {
         (Some(id), Some(session)) if matches!(session.stage, Stage::Anonymous) => {
             (id.clone(), session.csrf.clone(), None)
         }
         (Some(id), Some(_)) => {
-            let (new_id, session) = state.web.sessions.rotate(id, Stage::Anonymous);
+            let (new_id, session) = state.sessions.rotate(id, Stage::Anonymous);
             let cookie = session::set_cookie(&new_id);
             (new_id, session.csrf, Some(cookie))
         }
         _ => {
             let (id, session) = state
-                .web
                 .sessions
                 .create(Stage::Anonymous, visitor.lang_choice());
             let cookie = session::set_cookie(&id);
@@ -77,7 +78,7 @@ impl Visitor {
 }
 
 fn password_page(
-    state: &AppState,
+    state: &WebState,
     visitor: &Visitor,
     status: StatusCode,
     notice: Notice,
@@ -109,7 +110,7 @@ fn password_page(
         pass = lang.pick("Wachtwoord", "Password"),
         next = lang.pick("Volgende", "Next"),
     );
-    if let Some(oidc) = &state.web.oidc {
+    if let Some(oidc) = &state.oidc {
         let _ = write!(
             main,
             "<h2>{or}</h2>\n<p><a class=\"button\" href=\"/login/oidc{query}\">{with} {name}</a></p>\n",
@@ -128,7 +129,7 @@ fn password_page(
 }
 
 /// GET /login
-pub async fn show(State(state): State<AppState>, visitor: Visitor) -> Response {
+pub async fn show(State(state): State<WebState>, visitor: Visitor) -> Response {
     if visitor.session.as_ref().is_some_and(|s| s.is_staff()) {
         return see_other("/dashboard", None);
     }
@@ -156,7 +157,7 @@ pub async fn show(State(state): State<AppState>, visitor: Visitor) -> Response {
     password_page(&state, &visitor, StatusCode::OK, notice, "")
 }
 
-fn locked_page(state: &AppState, visitor: &Visitor, retry_after_secs: u64) -> Response {
+fn locked_page(state: &WebState, visitor: &Visitor, retry_after_secs: u64) -> Response {
     let lang = visitor.lang;
     let mut response = password_page(
         state,
@@ -183,7 +184,7 @@ fn login_form_ok(visitor: &Visitor, form: &Form) -> bool {
     }
 }
 
-fn form_expired(state: &AppState, visitor: &Visitor) -> Response {
+fn form_expired(state: &WebState, visitor: &Visitor) -> Response {
     password_page(
         state,
         visitor,
@@ -197,7 +198,7 @@ fn form_expired(state: &AppState, visitor: &Visitor) -> Response {
 }
 
 /// POST /login: the password step.
-pub async fn password(State(state): State<AppState>, visitor: Visitor, form: Form) -> Response {
+pub async fn password(State(state): State<WebState>, visitor: Visitor, form: Form) -> Response {
     let lang = visitor.lang;
     if !login_form_ok(&visitor, &form) {
         return form_expired(&state, &visitor);
@@ -205,7 +206,7 @@ pub async fn password(State(state): State<AppState>, visitor: Visitor, form: For
     let typed = form.get("username").unwrap_or("").trim().to_owned();
     let password = form.get("password").unwrap_or("").to_owned();
     let guard_key = format!("staff-login:{}", typed.to_lowercase());
-    let guard = state.auth.guard().clone();
+    let guard = state.guard.clone();
     if let Err(refusal) = guard.check(visitor.client, &guard_key) {
         let _ = guard.refused(refusal);
         return locked_page(&state, &visitor, refusal.retry_after_secs);
@@ -213,16 +214,18 @@ pub async fn password(State(state): State<AppState>, visitor: Visitor, form: For
     let account = match accounts::token_of(&state.store, &typed) {
         Some(token) => match accounts::open(&state.store, &token) {
             Ok(account) => account.filter(|a| a.record.is_open()),
-            Err(error) => return axum::response::IntoResponse::into_response(error),
+            Err(error) => {
+                return axum::response::IntoResponse::into_response(ApiError::from(error))
+            }
         },
         None => None,
     };
     let hash = account.as_ref().map(|a| a.secrets.password_hash.clone());
     let ok = tokio::task::spawn_blocking(move || match hash {
-        Some(hash) => crate::auth::verify_secret(&hash, &password),
+        Some(hash) => lrs_app::secrets::verify_secret(&hash, &password),
         None => {
             // Same work as a wrong password: nobody learns which names exist.
-            let _ = crate::auth::verify_secret(dummy_hash(), &password);
+            let _ = lrs_app::secrets::verify_secret(dummy_hash(), &password);
             false
         }
     })
@@ -231,10 +234,10 @@ pub async fn password(State(state): State<AppState>, visitor: Visitor, form: For
     let Some(account) = account.filter(|_| ok) else {
         let known = accounts::token_of(&state.store, &typed).is_some();
         guard.failed(visitor.client, &guard_key, known);
-        crate::metrics::auth_failure(if known {
-            crate::metrics::AuthFailure::BadSecret
+        crate::ops::counters::auth_failure(if known {
+            crate::ops::counters::AuthFailure::BadSecret
         } else {
-            crate::metrics::AuthFailure::UnknownKey
+            crate::ops::counters::AuthFailure::UnknownKey
         });
         audit(
             &state,
@@ -257,7 +260,7 @@ pub async fn password(State(state): State<AppState>, visitor: Visitor, form: For
         );
     };
     let id = visitor.session_id.clone().unwrap_or_default();
-    let (new_id, _) = state.web.sessions.rotate(
+    let (new_id, _) = state.sessions.rotate(
         &id,
         Stage::Password {
             account: account.record.token,
@@ -276,7 +279,7 @@ pub async fn password(State(state): State<AppState>, visitor: Visitor, form: For
 
 fn dummy_hash() -> &'static str {
     static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    DUMMY.get_or_init(|| crate::auth::hash_secret(&session::random_token()))
+    DUMMY.get_or_init(|| lrs_app::secrets::hash_secret(&session::random_token()))
 }
 
 fn code_page(visitor: &Visitor, csrf: &str, status: StatusCode, notice: Notice) -> Response {
@@ -323,7 +326,7 @@ pub async fn show_code(visitor: Visitor) -> Response {
 }
 
 /// POST /login/code: the second factor.
-pub async fn code(State(state): State<AppState>, visitor: Visitor, form: Form) -> Response {
+pub async fn code(State(state): State<WebState>, visitor: Visitor, form: Form) -> Response {
     let lang = visitor.lang;
     let (Some(id), Some(session)) = (&visitor.session_id, &visitor.session) else {
         return see_other("/login?expired=1", None);
@@ -348,28 +351,28 @@ pub async fn code(State(state): State<AppState>, visitor: Visitor, form: Form) -
         );
     }
     let guard_key = format!("staff-login:{username}");
-    let guard = state.auth.guard().clone();
+    let guard = state.guard.clone();
     if let Err(refusal) = guard.check(visitor.client, &guard_key) {
         let _ = guard.refused(refusal);
-        state.web.sessions.remove(id);
+        state.sessions.remove(id);
         return locked_page(&state, &visitor, refusal.retry_after_secs);
     }
     let opened = match accounts::open(&state.store, &account) {
         Ok(Some(opened)) if opened.record.is_open() => opened,
         Ok(_) => return see_other("/login", None),
-        Err(error) => return axum::response::IntoResponse::into_response(error),
+        Err(error) => return axum::response::IntoResponse::into_response(ApiError::from(error)),
     };
     let code = form.get("code").unwrap_or("");
-    let accepted = state.web.replay.accept(
+    let accepted = state.replay.accept(
         account,
         &opened.secrets.totp_secret,
         code,
-        crate::web::totp::unix_seconds(),
+        lrs_app::totp::unix_seconds(),
     );
     let principal = format!("staff:{}", account.to_hex());
     if !accepted {
         guard.failed(visitor.client, &guard_key, true);
-        crate::metrics::auth_failure(crate::metrics::AuthFailure::BadSecret);
+        crate::ops::counters::auth_failure(crate::ops::counters::AuthFailure::BadSecret);
         audit(
             &state,
             "staff.login.code",
@@ -381,7 +384,7 @@ pub async fn code(State(state): State<AppState>, visitor: Visitor, form: Form) -
         );
         let failures = failures + 1;
         if failures >= MAX_CODE_FAILURES {
-            state.web.sessions.remove(id);
+            state.sessions.remove(id);
             return see_other(
                 &format!(
                     "/login{}",
@@ -390,7 +393,7 @@ pub async fn code(State(state): State<AppState>, visitor: Visitor, form: Form) -
                 Some(session::clear_cookie()),
             );
         }
-        state.web.sessions.update(id, |s| {
+        state.sessions.update(id, |s| {
             if let Stage::Password { failures: f, .. } = &mut s.stage {
                 *f = failures;
             }
@@ -406,7 +409,7 @@ pub async fn code(State(state): State<AppState>, visitor: Visitor, form: Form) -
         );
     }
     guard.succeeded(visitor.client, &guard_key);
-    let (new_id, _) = state.web.sessions.rotate(
+    let (new_id, _) = state.sessions.rotate(
         id,
         Stage::Staff(StaffLogin::Account {
             token: account,
@@ -426,11 +429,11 @@ pub async fn code(State(state): State<AppState>, visitor: Visitor, form: Form) -
 }
 
 /// POST /logout
-pub async fn logout(State(state): State<AppState>, staff: Staff, form: Form) -> Response {
+pub async fn logout(State(state): State<WebState>, staff: Staff, form: Form) -> Response {
     if let Err(refused) = staff.check_csrf(&form) {
         return refused;
     }
-    state.web.sessions.remove(&staff.session_id);
+    state.sessions.remove(&staff.session_id);
     audit(
         &state,
         "staff.logout",

@@ -67,7 +67,7 @@ pub struct Session {
     pub csrf: String,
     pub stage: Stage,
     /// The language chosen with `?lang=` (remembered without a cookie).
-    pub lang: Option<crate::web::i18n::Lang>,
+    pub lang: Option<lrs_app::lang::Lang>,
     created: Instant,
     last_seen: Instant,
 }
@@ -163,14 +163,14 @@ impl Sessions {
     }
 
     /// A new session at `stage`; returns its id (the cookie value).
-    pub fn create(&self, stage: Stage, lang: Option<crate::web::i18n::Lang>) -> (String, Session) {
+    pub fn create(&self, stage: Stage, lang: Option<lrs_app::lang::Lang>) -> (String, Session) {
         self.create_at(stage, lang, Instant::now())
     }
 
     fn create_at(
         &self,
         stage: Stage,
-        lang: Option<crate::web::i18n::Lang>,
+        lang: Option<lrs_app::lang::Lang>,
         now: Instant,
     ) -> (String, Session) {
         let id = random_token();
@@ -325,14 +325,14 @@ mod tests {
     #[test]
     fn rotation_gives_a_new_id_and_csrf_token_and_ends_the_old() {
         let sessions = Sessions::new(SessionLimits::default());
-        let (old, first) = sessions.create(Stage::Anonymous, Some(crate::web::i18n::Lang::En));
+        let (old, first) = sessions.create(Stage::Anonymous, Some(lrs_app::lang::Lang::En));
         let (new, second) = sessions.rotate(&old, staff(3));
         assert_ne!(old, new);
         assert_ne!(first.csrf, second.csrf);
         assert!(sessions.touch(&old).is_none());
         let live = sessions.touch(&new).unwrap();
         assert!(live.is_staff());
-        assert_eq!(live.lang, Some(crate::web::i18n::Lang::En));
+        assert_eq!(live.lang, Some(lrs_app::lang::Lang::En));
         sessions.end_account(Token([3; 16]));
         assert!(sessions.touch(&new).is_none());
     }

@@ -3,14 +3,12 @@
 //! members, and what an `authority` may be. Runs on documents the schema
 //! already accepted. No I/O, no HTTP.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::datatypes::{is_iri, is_mailto_iri, is_sha1_hex};
+use super::object::{fields, Object};
 use super::path::Path;
-use super::statement::fields;
 use crate::ValidationError;
-
-type Object = Map<String, Value>;
 
 /// Where an agent object appears, which decides what it may be.
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -28,6 +28,7 @@
 
 mod actor;
 mod datatypes;
+mod object;
 mod path;
 mod schema;
 mod statement;

@@ -4,37 +4,21 @@
 //! the `version` property), walked once over a statement the schema already
 //! accepted. No I/O, no HTTP, and it never copies the statement.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::actor::{check_actor, Role};
 use super::datatypes::{
     is_duration, is_iri, is_language_tag, is_media_type, is_sha2_hex, is_uuid, is_version_of,
     parse_timestamp,
 };
+use super::object::{fields, Object};
 use super::path::Path;
 use crate::{ValidationError, XapiVersion};
 
-type Object = Map<String, Value>;
 type Checked = Result<(), ValidationError>;
 
 /// The verb whose statements void another statement.
 pub const VOIDED_VERB: &str = "http://adlnet.gov/expapi/verbs/voided";
-
-/// Picks the named members out of an object in one pass over its entries
-/// (cheaper than one hashed lookup per name for the small objects of a
-/// statement, most of whose optional properties are absent).
-pub(crate) fn fields<'a, const N: usize>(
-    o: &'a Object,
-    names: [&str; N],
-) -> [Option<&'a Value>; N] {
-    let mut out = [None; N];
-    for (key, value) in o {
-        if let Some(i) = names.iter().position(|name| *name == key) {
-            out[i] = Some(value);
-        }
-    }
-    out
-}
 
 fn as_str(v: Option<&Value>) -> Option<&str> {
     v.and_then(Value::as_str)

@@ -1,0 +1,361 @@
+//! The KB Datatheek workbook (requirement 2.26): one month's figures per
+//! library organisation (ISIL) and per app (appid), with totals and the
+//! definitions, as an Excel workbook with Dutch sheet and column names.
+//!
+//! The numbers come from [`crate::insight`], the same reads as the
+//! dashboard and `/api/figures/*`, so the workbook and the dashboard cannot
+//! disagree. Who downloads decides the rows: the KB gets every library and
+//! app (defined ones without activity too, with zeros); a library or an app
+//! gets only its own row.
+
+use crate::error::AppError;
+use crate::insight::vocabulary::FIGURES;
+use crate::insight::{self, FigureAccess, FigureScope, Figures, Month, MonthlyFigures};
+use lrs_store::Store;
+use rust_xlsxwriter::{Format, FormatAlign, Workbook, Worksheet, XlsxError};
+use std::collections::BTreeMap;
+
+/// The workbook's content type, for downloads.
+pub const CONTENT_TYPE: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+
+/// Sheet names (Dutch; the Datatheek's language).
+pub const SHEET_TOTAL: &str = "Totaal";
+pub const SHEET_LIBRARIES: &str = "Bibliotheken";
+pub const SHEET_APPS: &str = "Apps";
+pub const SHEET_TOP: &str = "Top 10 cursussen";
+pub const SHEET_DEFINITIONS: &str = "Definities";
+
+/// One row of the per-library or per-app sheet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    /// ISIL or appid.
+    pub id: String,
+    /// The tenant's name, when one with this ISIL or appid is defined.
+    pub name: Option<String>,
+    pub figures: Figures,
+}
+
+/// Everything the workbook shows for one month, as seen by one reader.
+#[derive(Debug, Clone)]
+pub struct Datatheek {
+    pub month: Month,
+    /// The reader's own total: everything for the KB, else its own scope.
+    pub total: MonthlyFigures,
+    pub libraries: Vec<Row>,
+    pub apps: Vec<Row>,
+    /// When it was made, RFC 3339 (UTC).
+    pub generated: String,
+}
+
+/// Gathers one month for a reader with `access`.
+pub fn gather(store: &Store, access: &FigureAccess, month: Month) -> Result<Datatheek, AppError> {
+    let total = insight::monthly(store, &access.default_scope(), month)?;
+    let names = insight::TenantNames::load(store)?;
+    let name_of = |list: &[(String, String)], id: &str| {
+        list.iter()
+            .find(|(known, _)| known == id)
+            .map(|(_, name)| name.clone())
+    };
+    let (libraries, apps) = match access {
+        FigureAccess::Kb => (
+            rows(store, month, true, &names.libraries)?,
+            rows(store, month, false, &names.apps)?,
+        ),
+        FigureAccess::Library(isil) => (
+            vec![Row {
+                id: isil.clone(),
+                name: name_of(&names.libraries, isil),
+                figures: total.figures.clone(),
+            }],
+            Vec::new(),
+        ),
+        FigureAccess::App(appid) => (
+            Vec::new(),
+            vec![Row {
+                id: appid.clone(),
+                name: name_of(&names.apps, appid),
+                figures: total.figures.clone(),
+            }],
+        ),
+    };
+    Ok(Datatheek {
+        month,
+        total,
+        libraries,
+        apps,
+        generated: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    })
+}
+
+/// Every library's (or app's) row: those with activity in the month from
+/// the breakdown, plus the defined ones without any (zeros), by id.
+fn rows(
+    store: &Store,
+    month: Month,
+    by_library: bool,
+    defined: &[(String, String)],
+) -> Result<Vec<Row>, AppError> {
+    let mut rows: BTreeMap<String, Row> = defined
+        .iter()
+        .map(|(id, name)| {
+            (
+                id.clone(),
+                Row {
+                    id: id.clone(),
+                    name: Some(name.clone()),
+                    figures: Figures::default(),
+                },
+            )
+        })
+        .collect();
+    for row in insight::breakdown(store, month, by_library)?.rows {
+        let entry = rows.entry(row.id.clone()).or_insert_with(|| Row {
+            id: row.id.clone(),
+            name: None,
+            figures: Figures::default(),
+        });
+        entry.figures = row.figures;
+        if entry.name.is_none() {
+            entry.name = row.name;
+        }
+    }
+    Ok(rows.into_values().collect())
+}
+
+/// The definitions sheet: (figure key, Dutch definition, English definition).
+/// The short labels are the dashboard's (`web::vocabulary::FIGURES`); these
+/// are the full texts of docs/progress-and-figures.md.
+const DEFINITIONS: [(&str, &str, &str); 6] = [
+    (
+        "active_users",
+        "Het aantal verschillende cursisten met minstens één leerregistratie in de maand.",
+        "The number of different learners with at least one statement in the month.",
+    ),
+    (
+        "enrolled_participants",
+        "Het aantal verschillende cursisten dat zich in de maand voor minstens één cursus inschreef.",
+        "The number of different learners who enrolled in at least one course in the month.",
+    ),
+    (
+        "participants_started",
+        "Het aantal verschillende cursisten dat in de maand iets deed in een cursus, meer dan alleen inschrijven.",
+        "The number of different learners who did anything in a course other than enrolling, in the month.",
+    ),
+    (
+        "courses_started",
+        "Het aantal verschillende combinaties van cursist en cursus met activiteit (meer dan inschrijven) in de maand: wie in drie cursussen werkt telt drie keer.",
+        "The number of different learner–course pairs with any activity other than enrolling in the month: one learner in three courses counts three.",
+    ),
+    (
+        "courses_completed",
+        "Het aantal verschillende combinaties van cursist en cursus waarbij de cursist in de maand de cursus zelf (niet een module) afrondde of haalde.",
+        "The number of different learner–course pairs where the learner completed or passed the course itself (not a module) in the month.",
+    ),
+    (
+        "hits",
+        "Het aantal leerregistraties (xAPI-statements) over leren in de maand; ingetrokken registraties en intrekkingen tellen niet.",
+        "The number of statements about learning in the month; voided statements and voiding statements do not count.",
+    ),
+];
+
+/// General rules shown above the definitions.
+const RULES: [(&str, &str); 4] = [
+    (
+        "Een maand is een kalendermaand in Nederlandse tijd (Europe/Amsterdam).",
+        "A month is a calendar month in Dutch time (Europe/Amsterdam).",
+    ),
+    (
+        "Een leerregistratie telt in de maand van haar timestamp (wanneer het leren gebeurde), anders van het moment van opslaan.",
+        "A statement counts in the month of its timestamp (when the learning happened), else of when it was stored.",
+    ),
+    (
+        "Eén cursist is één persoon, ook als die meerdere apps of bibliotheken gebruikt. Daarom is het totaal van verschillende cursisten geen optelsom van de rijen.",
+        "One learner is one person, also across apps and libraries. So totals of different learners are not the sum of the rows.",
+    ),
+    (
+        "Bibliotheek: de ISIL uit de leerregistratie (contextextensie) of van de schrijvende bibliotheek. App: de appid van de schrijvende app of uit de contextextensie.",
+        "Library: the ISIL from the statement (context extension) or of the writing library. App: the appid of the writing app or from the context extension.",
+    ),
+];
+
+fn xlsx_error(error: XlsxError) -> AppError {
+    AppError::internal(format!("writing the workbook: {error}"))
+}
+
+/// The workbook as bytes.
+pub fn workbook(data: &Datatheek) -> Result<Vec<u8>, AppError> {
+    build(data).map_err(xlsx_error)
+}
+
+fn build(data: &Datatheek) -> Result<Vec<u8>, XlsxError> {
+    let mut book = Workbook::new();
+    let bold = Format::new().set_bold();
+    let header = Format::new()
+        .set_bold()
+        .set_text_wrap()
+        .set_align(FormatAlign::Top);
+    let wrap = Format::new().set_text_wrap().set_align(FormatAlign::Top);
+
+    // Totaal: the reader's total, one row, plus where it comes from.
+    let sheet = book.add_worksheet().set_name(SHEET_TOTAL)?;
+    sheet.write_with_format(0, 0, "Maand", &header)?;
+    sheet.write_with_format(0, 1, "Bereik", &header)?;
+    for (col, figure) in FIGURES.iter().enumerate() {
+        sheet.write_with_format(0, col as u16 + 2, figure.nl, &header)?;
+    }
+    sheet.write(1, 0, data.month.to_string())?;
+    sheet.write(
+        1,
+        1,
+        match &data.total.scope {
+            FigureScope::Total => "Alle bibliotheken en apps".to_owned(),
+            FigureScope::Library(isil) => format!("Bibliotheek {isil}"),
+            FigureScope::App(appid) => format!("App {appid}"),
+        },
+    )?;
+    for (col, figure) in FIGURES.iter().enumerate() {
+        sheet.write(1, col as u16 + 2, figure.value(&data.total.figures) as f64)?;
+    }
+    sheet.write_with_format(3, 0, "Gemaakt op (UTC)", &bold)?;
+    sheet.write(3, 1, data.generated.as_str())?;
+    sheet.write_with_format(4, 0, "Bron", &bold)?;
+    sheet.write(
+        4,
+        1,
+        "xAPI Learning Record Store: dezelfde cijfers als het dashboard (/dashboard, /api/figures/monthly).",
+    )?;
+    sheet.set_column_width(0, 18)?;
+    sheet.set_column_width(1, 28)?;
+    sheet.set_column_range_width(2, FIGURES.len() as u16 + 1, 16)?;
+    sheet.set_freeze_panes(1, 0)?;
+
+    let sheet = book.add_worksheet().set_name(SHEET_LIBRARIES)?;
+    figure_rows(sheet, "ISIL", "Bibliotheek", &data.libraries, &header)?;
+    let sheet = book.add_worksheet().set_name(SHEET_APPS)?;
+    figure_rows(sheet, "Appid", "App", &data.apps, &header)?;
+
+    // Top 10: started and completed courses of the reader's total.
+    let sheet = book.add_worksheet().set_name(SHEET_TOP)?;
+    for (col, head) in [
+        "Lijst",
+        "Plaats",
+        "Cursus",
+        "Cursus-id",
+        "Combinaties cursist–cursus",
+    ]
+    .iter()
+    .enumerate()
+    {
+        sheet.write_with_format(0, col as u16, *head, &header)?;
+    }
+    let mut row = 1;
+    for (list, courses) in [
+        ("Gestarte cursussen", &data.total.top_started),
+        ("Afgeronde cursussen", &data.total.top_completed),
+    ] {
+        for (rank, course) in courses.iter().enumerate() {
+            sheet.write(row, 0, list)?;
+            sheet.write(row, 1, (rank + 1) as f64)?;
+            sheet.write(row, 2, course.name.clone().unwrap_or_default())?;
+            sheet.write(row, 3, course.course.as_str())?;
+            sheet.write(row, 4, course.count as f64)?;
+            row += 1;
+        }
+    }
+    sheet.set_column_width(0, 20)?;
+    sheet.set_column_width(2, 36)?;
+    sheet.set_column_width(3, 48)?;
+    sheet.set_column_width(4, 16)?;
+    sheet.set_freeze_panes(1, 0)?;
+
+    // Definities: the rules, then one row per figure, Dutch then English.
+    let sheet = book.add_worksheet().set_name(SHEET_DEFINITIONS)?;
+    for (col, head) in [
+        "Cijfer",
+        "Betekenis",
+        "Figure (English)",
+        "Definition (English)",
+        "Kolom in JSON",
+    ]
+    .iter()
+    .enumerate()
+    {
+        sheet.write_with_format(0, col as u16, *head, &header)?;
+    }
+    let mut row = 1;
+    for (nl, en) in RULES {
+        sheet.write_with_format(row, 1, nl, &wrap)?;
+        sheet.write_with_format(row, 3, en, &wrap)?;
+        row += 1;
+    }
+    for figure in FIGURES.iter() {
+        let (_, nl, en) = DEFINITIONS
+            .iter()
+            .find(|(key, _, _)| *key == figure.key)
+            .copied()
+            .unwrap_or((figure.key, figure.nl_help, figure.en_help));
+        sheet.write_with_format(row, 0, figure.nl, &bold)?;
+        sheet.write_with_format(row, 1, nl, &wrap)?;
+        sheet.write(row, 2, figure.en)?;
+        sheet.write_with_format(row, 3, en, &wrap)?;
+        sheet.write(row, 4, figure.key)?;
+        row += 1;
+    }
+    sheet.set_column_width(0, 26)?;
+    sheet.set_column_width(1, 70)?;
+    sheet.set_column_width(2, 26)?;
+    sheet.set_column_width(3, 70)?;
+    sheet.set_column_width(4, 24)?;
+
+    book.save_to_buffer()
+}
+
+/// A sheet of rows (per library or per app): id, name, the figures.
+fn figure_rows(
+    sheet: &mut Worksheet,
+    id_head: &str,
+    name_head: &str,
+    rows: &[Row],
+    header: &Format,
+) -> Result<(), XlsxError> {
+    sheet.write_with_format(0, 0, id_head, header)?;
+    sheet.write_with_format(0, 1, name_head, header)?;
+    for (col, figure) in FIGURES.iter().enumerate() {
+        sheet.write_with_format(0, col as u16 + 2, figure.nl, header)?;
+    }
+    for (i, row) in rows.iter().enumerate() {
+        let r = i as u32 + 1;
+        sheet.write(r, 0, row.id.as_str())?;
+        sheet.write(r, 1, row.name.clone().unwrap_or_default())?;
+        for (col, figure) in FIGURES.iter().enumerate() {
+            sheet.write(r, col as u16 + 2, figure.value(&row.figures) as f64)?;
+        }
+    }
+    sheet.set_column_width(0, 18)?;
+    sheet.set_column_width(1, 32)?;
+    sheet.set_column_range_width(2, FIGURES.len() as u16 + 1, 16)?;
+    sheet.set_freeze_panes(1, 0)?;
+    if !rows.is_empty() {
+        sheet.autofilter(0, 0, rows.len() as u32, FIGURES.len() as u16 + 1)?;
+    }
+    Ok(())
+}
+
+/// The download's file name: `datatheek-2026-10.xlsx` (the KB's), else
+/// with the library's or app's id.
+pub fn file_name(access: &FigureAccess, month: Month) -> String {
+    let suffix = match access {
+        FigureAccess::Kb => String::new(),
+        FigureAccess::Library(id) | FigureAccess::App(id) => format!(
+            "-{}",
+            id.chars()
+                .map(|c| if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                })
+                .collect::<String>()
+        ),
+    };
+    format!("datatheek-{month}{suffix}.xlsx")
+}

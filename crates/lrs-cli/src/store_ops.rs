@@ -1,0 +1,215 @@
+//! The store's own commands: `lrs verify` (the chain, the clean-shutdown
+//! witness and every projection), `lrs backup` (online through the control
+//! socket, else offline) and `lrs restore`, and `lrs erase`.
+
+use crate::data::{open_store, print_progress, progress_line, DataArgs};
+use crate::keys;
+use anyhow::Context;
+use lrs_store::backup::Progress;
+use lrs_store::{Store, StoreConfig};
+use std::path::Path;
+
+/// Chain, clean-shutdown witness and projections of a stopped store; or a
+/// whole backup. Exit code 2 and the first bad position when broken.
+pub async fn verify(
+    data: &DataArgs,
+    backup: Option<&Path>,
+    chain_only: bool,
+) -> anyhow::Result<()> {
+    if let Some(dir) = backup {
+        eprintln!("verifying the backup in {}", dir.display());
+        return match lrs_store::backup::verify_backup(dir, print_progress) {
+            Ok(head) => {
+                println!(
+                    "ok: backup of {} entries, checksums and hash chain intact, vault copy intact",
+                    head.position
+                );
+                Ok(())
+            }
+            Err(error) => {
+                println!("BROKEN: {error}");
+                std::process::exit(2)
+            }
+        };
+    }
+    if crate::control::connect(&data.data_dir).await.is_some() {
+        anyhow::bail!(
+            "a server is running on {}: stop it first, or check a fresh backup: \
+             lrs backup --to DIR && lrs verify --backup DIR",
+            data.data_dir.display()
+        );
+    }
+    let store = open_store(data)?;
+    let head = store.head();
+    eprintln!("verifying the hash chain of {head} log entries");
+    let chain = store.verify_chain(|position| progress_line("chain", position, head, ""))?;
+    let mut broken = Vec::new();
+    match chain {
+        Ok(count) => println!("ok: {count} entries, hash chain intact"),
+        Err(chain_break) => broken.push(format!(
+            "BROKEN at position {}: {}",
+            chain_break.position, chain_break.reason
+        )),
+    }
+    if let Some(witness) = store.clean_shutdown_witness() {
+        match store.entry_hash(witness.position)? {
+            Some(hash) if hash == witness.hash => println!(
+                "ok: the log still holds entry {} as at its last clean shutdown",
+                witness.position
+            ),
+            Some(_) => broken.push(format!(
+                "BROKEN at position {}: the entry differs from the one at the last clean shutdown",
+                witness.position
+            )),
+            None => broken.push(format!(
+                "BROKEN at position {}: the log ends at {head} but held {} entries at its last clean shutdown",
+                head + 1,
+                witness.position
+            )),
+        }
+    }
+    if !chain_only && broken.is_empty() {
+        eprintln!("rebuilding every projection from the log into a scratch copy");
+        let differences =
+            store.check_projections(|position| progress_line("projections", position, head, ""))?;
+        if differences.is_empty() {
+            println!(
+                "ok: every projection rebuilt from the log equals the stored one (projections digest {})",
+                hex::encode(store.projections_digest()?)
+            );
+        } else {
+            for difference in differences {
+                broken.push(format!("PROJECTION DIFFERS: {difference}"));
+            }
+        }
+    }
+    store.close().await?;
+    if broken.is_empty() {
+        return Ok(());
+    }
+    for line in &broken {
+        println!("{line}");
+    }
+    std::process::exit(2)
+}
+
+pub async fn run_backup(data: &DataArgs, to: &Path) -> anyhow::Result<()> {
+    let to = std::path::absolute(to).with_context(|| format!("resolving {}", to.display()))?;
+    let report: lrs_store::backup::BackupReport =
+        match crate::control::connect(&data.data_dir).await {
+            Some(stream) => {
+                eprintln!(
+                    "online backup through the running server into {}",
+                    to.display()
+                );
+                let done = crate::control::call(
+                    stream,
+                    &serde_json::json!({"command": "backup", "to": to}),
+                    |progress| {
+                        print_progress(Progress {
+                            phase: "copying",
+                            done: progress["done"].as_u64().unwrap_or_default(),
+                            total: progress["total"].as_u64().unwrap_or_default(),
+                        })
+                    },
+                )
+                .await?;
+                serde_json::from_value(done).context("backup report")?
+            }
+            None => {
+                eprintln!(
+                    "offline backup of {} into {}",
+                    data.data_dir.display(),
+                    to.display()
+                );
+                let source =
+                    lrs_store::backup::OfflineSource::open(&data.data_dir).with_context(|| {
+                        format!(
+                    "opening {} (a server is running but its control socket does not answer?)",
+                    data.data_dir.display()
+                )
+                    })?;
+                let report = lrs_store::backup::backup(&source, &to, print_progress)?;
+                lrs_store::backup::record_last_backup(&data.data_dir, &report)?;
+                report
+            }
+        };
+    println!(
+        "ok: backup in {} now holds entries 1..={} ({} new, {} bytes, vault {} bytes) in {:.1} s; verified",
+        to.display(),
+        report.to,
+        report.entries_copied,
+        report.bytes_copied,
+        report.vault_bytes,
+        report.seconds
+    );
+    Ok(())
+}
+
+pub async fn restore(data: &DataArgs, from: &Path) -> anyhow::Result<()> {
+    if data.master_key_file.is_none() && std::env::var(keys::ENV_MASTER_KEY).is_err() {
+        anyhow::bail!(
+            "restore needs the master key the backup was made under: \
+             --master-key-file FILE or {} (backups never contain it)",
+            keys::ENV_MASTER_KEY
+        );
+    }
+    let master_key = keys::resolve(&data.data_dir, data.master_key_file.as_ref())?;
+    eprintln!(
+        "restoring {} into {}: checking every entry against the hash chain",
+        from.display(),
+        data.data_dir.display()
+    );
+    let report = lrs_store::backup::restore(from, &data.data_dir, print_progress)?;
+    eprintln!(
+        "log restored ({} entries in {:.1} s); rebuilding the projections",
+        report.head, report.seconds
+    );
+    let started = std::time::Instant::now();
+    let store = match Store::open(StoreConfig::new(&data.data_dir, master_key)) {
+        Ok(store) => store,
+        Err(error) => {
+            // Leave no restored directory that cannot be opened behind.
+            let _ = std::fs::remove_dir_all(&data.data_dir);
+            anyhow::bail!(
+                "the restored store does not open ({error}); is the master key the one the backup was made under? \
+                 {} was removed",
+                data.data_dir.display()
+            );
+        }
+    };
+    let people = store.vault().len();
+    store.close().await?;
+    println!(
+        "ok: restored {} entries and {people} people into {}; log {:.1} s, projections {:.1} s",
+        report.head,
+        data.data_dir.display(),
+        report.seconds,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// `lrs erase --agent`: destroys the person's vault entry, so everything of
+/// theirs in the log (and in every copy of it) becomes unreadable.
+pub async fn erase(data: &DataArgs, agent: &str) -> anyhow::Result<()> {
+    let agent: serde_json::Value = serde_json::from_str(agent).context("--agent is not json")?;
+    let ifi = xapi::agent::ifi_of(&agent)
+        .context("--agent needs exactly one identifier (mbox, mbox_sha1sum, openid or account)")?;
+    let store = open_store(data)?;
+    let outcome = match store.vault().token_of(&ifi) {
+        Some(token) => store.vault().destroy(&token)?.map(|d| d.token),
+        None => None,
+    };
+    store.close().await?;
+    if let Some(token) = &outcome {
+        crate::audit::record_cli(&data.data_dir, None, "person.erase", &token.to_string())?;
+    }
+    match outcome {
+        Some(token) => {
+            println!("erased person {token}: their data in the log is now unreadable")
+        }
+        None => println!("no such person in the vault (never seen, or already erased)"),
+    }
+    Ok(())
+}

@@ -1,0 +1,367 @@
+//! The JSON API of progress, monthly figures and course models
+//! (docs/progress-and-figures.md). Authentication as for the xAPI
+//! resources (no version header); what a caller sees follows from its
+//! tenant (`lrs_app::insight`).
+
+use crate::api::state::ApiState;
+use crate::error::ApiError;
+use crate::request::body::download;
+use crate::request::params::Params;
+use crate::security::extract::{Admin, AuthState, CourseModelWrite, Permitted, ProgressReadOwn};
+use axum::body::Bytes;
+use axum::extract::{FromRef, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use lrs_app::datatheek;
+use lrs_app::insight::course_model::{self, parse_model, set_model};
+use lrs_app::insight::{self, FigureAccess, FigureScope, LearnersFilter, Month, Reach};
+use std::sync::Arc;
+
+pub fn routes<S>() -> Router<S>
+where
+    ApiState: FromRef<S>,
+    AuthState: FromRef<S>,
+    S: Clone + Send + Sync + 'static,
+{
+    Router::new()
+        .route("/api/figures/monthly", get(monthly))
+        .route("/api/figures/trend", get(trend))
+        .route("/api/figures/breakdown", get(breakdown))
+        .route("/api/figures/datatheek", get(datatheek))
+        .route("/api/progress/learner", get(learner))
+        .route("/api/progress/me", get(me))
+        .route("/api/progress/learners", get(learners))
+        .route("/api/progress/assignments", post(assign))
+        .route("/api/course-model", get(get_model).put(put_model))
+}
+
+/// Runs a read on the blocking pool (sled reads, decryption).
+async fn blocking<T: Send + 'static, E: Into<ApiError> + Send + 'static>(
+    state: &ApiState,
+    read: impl FnOnce(&lrs_store::Store) -> Result<T, E> + Send + 'static,
+) -> Result<T, ApiError> {
+    let store: Arc<lrs_store::Store> = state.store.clone();
+    tokio::task::spawn_blocking(move || read(&store))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(Into::into)
+}
+
+fn month_param(params: &Params, key: &str) -> Result<Option<Month>, ApiError> {
+    params
+        .get(key)
+        .map(|text| {
+            text.parse::<Month>()
+                .map_err(|e| ApiError::bad_request(format!("?{key}"), "month.format", e))
+        })
+        .transpose()
+}
+
+/// The scope a caller asks for (`library=` or `app=`), checked against
+/// what it may see.
+fn figure_scope(params: &Params, access: &FigureAccess) -> Result<FigureScope, ApiError> {
+    let (scope, path) = match (params.get("library"), params.get("app")) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request(
+                "?app",
+                "figures.scope",
+                "ask for a library or an app, not both",
+            ))
+        }
+        (Some(isil), None) => (FigureScope::Library(isil.to_owned()), "?library"),
+        (None, Some(appid)) => (FigureScope::App(appid.to_owned()), "?app"),
+        (None, None) => return Ok(access.default_scope()),
+    };
+    if access.allows(&scope) {
+        Ok(scope)
+    } else {
+        Err(ApiError::Forbidden(format!(
+            "figures of another {} ({path})",
+            if path == "?library" { "library" } else { "app" }
+        )))
+    }
+}
+
+async fn monthly(
+    State(state): State<ApiState>,
+    Admin(caller): Admin,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(query.as_deref(), &["month", "library", "app"])?;
+    let access = insight::access(&state.store, &caller, "figures.read")?;
+    let scope = figure_scope(&params, &access)?;
+    let month = month_param(&params, "month")?.unwrap_or_else(Month::current);
+    let figures = blocking(&state, move |store| insight::monthly(store, &scope, month)).await?;
+    Ok(Json(figures).into_response())
+}
+
+async fn trend(
+    State(state): State<ApiState>,
+    Admin(caller): Admin,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(query.as_deref(), &["from", "to", "library", "app"])?;
+    let access = insight::access(&state.store, &caller, "figures.read")?;
+    let scope = figure_scope(&params, &access)?;
+    let to = month_param(&params, "to")?.unwrap_or_else(Month::current);
+    let from = match month_param(&params, "from")? {
+        Some(from) => from,
+        None => (0..11).fold(to, |m, _| m.previous()),
+    };
+    let months = blocking(&state, move |store| insight::trend(store, &scope, from, to)).await?;
+    Ok(Json(serde_json::json!({ "months": months })).into_response())
+}
+
+async fn breakdown(
+    State(state): State<ApiState>,
+    Admin(caller): Admin,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(query.as_deref(), &["month", "by"])?;
+    let access = insight::access(&state.store, &caller, "figures.read")?;
+    if access != FigureAccess::Kb {
+        return Err(ApiError::Forbidden(
+            "the breakdown over every library or app (the KB's)".into(),
+        ));
+    }
+    let by_library = match params.get("by").unwrap_or("library") {
+        "library" => true,
+        "app" => false,
+        other => {
+            return Err(ApiError::bad_request(
+                "?by",
+                "breakdown.by",
+                format!("'{other}': by is library or app"),
+            ))
+        }
+    };
+    let month = month_param(&params, "month")?.unwrap_or_else(Month::current);
+    let breakdown = blocking(&state, move |store| {
+        insight::breakdown(store, month, by_library)
+    })
+    .await?;
+    Ok(Json(breakdown).into_response())
+}
+
+/// GET /api/figures/datatheek?month=YYYY-MM: the KB Datatheek workbook
+/// (requirement 2.26, `lrs_app::datatheek`) of a month, default the last
+/// complete month; the KB's has every library and app, a library's or an
+/// app's only its own row.
+async fn datatheek(
+    State(state): State<ApiState>,
+    Admin(caller): Admin,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(query.as_deref(), &["month"])?;
+    let access = insight::access(&state.store, &caller, "figures.read")?;
+    let month = month_param(&params, "month")?.unwrap_or_else(|| Month::current().previous());
+    let name = datatheek::file_name(&access, month);
+    let bytes = blocking(&state, move |store| {
+        datatheek::workbook(&datatheek::gather(store, &access, month)?)
+    })
+    .await?;
+    Ok(download(bytes, datatheek::CONTENT_TYPE, &name))
+}
+
+async fn learner(
+    State(state): State<ApiState>,
+    Admin(caller): Admin,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(query.as_deref(), &["agent", "learner", "course"])?;
+    let reach = insight::progress_reach(&state.store, &caller)?;
+    let token = match (params.get("learner"), params.has("agent")) {
+        (Some(id), false) => Some(insight::parse_learner(id, "?learner")?),
+        (None, true) => {
+            let (_, ifi) = params
+                .agent("agent", xapi::XapiVersion::V1_0_3)?
+                .expect("present");
+            state.store.vault().token_of(&ifi)
+        }
+        _ => {
+            return Err(ApiError::bad_request(
+                "?agent",
+                "progress.learner",
+                "name the learner with agent (an xAPI Agent) or learner (an id), one of them",
+            ))
+        }
+    };
+    let course = params.get("course").map(str::to_owned);
+    // Someone the store has never seen, or outside the reader's reach:
+    // the same empty answer, so the reader learns nothing about others.
+    let progress = match token {
+        Some(token) => {
+            blocking(&state, move |store| {
+                insight::learner_progress(store, &reach, &token, course.as_deref())
+            })
+            .await?
+        }
+        None => insight::LearnerProgress {
+            learner: String::new(),
+            name: None,
+            last_activity: None,
+            courses: vec![],
+        },
+    };
+    if progress.courses.is_empty() {
+        return Err(ApiError::NotFound("learner with progress you may read"));
+    }
+    Ok(Json(progress).into_response())
+}
+
+/// A learner's own progress: the principal is a learner signed in with an
+/// OpenID Connect provider (`oidc:<issuer>#<subject>`), who is the xAPI
+/// agent `{"account": {"homePage": <issuer>, "name": <subject>}}`.
+async fn me(
+    State(state): State<ApiState>,
+    Permitted(caller, _): Permitted<ProgressReadOwn>,
+) -> Result<Response, ApiError> {
+    let Some((issuer, subject)) = caller
+        .key
+        .strip_prefix("oidc:")
+        .and_then(|rest| rest.split_once('#'))
+    else {
+        return Err(ApiError::Denied(
+            "only a learner signed in with an OpenID Connect provider has progress of their own"
+                .into(),
+        ));
+    };
+    let ifi = xapi::agent::Ifi {
+        kind: xapi::agent::IfiKind::Account,
+        value: format!("{issuer}\0{subject}"),
+    };
+    let progress = match state.store.vault().token_of(&ifi) {
+        Some(token) => {
+            blocking(&state, move |store| {
+                insight::learner_progress(store, &Reach::All, &token, None)
+            })
+            .await?
+        }
+        None => insight::LearnerProgress {
+            learner: String::new(),
+            name: None,
+            last_activity: None,
+            courses: vec![],
+        },
+    };
+    Ok(Json(progress).into_response())
+}
+
+async fn learners(
+    State(state): State<ApiState>,
+    Admin(caller): Admin,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(
+        query.as_deref(),
+        &[
+            "library", "course", "status", "sort", "order", "page", "per_page",
+        ],
+    )?;
+    let reach = insight::progress_reach(&state.store, &caller)?;
+    let isil = match (&reach, params.get("library")) {
+        (Reach::Library(own), None) => own.clone(),
+        (Reach::Library(own), Some(asked)) if asked == own => own.clone(),
+        (Reach::All, Some(asked)) => asked.to_owned(),
+        (Reach::All, None) => {
+            return Err(ApiError::bad_request(
+                "?library",
+                "parameter.required",
+                "name the library (ISIL)",
+            ))
+        }
+        _ => {
+            return Err(ApiError::Forbidden(
+                "the learners of another library (?library)".into(),
+            ))
+        }
+    };
+    let number = |key: &str, default: usize| -> Result<usize, ApiError> {
+        match params.get(key) {
+            None => Ok(default),
+            Some(text) => text
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| {
+                    ApiError::bad_request(
+                        format!("?{key}"),
+                        "parameter.number",
+                        format!("'{text}' is not a whole number from 1"),
+                    )
+                }),
+        }
+    };
+    let filter = LearnersFilter {
+        course: params.get("course").map(str::to_owned),
+        status: params
+            .get("status")
+            .map(|s| s.parse())
+            .transpose()
+            .map_err(|e: String| ApiError::bad_request("?status", "parameter.status", e))?,
+        sort: params
+            .get("sort")
+            .map(|s| s.parse())
+            .transpose()
+            .map_err(|e: String| ApiError::bad_request("?sort", "parameter.sort", e))?
+            .unwrap_or_default(),
+        descending: match params.get("order") {
+            None | Some("asc") => false,
+            Some("desc") => true,
+            Some(other) => {
+                return Err(ApiError::bad_request(
+                    "?order",
+                    "parameter.order",
+                    format!("'{other}': order is asc or desc"),
+                ))
+            }
+        },
+        page: number("page", 1)?,
+        per_page: number("per_page", 50)?.min(insight::MAX_PER_PAGE),
+    };
+    let page = blocking(&state, move |store| {
+        insight::library_learners(store, &isil, &filter)
+    })
+    .await?;
+    Ok(Json(page).into_response())
+}
+
+async fn assign(
+    State(state): State<ApiState>,
+    Admin(caller): Admin,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let request: insight::AssignmentRequest = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(
+            "$",
+            "json.body",
+            format!(
+                "expected {{\"learners\": [ids], \"course\": IRI, \"modules\": [IRIs], \"ready\": true|false}}: {e}"
+            ),
+        )
+    })?;
+    insight::assign(&state.store, &caller, request).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn get_model(
+    State(state): State<ApiState>,
+    Admin(caller): Admin,
+) -> Result<Response, ApiError> {
+    if !caller.may("course_model.read") && !caller.may("course_model.write") {
+        return Err(ApiError::Forbidden("permission course_model.read".into()));
+    }
+    Ok(Json(course_model::in_effect(&state.store, &caller.tenant)?).into_response())
+}
+
+async fn put_model(
+    State(state): State<ApiState>,
+    Permitted(caller, _): Permitted<CourseModelWrite>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let doc = parse_model(&body)?;
+    set_model(&state.store, &caller.tenant, &doc, &caller.key).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
