@@ -59,4 +59,7 @@ fi
 # Inside every crate: no import loop between files; lrs-server's rooms keep
 # their arrows (docs/ARCHITECTURE.md, "Rooms of lrs-server").
 python3 .ci/modules.py || fail=1
+# One feature set: `cargo build --workspace`, `cargo test --workspace` and
+# clippy share one build of every dependency (docs/development.md).
+python3 .ci/one-feature-set.py || fail=1
 exit $fail
