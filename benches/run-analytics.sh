@@ -66,7 +66,7 @@ trap cleanup EXIT
 
 if [ -n "${DATA_DIR:-}" ]; then
     DATA=$DATA_DIR
-    : "${LRS_MASTER_KEY:?LRS_MASTER_KEY must hold the data directory's master key}"
+    : "${LRS_MASTER_KEY:?must hold the master key of DATA_DIR}"
 else
     DATA=$(mktemp -d "${TMPDIR:-/tmp}/lrs-analytics.XXXXXX")
     FILLED=1
