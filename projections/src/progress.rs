@@ -108,7 +108,7 @@ impl Projection for Progress {
     }
 
     fn version(&self) -> u32 {
-        3
+        4
     }
 
     fn trees(&self) -> &'static [TreeName] {
@@ -145,6 +145,7 @@ impl Projection for Progress {
                     }
                 }
             }
+            Event::PersonErasedV1(erased) => forget_learner(&erased.token, &mut edits),
             _ => {
                 if let (Some(stored), Some(origin)) =
                     (event.stored_statement(), event.statement_origin())
@@ -402,6 +403,44 @@ fn contribute(record: &StatementRecord, sign: i64, edits: &mut Edits) {
             Some(member) => edits.put(LIBRARY, key, postcard::to_stdvec(&member).expect("encodes")),
             None => edits.delete(LIBRARY, key),
         }
+    }
+}
+
+/// Drops what progress held about an erased person: their records, figure
+/// memberships, library membership and assignments. The counters stay (the
+/// figures do not change), and each of their statements keeps an anonymous
+/// record in `progress.statements`, so voiding one later still takes back
+/// its hit (their memberships it cannot: nobody knows any more whose it was).
+/// No later statement carries their token: a returning person is a new one.
+fn forget_learner(token: &Token, edits: &mut Edits) {
+    for (key, value) in edits.state.scan_prefix(LEARNERS, &token.0) {
+        edits.delete(LEARNERS, key);
+        let Ok(record) = postcard::from_bytes::<StatementRecord>(&value) else {
+            continue;
+        };
+        for (member, _) in memberships_of(&record) {
+            edits.delete(MEMBERS, member);
+        }
+        if let Some(library) = &record.library {
+            edits.delete(LIBRARY, library_key(library, token));
+        }
+        let key = statement_key(&record.statement_id, &tenant_hash(&record.tenant));
+        let anonymous = StatementRecord {
+            learner: None,
+            ..record
+        };
+        edits.put(
+            STATEMENTS,
+            key,
+            [
+                &[RECORD][..],
+                &postcard::to_stdvec(&anonymous).expect("encodes"),
+            ]
+            .concat(),
+        );
+    }
+    for (key, _) in edits.state.scan_prefix(ASSIGNED, &token.0) {
+        edits.delete(ASSIGNED, key);
     }
 }
 

@@ -330,7 +330,66 @@ fn fold_case(case: &Value, reverse: bool) -> Memory {
         });
         memory.fold(&projection, next(), &event);
     }
+    for name in case
+        .get("erase")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let event = Event::PersonErasedV1(lrs_core::events::PersonErasedV1 {
+            token: token(name.as_str().unwrap()),
+            time_micros: 0,
+            reason: lrs_core::events::ErasureReasonV1::Request {
+                request_id: "case".into(),
+            },
+            who: "test".into(),
+        });
+        memory.fold(&projection, next(), &event);
+    }
     memory
+}
+
+/// Erasing a learner (`PersonErasedV1`) leaves the figures exactly as they
+/// were and nothing of the learner in any tree: no record, membership,
+/// library entry or assignment holds their token any more.
+#[test]
+fn erasure_keeps_the_figures_and_forgets_the_learner() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/progress");
+    for (file, erased) in [("01-cmi5-course.json", "ana"), ("02-voiding.json", "carla")] {
+        let text = std::fs::read_to_string(dir.join(file)).unwrap();
+        let mut case: Value = serde_json::from_str(&text).unwrap();
+        let before = fold_case(&case, false);
+        case["erase"] = json!([erased]);
+        for reverse in [false, true] {
+            let after = fold_case(&case, reverse);
+            assert_eq!(
+                after.tree(progress::COUNTERS),
+                before.tree(progress::COUNTERS),
+                "{file}: the figures changed"
+            );
+            let needle = token(erased).0;
+            for ((tree, key), value) in &after.0 {
+                let holds = |bytes: &[u8]| bytes.windows(16).any(|w| w == needle);
+                assert!(
+                    !holds(key) && !holds(value),
+                    "{file}: {tree} still holds the erased learner"
+                );
+            }
+            let snapshot = snapshot(&after, &[erased.to_owned()]);
+            assert_eq!(
+                snapshot["progress"][erased]["courses"],
+                json!([]),
+                "{file}: their progress"
+            );
+        }
+        assert!(
+            before
+                .0
+                .iter()
+                .any(|((_, k), _)| k.windows(16).any(|w| w == token(erased).0)),
+            "{file}: the learner was there before (else this proves nothing)"
+        );
+    }
 }
 
 #[test]

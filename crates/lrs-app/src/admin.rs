@@ -39,6 +39,11 @@ pub const PERMISSIONS: &[&str] = &[
     "course_model.write",
     // SQL over the analytics Parquet files (docs/analytics.md).
     "analytics.sql",
+    // Erasure, access, retention and reports (docs/privacy.md).
+    "privacy.erase",
+    "privacy.access",
+    "privacy.retention",
+    "privacy.reports",
 ];
 
 const DAY_MICROS: i64 = 86_400 * 1_000_000;

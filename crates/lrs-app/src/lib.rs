@@ -16,9 +16,10 @@ pub mod ingest;
 pub mod insight;
 pub mod lang;
 pub mod principal;
+pub mod privacy;
 pub mod secrets;
 pub mod staff;
 pub mod tenancy;
 pub mod totp;
 
-pub use error::AppError;
+pub use error::{AppError, AppResult};

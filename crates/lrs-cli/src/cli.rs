@@ -110,6 +110,33 @@ enum Command {
         /// The person as an xAPI agent, e.g. '{"mbox":"mailto:anna@example.nl"}'.
         #[arg(long)]
         agent: String,
+        /// The request's reference (a case number, never personal data); default generated.
+        #[arg(long)]
+        request_id: Option<String>,
+    },
+    /// Whole-store exports: the anonymised copy, the handover (docs/exports.md).
+    Export {
+        #[command(subcommand)]
+        command: crate::export::ExportCommand,
+    },
+    /// Import an export into another LRS through its xAPI API.
+    Import {
+        #[command(subcommand)]
+        command: crate::export::ImportCommand,
+    },
+    /// Destroy the master key (if embedded), the vault, the log and every
+    /// file of the data directory and named backups; prints a certificate.
+    /// Without --confirm a dry run. The server must be stopped.
+    EndOfContract(crate::end_of_contract::EndOfContractArgs),
+    /// Access requests, anonymisation reports, the backup window (docs/privacy.md).
+    Privacy {
+        #[command(subcommand)]
+        command: crate::privacy::PrivacyCommand,
+    },
+    /// Retention periods per tenant and kind of data, and retention runs.
+    Retention {
+        #[command(subcommand)]
+        command: crate::privacy::RetentionCommand,
     },
 }
 
@@ -141,7 +168,13 @@ pub async fn main() -> anyhow::Result<()> {
         Command::Staff { command } => crate::staff::staff(command).await,
         Command::Analytics { command } => crate::analytics::command(command).await,
         Command::Sql(args) => crate::analytics::sql(args).await,
-        Command::Erase { data, agent } => crate::store_ops::erase(&data, &agent).await,
+        Command::Erase {
+            data,
+            agent,
+            request_id,
+        } => crate::privacy::erase(&data, &agent, request_id).await,
+        Command::Privacy { command } => crate::privacy::privacy(command).await,
+        Command::Retention { command } => crate::privacy::retention(command).await,
         Command::Verify {
             data,
             backup,
@@ -164,5 +197,8 @@ pub async fn main() -> anyhow::Result<()> {
         }
         Command::Restore { data, from } => crate::store_ops::restore(&data, &from).await,
         Command::Audit { command } => crate::audit::run_command(command),
+        Command::Export { command } => crate::export::export(command).await,
+        Command::Import { command } => crate::export::import(command).await,
+        Command::EndOfContract(args) => crate::end_of_contract::run(args).await,
     }
 }

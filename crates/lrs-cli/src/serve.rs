@@ -3,8 +3,8 @@
 //! the control socket), and the server until SIGTERM or SIGINT.
 
 use crate::args::{
-    AnalyticsArgs, AuditArgs, LimitArgs, MonitoringArgs, OAuthArgs, TenancyArgs, TransportArgs,
-    WebArgs,
+    AnalyticsArgs, AuditArgs, LimitArgs, MonitoringArgs, OAuthArgs, TasksArgs, TenancyArgs,
+    TransportArgs, WebArgs,
 };
 use crate::data::{open_store, DataArgs};
 use anyhow::Context;
@@ -37,6 +37,8 @@ pub struct ServeArgs {
     pub web: WebArgs,
     #[command(flatten)]
     pub analytics: AnalyticsArgs,
+    #[command(flatten)]
+    pub tasks: TasksArgs,
 }
 
 /// Runs the server until SIGTERM or SIGINT, then drains and closes.
@@ -52,6 +54,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         audit,
         web,
         analytics,
+        tasks,
     } = args;
     // Read the providers file before anything opens: a mistake in it
     // stops the start with the reason.
@@ -93,6 +96,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.audit = audit.into_settings();
     config.web = web;
     config.analytics = Some(analytics);
+    config.tasks = tasks.into_config();
     let state = AppState::try_new(store, config).context("opening the audit trail")?;
     let served = match tls {
         Some(tls) => lrs_server::run_tls(listener, tls, state, shutdown).await,

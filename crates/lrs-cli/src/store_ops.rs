@@ -1,6 +1,6 @@
 //! The store's own commands: `lrs verify` (the chain, the clean-shutdown
 //! witness and every projection), `lrs backup` (online through the control
-//! socket, else offline) and `lrs restore`, and `lrs erase`.
+//! socket, else offline) and `lrs restore`.
 
 use crate::data::{open_store, print_progress, progress_line, DataArgs};
 use crate::keys;
@@ -187,29 +187,5 @@ pub async fn restore(data: &DataArgs, from: &Path) -> anyhow::Result<()> {
         report.seconds,
         started.elapsed().as_secs_f64()
     );
-    Ok(())
-}
-
-/// `lrs erase --agent`: destroys the person's vault entry, so everything of
-/// theirs in the log (and in every copy of it) becomes unreadable.
-pub async fn erase(data: &DataArgs, agent: &str) -> anyhow::Result<()> {
-    let agent: serde_json::Value = serde_json::from_str(agent).context("--agent is not json")?;
-    let ifi = xapi::agent::ifi_of(&agent)
-        .context("--agent needs exactly one identifier (mbox, mbox_sha1sum, openid or account)")?;
-    let store = open_store(data)?;
-    let outcome = match store.vault().token_of(&ifi) {
-        Some(token) => store.vault().destroy(&token)?.map(|d| d.token),
-        None => None,
-    };
-    store.close().await?;
-    if let Some(token) = &outcome {
-        crate::audit::record_cli(&data.data_dir, None, "person.erase", &token.to_string())?;
-    }
-    match outcome {
-        Some(token) => {
-            println!("erased person {token}: their data in the log is now unreadable")
-        }
-        None => println!("no such person in the vault (never seen, or already erased)"),
-    }
     Ok(())
 }

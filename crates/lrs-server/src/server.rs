@@ -24,6 +24,7 @@ use crate::security::ratelimit::{limit_by_address, spawn_upkeep, AuthGuard, Rate
 use crate::security::tls::ServerTls;
 use crate::security::tokens::Tokens;
 use crate::security::transport::TransportConfig;
+use crate::tasks::TasksConfig;
 use crate::web::WebState;
 use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::middleware;
@@ -49,6 +50,8 @@ pub struct AppState {
     pub audit: Arc<Audit>,
     pub transport: Arc<TransportConfig>,
     pub last_versions: Arc<crate::resources::middleware::LastVersions>,
+    /// What the server does by itself (`tasks.rs`).
+    pub tasks: Arc<TasksConfig>,
 }
 
 /// Why serving stopped with an error.
@@ -58,6 +61,8 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
     #[error("closing the store: {0}")]
     Store(#[from] lrs_store::StoreError),
+    #[error("starting: {0}")]
+    Start(#[from] lrs_app::AppError),
 }
 
 impl AppState {
@@ -101,6 +106,7 @@ impl AppState {
             audit,
             transport: Arc::new(config.transport.clone()),
             last_versions: Arc::default(),
+            tasks: Arc::new(config.tasks.clone()),
             store,
         })
     }
@@ -227,6 +233,7 @@ async fn serve(
     let audit = state.audit.clone();
     let monitoring = state.monitor.spawn_background();
     let limits_upkeep = spawn_upkeep(state.auth.limits.clone(), state.auth.auth.guard().clone());
+    let privacy = crate::tasks::start_privacy(store.clone(), audit.clone(), &state.tasks)?;
     // With the peer address: `/metrics` answers loopback and allowed
     // networks only, and rate limits count per client address.
     let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
@@ -251,6 +258,9 @@ async fn serve(
     };
     monitoring.finish().await;
     limits_upkeep.abort();
+    if let Some(privacy) = privacy {
+        privacy.abort();
+    }
     audit.close().await;
     served?;
     store.close().await?;

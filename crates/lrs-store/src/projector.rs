@@ -47,6 +47,7 @@ pub(crate) fn all_projections() -> Vec<Box<dyn Projection>> {
         Box::new(documents::Documents),
         Box::new(lrs_projections::staff_accounts::StaffAccounts),
         Box::new(lrs_projections::progress::Progress::default()),
+        Box::new(lrs_projections::privacy::Privacy),
     ]
 }
 

@@ -490,6 +490,10 @@ impl crate::backup::BackupSource for Store {
     fn vault_bytes(&self) -> Result<Vec<u8>, StoreError> {
         self.shared.vault.file_bytes()
     }
+
+    fn privacy_dir(&self) -> Option<PathBuf> {
+        Some(self.data_dir.join(crate::backup::PRIVACY_DIR))
+    }
 }
 
 fn last_statement(log: &Log, head: Head) -> Result<Option<i64>, StoreError> {
