@@ -70,6 +70,8 @@ pub fn kind_byte(kind: RetentionKindV1) -> u8 {
         RetentionKindV1::Documents => b'd',
         RetentionKindV1::AuditTrail => b'a',
         RetentionKindV1::CredentialUse => b'c',
+        RetentionKindV1::OperationsJournal => b'j',
+        RetentionKindV1::Backups => b'b',
     }
 }
 
@@ -79,6 +81,8 @@ pub fn kind_of_byte(byte: u8) -> Option<RetentionKindV1> {
         b'd' => RetentionKindV1::Documents,
         b'a' => RetentionKindV1::AuditTrail,
         b'c' => RetentionKindV1::CredentialUse,
+        b'j' => RetentionKindV1::OperationsJournal,
+        b'b' => RetentionKindV1::Backups,
         _ => return None,
     })
 }

@@ -428,22 +428,20 @@ async fn erasure_leaves_nothing_of_the_person_and_the_figures_unchanged() {
         library_before
     );
 
-    // Erasing again: handled, nobody found.
-    let (status, again, text) = officer
-        .send(
-            reqwest::Method::POST,
-            "/admin/privacy/erasures",
-            &[],
-            Some(json!({"agent": agent})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{text}");
-    assert_eq!(again["people"], 0);
-    // Bad input: 400 with a JSON body.
-    for body in [
-        json!({"agent": {"name": "zonder identificatie"}}),
-        json!({"agent": agent, "request_id": "naam@example.nl"}),
-        json!({"agent": agent, "onbekend": 1}),
+    // Bad input: 400 naming the field, and nothing written. Erasing her
+    // again: the vault no longer knows her (as for someone never seen).
+    let reports_before = officer.ok("/admin/privacy/reports", &[]).await;
+    for (body, path) in [
+        (json!({"agent": agent}), "$.agent"),
+        (
+            json!({"agent": {"name": "zonder identificatie"}}),
+            "$.agent",
+        ),
+        (
+            json!({"agent": bert, "request_id": "naam@example.nl"}),
+            "$.request_id",
+        ),
+        (json!({"agent": bert, "onbekend": 1}), "$"),
     ] {
         let (status, body, text) = officer
             .send(
@@ -455,7 +453,18 @@ async fn erasure_leaves_nothing_of_the_person_and_the_figures_unchanged() {
             .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
         assert!(body["error"]["message"].is_string(), "{text}");
+        assert!(
+            body["error"]["path"]
+                .as_str()
+                .is_some_and(|p| p.starts_with(path)),
+            "{text}"
+        );
     }
+    assert_eq!(
+        officer.ok("/admin/privacy/reports", &[]).await,
+        reports_before,
+        "bad input writes no report"
+    );
 
     // The reports: listed, as JSON, and as the readable document.
     let list = officer.ok("/admin/privacy/reports", &[]).await;
@@ -550,12 +559,20 @@ async fn erasure_leaves_nothing_of_the_person_and_the_figures_unchanged() {
     // The backup window: once it has passed (a retention run as of later
     // than the window), the old backup's vault copy no longer opens at all.
     let window = server
-        .lrs(&["privacy", "backup-window", "--days", "7"])
+        .lrs(&[
+            "privacy", "policy", "set", "--tenant", "*", "--class", "backups", "--days", "7",
+        ])
         .unwrap();
-    assert!(window.contains("\"days\":7"), "{window}");
+    assert!(window.contains("\"backups\""), "{window}");
     let later = chrono::Utc::now() + chrono::Duration::days(8);
     server
-        .lrs(&["retention", "run", "--as-of", &later.to_rfc3339()])
+        .lrs(&[
+            "privacy",
+            "retention",
+            "run",
+            "--as-of",
+            &later.to_rfc3339(),
+        ])
         .unwrap();
     let too_old = scratch.path().join("too-old");
     let out = server
@@ -577,35 +594,103 @@ async fn erasure_leaves_nothing_of_the_person_and_the_figures_unchanged() {
 }
 
 #[tokio::test]
-async fn the_cli_erases_and_answers_access_requests() {
-    let (server, _) = privacy_server();
-    let agent = json!({"mbox": "mailto:cli.persoon@example.nl"}).to_string();
-    // Nobody yet: access says so, erasure reports nobody.
+async fn the_cli_erases_and_answers_access_requests_also_while_the_server_runs() {
+    let (mut server, credential) = privacy_server();
+    let agent = json!({"mbox": "mailto:cli.persoon@example.nl"});
+    let agent_text = agent.to_string();
+    // Nobody yet (server stopped): access and erasure refuse, naming the
+    // agent, and write nothing.
     let out = server
-        .lrs_outcome(&[
-            "privacy",
-            "access",
-            "--agent",
-            &agent,
-            "--data-dir",
-            path(&server.data_dir),
-        ])
+        .lrs_outcome(&["privacy", "access", "--agent", &agent_text])
         .unwrap();
     assert!(!out.status.success());
-    let erased = server
-        .lrs(&["erase", "--agent", &agent, "--request-id", "CLI-1"])
+    let out = server
+        .lrs_outcome(&["erase", "--agent", &agent_text, "--request-id", "CLI-0"])
         .unwrap();
-    assert!(erased.contains("no such person"), "{erased}");
-    let reports = server.lrs(&["privacy", "reports"]).unwrap();
-    let reports: Value = serde_json::from_str(&reports).unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("$.agent") && stderr.contains("privacy.unknown-agent"),
+        "{stderr}"
+    );
+    let out = server
+        .lrs_outcome(&[
+            "erase",
+            "--agent",
+            &agent_text,
+            "--request-id",
+            "Jan Jansen@x",
+        ])
+        .unwrap();
+    assert!(!out.status.success(), "a request id is not personal data");
+    let reports: Value = serde_json::from_str(
+        &server
+            .lrs(&["privacy", "report", "--format", "json"])
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(reports["reports"], json!([]), "nothing was written");
+
+    // The person writes while the server runs; the CLI goes through the
+    // control socket (the server holds the data directory's lock).
+    server.launch().unwrap();
+    let xapi = server
+        .client()
+        .with_credential(&credential.0, &credential.1);
+    let mut s = statement(&agent, "completed", COURSE, Some(SECRET_TEXT));
+    s["actor"]["name"] = json!("Cli Persoon");
+    let reply = xapi.post_statements(&json!([s])).await.unwrap();
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let access = server
+        .lrs(&["privacy", "access", "--agent", &agent_text])
+        .unwrap();
+    assert!(access.contains(SECRET_TEXT), "{access}");
+    let erased = server
+        .lrs(&["erase", "--agent", &agent_text, "--request-id", "CLI-1"])
+        .unwrap();
+    assert!(erased.contains("erased 1 person"), "{erased}");
+    let reports: Value = serde_json::from_str(
+        &server
+            .lrs(&["privacy", "report", "--format", "json"])
+            .unwrap(),
+    )
+    .unwrap();
     assert_eq!(reports["reports"][0]["trigger"]["request_id"], "CLI-1");
-    assert_eq!(reports["reports"][0]["people"], 0);
-    let id = reports["reports"][0]["id"].as_str().unwrap();
-    let markdown = server
-        .lrs(&["privacy", "reports", "--id", id, "--format", "markdown"])
+    assert_eq!(reports["reports"][0]["people"], 1);
+    let id = reports["reports"][0]["id"].as_str().unwrap().to_owned();
+    let position = reports["reports"][0]["log"]["position"].as_u64().unwrap();
+    let text = server
+        .lrs(&["privacy", "report", "--id", &id, "--format", "text"])
+        .unwrap();
+    assert!(text.starts_with("# Anonimiseringsrapport"), "{text}");
+    let month = chrono::Utc::now().format("%Y-%m").to_string();
+    let csv = server
+        .lrs(&["privacy", "report", "--month", &month, "--format", "csv"])
         .unwrap();
     assert!(
-        markdown.starts_with("# Anonimiseringsrapport"),
-        "{markdown}"
+        csv.lines().nth(1).is_some_and(|row| row.starts_with(&id)),
+        "{csv}"
     );
+    assert!(!csv.contains("cli.persoon") && !csv.contains("Cli Persoon"));
+    let out = server
+        .lrs_outcome(&["privacy", "report", "--month", "2026-13"])
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("$.month"));
+    // The server recorded the erasure in its audit trail.
+    server.stop().unwrap();
+    let audit = server.lrs(&["audit", "export"]).unwrap();
+    assert!(
+        audit
+            .lines()
+            .any(|l| l.contains("privacy.erase") && l.contains("control_socket")),
+        "{audit}"
+    );
+    // `lrs verify` checks the report sits where it says.
+    let verified = server.lrs(&["verify"]).unwrap();
+    assert!(
+        verified.contains("1 anonymisation reports are the log entries at the positions they name"),
+        "{verified}"
+    );
+    assert!(position > 0);
 }

@@ -102,8 +102,10 @@ enum Command {
     },
     /// SQL over the analytics Parquet files (works while the server runs).
     Sql(crate::analytics::SqlArgs),
-    /// Erase a person: destroy their vault entry, so everything of theirs in
-    /// the log (and in every copy of it) becomes unreadable.
+    /// Erase a person on request (GDPR art. 17): PersonErasedV1 in the log,
+    /// their vault entry destroyed (everything of theirs in the log, and in
+    /// every copy of it, unreadable), a report; through the running server
+    /// when there is one (docs/privacy.md).
     Erase {
         #[command(flatten)]
         data: DataArgs,
@@ -128,15 +130,11 @@ enum Command {
     /// file of the data directory and named backups; prints a certificate.
     /// Without --confirm a dry run. The server must be stopped.
     EndOfContract(crate::end_of_contract::EndOfContractArgs),
-    /// Access requests, anonymisation reports, the backup window (docs/privacy.md).
+    /// Access requests, anonymisation reports, retention periods and runs
+    /// (docs/privacy.md); through the running server when there is one.
     Privacy {
         #[command(subcommand)]
         command: crate::privacy::PrivacyCommand,
-    },
-    /// Retention periods per tenant and kind of data, and retention runs.
-    Retention {
-        #[command(subcommand)]
-        command: crate::privacy::RetentionCommand,
     },
 }
 
@@ -174,7 +172,6 @@ pub async fn main() -> anyhow::Result<()> {
             request_id,
         } => crate::privacy::erase(&data, &agent, request_id).await,
         Command::Privacy { command } => crate::privacy::privacy(command).await,
-        Command::Retention { command } => crate::privacy::retention(command).await,
         Command::Verify {
             data,
             backup,

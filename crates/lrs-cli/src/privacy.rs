@@ -1,59 +1,76 @@
-//! `lrs erase`, `lrs privacy ...` and `lrs retention ...`. Like the other
-//! administrative commands they open the store, so the server must be
-//! stopped (or use the admin API); every one is audited (`record_cli`).
+//! `lrs erase` and `lrs privacy ...` (docs/privacy.md): erasure on request,
+//! access requests, retention periods and runs, the anonymisation reports.
+//!
+//! While a server runs on the data directory (it holds sled's lock), each
+//! command asks it through the control socket, like `lrs backup`, and the
+//! server records it in its audit trail; with the server stopped the command
+//! opens the data directory itself and records it with `record_cli`. Both
+//! run the same `lrs_app::privacy::ops`.
 
 use crate::audit::{cli_user, record_cli};
 use crate::data::{open_store, DataArgs};
 use anyhow::Context;
-use lrs_app::privacy;
+use lrs_app::privacy::{self, ops::PrivacyOp};
+use serde_json::Value;
 use std::path::PathBuf;
 
 fn who() -> String {
     format!("cli:{}", cli_user())
 }
 
-fn agent_ifi(agent: &str) -> anyhow::Result<(serde_json::Value, xapi::Ifi)> {
-    let agent: serde_json::Value = serde_json::from_str(agent).context("--agent is not json")?;
-    let ifi = xapi::agent::ifi_of(&agent)
-        .context("--agent needs exactly one identifier (mbox, mbox_sha1sum, openid or account)")?;
-    Ok((agent, ifi))
+fn agent_json(agent: &str) -> anyhow::Result<Value> {
+    serde_json::from_str(agent).context("--agent is not JSON (an xAPI agent)")
 }
 
-/// `lrs erase`: erase a person on request, write the report.
-pub async fn erase(data: &DataArgs, agent: &str, request_id: Option<String>) -> anyhow::Result<()> {
-    let (_, ifi) = agent_ifi(agent)?;
-    let request_id = match request_id {
-        Some(id) => {
-            privacy::erase::check_request_id(&id)
-                .map_err(|e| anyhow::anyhow!("--request-id: {e}"))?;
-            id
-        }
-        None => privacy::erase::generated_request_id(),
-    };
-    let store = open_store(data)?;
-    privacy::reconcile(&store)?;
-    let outcome = privacy::erase::erase_on_request(&store, &ifi, &request_id, &who()).await;
-    store.close().await?;
-    let report = outcome?;
-    record_cli(
-        &data.data_dir,
-        None,
-        "privacy.erase",
-        &format!(
-            "request {request_id}, report {}",
-            report.report_id.hyphenated()
-        ),
-    )?;
-    if report.people == 0 {
-        println!("no such person in the vault (never seen, or already erased)");
-    } else {
-        println!(
-            "erased 1 person: their data in the log is now unreadable ({} of {} sealed entries tried do not open)",
-            report.check.unreadable, report.check.tried
-        );
+/// Runs `op` through the running server's control socket, else on the
+/// stopped data directory (recording it with `record_cli`).
+async fn run(data: &DataArgs, op: PrivacyOp) -> anyhow::Result<Value> {
+    let who = who();
+    if let Some(stream) = crate::control::connect(&data.data_dir).await {
+        eprintln!("through the running server");
+        let request = serde_json::json!({"command": "privacy", "who": who, "op": op});
+        return crate::control::call(stream, &request, |_| {}).await;
     }
-    println!("report {}", report.report_id.hyphenated());
+    let store = open_store(data)?;
+    let done = privacy::ops::run(&store, op, &who).await;
+    store.close().await?;
+    let done = done.map_err(|e| match &e {
+        lrs_app::AppError::Invalid(v) => anyhow::anyhow!("{}: {} ({})", v.path, v.message, v.rule),
+        _ => anyhow::anyhow!("{e}"),
+    })?;
+    if let Some((action, target)) = &done.audit {
+        record_cli(&data.data_dir, None, action, target)?;
+    }
+    Ok(done.answer)
+}
+
+/// `lrs erase`: erase a person on request, print the report.
+pub async fn erase(data: &DataArgs, agent: &str, request_id: Option<String>) -> anyhow::Result<()> {
+    let op = PrivacyOp::Erase {
+        agent: agent_json(agent)?,
+        request_id: request_id.unwrap_or_else(privacy::erase::generated_request_id),
+    };
+    let report = run(data, op).await?;
+    println!(
+        "erased {} person: their data in the log is now unreadable ({} of {} sealed entries tried do not open)",
+        report["people"], report["check"]["unreadable"], report["check"]["sealed_entries_tried"]
+    );
+    println!(
+        "report {} at log position {} (entry hash {})",
+        report["id"].as_str().unwrap_or_default(),
+        report["log"]["position"],
+        report["log"]["hash"].as_str().unwrap_or_default()
+    );
     Ok(())
+}
+
+/// How `lrs privacy report` writes.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum ReportFormat {
+    /// The readable document, Dutch first, then English.
+    Text,
+    Json,
+    Csv,
 }
 
 #[derive(clap::Subcommand)]
@@ -69,49 +86,61 @@ pub enum PrivacyCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
-    /// The anonymisation reports: all (JSON), or one as JSON or Markdown.
-    Reports {
+    /// The anonymisation reports (every erasure and retention run): one
+    /// month's (Dutch time), one by id, or all.
+    Report {
         #[command(flatten)]
         data: DataArgs,
+        /// The month, YYYY-MM.
+        #[arg(long)]
+        month: Option<String>,
         /// One report by id.
         #[arg(long)]
         id: Option<String>,
-        /// json or markdown (the readable document, Dutch then English).
-        #[arg(long, default_value = "json")]
-        format: String,
+        #[arg(long, value_enum, default_value = "text")]
+        format: ReportFormat,
     },
-    /// Show or set how long vault copies in backups stay readable (days).
-    BackupWindow {
-        #[command(flatten)]
-        data: DataArgs,
-        #[arg(long)]
-        days: Option<u32>,
+    /// The retention periods: show them, or set one.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+    /// Apply the retention periods now (the server does so daily).
+    Retention {
+        #[command(subcommand)]
+        command: RetentionCommand,
     },
 }
 
 #[derive(clap::Subcommand)]
-pub enum RetentionCommand {
-    /// List the retention periods.
-    Policies {
+pub enum PolicyCommand {
+    /// The periods in force, per tenant (`*`: the KB's default) and class.
+    Show {
         #[command(flatten)]
         data: DataArgs,
     },
-    /// Set (or with --remove remove) a period: tenant (`*` for the
-    /// default), kind (statements, documents, audit_trail, credential_use).
+    /// Set (or with --remove remove) a period. Classes: people, documents
+    /// (per tenant; a tenant's own only stricter than the default),
+    /// audit_trail, credential_use, operations_journal, backups (tenant `*`).
     Set {
         #[command(flatten)]
         data: DataArgs,
+        /// A tenant id, or `*` for the default of every tenant.
         #[arg(long)]
         tenant: String,
         #[arg(long)]
-        kind: String,
+        class: String,
         #[arg(long, required_unless_present = "remove")]
         days: Option<u32>,
         #[arg(long)]
         remove: bool,
     },
-    /// Apply the periods now (or as of --as-of); --dry-run lists what
-    /// would be removed and changes nothing.
+}
+
+#[derive(clap::Subcommand)]
+pub enum RetentionCommand {
+    /// Apply the periods now (or as of --as-of); --dry-run lists what would
+    /// be removed and changes nothing. Writes a report (not a dry run).
     Run {
         #[command(flatten)]
         data: DataArgs,
@@ -123,19 +152,21 @@ pub enum RetentionCommand {
     },
 }
 
+fn print_json(value: &Value) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
 pub async fn privacy(command: PrivacyCommand) -> anyhow::Result<()> {
     match command {
         PrivacyCommand::Access { data, agent, out } => {
-            let (agent, ifi) = agent_ifi(&agent)?;
-            let store = open_store(&data)?;
-            privacy::reconcile(&store)?;
-            let found = privacy::access::access(&store, &ifi, &agent);
-            store.close().await?;
-            let found = found?;
-            record_cli(&data.data_dir, None, "privacy.access", "one person")?;
-            let Some(found) = found else {
-                anyhow::bail!("no such person in the vault (never seen, or erased)");
-            };
+            let found = run(
+                &data,
+                PrivacyOp::Access {
+                    agent: agent_json(&agent)?,
+                },
+            )
+            .await?;
             let text = serde_json::to_string_pretty(&found)?;
             match out {
                 Some(path) => {
@@ -147,129 +178,93 @@ pub async fn privacy(command: PrivacyCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        PrivacyCommand::Reports { data, id, format } => {
-            let store = open_store(&data)?;
-            let result = (|| -> anyhow::Result<String> {
-                match id {
-                    None => Ok(serde_json::to_string_pretty(
-                        &serde_json::json!({"reports": privacy::report::list(&store)?}),
-                    )?),
-                    Some(id) => {
-                        let id = uuid::Uuid::parse_str(&id).context("--id is not a report id")?;
-                        let (report, value) = privacy::report::load(&store, &id)?
-                            .ok_or_else(|| anyhow::anyhow!("no report {id}"))?;
-                        match format.as_str() {
-                            "json" => Ok(serde_json::to_string_pretty(&value)?),
-                            "markdown" => Ok(privacy::report::markdown(
-                                &report,
-                                value["log"]["position"].as_u64().unwrap_or_default(),
-                                value["log"]["hash"].as_str().unwrap_or_default(),
-                            )),
-                            other => anyhow::bail!("--format {other}: json or markdown"),
-                        }
-                    }
+        PrivacyCommand::Report {
+            data,
+            month,
+            id,
+            format,
+        } => {
+            let document = matches!(format, ReportFormat::Text);
+            let answer = run(
+                &data,
+                PrivacyOp::Reports {
+                    month,
+                    id,
+                    document,
+                },
+            )
+            .await?;
+            let reports: Vec<Value> = answer["reports"].as_array().cloned().unwrap_or_default();
+            match format {
+                ReportFormat::Json => print_json(&answer),
+                ReportFormat::Csv => {
+                    print!("{}", privacy::report::csv(&reports));
+                    Ok(())
                 }
-            })();
-            store.close().await?;
-            let text = result?;
-            record_cli(&data.data_dir, None, "privacy.reports", "read")?;
-            println!("{text}");
-            Ok(())
-        }
-        PrivacyCommand::BackupWindow { data, days } => {
-            let dir = data.data_dir.join(lrs_store::backup::PRIVACY_DIR);
-            let mut keys = lrs_store::backup::BackupKeys::open(&dir)?;
-            if let Some(days) = days {
-                anyhow::ensure!(
-                    (2..=3650).contains(&days),
-                    "--days: the backup window is 2 to 3650 days"
-                );
-                keys.set_window_days(days)?;
-                record_cli(
-                    &data.data_dir,
-                    None,
-                    "privacy.backup_window",
-                    &days.to_string(),
-                )?;
+                ReportFormat::Text => {
+                    if reports.is_empty() {
+                        println!("Geen rapporten. / No reports.");
+                    }
+                    for report in &reports {
+                        println!("{}", report["document"].as_str().unwrap_or_default());
+                    }
+                    Ok(())
+                }
             }
-            println!(
-                "{}",
-                serde_json::json!({"days": keys.window_days(), "keys": keys.epochs()})
-            );
-            Ok(())
         }
-    }
-}
-
-pub async fn retention(command: RetentionCommand) -> anyhow::Result<()> {
-    match command {
-        RetentionCommand::Policies { data } => {
-            let store = open_store(&data)?;
-            let policies = privacy::retention::policies_json(&store);
-            store.close().await?;
-            println!("{}", serde_json::to_string_pretty(&policies?)?);
-            Ok(())
-        }
-        RetentionCommand::Set {
-            data,
-            tenant,
-            kind,
-            days,
-            remove,
+        PrivacyCommand::Policy {
+            command: PolicyCommand::Show { data },
+        } => print_json(&run(&data, PrivacyOp::PolicyShow).await?),
+        PrivacyCommand::Policy {
+            command:
+                PolicyCommand::Set {
+                    data,
+                    tenant,
+                    class,
+                    days,
+                    remove,
+                },
         } => {
-            let parsed = privacy::kinds::parse_kind(&kind).ok_or_else(|| {
-                anyhow::anyhow!(
-                    "--kind is one of statements, documents, audit_trail, credential_use"
-                )
-            })?;
             let days = if remove { None } else { days };
-            let store = open_store(&data)?;
-            let set = privacy::retention::set_policy(&store, &tenant, parsed, days, &who()).await;
-            let policies = privacy::retention::policies_json(&store);
-            store.close().await?;
-            set.map_err(|e| anyhow::anyhow!("{e}"))?;
-            record_cli(
-                &data.data_dir,
-                None,
-                "privacy.retention.policy",
-                &format!("{tenant} {kind} {days:?}"),
-            )?;
-            println!("{}", serde_json::to_string_pretty(&policies?)?);
-            Ok(())
+            print_json(
+                &run(
+                    &data,
+                    PrivacyOp::PolicySet {
+                        tenant,
+                        class,
+                        days,
+                    },
+                )
+                .await?,
+            )
         }
-        RetentionCommand::Run {
-            data,
-            dry_run,
-            as_of,
+        PrivacyCommand::Retention {
+            command:
+                RetentionCommand::Run {
+                    data,
+                    dry_run,
+                    as_of,
+                },
         } => {
-            let as_of = match as_of {
+            let as_of_micros = match as_of {
                 Some(text) => privacy::retention::parse_as_of(&text)
                     .ok_or_else(|| anyhow::anyhow!("--as-of: an RFC 3339 time or YYYY-MM-DD"))?,
                 None => lrs_core::clock::now_micros(),
             };
-            let store = open_store(&data)?;
-            privacy::reconcile(&store)?;
             eprintln!(
                 "retention {} as of {}",
                 if dry_run { "dry run" } else { "run" },
-                lrs_core::statement::format_micros(as_of)
+                lrs_core::statement::format_micros(as_of_micros)
             );
-            let outcome = privacy::retention::run(&store, as_of, dry_run, &who()).await;
-            store.close().await?;
-            let outcome = outcome?;
-            record_cli(
-                &data.data_dir,
-                None,
-                if dry_run {
-                    "privacy.retention.dry_run"
-                } else {
-                    "privacy.retention.run"
+            let outcome = run(
+                &data,
+                PrivacyOp::RetentionRun {
+                    as_of_micros,
+                    dry_run,
                 },
-                &outcome.summary(),
-            )?;
-            eprintln!("{}", outcome.summary());
-            println!("{}", serde_json::to_string_pretty(&outcome)?);
-            Ok(())
+            )
+            .await?;
+            print_json(&outcome)
         }
     }
 }

@@ -72,13 +72,6 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(address = %local, scheme, data_dir = %data.data_dir.display(), head = store.head(), "serving xAPI at /xapi");
-    let control = match crate::control::listen(store.clone()) {
-        Ok(control) => Some(control),
-        Err(error) => {
-            tracing::warn!(%error, "no control socket: `lrs backup` will need the server stopped");
-            None
-        }
-    };
     warn_about_transport(&transport, local);
     // One public address: the tokens' issuer and security.txt's Canonical.
     oauth.public_url = transport
@@ -97,7 +90,14 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.web = web;
     config.analytics = Some(analytics);
     config.tasks = tasks.into_config();
-    let state = AppState::try_new(store, config).context("opening the audit trail")?;
+    let state = AppState::try_new(store.clone(), config).context("opening the audit trail")?;
+    let control = match crate::control::listen(store, state.audit.clone()) {
+        Ok(control) => Some(control),
+        Err(error) => {
+            tracing::warn!(%error, "no control socket: `lrs backup` and `lrs erase` will need the server stopped");
+            None
+        }
+    };
     let served = match tls {
         Some(tls) => lrs_server::run_tls(listener, tls, state, shutdown).await,
         None => lrs_server::run(listener, state, shutdown).await,

@@ -68,6 +68,15 @@ pub async fn verify(
             )),
         }
     }
+    if broken.is_empty() {
+        let (reports, wrong) = lrs_app::privacy::report::verify_all(&store)?;
+        if wrong.is_empty() {
+            println!(
+                "ok: {reports} anonymisation reports are the log entries at the positions they name"
+            );
+        }
+        broken.extend(wrong.into_iter().map(|w| format!("BROKEN: {w}")));
+    }
     if !chain_only && broken.is_empty() {
         eprintln!("rebuilding every projection from the log into a scratch copy");
         let differences =

@@ -501,6 +501,13 @@ pub enum RetentionKindV1 {
     AuditTrail,
     /// Records of credential use (the audit records of authenticated requests).
     CredentialUse,
+    /// The operations journal's monthly files (per-minute request counts; no
+    /// personal data, kept for the service report). Appended after the first
+    /// four: older entries decode unchanged.
+    OperationsJournal,
+    /// How long a backup's copy of the vault stays readable (its backup key
+    /// is destroyed after this many days).
+    Backups,
 }
 
 /// A tenant's retention period for one kind of data was set (`days`), or

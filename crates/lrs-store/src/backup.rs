@@ -833,7 +833,7 @@ pub const PRIVACY_DIR: &str = "privacy";
 /// register from (default: the one the backup was made from).
 pub const PRIVACY_DIR_ENV: &str = "LRS_PRIVACY_DIR";
 /// How long a backup's vault copy stays readable, by default.
-pub const DEFAULT_WINDOW_DAYS: u32 = 35;
+pub const DEFAULT_WINDOW_DAYS: u32 = 30;
 const KEYS_FILE: &str = "backup-keys";
 const REGISTER_FILE: &str = "erased";
 const KEYS_MAGIC: &[u8; 12] = b"LRS-BKEYS-v1";

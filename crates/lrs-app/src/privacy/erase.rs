@@ -183,17 +183,26 @@ pub fn check_unreadable<'a>(
 }
 
 /// Erasure on request: finds the person by identifier, erases them and
-/// appends the report. A person not in the vault (never seen, or erased
-/// before) still gets a report, with nobody in it: the request was handled.
+/// appends the report. A person the vault does not know (never seen, or
+/// erased before: a destroyed slot no longer answers to the identifier) is
+/// refused as bad input naming `$.agent`, and nothing is written.
 pub async fn erase_on_request(
     store: &Store,
     ifi: &xapi::Ifi,
     request_id: &str,
     who: &str,
 ) -> AppResult<PrivacyReportV1> {
+    check_request_id(request_id)?;
     let mut total = Erased::default();
     let mut people = 0;
-    if let Some(token) = store.vault().token_of(ifi) {
+    let Some(token) = store.vault().token_of(ifi) else {
+        return Err(AppError::bad_request(
+            "$.agent",
+            "privacy.unknown-agent",
+            "no person with this identifier is known here (never seen, or already erased)",
+        ));
+    };
+    {
         if let Some(erased) = erase_token(
             store,
             token,

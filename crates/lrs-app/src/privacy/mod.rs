@@ -13,6 +13,7 @@
 pub mod access;
 pub mod erase;
 pub mod kinds;
+pub mod ops;
 pub mod report;
 pub mod retention;
 

@@ -4,7 +4,7 @@
 //! second. No personal data: counts, kinds, periods and request ids.
 
 use super::kinds::kind_name;
-use crate::error::AppResult;
+use crate::error::{AppError, AppResult};
 use lrs_core::events::{PrivacyReportTriggerV1, PrivacyReportV1};
 use lrs_core::Event;
 use lrs_store::Store;
@@ -66,6 +66,31 @@ pub fn load(store: &Store, id: &uuid::Uuid) -> AppResult<Option<(PrivacyReportV1
     Ok(Some((report, value)))
 }
 
+/// Checks that every report the privacy read model lists is the
+/// `PrivacyReportV1` entry at the log position it names (the chain, checked
+/// first by `lrs verify`, vouches for the entry and its hash). Returns how
+/// many reports were checked and what is wrong.
+pub fn verify_all(store: &Store) -> AppResult<(usize, Vec<String>)> {
+    let mut broken = Vec::new();
+    let reports = store.privacy_reports()?;
+    for (id, at) in &reports {
+        match store.entry(at.position)? {
+            Some(entry) => match entry.event {
+                Event::PrivacyReportV1(report) if report.report_id == *id => {}
+                _ => broken.push(format!(
+                    "report {id}: the entry at position {} is not that report",
+                    at.position
+                )),
+            },
+            None => broken.push(format!(
+                "report {id}: no log entry at position {}",
+                at.position
+            )),
+        }
+    }
+    Ok((reports.len(), broken))
+}
+
 /// Every report, oldest first, as JSON.
 pub fn list(store: &Store) -> AppResult<Vec<Value>> {
     let mut all = Vec::new();
@@ -75,6 +100,75 @@ pub fn list(store: &Store) -> AppResult<Vec<Value>> {
         }
     }
     Ok(all)
+}
+
+/// The ids of the reports of one month (Dutch time, `YYYY-MM`), or of all
+/// without one, oldest first.
+pub fn ids_of_month(store: &Store, month: Option<&str>) -> AppResult<Vec<uuid::Uuid>> {
+    let month = month
+        .map(|text| {
+            text.parse::<crate::insight::Month>().map_err(|e| {
+                AppError::bad_request("$.month", "privacy.month", format!("{text:?}: {e}"))
+            })
+        })
+        .transpose()?;
+    let mut reports: Vec<(i64, uuid::Uuid)> = store
+        .privacy_reports()?
+        .into_iter()
+        .filter(|(_, at)| {
+            month.is_none_or(|m| crate::insight::Month::of_micros(at.time_micros) == m)
+        })
+        .map(|(id, at)| (at.position as i64, id))
+        .collect();
+    reports.sort();
+    Ok(reports.into_iter().map(|(_, id)| id).collect())
+}
+
+/// Reports as CSV, one row each: what a spreadsheet needs to count
+/// erasures and retention runs (no personal data, like the reports).
+pub fn csv(reports: &[Value]) -> String {
+    let mut out = String::from(
+        "id,time,trigger,request_id,as_of,people,records,sealed_entries_tried,unreadable,log_position,log_entry_hash\n",
+    );
+    let field = |v: &Value| -> String {
+        let text = match v {
+            Value::String(s) => s.clone(),
+            Value::Null => String::new(),
+            other => other.to_string(),
+        };
+        if text.contains([',', '"', '\n']) {
+            format!("\"{}\"", text.replace('"', "\"\""))
+        } else {
+            text
+        }
+    };
+    for r in reports {
+        let records = r["records"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(";")
+            })
+            .unwrap_or_default();
+        let row = [
+            field(&r["id"]),
+            field(&r["time"]),
+            field(&r["trigger"]["kind"]),
+            field(&r["trigger"]["request_id"]),
+            field(&r["trigger"]["as_of"]),
+            field(&r["people"]),
+            field(&Value::String(records)),
+            field(&r["check"]["sealed_entries_tried"]),
+            field(&r["check"]["unreadable"]),
+            field(&r["log"]["position"]),
+            field(&r["log"]["hash"]),
+        ];
+        out.push_str(&row.join(","));
+        out.push('\n');
+    }
+    out
 }
 
 fn records_table(report: &PrivacyReportV1, dutch: bool) -> String {

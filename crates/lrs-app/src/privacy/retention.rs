@@ -15,7 +15,7 @@
 //! report (`PrivacyReportV1`).
 
 use super::erase::{erase_token, Erased};
-use super::kinds::{kind_name, parse_kind};
+use super::kinds::{is_global, kind_name, parse_kind};
 use crate::error::{AppError, AppResult};
 use lrs_core::events::{
     AuditTrailTrimmedV1, DocumentResourceV1, DocumentsDeletedV1, ErasureReasonV1,
@@ -46,12 +46,15 @@ impl Policies {
         ))
     }
 
-    /// The period of a tenant's data of a kind: its own, else the default.
+    /// The period of a tenant's data of a kind: the shorter of its own and
+    /// the default (a tenant may be stricter than the KB, never looser).
     pub fn days(&self, tenant: &str, kind: RetentionKindV1) -> Option<u32> {
-        self.0
-            .get(&(tenant.to_owned(), kind))
-            .or_else(|| self.0.get(&("*".to_owned(), kind)))
-            .copied()
+        let own = self.0.get(&(tenant.to_owned(), kind)).copied();
+        let default = self.0.get(&("*".to_owned(), kind)).copied();
+        match (own, default) {
+            (Some(own), Some(default)) => Some(own.min(default)),
+            (own, default) => own.or(default),
+        }
     }
 
     pub fn applied(&self) -> Vec<RetentionPolicyV1> {
@@ -109,6 +112,10 @@ pub struct RunOutcome {
     pub people: Vec<DuePerson>,
     pub documents: Vec<DueDocument>,
     pub audit_segments: Vec<DueSegment>,
+    /// The operations journal's month files past their period.
+    pub operations_journal_files: Vec<String>,
+    /// How long a backup's vault copy stays readable, days (the `backups` period).
+    pub backup_window_days: u32,
     /// Backup keys older than the backup window (epochs).
     pub backup_keys: Vec<u64>,
     /// The report appended (real runs).
@@ -118,12 +125,13 @@ pub struct RunOutcome {
 impl RunOutcome {
     pub fn summary(&self) -> String {
         format!(
-            "{} as of {}: {} people, {} documents, {} audit segments, {} backup keys",
+            "{} as of {}: {} people, {} documents, {} audit segments, {} journal files, {} backup keys",
             if self.dry_run { "dry run" } else { "run" },
             self.as_of,
             self.people.len(),
             self.documents.len(),
             self.audit_segments.len(),
+            self.operations_journal_files.len(),
             self.backup_keys.len()
         )
     }
@@ -310,17 +318,81 @@ fn due_segments(
     Ok((due, Some(cutoff)))
 }
 
+/// The operations journal's month files (`ops/journal-YYYY-MM.jsonl`, UTC
+/// months) whose whole month ended more than the `operations_journal`
+/// period before `as_of`, oldest first.
+fn due_journal_files(
+    store: &Store,
+    policies: &Policies,
+    as_of: i64,
+) -> AppResult<Vec<std::path::PathBuf>> {
+    let Some(days) = policies.days("*", RetentionKindV1::OperationsJournal) else {
+        return Ok(Vec::new());
+    };
+    let cutoff = as_of - i64::from(days) * DAY_MICROS;
+    let dir = store.data_dir().join("ops");
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e.into()),
+    };
+    let mut due = Vec::new();
+    for entry in entries {
+        let path = entry?.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        let Some(month) = name
+            .strip_prefix("journal-")
+            .and_then(|n| n.strip_suffix(".jsonl"))
+        else {
+            continue;
+        };
+        let Some((year, month)) = month
+            .split_once('-')
+            .and_then(|(y, m)| Some((y.parse::<i32>().ok()?, m.parse::<u32>().ok()?)))
+        else {
+            continue;
+        };
+        let (next_year, next_month) = if month == 12 {
+            (year + 1, 1)
+        } else {
+            (year, month + 1)
+        };
+        let Some(month_end) = chrono::NaiveDate::from_ymd_opt(next_year, next_month, 1)
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .map(|t| t.and_utc().timestamp_micros())
+        else {
+            continue;
+        };
+        if month_end <= cutoff {
+            due.push(path);
+        }
+    }
+    due.sort();
+    Ok(due)
+}
+
+/// The backup window in force: the `backups` period, else the default.
+pub fn backup_window_days(policies: &Policies) -> u32 {
+    policies
+        .days("*", RetentionKindV1::Backups)
+        .unwrap_or(lrs_store::backup::DEFAULT_WINDOW_DAYS)
+}
+
 /// One retention run as of `as_of` (µs).
 pub async fn run(store: &Store, as_of: i64, dry_run: bool, who: &str) -> AppResult<RunOutcome> {
     let policies = Policies::load(store)?;
     let people = due_people(store, &policies, as_of)?;
     let documents = due_documents(store, &policies, as_of)?;
     let (segments, audit_cutoff) = due_segments(store, &policies, as_of)?;
+    let journal_files = due_journal_files(store, &policies, as_of)?;
     let privacy_dir = super::privacy_dir(store);
     let as_of_unix = as_of.div_euclid(1_000_000);
+    let window_days = backup_window_days(&policies);
     let backup_keys: Vec<u64> = match lrs_store::backup::BackupKeys::open_existing(&privacy_dir)? {
         Some(keys) => {
-            let cutoff = as_of_unix - i64::from(keys.window_days()) * 86_400;
+            let cutoff = as_of_unix - i64::from(window_days) * 86_400;
             keys.epochs()
                 .into_iter()
                 .filter(|e| e.created_unix <= cutoff)
@@ -355,6 +427,11 @@ pub async fn run(store: &Store, as_of: i64, dry_run: bool, who: &str) -> AppResu
                 }
             })
             .collect(),
+        operations_journal_files: journal_files
+            .iter()
+            .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .collect(),
+        backup_window_days: window_days,
         backup_keys,
         report: None,
     };
@@ -405,8 +482,14 @@ pub async fn run(store: &Store, as_of: i64, dry_run: bool, who: &str) -> AppResu
         }
         audit_records = last_seq + 1 - first.first_seq;
     }
+    for file in &journal_files {
+        std::fs::remove_file(file)?;
+    }
     let mut keys_destroyed = 0u64;
     if let Some(mut keys) = lrs_store::backup::BackupKeys::open_existing(&privacy_dir)? {
+        if keys.window_days() != window_days {
+            keys.set_window_days(window_days)?;
+        }
         keys_destroyed = keys.expire(as_of_unix)?.len() as u64;
     }
     let mut records = total.records();
@@ -415,6 +498,7 @@ pub async fn run(store: &Store, as_of: i64, dry_run: bool, who: &str) -> AppResu
             ("documents_past_retention", documents.len() as u64),
             ("audit_segments", segments.len() as u64),
             ("audit_records", audit_records),
+            ("operations_journal_files", journal_files.len() as u64),
             ("backup_keys", keys_destroyed),
         ]
         .into_iter()
@@ -458,24 +542,48 @@ pub async fn set_policy(
             format!("no tenant {tenant:?} (use \"*\" for the default of every tenant)"),
         ));
     }
-    if tenant != "*"
-        && matches!(
-            kind,
-            RetentionKindV1::AuditTrail | RetentionKindV1::CredentialUse
-        )
-    {
+    if tenant != "*" && is_global(kind) {
         return Err(AppError::bad_request(
             "$.tenant",
             "retention.tenant",
-            "the audit trail (and the credential use it records) is one for all tenants: set its period for tenant \"*\"",
+            format!(
+                "{} is kept once for all tenants: set its period for tenant \"*\" (the KB's default)",
+                kind_name(kind)
+            ),
         ));
     }
-    if days == Some(0) || days.is_some_and(|d| d > 36_500) {
+    let least = if kind == RetentionKindV1::Backups {
+        2
+    } else {
+        1
+    };
+    if days.is_some_and(|d| d < least || d > 36_500) {
         return Err(AppError::bad_request(
             "$.days",
             "retention.days",
-            "a retention period is 1 to 36500 days (or null to remove it)",
+            format!(
+                "a {} period is {least} to 36500 days (or null to remove it)",
+                kind_name(kind)
+            ),
         ));
+    }
+    if tenant != "*" {
+        let default = Policies::load(store)?
+            .0
+            .get(&("*".to_owned(), kind))
+            .copied();
+        if let (Some(days), Some(default)) = (days, default) {
+            if days > default {
+                return Err(AppError::bad_request(
+                    "$.days",
+                    "retention.looser",
+                    format!(
+                        "{days} days is looser than the KB's default of {default} days for {}: a tenant may only be stricter",
+                        kind_name(kind)
+                    ),
+                ));
+            }
+        }
     }
     crate::admin::append(
         store,
@@ -487,7 +595,14 @@ pub async fn set_policy(
             who: who.to_owned(),
         }),
     )
-    .await
+    .await?;
+    if kind == RetentionKindV1::Backups {
+        // Backups made from now on seal their vault copy for this window.
+        let policies = Policies::load(store)?;
+        let mut keys = lrs_store::backup::BackupKeys::open(&super::privacy_dir(store))?;
+        keys.set_window_days(backup_window_days(&policies))?;
+    }
+    Ok(())
 }
 
 /// The periods as JSON.

@@ -9,7 +9,6 @@
 //!   (`privacy.retention`);
 //! - `GET /admin/privacy/reports`, `GET /admin/privacy/reports/{id}`
 //!   (`?format=markdown` for the readable document) (`privacy.reports`);
-//! - `GET|PUT /admin/privacy/backup-window` `{"days": n}` (`privacy.retention`).
 //!
 //! An agent travels in a POST body, never in a URL (URLs end up in logs).
 
@@ -44,10 +43,6 @@ where
         .route("/admin/privacy/retention/runs", post(run_retention))
         .route("/admin/privacy/reports", get(list_reports))
         .route("/admin/privacy/reports/{id}", get(get_report))
-        .route(
-            "/admin/privacy/backup-window",
-            get(get_window).put(put_window),
-        )
 }
 
 fn body<T: for<'de> Deserialize<'de>>(bytes: &Bytes) -> Result<T, ApiError> {
@@ -174,7 +169,7 @@ async fn put_policy(
         ApiError::bad_request(
             "$.kind",
             "retention.kind",
-            "kind is one of statements, documents, audit_trail, credential_use",
+            "kind is one of people, documents, audit_trail, credential_use, operations_journal, backups",
         )
     })?;
     // A tenant's own administrator sets its own periods; the KB sets any.
@@ -289,47 +284,4 @@ async fn get_report(
             "format is json or markdown",
         )),
     }
-}
-
-async fn get_window(State(state): State<ApiState>, admin: Admin) -> Result<Response, ApiError> {
-    admin.0.require_permission("privacy.retention")?;
-    let keys = lrs_store::backup::BackupKeys::open(&privacy::privacy_dir(&state.store))?;
-    Ok(axum::Json(json!({
-        "days": keys.window_days(),
-        "keys": keys.epochs(),
-    }))
-    .into_response())
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct WindowBody {
-    days: u32,
-}
-
-async fn put_window(
-    State(state): State<ApiState>,
-    admin: Admin,
-    bytes: Bytes,
-) -> Result<Response, ApiError> {
-    admin.0.require_permission("privacy.retention")?;
-    require_kb(&state, &admin)?;
-    let request: WindowBody = body(&bytes)?;
-    if !(2..=3650).contains(&request.days) {
-        return Err(ApiError::bad_request(
-            "$.days",
-            "privacy.backup_window",
-            "the backup window is 2 to 3650 days",
-        ));
-    }
-    let mut keys = lrs_store::backup::BackupKeys::open(&privacy::privacy_dir(&state.store))?;
-    keys.set_window_days(request.days)?;
-    record_admin(
-        &state.audit,
-        &admin.0,
-        "privacy.backup_window",
-        &request.days.to_string(),
-        200,
-    );
-    Ok(axum::Json(json!({"days": keys.window_days(), "keys": keys.epochs()})).into_response())
 }
