@@ -19,6 +19,7 @@ mod monitoring;
 mod oauth;
 mod privacy;
 mod privacy_erasure;
+mod privacy_online;
 mod privacy_retention;
 mod protocol;
 mod resources_activities_agents;

@@ -76,6 +76,25 @@ pub async fn verify(
             );
         }
         broken.extend(wrong.into_iter().map(|w| format!("BROKEN: {w}")));
+        // The audit trail's trim anchor file says what the log's last
+        // AuditTrailTrimmedV1 says (lrs audit verify trusts the file).
+        let audit_dir = data.data_dir.join(lrs_store::audit::AUDIT_DIR);
+        let file = lrs_store::audit::read_anchor(&audit_dir)?;
+        match (store.audit_anchor()?, file) {
+            (None, None) => {}
+            (Some(logged), Some((first, hash)))
+                if logged.first_kept_seq == first && logged.anchor_hash == hash =>
+            {
+                println!("ok: the audit trail's trim anchor (record {first}) is the one in the log")
+            }
+            (logged, file) => {
+                broken.push(format!(
+                "BROKEN: the audit trail's trim anchor file ({}) is not the one in the log ({})",
+                file.map_or("none".to_owned(), |(first, _)| format!("record {first}")),
+                logged.map_or("none".to_owned(), |a| format!("record {}", a.first_kept_seq))
+            ))
+            }
+        }
     }
     if !chain_only && broken.is_empty() {
         eprintln!("rebuilding every projection from the log into a scratch copy");

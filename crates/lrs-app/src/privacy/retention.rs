@@ -477,6 +477,8 @@ pub async fn run(store: &Store, as_of: i64, dry_run: bool, who: &str) -> AppResu
             }))
             .await
             .map_err(|e| AppError::internal(format!("appending the audit trim: {e}")))?;
+        let audit_dir = store.data_dir().join(lrs_store::audit::AUDIT_DIR);
+        lrs_store::audit::write_anchor(&audit_dir, last_seq + 1, anchor_hash)?;
         for segment in &segments {
             std::fs::remove_file(&segment.path)?;
         }
