@@ -125,6 +125,16 @@ async fn erasure_online_while_eight_writers_post_leaves_nothing_and_keeps_the_fi
             "roles",
             "define",
             "--name",
+            "fg-pagina",
+            "--permission",
+            "privacy.reports",
+            "--permission",
+            "figures.read",
+        ],
+        vec![
+            "roles",
+            "define",
+            "--name",
             "inzicht",
             "--permission",
             "figures.read",
@@ -138,6 +148,7 @@ async fn erasure_online_while_eight_writers_post_leaves_nothing_and_keeps_the_fi
     let writer_credential = server.credential_with_role("schrijver", "kb", None);
     let mut kb_staff = add_staff(&server, "kb", "kb.kijker", "Kees Kijker", "inzicht");
     let mut library_staff = add_staff(&server, "bieb", "bieb.kijker", "Bea Kijker", "inzicht");
+    let mut officer_staff = add_staff(&server, "kb", "fg.pagina", "Fleur Gegevens", "fg-pagina");
     for (name, value) in [
         ("LRS_RATE_PER_ADDRESS", "0"),
         ("LRS_RATE_PER_CREDENTIAL", "0"),
@@ -420,6 +431,46 @@ async fn erasure_online_while_eight_writers_post_leaves_nothing_and_keeps_the_fi
             answers.push(visit.body);
         }
     }
+    // The privacy officer's page: the month's three reports, Dutch first,
+    // every one all unreadable; the month as CSV; others may not see it.
+    let this_month = chrono::Utc::now().format("%Y-%m").to_string();
+    let mut browser = Client::new(&server.base_url);
+    browser.login(&mut officer_staff).await;
+    let page = browser.get(&format!("/privacy?month={this_month}")).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(
+        page.body.contains("Anonimiseringsrapporten"),
+        "{}",
+        page.body
+    );
+    for i in 0..3 {
+        assert!(
+            page.body.contains(&format!("AVG-ONLINE-{i}")),
+            "{}",
+            page.body
+        );
+    }
+    assert_eq!(
+        page.body.matches("alles onleesbaar").count(),
+        3,
+        "{}",
+        page.body
+    );
+    answers.push(page.body);
+    let english = browser
+        .get(&format!("/privacy?month={this_month}&lang=en"))
+        .await;
+    assert!(english.body.contains("Anonymisation reports"));
+    answers.push(english.body);
+    let csv = browser
+        .get(&format!("/privacy/download?month={this_month}&format=csv"))
+        .await;
+    assert_eq!(csv.status, StatusCode::OK);
+    assert_eq!(csv.body.lines().count(), 1 + 3, "{}", csv.body);
+    answers.push(csv.body);
+    let mut other = Client::new(&server.base_url);
+    other.login(&mut kb_staff).await;
+    assert_eq!(other.get("/privacy").await.status, StatusCode::FORBIDDEN);
     for answer in &answers {
         let found = found_in(answer, &doomed.needles);
         assert!(found.is_empty(), "{found:?} in an answer: {answer}");
