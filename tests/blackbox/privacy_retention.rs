@@ -98,11 +98,33 @@ async fn retention_over_two_years_with_a_simulated_clock() {
             .await;
         assert_eq!(status, StatusCode::OK, "{text}");
     }
-    for bad in [
-        json!({"tenant": "kb", "kind": "alles", "days": 1}),
-        json!({"tenant": "kb", "kind": "statements", "days": 0}),
-        json!({"tenant": "nergens", "kind": "statements", "days": 30}),
-        json!({"tenant": "kb", "kind": "audit_trail", "days": 30}),
+    for (bad, path, rule) in [
+        (
+            json!({"tenant": "kb", "kind": "alles", "days": 1}),
+            "$.kind",
+            "retention.kind",
+        ),
+        (
+            json!({"tenant": "kb", "kind": "statements", "days": 0}),
+            "$.days",
+            "retention.days",
+        ),
+        (
+            json!({"tenant": "nergens", "kind": "statements", "days": 30}),
+            "$.tenant",
+            "retention.tenant",
+        ),
+        (
+            json!({"tenant": "kb", "kind": "audit_trail", "days": 30}),
+            "$.tenant",
+            "retention.tenant",
+        ),
+        // Looser than the KB's default of 170 days for documents.
+        (
+            json!({"tenant": "kb", "kind": "documents", "days": 200}),
+            "$.days",
+            "retention.looser",
+        ),
     ] {
         let (status, body, text) = officer
             .send(
@@ -114,6 +136,8 @@ async fn retention_over_two_years_with_a_simulated_clock() {
             .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
         assert!(body["error"]["message"].is_string());
+        assert_eq!(body["error"]["path"], path, "{text}");
+        assert_eq!(body["error"]["rule"], rule, "{text}");
     }
     let policies = officer.ok("/admin/privacy/retention/policies", &[]).await;
     assert_eq!(

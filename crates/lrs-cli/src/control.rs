@@ -103,10 +103,29 @@ async fn handle(store: Arc<Store>, audit: Arc<Audit>, stream: UnixStream) {
         }
         Some("privacy") => {
             let who = request["who"].as_str().unwrap_or("cli:unknown").to_owned();
-            let answer = match serde_json::from_value::<PrivacyOp>(request["op"].clone()) {
-                Ok(op) => run_privacy(&store, &audit, op, &who).await,
-                Err(e) => json!({"error": format!("not a privacy operation: {e}")}),
+            let op = match serde_json::from_value::<PrivacyOp>(request["op"].clone()) {
+                Ok(op) => op,
+                Err(e) => {
+                    let error = json!({"error": format!("not a privacy operation: {e}")});
+                    let _ = send(&mut write, &error).await;
+                    return;
+                }
             };
+            let (progress_tx, mut progress_rx) = tokio::sync::mpsc::unbounded_channel::<Progress>();
+            let job =
+                tokio::spawn(
+                    async move { run_privacy(&store, &audit, op, &who, progress_tx).await },
+                );
+            while let Some(p) = progress_rx.recv().await {
+                let line =
+                    json!({"progress": {"phase": p.phase, "done": p.done, "total": p.total}});
+                if send(&mut write, &line).await.is_err() {
+                    break;
+                }
+            }
+            let answer = job
+                .await
+                .unwrap_or_else(|e| json!({"error": format!("privacy task failed: {e}")}));
             let _ = send(&mut write, &answer).await;
         }
         other => {
@@ -120,8 +139,14 @@ async fn handle(store: Arc<Store>, audit: Arc<Audit>, stream: UnixStream) {
 }
 
 /// A privacy operation on the running server's store, recorded in its audit trail.
-async fn run_privacy(store: &Store, audit: &Audit, op: PrivacyOp, who: &str) -> Value {
-    match ops::run(store, op, who).await {
+async fn run_privacy(
+    store: &Store,
+    audit: &Audit,
+    op: PrivacyOp,
+    who: &str,
+    progress: tokio::sync::mpsc::UnboundedSender<Progress>,
+) -> Value {
+    match ops::run(store, op, who, Some(progress)).await {
         Ok(done) => {
             if let Some((action, target)) = &done.audit {
                 audit.submit(AuditEntry {

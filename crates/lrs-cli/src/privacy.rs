@@ -8,7 +8,7 @@
 //! run the same `lrs_app::privacy::ops`.
 
 use crate::audit::{cli_user, record_cli};
-use crate::data::{open_store, DataArgs};
+use crate::data::{open_store, print_progress, progress_line, DataArgs};
 use anyhow::Context;
 use lrs_app::privacy::{self, ops::PrivacyOp};
 use serde_json::Value;
@@ -29,10 +29,25 @@ async fn run(data: &DataArgs, op: PrivacyOp) -> anyhow::Result<Value> {
     if let Some(stream) = crate::control::connect(&data.data_dir).await {
         eprintln!("through the running server");
         let request = serde_json::json!({"command": "privacy", "who": who, "op": op});
-        return crate::control::call(stream, &request, |_| {}).await;
+        return crate::control::call(stream, &request, |p| {
+            progress_line(
+                p["phase"].as_str().unwrap_or(""),
+                p["done"].as_u64().unwrap_or_default(),
+                p["total"].as_u64().unwrap_or_default(),
+                "",
+            )
+        })
+        .await;
     }
     let store = open_store(data)?;
-    let done = privacy::ops::run(&store, op, &who).await;
+    let (progress, mut watched) = tokio::sync::mpsc::unbounded_channel();
+    let printer = tokio::spawn(async move {
+        while let Some(p) = watched.recv().await {
+            print_progress(p);
+        }
+    });
+    let done = privacy::ops::run(&store, op, &who, Some(progress)).await;
+    let _ = printer.await;
     store.close().await?;
     let done = done.map_err(|e| match &e {
         lrs_app::AppError::Invalid(v) => anyhow::anyhow!("{}: {} ({})", v.path, v.message, v.rule),

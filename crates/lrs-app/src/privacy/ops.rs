@@ -52,8 +52,14 @@ pub struct Done {
     pub audit: Option<(String, String)>,
 }
 
-/// Runs `op` on `store` as `who` (`cli:<user>`, a credential key, ...).
-pub async fn run(store: &Store, op: PrivacyOp, who: &str) -> AppResult<Done> {
+/// Runs `op` on `store` as `who` (`cli:<user>`, a credential key, ...); a
+/// long operation (a retention run) tells `progress` how far it is.
+pub async fn run(
+    store: &Store,
+    op: PrivacyOp,
+    who: &str,
+    progress: Option<retention::ProgressSender>,
+) -> AppResult<Done> {
     match op {
         PrivacyOp::Erase { agent, request_id } => {
             let ifi = super::ifi_of_agent(&agent)?;
@@ -117,7 +123,8 @@ pub async fn run(store: &Store, op: PrivacyOp, who: &str) -> AppResult<Done> {
             dry_run,
         } => {
             super::reconcile(store)?;
-            let outcome = retention::run(store, as_of_micros, dry_run, who).await?;
+            let outcome =
+                retention::run_watched(store, as_of_micros, dry_run, who, progress).await?;
             Ok(Done {
                 audit: (!dry_run).then(|| ("privacy.retention.run".into(), outcome.summary())),
                 answer: serde_json::to_value(&outcome).map_err(AppError::internal)?,

@@ -380,8 +380,23 @@ pub fn backup_window_days(policies: &Policies) -> u32 {
         .unwrap_or(lrs_store::backup::DEFAULT_WINDOW_DAYS)
 }
 
+/// Where a long run is: the phase, how many of how many. Sent to whoever
+/// watches (`lrs privacy retention run` prints it); nobody may watch.
+pub type ProgressSender = tokio::sync::mpsc::UnboundedSender<lrs_store::backup::Progress>;
+
 /// One retention run as of `as_of` (µs).
 pub async fn run(store: &Store, as_of: i64, dry_run: bool, who: &str) -> AppResult<RunOutcome> {
+    run_watched(store, as_of, dry_run, who, None).await
+}
+
+/// [`run`], telling `progress` how far the erasures are.
+pub async fn run_watched(
+    store: &Store,
+    as_of: i64,
+    dry_run: bool,
+    who: &str,
+    progress: Option<ProgressSender>,
+) -> AppResult<RunOutcome> {
     let policies = Policies::load(store)?;
     let people = due_people(store, &policies, as_of)?;
     let documents = due_documents(store, &policies, as_of)?;
@@ -449,7 +464,19 @@ pub async fn run(store: &Store, as_of: i64, dry_run: bool, who: &str) -> AppResu
     }
     let mut total = Erased::default();
     let mut erased_people = 0u64;
-    for (token, due) in &people {
+    let tell = |done: usize| {
+        if let Some(progress) = &progress {
+            let _ = progress.send(lrs_store::backup::Progress {
+                phase: "erasing people past retention",
+                done: done as u64,
+                total: people.len() as u64,
+            });
+        }
+    };
+    for (done, (token, due)) in people.iter().enumerate() {
+        if done % 100 == 0 {
+            tell(done);
+        }
         let reason = ErasureReasonV1::Retention {
             tenant: due.tenant.clone(),
             kind: parse_kind(due.kind).expect("our own names"),
@@ -460,6 +487,7 @@ pub async fn run(store: &Store, as_of: i64, dry_run: bool, who: &str) -> AppResu
             total.add(&erased);
         }
     }
+    tell(people.len());
     let mut audit_records = 0u64;
     if let (Some(first), Some(last), Some(cutoff)) =
         (segments.first(), segments.last(), audit_cutoff)
