@@ -103,6 +103,15 @@ impl TestServer {
         Ok(String::from_utf8(output.stdout)?)
     }
 
+    /// Like [`Self::lrs`] (on this server's data directory) but returns
+    /// the whole outcome, failing or not.
+    pub fn lrs_here(&self, args: &[&str]) -> anyhow::Result<std::process::Output> {
+        let mut with_dir: Vec<&str> = args.to_vec();
+        let dir = self.data_dir.to_str().expect("a UTF-8 data directory");
+        with_dir.extend(["--data-dir", dir]);
+        self.lrs_outcome(&with_dir)
+    }
+
     /// Runs an `lrs` subcommand with this server's master key and returns
     /// its whole outcome (exit status, stdout, stderr), failing or not.
     /// `--data-dir` is not added: pass it where the command wants it.

@@ -3,7 +3,7 @@
 //! SQL over them, which only reads files and so works while it runs.
 
 use crate::args::AnalyticsArgs;
-use crate::data::{open_store, progress_line, DataArgs};
+use crate::data::{open_existing_store, progress_line, DataArgs};
 use anyhow::Context;
 use lrs_analytics::{Exporter, Format, Reach, RunProgress};
 use std::path::PathBuf;
@@ -69,7 +69,7 @@ pub async fn command(command: AnalyticsCommand) -> anyhow::Result<()> {
         AnalyticsCommand::Export { data, analytics } => (data, analytics, false),
         AnalyticsCommand::Rebuild { data, analytics } => (data, analytics, true),
     };
-    let store = open_store(&data)?;
+    let store = open_existing_store(&data)?;
     let target = analytics.target(&data.data_dir)?;
     eprintln!(
         "analytics: {} the Parquet files in {}",
