@@ -1,6 +1,8 @@
 //! The Parquet projection: every statement's analytic facts, folded from
-//! the log into Parquet files partitioned hive-style by tenant and month
-//! (docs/analytics.md).
+//! the log into Parquet files partitioned hive-style by tenant and month,
+//! and within those cut by library: the rows of a library (ISIL) are files
+//! of their own, named after it, so that a library's SQL session registers
+//! only its own files (docs/analytics.md, "Isolation").
 //!
 //! Like the other projections it is a fold with a checkpoint, only its
 //! state lives next to its files: `checkpoint.json` says up to which log
@@ -320,10 +322,37 @@ pub fn partition_value(text: &str) -> String {
     out
 }
 
-/// `part-<first>-<last>.parquet`: the log positions a run's flush covered,
-/// zero-padded so that names sort by position.
-fn part_name(first: Position, last: Position) -> String {
-    format!("part-{first:012}-{last:012}.parquet")
+/// A library (ISIL) as it appears in file names: ASCII letters, digits and
+/// `-` as they are, every other byte as `_` and two hex digits (so `_`
+/// itself is `_5F`). Injective, and free of `.`, `=`, `%`, `/` and glob
+/// characters: a file name ends in exactly one library's key, and a glob
+/// on it matches that library's files and no other's.
+pub fn library_key(isil: &str) -> String {
+    let mut out = String::with_capacity(isil.len());
+    for byte in isil.bytes() {
+        if byte.is_ascii_alphanumeric() || byte == b'-' {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("_{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// The file-name suffix of a library's statements files.
+pub fn library_suffix(isil: &str) -> String {
+    format!(".library-{}.parquet", library_key(isil))
+}
+
+/// `part-<first>-<last>.parquet` (rows without a library) or
+/// `part-<first>-<last>.library-<key>.parquet` (one library's rows): the
+/// log positions a run's flush covered, zero-padded so that names sort by
+/// position.
+fn part_name(first: Position, last: Position, library: Option<&str>) -> String {
+    match library {
+        None => format!("part-{first:012}-{last:012}.parquet"),
+        Some(isil) => format!("part-{first:012}-{last:012}{}", library_suffix(isil)),
+    }
 }
 
 /// The first position of a part file's name.
@@ -535,8 +564,9 @@ impl Exporter {
         Ok(report)
     }
 
-    /// Writes the rows held (positions `first..=last`): one file per tenant
-    /// and month, one voids file per tenant.
+    /// Writes the rows held (positions `first..=last`): one file per tenant,
+    /// month and library (and one for the rows without a library), one
+    /// voids file per tenant.
     fn flush(
         &self,
         rows: &mut Vec<Row>,
@@ -546,12 +576,12 @@ impl Exporter {
         if rows.is_empty() {
             return Ok(0);
         }
-        let name = part_name(first, last);
-        let mut partitions: BTreeMap<(&str, &str), Vec<&Row>> = BTreeMap::new();
+        type FileKey<'a> = (&'a str, &'a str, Option<&'a str>);
+        let mut partitions: BTreeMap<FileKey<'_>, Vec<&Row>> = BTreeMap::new();
         let mut voids: BTreeMap<&str, Vec<&Row>> = BTreeMap::new();
         for row in rows.iter() {
             partitions
-                .entry((&row.tenant, &row.month))
+                .entry((&row.tenant, &row.month, row.library.as_deref()))
                 .or_default()
                 .push(row);
             if row.is_voiding {
@@ -559,14 +589,16 @@ impl Exporter {
             }
         }
         let mut files = 0;
-        for ((tenant, month), part) in &partitions {
+        for ((tenant, month, library), part) in &partitions {
             let path = self.target.path(&format!(
-                "statements/tenant={}/month={month}/{name}",
-                partition_value(tenant)
+                "statements/tenant={}/month={month}/{}",
+                partition_value(tenant),
+                part_name(first, last, *library)
             ));
             self.put(&path, parquet_bytes(&statements_batch(part)?)?)?;
             files += 1;
         }
+        let name = part_name(first, last, None);
         for (tenant, part) in &voids {
             let path = self
                 .target
