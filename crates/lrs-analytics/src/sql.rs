@@ -15,8 +15,9 @@
 use crate::error::{AnalyticsError, QueryError};
 use crate::schema;
 use crate::storage::Target;
-use arrow::array::{ArrayRef, RecordBatch, StringArray};
-use arrow::datatypes::{DataType, SchemaRef};
+use arrow::array::{Array, ArrayRef, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::common::tree_node::TreeNode;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
@@ -546,9 +547,189 @@ impl Format {
     }
 }
 
-/// Encodes a result. JSON: `{"columns": [{"name", "type"}], "rows": [{..}],
-/// "row_count": n}`.
+impl Format {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Json => "json",
+            Self::Csv => "csv",
+            Self::Arrow => "arrow",
+            Self::Parquet => "parquet",
+        }
+    }
+}
+
+/// Encodes a result: every format answers every result. JSON:
+/// `{"columns": [{"name", "type"}], "rows": [{..}], "row_count": n}`. In
+/// CSV a nested column (a list, a struct, a map) is its JSON text. A column
+/// of a type the format's writer cannot hold becomes its text; one that
+/// has no text either is a 400 (`sql.format`) naming it.
 pub fn encode(
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+    format: Format,
+) -> Result<Vec<u8>, AnalyticsError> {
+    let (schema, batches) = if format == Format::Csv {
+        nested_as_json(schema, batches)?
+    } else {
+        (schema.clone(), batches.to_vec())
+    };
+    if let Ok(bytes) = write(&schema, &batches, format) {
+        return Ok(bytes);
+    }
+    // Some column's type is one this writer cannot take: each such column
+    // as text, then again.
+    let mut schema = schema;
+    let mut batches = batches;
+    for index in 0..schema.fields().len() {
+        let alone = Arc::new(Schema::new(vec![schema.field(index).clone()]));
+        let columns: Vec<RecordBatch> = batches
+            .iter()
+            .map(|b| RecordBatch::try_new(alone.clone(), vec![b.column(index).clone()]))
+            .collect::<Result<_, _>>()?;
+        if write(&alone, &columns, format).is_ok() {
+            continue;
+        }
+        let field = schema.field(index).clone();
+        let unwritable = |detail: String| {
+            AnalyticsError::Sql(QueryError {
+                rule: "sql.format",
+                message: format!(
+                    "column {:?} of type {} cannot be answered as {}: cast it to another type or ask for another format",
+                    field.name(),
+                    field.data_type(),
+                    format.name()
+                ),
+                detail,
+            })
+        };
+        let texts = batches
+            .iter()
+            .map(|b| as_text(b.column(index)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| unwritable(e.to_string()))?;
+        let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+        fields[index] = Field::new(field.name(), DataType::Utf8, true);
+        let next = Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()));
+        batches = batches
+            .iter()
+            .zip(texts)
+            .map(|(b, text)| {
+                let mut columns = b.columns().to_vec();
+                columns[index] = text;
+                RecordBatch::try_new(next.clone(), columns)
+            })
+            .collect::<Result<_, _>>()?;
+        schema = next;
+    }
+    write(&schema, &batches, format).map_err(|error| {
+        AnalyticsError::Sql(QueryError {
+            rule: "sql.format",
+            message: format!(
+                "the answer cannot be written as {}: ask for another format",
+                format.name()
+            ),
+            detail: error.to_string(),
+        })
+    })
+}
+
+/// A column's values as text (NULL stays NULL).
+fn as_text(array: &ArrayRef) -> Result<ArrayRef, arrow::error::ArrowError> {
+    let options = FormatOptions::default();
+    let formatter = ArrayFormatter::try_new(array.as_ref(), &options)?;
+    let mut texts = Vec::with_capacity(array.len());
+    for index in 0..array.len() {
+        texts.push(if array.is_valid(index) {
+            Some(formatter.value(index).try_to_string()?)
+        } else {
+            None
+        });
+    }
+    Ok(Arc::new(StringArray::from(texts)))
+}
+
+/// A nested column's values as JSON text (NULL stays NULL), for CSV.
+fn json_texts(array: &ArrayRef) -> Result<ArrayRef, AnalyticsError> {
+    let alone = Arc::new(Schema::new(vec![Field::new(
+        "v",
+        array.data_type().clone(),
+        true,
+    )]));
+    let batch = RecordBatch::try_new(alone, vec![array.clone()])?;
+    let mut buffer = Vec::new();
+    {
+        let mut writer = arrow::json::ArrayWriter::new(&mut buffer);
+        writer.write(&batch)?;
+        writer.finish()?;
+    }
+    let rows: Vec<serde_json::Map<String, serde_json::Value>> = if buffer.is_empty() {
+        Vec::new()
+    } else {
+        serde_json::from_slice(&buffer)
+            .map_err(|e| AnalyticsError::Query(format!("encoding a nested column: {e}")))?
+    };
+    if rows.len() != array.len() {
+        return Err(AnalyticsError::Query(format!(
+            "encoding a nested column: {} rows for {} values",
+            rows.len(),
+            array.len()
+        )));
+    }
+    Ok(Arc::new(
+        rows.iter()
+            .enumerate()
+            .map(|(index, row)| {
+                array
+                    .is_valid(index)
+                    .then(|| row.get("v").map_or("null".to_owned(), |v| v.to_string()))
+            })
+            .collect::<StringArray>(),
+    ))
+}
+
+/// The result with every nested column as its JSON text (the CSV writer
+/// takes no nested types).
+fn nested_as_json(
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+) -> Result<(SchemaRef, Vec<RecordBatch>), AnalyticsError> {
+    let nested: Vec<usize> = (0..schema.fields().len())
+        .filter(|&i| schema.field(i).data_type().is_nested())
+        .collect();
+    if nested.is_empty() {
+        return Ok((schema.clone(), batches.to_vec()));
+    }
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            if nested.contains(&i) {
+                Field::new(f.name(), DataType::Utf8, true)
+            } else {
+                f.as_ref().clone()
+            }
+        })
+        .collect();
+    let next = Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()));
+    let batches = batches
+        .iter()
+        .map(|batch| {
+            let mut columns = batch.columns().to_vec();
+            for &i in &nested {
+                columns[i] = match json_texts(&columns[i]) {
+                    Ok(texts) => texts,
+                    Err(_) => as_text(&columns[i])?,
+                };
+            }
+            Ok(RecordBatch::try_new(next.clone(), columns)?)
+        })
+        .collect::<Result<Vec<_>, AnalyticsError>>()?;
+    Ok((next, batches))
+}
+
+/// The bytes of one format, as the writers make them.
+fn write(
     schema: &SchemaRef,
     batches: &[RecordBatch],
     format: Format,
@@ -711,6 +892,37 @@ mod tests {
         let text = pretty(&batches).unwrap();
         assert!(!text.contains("/srv/lrs"), "{text}");
         assert!(text.contains("analytics/statements/x.parquet"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn every_format_answers_every_type() {
+        let session = bare(Reach::All);
+        let sql = "SELECT make_array('a', 'b') AS list, named_struct('k', 1, 'v', 'x') AS object, \
+                   map(['a'], [1]) AS dict, INTERVAL '1 day' AS span, \
+                   arrow_cast(5, 'Duration(Second)') AS seconds, X'00ff' AS bytes, NULL AS nothing, \
+                   CAST(NULL AS INT[]) AS no_list, 1.5 AS number, 'tekst' AS text";
+        let (schema, batches) = run(&session, sql).await.unwrap();
+        for format in [Format::Json, Format::Csv, Format::Arrow, Format::Parquet] {
+            let bytes =
+                encode(&schema, &batches, format).unwrap_or_else(|e| panic!("{format:?}: {e:?}"));
+            assert!(!bytes.is_empty(), "{format:?}");
+        }
+        let csv = String::from_utf8(encode(&schema, &batches, Format::Csv).unwrap()).unwrap();
+        let mut lines = csv.lines();
+        assert_eq!(
+            lines.next().unwrap(),
+            "list,object,dict,span,seconds,bytes,nothing,no_list,number,text"
+        );
+        let row = lines.next().unwrap();
+        assert!(
+            row.starts_with(r#""[""a"",""b""]","{""k"":1,""v"":""x""}""#),
+            "{row}"
+        );
+        // An empty answer too.
+        let (schema, batches) = run(&session, &format!("{sql} WHERE false")).await.unwrap();
+        for format in [Format::Json, Format::Csv, Format::Arrow, Format::Parquet] {
+            encode(&schema, &batches, format).unwrap_or_else(|e| panic!("{format:?}: {e:?}"));
+        }
     }
 
     #[test]
