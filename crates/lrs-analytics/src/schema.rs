@@ -7,10 +7,10 @@ use std::sync::{Arc, OnceLock};
 
 /// Version of the file schemas below and of the files' layout; also in
 /// every file's key-value metadata (`lrs.schema_version`) and the
-/// `schema_version` column. 2: a library's rows are files of their own
-/// (`part-<first>-<last>.library-<key>.parquet`), so that a library's SQL
-/// session holds only its files (docs/analytics.md, "Isolation"); the
-/// columns are those of 1.
+/// `schema_version` column. 2: each library's rows once more in files of
+/// their own (`libraries/<key>/tenant=<id>/month=<YYYY-MM>/`), so that a
+/// library's SQL session holds only its files (docs/analytics.md,
+/// "Isolation"); the columns are those of 1.
 pub const SCHEMA_VERSION: i32 = 2;
 
 /// The hive partition columns of `statements/` (from the path, not the file).

@@ -6,11 +6,11 @@
 //! A share is built from files, never by filtering everyone's rows: the
 //! caller's expressions can then be evaluated only on the caller's own
 //! rows, so no error, plan or statistic can carry another tenant's value
-//! (docs/analytics.md, "Isolation"). The KB's session holds every file; an
-//! app's the files of its own tenant; a library's the files named after its
-//! ISIL (the exporter writes a library's rows into files of their own), and
-//! the voided statements among them, worked out before the caller's query
-//! is planned.
+//! (docs/analytics.md, "Isolation"). The KB's session holds every file of
+//! `statements/`; an app's the files of its own tenant; a library's its own
+//! copy of its rows (`libraries/<key>/`, written by the exporter), and the
+//! voided statements among them, worked out before the caller's query is
+//! planned.
 
 use crate::error::{AnalyticsError, QueryError};
 use crate::schema;
@@ -146,7 +146,7 @@ fn location_spellings(target: &Target) -> Vec<String> {
 
 /// A session over the files of `target` that holds only `reach`: the KB
 /// every file, an app (`Reach::Tenant`) the files below its tenant's
-/// partition, a library the files named after its ISIL. The internal tables
+/// partition, a library its own copy of its rows. The internal tables
 /// the `statements` view reads are dropped from the catalog before the
 /// caller's SQL runs.
 pub async fn session(
@@ -236,14 +236,13 @@ async fn build_session(
             )
         }
         Reach::Library(isil) => {
-            // Only the files named after the library: the glob is matched
-            // against the file name before any partition value is read,
-            // so nothing of another library's files is listed into the
-            // session, let alone evaluated.
-            let files = directory(target.dir_url("statements")?)?
-                .with_glob(&format!("*{}", crate::export::library_suffix(isil)))
-                .map_err(setup_error)?;
-            let facts = listing(files, schema::statements(), &schema::PARTITIONS)?;
+            // Only the library's own copy of its rows: nothing of another
+            // library's files is listed into the session, let alone read.
+            let facts = listing(
+                directory(target.dir_url(&crate::export::library_dir(isil))?)?,
+                schema::statements(),
+                &schema::PARTITIONS,
+            )?;
             ctx.register_table("__facts", facts).map_err(setup_error)?;
             // The voids name statements of every library; which of the
             // library's own statements they void is worked out here, by
