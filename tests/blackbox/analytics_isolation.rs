@@ -880,4 +880,35 @@ async fn no_reader_sees_another_tenants_rows() {
         "rows outside the share were evaluated:\n{}",
         evaluated_elsewhere.join("\n")
     );
+
+    // `lrs sql --library` and `--tenant` run in the sessions a library and
+    // an app get over HTTP: the same rows.
+    server.stop().unwrap();
+    let ids_of = |extra: &[&str]| -> BTreeSet<String> {
+        let mut args = vec![
+            "sql",
+            "SELECT statement_id FROM statements",
+            "--format",
+            "json",
+        ];
+        args.extend(extra);
+        let out = server.lrs(&args).unwrap();
+        serde_json::from_str::<Value>(&out).unwrap()["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["statement_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    for (reader, extra) in [
+        (&readers[1], ["--library", w.isil_a.as_str()]),
+        (&readers[4], ["--tenant", w.app_b.as_str()]),
+    ] {
+        let expected: BTreeSet<String> = groups
+            .iter()
+            .filter(|g| reader.share.contains(g.name))
+            .flat_map(|g| g.ids.iter().cloned())
+            .collect();
+        assert_eq!(ids_of(&extra), expected, "lrs sql {extra:?}");
+    }
 }

@@ -52,6 +52,13 @@ pub struct SqlArgs {
     /// timings as JSON (`min_ms`, `median_ms`, `rows`): benches/run-analytics.sh.
     #[arg(long, default_value_t = 0)]
     pub repeat: usize,
+    /// Run it in the session a library gets over HTTP: only the rows of
+    /// this ISIL (its own copy of them), not everything.
+    #[arg(long, value_name = "ISIL", conflicts_with = "tenant")]
+    pub library: Option<String>,
+    /// Run it in the session an app gets over HTTP: only this tenant's rows.
+    #[arg(long, value_name = "TENANT")]
+    pub tenant: Option<String>,
 }
 
 fn print_run_progress(progress: RunProgress) {
@@ -135,7 +142,12 @@ fn with_detail(error: AnalyticsError) -> anyhow::Error {
 pub async fn sql(args: SqlArgs) -> anyhow::Result<()> {
     let target = args.analytics.target(&args.data_dir)?;
     let limits = args.analytics.limits();
-    let session = lrs_analytics::sql::session(&target, &Reach::All, limits)
+    let reach = match (args.library.clone(), args.tenant.clone()) {
+        (Some(isil), _) => Reach::Library(isil),
+        (None, Some(tenant)) => Reach::Tenant(tenant),
+        (None, None) => Reach::All,
+    };
+    let session = lrs_analytics::sql::session(&target, &reach, limits)
         .await
         .map_err(with_detail)?;
     if args.repeat > 0 {
