@@ -911,4 +911,58 @@ async fn no_reader_sees_another_tenants_rows() {
             .collect();
         assert_eq!(ids_of(&extra), expected, "lrs sql {extra:?}");
     }
+
+    // An erased learner of library A leaves no token in the files, nor in
+    // library A's own copy of its rows.
+    let group = &groups[0];
+    let rows_of = |sql: &str, extra: &[&str]| -> Vec<Value> {
+        let mut args = vec!["sql", sql, "--format", "json"];
+        args.extend(extra);
+        let out = server.lrs(&args).unwrap();
+        serde_json::from_str::<Value>(&out).unwrap()["rows"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let first = format!(
+        "SELECT actor_token FROM statements WHERE statement_id = '{}'",
+        group.ids[0]
+    );
+    let token = rows_of(&first, &[])[0]["actor_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let count = format!("SELECT count(*) AS n FROM statements WHERE actor_token = '{token}'");
+    let sessions = [
+        vec![],
+        vec!["--library", w.isil_a.as_str()],
+        vec!["--tenant", w.app_a.as_str()],
+    ];
+    for extra in &sessions {
+        assert_eq!(
+            rows_of(&count, extra)[0]["n"],
+            1,
+            "before the erasure: {extra:?}"
+        );
+    }
+    let learner = json!({"mbox": format!("mailto:{}-0@example.nl", group.tag)});
+    let erased = server
+        .lrs(&["erase", "--agent", &learner.to_string()])
+        .unwrap();
+    assert!(erased.contains("erased"), "{erased}");
+    let out = server.lrs(&["analytics", "export"]).unwrap();
+    assert!(out.contains("files rewritten for erasures"), "{out}");
+    for extra in &sessions {
+        assert_eq!(
+            rows_of(&count, extra)[0]["n"],
+            0,
+            "after the erasure: {extra:?}"
+        );
+        // The row stays, without its learner.
+        assert_eq!(
+            rows_of(&first, extra)[0].get("actor_token"),
+            None,
+            "{extra:?}"
+        );
+    }
 }
