@@ -854,6 +854,7 @@ impl World {
             let mut all_done = true;
             // Per module: completed, passed (for the LMS's moveOn).
             let mut outcome = vec![(false, false); modules];
+            #[allow(clippy::needless_range_loop)] // `module` is a number of the fact too
             'modules: for module in 0..modules {
                 let tested = module % 2 == 1 || rng.gen_bool(0.3);
                 let mut attempts = 0;

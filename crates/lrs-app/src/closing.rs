@@ -151,28 +151,42 @@ fn late_since(
     Ok(late)
 }
 
-/// What an answer says about the closing it is about.
-fn closing_info(
-    store: &Store,
+/// A month and scope with the month's closings, oldest first.
+struct Closings<'a> {
+    store: &'a Store,
     month: Month,
-    scope: &FigureScope,
-    closings: &[ClosedMonth],
-    about: &ClosedMonth,
-    closed: &FiguresClosedV1,
-    served: Served,
-    live: &Figures,
-    closed_figures: &Figures,
-) -> Result<Closing, AppError> {
-    Ok(Closing {
-        version: about.version,
-        latest_version: closings.last().map_or(about.version, |c| c.version),
-        served,
-        closed_at: rfc3339(closed.closed_micros),
-        closed_by: closed.by.clone(),
-        note: closed.note.clone(),
-        late_statements: late_since(store, month, scope, closings, about.version)?,
-        changes: changes(live, closed_figures),
-    })
+    scope: &'a FigureScope,
+    all: &'a [ClosedMonth],
+}
+
+impl Closings<'_> {
+    /// What an answer says about the closing `about` (recorded as
+    /// `closed`), serving `served`, with the live and the closed figures.
+    fn info(
+        &self,
+        about: &ClosedMonth,
+        closed: &FiguresClosedV1,
+        served: Served,
+        live: &Figures,
+        closed_figures: &Figures,
+    ) -> Result<Closing, AppError> {
+        Ok(Closing {
+            version: about.version,
+            latest_version: self.all.last().map_or(about.version, |c| c.version),
+            served,
+            closed_at: rfc3339(closed.closed_micros),
+            closed_by: closed.by.clone(),
+            note: closed.note.clone(),
+            late_statements: late_since(
+                self.store,
+                self.month,
+                self.scope,
+                self.all,
+                about.version,
+            )?,
+            changes: changes(live, closed_figures),
+        })
+    }
 }
 
 /// The closing an answer serves, or is about: `None` when the month was
@@ -219,12 +233,14 @@ fn monthly_with(
     let closed = store.closed_figures(&about)?;
     let served = closed_scope(&closed, scope);
     let closed_month = monthly_of_closed(month, scope, served.as_ref());
+    let context = Closings {
+        store,
+        month,
+        scope,
+        all: &closings,
+    };
     if version == FiguresVersion::Live {
-        live.closing = Some(closing_info(
-            store,
-            month,
-            scope,
-            &closings,
+        live.closing = Some(context.info(
             &about,
             &closed,
             Served::Live,
@@ -233,11 +249,7 @@ fn monthly_with(
         )?);
         return Ok(live);
     }
-    let closing = closing_info(
-        store,
-        month,
-        scope,
-        &closings,
+    let closing = context.info(
         &about,
         &closed,
         Served::Closed,
@@ -314,17 +326,13 @@ pub fn breakdown(
     } else {
         Served::Closed
     };
-    let closing = closing_info(
+    let closing = Closings {
         store,
         month,
-        &FigureScope::Total,
-        &closings,
-        &about,
-        &closed,
-        served,
-        &total_live.figures,
-        &total_closed,
-    )?;
+        scope: &FigureScope::Total,
+        all: &closings,
+    }
+    .info(&about, &closed, served, &total_live.figures, &total_closed)?;
     if served == Served::Live {
         live.closing = Some(closing);
         return Ok(live);
@@ -531,17 +539,21 @@ pub fn closings(
         let closed_figures = closed_scope(&closed, scope)
             .map(|c| figures_of(&c.figures))
             .unwrap_or_default();
-        found.push(closing_info(
-            store,
-            month,
-            scope,
-            &closings,
-            about,
-            &closed,
-            Served::Closed,
-            &live.figures,
-            &closed_figures,
-        )?);
+        found.push(
+            Closings {
+                store,
+                month,
+                scope,
+                all: &closings,
+            }
+            .info(
+                about,
+                &closed,
+                Served::Closed,
+                &live.figures,
+                &closed_figures,
+            )?,
+        );
     }
     Ok(found)
 }

@@ -276,7 +276,7 @@ pub fn live_month_all(
     month: Month,
     names: &Names,
 ) -> Result<BTreeMap<FigureScope, MonthlyFigures>, AppError> {
-    let mut by_scope: BTreeMap<Vec<u8>, Vec<(Vec<u8>, u8, String, u64)>> = BTreeMap::new();
+    let mut by_scope: BTreeMap<Vec<u8>, Vec<Counter>> = BTreeMap::new();
     for counter in store.figures_in(month_bytes(month), b"")? {
         by_scope.entry(counter.0.clone()).or_default().push(counter);
     }
@@ -292,6 +292,9 @@ pub fn live_month_all(
     }
     Ok(all)
 }
+
+/// One counter of a month: (scope, figure, course, count).
+type Counter = (Vec<u8>, u8, String, u64);
 
 /// A figure scope from its key bytes (`*`, `l:ISIL`, `a:APPID`).
 pub fn scope_of_bytes(key: &[u8]) -> Option<FigureScope> {
@@ -319,7 +322,7 @@ pub fn month_key(month: Month) -> [u8; 6] {
 fn month_of_counters(
     month: Month,
     scope: FigureScope,
-    counters: impl IntoIterator<Item = (Vec<u8>, u8, String, u64)>,
+    counters: impl IntoIterator<Item = Counter>,
     names: &Names,
 ) -> MonthlyFigures {
     let mut counts = Vec::new();
