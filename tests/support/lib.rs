@@ -71,7 +71,10 @@ impl TestServer {
             secret: String::new(),
             binary: binary.to_path_buf(),
             master_key_hex: generated_master_key(),
-            env: Vec::new(),
+            // The tests' months lie in the past: a server that closed them
+            // by itself a minute after starting would serve half a month
+            // as delivered. Tests of closing push their own value.
+            env: vec![("LRS_FIGURES_CLOSE_AFTER_DAYS".into(), "0".into())],
             serve_args: Vec::new(),
             capture_stderr: false,
             stderr_file: None,
