@@ -3,6 +3,7 @@
 
 mod access;
 mod analytics;
+mod analytics_isolation;
 mod analytics_s3;
 mod audit;
 mod backup;

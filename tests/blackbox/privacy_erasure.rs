@@ -8,10 +8,10 @@
 //! erasure shows nothing of them either, and once the backup window has
 //! passed the old backup's vault copy no longer opens at all.
 
-use crate::common::{new_id, Api};
+use crate::common::{files_under, new_id, Api};
 use lrs_blackbox_tests::{StatusCode, TestServer};
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 const ISIL: &str = "https://w3id.org/xapi/kb-nl/extensions/isil";
 const APPID: &str = "https://w3id.org/xapi/kb-nl/extensions/appid";
@@ -99,17 +99,6 @@ pub(crate) fn api(server: &TestServer, credential: &(String, String)) -> Api {
 
 fn path(p: &Path) -> &str {
     p.to_str().unwrap()
-}
-
-fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            files_under(&path, out);
-        } else {
-            out.push(path);
-        }
-    }
 }
 
 /// Every byte of every file under `dir`: none of the needles.
@@ -601,11 +590,11 @@ async fn the_cli_erases_and_answers_access_requests_also_while_the_server_runs()
     // Nobody yet (server stopped): access and erasure refuse, naming the
     // agent, and write nothing.
     let out = server
-        .lrs_outcome(&["privacy", "access", "--agent", &agent_text])
+        .lrs_here(&["privacy", "access", "--agent", &agent_text])
         .unwrap();
     assert!(!out.status.success());
     let out = server
-        .lrs_outcome(&["erase", "--agent", &agent_text, "--request-id", "CLI-0"])
+        .lrs_here(&["erase", "--agent", &agent_text, "--request-id", "CLI-0"])
         .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -614,7 +603,7 @@ async fn the_cli_erases_and_answers_access_requests_also_while_the_server_runs()
         "{stderr}"
     );
     let out = server
-        .lrs_outcome(&[
+        .lrs_here(&[
             "erase",
             "--agent",
             &agent_text,
@@ -623,6 +612,28 @@ async fn the_cli_erases_and_answers_access_requests_also_while_the_server_runs()
         ])
         .unwrap();
     assert!(!out.status.success(), "a request id is not personal data");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("request"),
+        "{out:?}"
+    );
+    // A mistyped data directory is refused, not made and answered about.
+    let nowhere = tempfile::tempdir().unwrap();
+    let missing = nowhere.path().join("lrs-data");
+    let out = server
+        .lrs_outcome(&[
+            "erase",
+            "--agent",
+            &agent_text,
+            "--data-dir",
+            missing.to_str().unwrap(),
+        ])
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no data directory"),
+        "{out:?}"
+    );
+    assert!(!missing.exists(), "nothing was made there");
     let reports: Value = serde_json::from_str(
         &server
             .lrs(&["privacy", "report", "--format", "json"])
@@ -673,7 +684,7 @@ async fn the_cli_erases_and_answers_access_requests_also_while_the_server_runs()
     );
     assert!(!csv.contains("cli.persoon") && !csv.contains("Cli Persoon"));
     let out = server
-        .lrs_outcome(&["privacy", "report", "--month", "2026-13"])
+        .lrs_here(&["privacy", "report", "--month", "2026-13"])
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("$.month"));

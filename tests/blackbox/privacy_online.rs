@@ -7,11 +7,11 @@
 //! any more, and the monthly figures of the month they learned in are what
 //! they were.
 
-use crate::common::{new_id, Api};
+use crate::common::{files_under, new_id, Api};
 use crate::web::{add_staff, Client};
 use lrs_blackbox_tests::{StatusCode, TestServer};
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -73,17 +73,6 @@ fn statement(actor: &Value, verb: &str, timestamp: &str) -> Value {
         "context": {"extensions": {ISIL_EXTENSION: LIB}},
         "timestamp": timestamp,
     })
-}
-
-fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            files_under(&path, out);
-        } else {
-            out.push(path);
-        }
-    }
 }
 
 fn found_in(text: &str, needles: &[String]) -> Vec<String> {

@@ -32,6 +32,7 @@ pub const PERMISSIONS: &[&str] = &[
     "audit.read.all",
     // Progress and figures (docs/progress-and-figures.md).
     "figures.read",
+    "figures.close",
     "progress.read",
     "progress.read.own",
     "progress.assign",

@@ -280,12 +280,22 @@ pub struct TasksArgs {
     /// itself; `lrs retention run` and the admin API still do).
     #[arg(long, env = "LRS_RETENTION_EVERY_HOURS", default_value_t = 24)]
     pub retention_every_hours: u64,
+    /// Close a month's figures (a versioned snapshot the Datatheek workbook
+    /// and the API then serve) this many days after the month ended, Dutch
+    /// time (0: never by itself; `lrs figures close` and the API still do).
+    #[arg(
+        long,
+        env = "LRS_FIGURES_CLOSE_AFTER_DAYS",
+        default_value_t = lrs_server::tasks::DEFAULT_CLOSE_AFTER_DAYS
+    )]
+    pub figures_close_after_days: u32,
 }
 
 impl TasksArgs {
     pub fn into_config(self) -> TasksConfig {
         TasksConfig {
             retention_every_hours: self.retention_every_hours,
+            figures_close_after_days: self.figures_close_after_days,
         }
     }
 }

@@ -43,6 +43,13 @@ enum Command {
         #[command(subcommand)]
         command: crate::admin::CourseModelCommand,
     },
+    /// The monthly figures: close a month (a versioned snapshot the
+    /// Datatheek workbook and the API serve), list its closings. The server
+    /// must be stopped (or use POST /api/figures/closings).
+    Figures {
+        #[command(subcommand)]
+        command: crate::figures::FiguresCommand,
+    },
     /// Check a stopped store: the hash chain of the whole log, that the log
     /// still reaches the head of its last clean shutdown, and that every
     /// projection rebuilt from the log equals the stored one. With
@@ -163,6 +170,7 @@ pub async fn main() -> anyhow::Result<()> {
         Command::Tenants { command } => crate::admin::tenants(command).await,
         Command::Roles { command } => crate::admin::roles(command).await,
         Command::CourseModel { command } => crate::admin::course_model(command).await,
+        Command::Figures { command } => crate::figures::figures(command).await,
         Command::Staff { command } => crate::staff::staff(command).await,
         Command::Analytics { command } => crate::analytics::command(command).await,
         Command::Sql(args) => crate::analytics::sql(args).await,

@@ -13,6 +13,7 @@ pub mod control;
 pub mod data;
 pub mod end_of_contract;
 pub mod export;
+pub mod figures;
 pub mod keys;
 pub mod privacy;
 pub mod serve;

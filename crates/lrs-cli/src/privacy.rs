@@ -8,7 +8,7 @@
 //! run the same `lrs_app::privacy::ops`.
 
 use crate::audit::{cli_user, record_cli};
-use crate::data::{open_store, print_progress, progress_line, DataArgs};
+use crate::data::{open_existing_store, print_progress, progress_line, DataArgs};
 use anyhow::Context;
 use lrs_app::privacy::{self, ops::PrivacyOp};
 use serde_json::Value;
@@ -39,7 +39,7 @@ async fn run(data: &DataArgs, op: PrivacyOp) -> anyhow::Result<Value> {
         })
         .await;
     }
-    let store = open_store(data)?;
+    let store = open_existing_store(data)?;
     let (progress, mut watched) = tokio::sync::mpsc::unbounded_channel();
     let printer = tokio::spawn(async move {
         while let Some(p) = watched.recv().await {

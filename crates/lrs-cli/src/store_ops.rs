@@ -2,7 +2,7 @@
 //! witness and every projection), `lrs backup` (online through the control
 //! socket, else offline) and `lrs restore`.
 
-use crate::data::{open_store, print_progress, progress_line, DataArgs};
+use crate::data::{open_existing_store, print_progress, progress_line, DataArgs};
 use crate::keys;
 use anyhow::Context;
 use lrs_store::backup::Progress;
@@ -39,7 +39,7 @@ pub async fn verify(
             data.data_dir.display()
         );
     }
-    let store = open_store(data)?;
+    let store = open_existing_store(data)?;
     let head = store.head();
     eprintln!("verifying the hash chain of {head} log entries");
     let chain = store.verify_chain(|position| progress_line("chain", position, head, ""))?;

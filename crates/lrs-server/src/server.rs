@@ -234,6 +234,7 @@ async fn serve(
     let monitoring = state.monitor.spawn_background();
     let limits_upkeep = spawn_upkeep(state.auth.limits.clone(), state.auth.auth.guard().clone());
     let privacy = crate::tasks::start_privacy(store.clone(), audit.clone(), &state.tasks)?;
+    let closing = crate::tasks::start_closing(store.clone(), audit.clone(), &state.tasks);
     // With the peer address: `/metrics` answers loopback and allowed
     // networks only, and rate limits count per client address.
     let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
@@ -260,6 +261,9 @@ async fn serve(
     limits_upkeep.abort();
     if let Some(privacy) = privacy {
         privacy.abort();
+    }
+    if let Some(closing) = closing {
+        closing.abort();
     }
     audit.close().await;
     served?;

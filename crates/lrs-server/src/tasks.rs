@@ -5,6 +5,10 @@
 //!   (`lrs_app::privacy::reconcile`); then apply the retention periods every
 //!   `retention_every_hours` (the first run a minute after start), each run
 //!   recorded in the audit trail as the system's.
+//! - Figures: every hour (the first check a minute after start), close each
+//!   month with figures that ended `figures_close_after_days` days ago and
+//!   was never closed (`lrs_app::closing::close_due`), each closing recorded
+//!   in the audit trail as the system's.
 
 use crate::security::audit::Audit;
 use lrs_app::privacy::{self, retention, RETENTION_ACTOR};
@@ -12,19 +16,71 @@ use lrs_store::Store;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How often the server applies the retention periods by itself.
+/// What the server does by itself, and when.
 #[derive(Debug, Clone)]
 pub struct TasksConfig {
     /// Hours between retention runs; 0: never by itself (`lrs privacy
     /// retention run` and the admin API still do).
     pub retention_every_hours: u64,
+    /// Close a month's figures this many days after the month ended; 0:
+    /// never by itself (`lrs figures close` and the API still do).
+    pub figures_close_after_days: u32,
 }
+
+/// Days after a month's end that its figures are closed by default.
+pub const DEFAULT_CLOSE_AFTER_DAYS: u32 = 10;
 
 impl Default for TasksConfig {
     fn default() -> Self {
         Self {
             retention_every_hours: 24,
+            figures_close_after_days: DEFAULT_CLOSE_AFTER_DAYS,
         }
+    }
+}
+
+/// Starts the task that closes months by itself (none if switched off).
+/// It ends when the handle is aborted.
+pub fn start_closing(
+    store: Arc<Store>,
+    audit: Arc<Audit>,
+    config: &TasksConfig,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let after_days = config.figures_close_after_days;
+    if after_days == 0 {
+        return None;
+    }
+    Some(tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        loop {
+            close_due(&store, &audit, after_days).await;
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        }
+    }))
+}
+
+async fn close_due(store: &Arc<Store>, audit: &Audit, after_days: u32) {
+    let now = lrs_core::clock::now_micros();
+    match lrs_app::closing::close_due(store, now, after_days).await {
+        Ok(done) => {
+            for closed in done {
+                let lrs_app::closing::Closed::Closed { month, version } = closed else {
+                    continue;
+                };
+                audit.submit(lrs_store::audit::AuditEntry {
+                    time_micros: lrs_core::clock::now_micros(),
+                    principal: Some(format!("system:{}", lrs_app::closing::AUTO)),
+                    action: "figures.close".to_owned(),
+                    resources: lrs_store::audit::AuditResources {
+                        target: Some(format!("{month} version {version}")),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                });
+                tracing::info!(%month, version, "figures closed");
+            }
+        }
+        Err(error) => tracing::error!(%error, "closing months failed"),
     }
 }
 

@@ -13,6 +13,7 @@ fn prepare(store: &Store, id: Uuid, statement: Value) -> PreparedStatement {
     let sealed = seal(&statement, &[], &mut VaultKeys(store.vault())).unwrap();
     let facts = extract(&sealed.skeleton, &sealed.tokens, None);
     let context = lrs_core::facts::extract_context(&sealed.skeleton);
+    let names = lrs_core::facts::extract_names(&sealed.skeleton);
     let mut comparison_digest = [0u8; 32];
     comparison_digest[..16].copy_from_slice(id.as_bytes());
     PreparedStatement {
@@ -26,6 +27,7 @@ fn prepare(store: &Store, id: Uuid, statement: Value) -> PreparedStatement {
             library: Some(library_of(&id).into()),
         },
         context,
+        names,
     }
 }
 

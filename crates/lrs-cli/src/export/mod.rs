@@ -9,7 +9,7 @@
 pub mod anonymised;
 pub mod handover;
 
-use crate::data::{open_store, progress_line, DataArgs};
+use crate::data::{open_existing_store, progress_line, DataArgs};
 use anonymised::{anonymise_store, AnonymisedLine, AnonymisedSummary, Anonymiser, Coarsen, Item};
 use anyhow::{bail, Context};
 use lrs_store::{MasterKey, Store, StoreConfig};
@@ -92,7 +92,7 @@ pub async fn export(command: ExportCommand) -> anyhow::Result<()> {
             for dir in out.iter().chain(new_data_dir.iter()) {
                 ensure_empty_dir(dir)?;
             }
-            let store = open_store(&data)?;
+            let store = open_existing_store(&data)?;
             let extensions = tenancy.into_extensions();
             let keep = [extensions.isil, extensions.appid];
             let result = export_anonymised(
@@ -127,7 +127,7 @@ pub async fn export(command: ExportCommand) -> anyhow::Result<()> {
         }
         ExportCommand::Handover { data, out } => {
             ensure_empty_dir(&out)?;
-            let store = open_store(&data)?;
+            let store = open_existing_store(&data)?;
             let result = handover::export(&store, &out, |phase, done, total| {
                 progress_line(phase, done, total, "")
             });

@@ -15,13 +15,16 @@
 use crate::api::state::ApiState;
 use crate::error::ApiError;
 use crate::security::audit::record_admin;
-use crate::security::extract::{Admin, AuthState};
+use crate::security::extract::{
+    AuthState, Permitted, PrivacyAccess, PrivacyErase, PrivacyReports, PrivacyRetention,
+};
 use axum::body::Bytes;
 use axum::extract::{FromRef, Path, RawQuery, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use lrs_app::principal::Credential;
 use lrs_app::privacy;
 use lrs_core::events::TenantKindV1;
 use serde::Deserialize;
@@ -58,8 +61,8 @@ fn body<T: for<'de> Deserialize<'de>>(bytes: &Bytes) -> Result<T, ApiError> {
 
 /// A person's data spans every tenant: only the KB (the controller) answers
 /// requests about one person.
-fn require_kb(state: &ApiState, admin: &Admin) -> Result<(), ApiError> {
-    match state.store.tenant(&admin.0.tenant)? {
+fn require_kb(state: &ApiState, caller: &Credential) -> Result<(), ApiError> {
+    match state.store.tenant(&caller.tenant)? {
         Some(tenant) if tenant.kind == TenantKindV1::Kb => Ok(()),
         // Before any tenant is defined, the bootstrap tenant is the KB's.
         None if state.store.tenants()?.is_empty() => Ok(()),
@@ -70,8 +73,8 @@ fn require_kb(state: &ApiState, admin: &Admin) -> Result<(), ApiError> {
     }
 }
 
-fn who(admin: &Admin) -> String {
-    admin.0.key.clone()
+fn who(caller: &Credential) -> String {
+    caller.key.clone()
 }
 
 #[derive(Deserialize)]
@@ -84,11 +87,10 @@ struct ErasureBody {
 
 async fn erase(
     State(state): State<ApiState>,
-    admin: Admin,
+    Permitted(caller, _): Permitted<PrivacyErase>,
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
-    admin.0.require_permission("privacy.erase")?;
-    require_kb(&state, &admin)?;
+    require_kb(&state, &caller)?;
     let request: ErasureBody = body(&bytes)?;
     let ifi = privacy::ifi_of_agent(&request.agent)?;
     let request_id = match request.request_id {
@@ -99,10 +101,10 @@ async fn erase(
         None => privacy::erase::generated_request_id(),
     };
     let report =
-        privacy::erase::erase_on_request(&state.store, &ifi, &request_id, &who(&admin)).await?;
+        privacy::erase::erase_on_request(&state.store, &ifi, &request_id, &who(&caller)).await?;
     record_admin(
         &state.audit,
-        &admin.0,
+        &caller,
         "privacy.erase",
         &format!(
             "request {request_id}, report {}",
@@ -123,11 +125,10 @@ struct AccessBody {
 
 async fn access(
     State(state): State<ApiState>,
-    admin: Admin,
+    Permitted(caller, _): Permitted<PrivacyAccess>,
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
-    admin.0.require_permission("privacy.access")?;
-    require_kb(&state, &admin)?;
+    require_kb(&state, &caller)?;
     let request: AccessBody = body(&bytes)?;
     let ifi = privacy::ifi_of_agent(&request.agent)?;
     let store = state.store.clone();
@@ -135,7 +136,7 @@ async fn access(
     let found = tokio::task::spawn_blocking(move || privacy::access::access(&store, &ifi, &agent))
         .await
         .map_err(ApiError::internal)??;
-    record_admin(&state.audit, &admin.0, "privacy.access", "one person", 200);
+    record_admin(&state.audit, &caller, "privacy.access", "one person", 200);
     match found {
         Some(value) => {
             Ok(([(header::CACHE_CONTROL, "no-store")], axum::Json(value)).into_response())
@@ -144,8 +145,10 @@ async fn access(
     }
 }
 
-async fn get_policies(State(state): State<ApiState>, admin: Admin) -> Result<Response, ApiError> {
-    admin.0.require_permission("privacy.retention")?;
+async fn get_policies(
+    State(state): State<ApiState>,
+    Permitted(_, _): Permitted<PrivacyRetention>,
+) -> Result<Response, ApiError> {
     Ok(axum::Json(privacy::retention::policies_json(&state.store)?).into_response())
 }
 
@@ -160,10 +163,9 @@ struct PolicyBody {
 
 async fn put_policy(
     State(state): State<ApiState>,
-    admin: Admin,
+    Permitted(caller, _): Permitted<PrivacyRetention>,
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
-    admin.0.require_permission("privacy.retention")?;
     let request: PolicyBody = body(&bytes)?;
     let kind = privacy::kinds::parse_kind(&request.kind).ok_or_else(|| {
         ApiError::bad_request(
@@ -173,20 +175,20 @@ async fn put_policy(
         )
     })?;
     // A tenant's own administrator sets its own periods; the KB sets any.
-    if request.tenant != admin.0.tenant {
-        require_kb(&state, &admin)?;
+    if request.tenant != caller.tenant {
+        require_kb(&state, &caller)?;
     }
     privacy::retention::set_policy(
         &state.store,
         &request.tenant,
         kind,
         request.days,
-        &who(&admin),
+        &who(&caller),
     )
     .await?;
     record_admin(
         &state.audit,
-        &admin.0,
+        &caller,
         "privacy.retention.policy",
         &format!("{} {} {:?}", request.tenant, request.kind, request.days),
         200,
@@ -205,11 +207,10 @@ struct RunBody {
 
 async fn run_retention(
     State(state): State<ApiState>,
-    admin: Admin,
+    Permitted(caller, _): Permitted<PrivacyRetention>,
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
-    admin.0.require_permission("privacy.retention")?;
-    require_kb(&state, &admin)?;
+    require_kb(&state, &caller)?;
     let request: RunBody = body(&bytes)?;
     let as_of = match &request.as_of {
         Some(text) => privacy::retention::parse_as_of(text).ok_or_else(|| {
@@ -222,10 +223,10 @@ async fn run_retention(
         None => lrs_core::clock::now_micros(),
     };
     let outcome =
-        privacy::retention::run(&state.store, as_of, request.dry_run, &who(&admin)).await?;
+        privacy::retention::run(&state.store, as_of, request.dry_run, &who(&caller)).await?;
     record_admin(
         &state.audit,
-        &admin.0,
+        &caller,
         if request.dry_run {
             "privacy.retention.dry_run"
         } else {
@@ -237,15 +238,17 @@ async fn run_retention(
     Ok(axum::Json(outcome).into_response())
 }
 
-async fn list_reports(State(state): State<ApiState>, admin: Admin) -> Result<Response, ApiError> {
-    admin.0.require_permission("privacy.reports")?;
+async fn list_reports(
+    State(state): State<ApiState>,
+    Permitted(_, _): Permitted<PrivacyReports>,
+) -> Result<Response, ApiError> {
     let reports = privacy::report::list(&state.store)?;
     Ok(axum::Json(json!({ "reports": reports })).into_response())
 }
 
 async fn get_report(
     State(state): State<ApiState>,
-    admin: Admin,
+    Permitted(_, _): Permitted<PrivacyReports>,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
@@ -262,7 +265,6 @@ async fn get_report(
             }
         }
     }
-    admin.0.require_permission("privacy.reports")?;
     let id = uuid::Uuid::parse_str(&id)
         .map_err(|_| ApiError::bad_request("id", "privacy.report_id", "a report id is a UUID"))?;
     let (report, value) =
