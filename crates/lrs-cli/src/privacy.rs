@@ -229,21 +229,38 @@ pub async fn privacy(command: PrivacyCommand) -> anyhow::Result<()> {
             coarsen_times,
             tenancy,
         } => {
+            crate::export::ensure_empty_dir(&to)?;
+            let store = open_existing_store(&data)?;
             let extensions = tenancy.into_extensions();
-            let job = crate::export::Job::AnonymisedCopy {
-                to,
+            let keep = [extensions.isil, extensions.appid];
+            let result = crate::export::copy::export_anonymised(
+                &store,
+                None,
+                Some(&to),
                 coarsen_times,
-                keep_extensions: vec![extensions.isil, extensions.appid],
-            };
-            let done = crate::export::run_job_somewhere(&data, job).await?;
+                &keep,
+                std::sync::Arc::new(|phase, done, total| progress_line(phase, done, total, "")),
+            )
+            .await;
+            store.close().await?;
+            let summary = result?;
+            record_cli(
+                &data.data_dir,
+                None,
+                "privacy.anonymised-copy",
+                &to.display().to_string(),
+            )?;
             println!(
                 "ok: {} statements of {} people, anonymised, in the new data directory {} ({} statements of erased people left out, {} assignments copied)",
-                done["statements"], done["people"], done["to"].as_str().unwrap_or_default(),
-                done["statements_of_erased_people"], done["assignments"]
+                summary.statements,
+                summary.people,
+                to.display(),
+                summary.statements_of_erased_people,
+                summary.assignments
             );
             println!(
                 "start it with: lrs serve --data-dir {0} --master-key-file {0}/master.key",
-                done["to"].as_str().unwrap_or_default()
+                to.display()
             );
             Ok(())
         }

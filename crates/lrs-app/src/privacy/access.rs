@@ -228,7 +228,10 @@ fn audit_records(
     let mut found = Vec::new();
     lrs_store::audit::scan(&dir, &AuditQuery::default(), |record: AuditRecord| {
         let resources = &record.entry.resources;
-        let names_theirs = resources.statement_ids.iter().any(|id| their_ids.contains(id))
+        let names_theirs = resources
+            .statement_ids
+            .iter()
+            .any(|id| their_ids.contains(id))
             || resources
                 .voided_statement_id
                 .as_ref()

@@ -34,7 +34,8 @@ use super::files::{check_empty_dir, files_under, sha256_file, write_atomic};
 use super::handover::{self, remember_agents, write_once, DocumentCounts};
 use crate::export::copy::ProgressFn;
 use anyhow::{bail, Context};
-use lrs_app::insight::{self, FigureScope, Month, MonthlyFigures};
+use lrs_app::closing;
+use lrs_app::insight::{self, FigureScope, FiguresVersion, Month, MonthlyFigures};
 use lrs_core::envelope::open_attachments;
 use lrs_core::statement::{format_micros, reassemble};
 use lrs_core::{Position, Token};
@@ -55,7 +56,13 @@ pub const MANIFEST: &str = "manifest.json";
 /// Statements between two checkpoints of the statement files.
 const CHECKPOINT_EVERY: u64 = 1_000;
 
-const PHASES: [&str; 5] = ["statements", "documents", "administration", "figures", "parquet"];
+const PHASES: [&str; 5] = [
+    "statements",
+    "documents",
+    "administration",
+    "figures",
+    "parquet",
+];
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct FileMark {
@@ -103,7 +110,10 @@ impl State {
 pub fn safe_name(text: &str) -> String {
     let mut out = String::new();
     for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_') || (byte == b'.' && !out.is_empty()) {
+        if byte.is_ascii_alphanumeric()
+            || matches!(byte, b'-' | b'_')
+            || (byte == b'.' && !out.is_empty())
+        {
             out.push(byte as char);
         } else {
             out.push_str(&format!("%{byte:02X}"));
@@ -116,14 +126,20 @@ pub fn safe_name(text: &str) -> String {
 }
 
 /// Runs (or resumes) `lrs export all` into `dir`.
-pub async fn export_all(store: &Arc<Store>, dir: &Path, progress: ProgressFn) -> anyhow::Result<Value> {
+pub async fn export_all(
+    store: &Arc<Store>,
+    dir: &Path,
+    progress: ProgressFn,
+) -> anyhow::Result<Value> {
     if dir.join(MANIFEST).exists() && !dir.join(STATE_FILE).exists() {
         let manifest: Value = serde_json::from_slice(&std::fs::read(dir.join(MANIFEST))?)
             .with_context(|| format!("{} is not a manifest", dir.join(MANIFEST).display()))?;
         if manifest["format"] != FORMAT {
             bail!("{} is not empty (it holds another export): give a new or empty directory (nothing was changed)", dir.display());
         }
-        return Ok(json!({"already_complete": true, "to": dir.display().to_string(), "manifest": manifest}));
+        return Ok(
+            json!({"already_complete": true, "to": dir.display().to_string(), "manifest": manifest}),
+        );
     }
     let mut state = if dir.join(STATE_FILE).exists() {
         resume(store, dir)?
@@ -160,7 +176,9 @@ pub async fn export_all(store: &Arc<Store>, dir: &Path, progress: ProgressFn) ->
         let counts = tokio::task::spawn_blocking(move || documents(&worker, &out, head, &*p))
             .await
             .context("the documents phase stopped")??;
-        state.done.insert("documents".into(), serde_json::to_value(counts)?);
+        state
+            .done
+            .insert("documents".into(), serde_json::to_value(counts)?);
         state.save(dir)?;
     }
     if !state.done.contains_key("administration") {
@@ -199,7 +217,10 @@ fn resume(store: &Store, dir: &Path) -> anyhow::Result<State> {
     let state: State = serde_json::from_slice(&std::fs::read(dir.join(STATE_FILE))?)
         .with_context(|| format!("{} is damaged", dir.join(STATE_FILE).display()))?;
     if state.format != FORMAT || state.version != VERSION {
-        bail!("{} holds an export of another format: give a new or empty directory", dir.display());
+        bail!(
+            "{} holds an export of another format: give a new or empty directory",
+            dir.display()
+        );
     }
     let hash = store.entry_hash(state.head_position)?.map(hex::encode);
     if hash.as_deref() != Some(state.head_hash.as_str()) {
@@ -255,7 +276,11 @@ struct OpenFile {
     writer: std::io::BufWriter<std::fs::File>,
 }
 
-fn checkpoint(dir: &Path, state: &State, open: &mut HashMap<String, OpenFile>) -> anyhow::Result<()> {
+fn checkpoint(
+    dir: &Path,
+    state: &State,
+    open: &mut HashMap<String, OpenFile>,
+) -> anyhow::Result<()> {
     for file in open.values_mut() {
         file.writer.flush()?;
         file.writer.get_ref().sync_all()?;
@@ -264,7 +289,12 @@ fn checkpoint(dir: &Path, state: &State, open: &mut HashMap<String, OpenFile>) -
 }
 
 /// The statement files: one pass over the log from the state's position.
-fn statements(store: &Store, dir: &Path, mut state: State, progress: &dyn Fn(&'static str, u64, u64)) -> anyhow::Result<State> {
+fn statements(
+    store: &Store,
+    dir: &Path,
+    mut state: State,
+    progress: &dyn Fn(&'static str, u64, u64),
+) -> anyhow::Result<State> {
     let vault = store.vault().as_ref();
     let head = state.head_position;
     // Per tenant: the file of the month being written.
@@ -285,7 +315,8 @@ fn statements(store: &Store, dir: &Path, mut state: State, progress: &dyn Fn(&'s
                         state.attachments += 1;
                     }
                     let month = Month::of_micros(stored.stored_micros);
-                    let relative = format!("statements/{}/{month}.jsonl", safe_name(&stored.tenant));
+                    let relative =
+                        format!("statements/{}/{month}.jsonl", safe_name(&stored.tenant));
                     let file = match open.get_mut(&stored.tenant) {
                         Some(file) if file.relative == relative => file,
                         _ => {
@@ -313,12 +344,18 @@ fn statements(store: &Store, dir: &Path, mut state: State, progress: &dyn Fn(&'s
                     mark.bytes += line.len() as u64;
                     mark.lines += 1;
                     let voided = store
-                        .find_statement(&Scope::Tenant(stored.tenant.clone()), &stored.statement_id)?
+                        .find_statement(
+                            &Scope::Tenant(stored.tenant.clone()),
+                            &stored.statement_id,
+                        )?
                         .is_some_and(|found| found.voided);
                     let counts = state.per_tenant.entry(stored.tenant.clone()).or_default();
                     counts.statements += 1;
                     counts.voided += u64::from(voided);
-                    let counted = stored.facts.timestamp_micros.unwrap_or(stored.stored_micros);
+                    let counted = stored
+                        .facts
+                        .timestamp_micros
+                        .unwrap_or(stored.stored_micros);
                     state.months.insert(Month::of_micros(counted).to_string());
                     since_checkpoint += 1;
                 }
@@ -343,7 +380,12 @@ fn statements(store: &Store, dir: &Path, mut state: State, progress: &dyn Fn(&'s
 }
 
 /// The documents, with each person's agent from the statements naming them.
-fn documents(store: &Store, dir: &Path, head: Position, progress: &dyn Fn(&'static str, u64, u64)) -> anyhow::Result<DocumentCounts> {
+fn documents(
+    store: &Store,
+    dir: &Path,
+    head: Position,
+    progress: &dyn Fn(&'static str, u64, u64),
+) -> anyhow::Result<DocumentCounts> {
     let wanted: HashSet<Token> = store
         .documents_in(&[])?
         .iter()
@@ -369,23 +411,38 @@ fn documents(store: &Store, dir: &Path, head: Position, progress: &dyn Fn(&'stat
         }
         agents.retain(|token, _| wanted.contains(token));
     }
-    handover::write_documents(store, dir, &agents, &|phase, done, total| {
-        progress(if phase == "documents" { "documents" } else { "documents" }, done, total)
+    // write_documents reports only its one phase, "documents".
+    handover::write_documents(store, dir, &agents, &|_, done, total| {
+        progress("documents", done, total)
     })
 }
 
 /// Tenants, roles and credentials as the admin API answers them (no
 /// secret, no hash), and every course model.
 fn administration(store: &Store, dir: &Path) -> anyhow::Result<Value> {
-    let tenants: Vec<Value> = store.tenants()?.iter().map(lrs_app::admin::tenant_json).collect();
-    let roles: Vec<Value> = store.roles()?.iter().map(lrs_app::admin::role_json).collect();
+    let tenants: Vec<Value> = store
+        .tenants()?
+        .iter()
+        .map(lrs_app::admin::tenant_json)
+        .collect();
+    let roles: Vec<Value> = store
+        .roles()?
+        .iter()
+        .map(lrs_app::admin::role_json)
+        .collect();
     let credentials: Vec<Value> = store
         .credentials()?
         .iter()
         .map(lrs_app::admin::credential_json)
         .collect();
-    write_atomic(&dir.join("tenants.json"), &serde_json::to_vec_pretty(&json!({"tenants": tenants}))?)?;
-    write_atomic(&dir.join("roles.json"), &serde_json::to_vec_pretty(&json!({"roles": roles}))?)?;
+    write_atomic(
+        &dir.join("tenants.json"),
+        &serde_json::to_vec_pretty(&json!({"tenants": tenants}))?,
+    )?;
+    write_atomic(
+        &dir.join("roles.json"),
+        &serde_json::to_vec_pretty(&json!({"roles": roles}))?,
+    )?;
     write_atomic(
         &dir.join("credentials.json"),
         &serde_json::to_vec_pretty(&json!({"credentials": credentials}))?,
@@ -394,7 +451,8 @@ fn administration(store: &Store, dir: &Path) -> anyhow::Result<Value> {
     for (tenant, model) in &models {
         let value: Value = serde_json::from_str(model).unwrap_or(Value::String(model.clone()));
         write_atomic(
-            &dir.join("course-models").join(format!("{}.json", safe_name(tenant))),
+            &dir.join("course-models")
+                .join(format!("{}.json", safe_name(tenant))),
             &serde_json::to_vec_pretty(&value)?,
         )?;
     }
@@ -426,35 +484,50 @@ fn figure_fields(figures: &insight::Figures) -> Vec<(String, String)> {
 
 /// `figures/monthly.csv` (one row per month and scope) and
 /// `figures/top10.csv` (the top 10 started and completed courses of each).
-fn figures(store: &Store, dir: &Path, months: &BTreeSet<String>, progress: &dyn Fn(&'static str, u64, u64)) -> anyhow::Result<Value> {
+fn figures(
+    store: &Store,
+    dir: &Path,
+    months: &BTreeSet<String>,
+    progress: &dyn Fn(&'static str, u64, u64),
+) -> anyhow::Result<Value> {
     let mut monthly = String::new();
     let mut top = String::from("month,scope,id,list,rank,course,name,count\n");
     let mut rows = 0u64;
     let mut header_written = false;
     let names = insight::TenantNames::load(store)?;
     let name_of = |list: &[(String, String)], id: &str| {
-        list.iter().find(|(known, _)| known == id).map(|(_, n)| n.clone()).unwrap_or_default()
+        list.iter()
+            .find(|(known, _)| known == id)
+            .map(|(_, n)| n.clone())
+            .unwrap_or_default()
     };
     for (done, text) in months.iter().enumerate() {
         progress("figures", done as u64, months.len() as u64);
         let month: Month = text.parse().map_err(|e: String| anyhow::anyhow!(e))?;
         let mut scopes = vec![FigureScope::Total];
-        for row in insight::breakdown(store, month, true)?.rows {
+        for row in closing::breakdown(store, month, true, FiguresVersion::Delivered)?.rows {
             scopes.push(FigureScope::Library(row.id));
         }
-        for row in insight::breakdown(store, month, false)?.rows {
+        for row in closing::breakdown(store, month, false, FiguresVersion::Delivered)?.rows {
             scopes.push(FigureScope::App(row.id));
         }
         for scope in scopes {
-            let figures: MonthlyFigures = insight::monthly(store, &scope, month)?;
+            let figures: MonthlyFigures =
+                closing::monthly(store, &scope, month, FiguresVersion::Delivered)?;
+            let version = match &figures.closing {
+                Some(c) if c.served == insight::Served::Closed => c.version.to_string(),
+                _ => "live".to_owned(),
+            };
             let (kind, id, name) = match &scope {
                 FigureScope::Total => ("total", String::new(), String::new()),
-                FigureScope::Library(isil) => ("library", isil.clone(), name_of(&names.libraries, isil)),
+                FigureScope::Library(isil) => {
+                    ("library", isil.clone(), name_of(&names.libraries, isil))
+                }
                 FigureScope::App(appid) => ("app", appid.clone(), name_of(&names.apps, appid)),
             };
             let fields = figure_fields(&figures.figures);
             if !header_written {
-                monthly.push_str("month,scope,id,name");
+                monthly.push_str("month,version,scope,id,name");
                 for (key, _) in &fields {
                     monthly.push(',');
                     monthly.push_str(key);
@@ -462,14 +535,21 @@ fn figures(store: &Store, dir: &Path, months: &BTreeSet<String>, progress: &dyn 
                 monthly.push('\n');
                 header_written = true;
             }
-            monthly.push_str(&format!("{month},{kind},{},{}", csv_field(&id), csv_field(&name)));
+            monthly.push_str(&format!(
+                "{month},{version},{kind},{},{}",
+                csv_field(&id),
+                csv_field(&name)
+            ));
             for (_, value) in &fields {
                 monthly.push(',');
                 monthly.push_str(value);
             }
             monthly.push('\n');
             rows += 1;
-            for (list, courses) in [("started", &figures.top_started), ("completed", &figures.top_completed)] {
+            for (list, courses) in [
+                ("started", &figures.top_started),
+                ("completed", &figures.top_completed),
+            ] {
                 for (rank, course) in courses.iter().enumerate() {
                     top.push_str(&format!(
                         "{month},{kind},{},{list},{},{},{},{}\n",
@@ -484,7 +564,7 @@ fn figures(store: &Store, dir: &Path, months: &BTreeSet<String>, progress: &dyn 
         }
     }
     if !header_written {
-        monthly.push_str("month,scope,id,name\n");
+        monthly.push_str("month,version,scope,id,name\n");
     }
     write_atomic(&dir.join("figures").join("monthly.csv"), monthly.as_bytes())?;
     write_atomic(&dir.join("figures").join("top10.csv"), top.as_bytes())?;
@@ -512,7 +592,11 @@ async fn parquet(store: &Arc<Store>, dir: &Path, progress: ProgressFn) -> anyhow
 }
 
 /// `manifest.json`: format, source, counts and every file's bytes and SHA-256.
-fn manifest(dir: &Path, state: &State, progress: &dyn Fn(&'static str, u64, u64)) -> anyhow::Result<Value> {
+fn manifest(
+    dir: &Path,
+    state: &State,
+    progress: &dyn Fn(&'static str, u64, u64),
+) -> anyhow::Result<Value> {
     let names: Vec<String> = files_under(dir)?
         .into_iter()
         .filter(|name| name != STATE_FILE && name != MANIFEST && !name.ends_with(".partial"))
@@ -529,7 +613,11 @@ fn manifest(dir: &Path, state: &State, progress: &dyn Fn(&'static str, u64, u64)
         }
         files.push(file);
     }
-    progress("manifest: hashing files", names.len() as u64, names.len() as u64);
+    progress(
+        "manifest: hashing files",
+        names.len() as u64,
+        names.len() as u64,
+    );
     let statements: u64 = state.per_tenant.values().map(|c| c.statements).sum();
     let voided: u64 = state.per_tenant.values().map(|c| c.voided).sum();
     let manifest = json!({

@@ -52,14 +52,11 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("file");
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let temp = dir.join(format!(".{name}.partial"));
     {
-        let mut file = std::fs::File::create(&temp)
-            .with_context(|| format!("creating {}", temp.display()))?;
+        let mut file =
+            std::fs::File::create(&temp).with_context(|| format!("creating {}", temp.display()))?;
         file.write_all(bytes)?;
         file.sync_all()?;
     }
