@@ -9,11 +9,11 @@
 //! finds nothing of the other learners. Both requests are in the audit
 //! trail; an unknown agent gets a clear error and no file.
 
-use crate::common::new_id;
+use crate::common::{new_id, Api};
 use crate::privacy_erasure::{api, privacy_server};
-use lrs_blackbox_tests::{StatusCode, Xapi};
+use lrs_blackbox_tests::{StatusCode, TestServer, Xapi};
 use serde_json::{json, Value};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 const ISIL: &str = "https://w3id.org/xapi/kb-nl/extensions/isil";
 const LIB: &str = "NL-0200000009";
@@ -331,5 +331,446 @@ fn statements_of(statements: &[Value]) -> Vec<String> {
     statements
         .iter()
         .map(|s| s["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+// ---- the Datatheek command and the export of everything ----
+
+fn binary() -> &'static std::path::Path {
+    std::path::Path::new(env!("CARGO_BIN_EXE_lrs-under-test"))
+}
+
+/// Every sheet of a workbook as rows of cell texts, read with calamine.
+fn sheets(bytes: &[u8]) -> BTreeMap<String, Vec<Vec<String>>> {
+    use calamine::{Data, Reader, Xlsx};
+    let mut book: Xlsx<_> = Xlsx::new(std::io::Cursor::new(bytes.to_vec())).expect("an xlsx");
+    let names = book.sheet_names().to_vec();
+    names
+        .into_iter()
+        .map(|name| {
+            let range = book.worksheet_range(&name).unwrap();
+            let rows = range
+                .rows()
+                .map(|row| {
+                    row.iter()
+                        .map(|cell| match cell {
+                            Data::Empty => String::new(),
+                            other => other.to_string(),
+                        })
+                        .collect()
+                })
+                .collect();
+            (name, rows)
+        })
+        .collect()
+}
+
+/// Two workbooks hold the same cells, but for when each was made (the
+/// Totaal sheet's "Gemaakt op" row: a live month's workbook is made now).
+fn assert_same_cells(ours: &[u8], api: &[u8], what: &str) {
+    let (mut ours, mut api) = (sheets(ours), sheets(api));
+    for book in [&mut ours, &mut api] {
+        let total = book.get_mut("Totaal").expect("a Totaal sheet");
+        for row in total.iter_mut() {
+            if row.first().map(String::as_str) == Some("Gemaakt op (UTC)") {
+                row[1].clear();
+            }
+        }
+    }
+    assert_eq!(
+        ours.keys().collect::<Vec<_>>(),
+        api.keys().collect::<Vec<_>>()
+    );
+    assert!(
+        api["Totaal"].len() > 1 && api["Bibliotheken"].len() > 1,
+        "{what}: rows"
+    );
+    for (name, rows) in &api {
+        assert_eq!(&ours[name], rows, "{what}: sheet {name}");
+    }
+}
+
+async fn download(api: &Api, query: &[(&str, &str)]) -> Vec<u8> {
+    let response = api
+        .http
+        .get(format!("{}/api/figures/datatheek", api.base))
+        .query(query)
+        .basic_auth(&api.key, Some(&api.secret))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    response.bytes().await.unwrap().to_vec()
+}
+
+fn failing(out: &std::process::Output) -> String {
+    assert!(!out.status.success(), "must fail: {out:?}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_datatheek_command_equals_the_apis_workbook_and_export_all_resumes() {
+    use lrs_blackbox_tests::activity::{self, Spec};
+    let spec = Spec {
+        learners: 120,
+        libraries: 8,
+        ..Spec::default()
+    };
+    let generated = activity::generate(spec.clone());
+    let isil = generated.world.libraries[0].clone();
+    let mut server = TestServer::prepare(binary()).unwrap();
+    for args in [
+        vec!["--id", "kb", "--name", "KB", "--kind", "kb"],
+        vec![
+            "--id",
+            "bieb",
+            "--name",
+            "Bibliotheek Groot",
+            "--kind",
+            "library",
+            "--isil",
+            &isil,
+        ],
+    ] {
+        let mut command = vec!["tenants", "define"];
+        command.extend(args);
+        server.lrs(&command).unwrap();
+    }
+    server
+        .lrs(&[
+            "roles",
+            "define",
+            "--name",
+            "cijfers",
+            "--permission",
+            "figures.read",
+        ])
+        .unwrap();
+    let (kb_key, kb_secret) = server.credential_with_role("KB analist", "kb", Some("cijfers"));
+    let (lib_key, lib_secret) = server.credential_with_role("Medewerker", "bieb", Some("cijfers"));
+    server.env.push(("LRS_RATE_PER_ADDRESS".into(), "0".into()));
+    server
+        .env
+        .push(("LRS_RATE_PER_CREDENTIAL".into(), "0".into()));
+    server.launch().unwrap();
+    let api = |base: &str, key: &str, secret: &str| Api {
+        http: reqwest::Client::new(),
+        base: base.to_owned(),
+        key: key.to_owned(),
+        secret: secret.to_owned(),
+    };
+    let (kb, library) = (
+        api(&server.base_url, &kb_key, &kb_secret),
+        api(&server.base_url, &lib_key, &lib_secret),
+    );
+    let writer = server.client().with_credential(&kb_key, &kb_secret);
+    for chunk in generated.sent.chunks(500) {
+        let batch = Value::Array(chunk.iter().map(|s| s.statement.clone()).collect());
+        let reply = writer.post_statements(&batch).await.unwrap();
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    }
+    let m = spec.month.to_string();
+    let kb_book = download(&kb, &[("month", &m)]).await;
+    let library_book = download(&library, &[("month", &m)]).await;
+    // What the Statement API answers the KB: every statement not voided.
+    let api_ids: BTreeSet<String> = query_all(&writer, &[("limit", "500")])
+        .await
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_owned())
+        .collect();
+    server.stop().unwrap();
+
+    // The command's workbooks equal the API's, read back with calamine.
+    let scratch = tempfile::tempdir().unwrap();
+    let file = |name: &str| scratch.path().join(name).to_str().unwrap().to_owned();
+    let out = server
+        .lrs_here(&[
+            "export",
+            "datatheek",
+            "--month",
+            &m,
+            "--out",
+            &file("kb.xlsx"),
+        ])
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_same_cells(&std::fs::read(file("kb.xlsx")).unwrap(), &kb_book, "KB");
+    let out = server
+        .lrs_here(&[
+            "export",
+            "datatheek",
+            "--month",
+            &m,
+            "--tenant",
+            "bieb",
+            "--out",
+            &file("bieb.xlsx"),
+        ])
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_same_cells(
+        &std::fs::read(file("bieb.xlsx")).unwrap(),
+        &library_book,
+        "library",
+    );
+
+    // Bad input: a clear error and no file.
+    let stderr = failing(
+        &server
+            .lrs_here(&[
+                "export",
+                "datatheek",
+                "--month",
+                "2019-01",
+                "--out",
+                &file("leeg.xlsx"),
+            ])
+            .unwrap(),
+    );
+    assert!(stderr.contains("2019-01 has no figures"), "{stderr}");
+    let stderr = failing(
+        &server
+            .lrs_here(&[
+                "export",
+                "datatheek",
+                "--month",
+                &m,
+                "--tenant",
+                "onbekend",
+                "--out",
+                &file("onbekend.xlsx"),
+            ])
+            .unwrap(),
+    );
+    assert!(stderr.contains("onbekend"), "{stderr}");
+    let stderr = failing(
+        &server
+            .lrs_here(&[
+                "export",
+                "datatheek",
+                "--month",
+                "2026-13",
+                "--out",
+                &file("x.xlsx"),
+            ])
+            .unwrap(),
+    );
+    assert!(stderr.contains("not a month"), "{stderr}");
+    for name in ["leeg.xlsx", "onbekend.xlsx", "x.xlsx"] {
+        assert!(!scratch.path().join(name).exists(), "{name}");
+    }
+    let before = std::fs::read(file("kb.xlsx")).unwrap();
+    let stderr = failing(
+        &server
+            .lrs_here(&[
+                "export",
+                "datatheek",
+                "--month",
+                &m,
+                "--out",
+                &file("kb.xlsx"),
+            ])
+            .unwrap(),
+    );
+    assert!(stderr.contains("exists"), "{stderr}");
+    assert_eq!(std::fs::read(file("kb.xlsx")).unwrap(), before, "unchanged");
+
+    // A range of months in one workbook: one Totaal row per month, the
+    // month's figures as in its own workbook.
+    let previous = spec.month.previous().to_string();
+    let out = server
+        .lrs_here(&[
+            "export",
+            "datatheek",
+            "--month",
+            &previous,
+            "--to-month",
+            &m,
+            "--out",
+            &file("range.xlsx"),
+        ])
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let range = sheets(&std::fs::read(file("range.xlsx")).unwrap());
+    let single = sheets(&kb_book);
+    let totals = &range["Totaal"];
+    assert_eq!(totals.len(), 3, "header and two months: {totals:?}");
+    assert_eq!(totals[1][0], previous);
+    assert_eq!(totals[2][0], m);
+    let figures_of_single = &single["Totaal"][1][2..];
+    assert_eq!(
+        &totals[2][2..2 + figures_of_single.len()],
+        figures_of_single
+    );
+    let library_rows_of_m: Vec<&Vec<String>> =
+        range["Bibliotheken"].iter().filter(|r| r[0] == m).collect();
+    assert_eq!(library_rows_of_m.len(), single["Bibliotheken"].len() - 1);
+    for (ours, theirs) in library_rows_of_m.iter().zip(&single["Bibliotheken"][1..]) {
+        assert_eq!(&ours[1..], &theirs[..]);
+    }
+
+    // A closed month: the command's workbook is the API's, byte for byte.
+    server.lrs(&["figures", "close", "--month", &m]).unwrap();
+    let out = server
+        .lrs_here(&[
+            "export",
+            "datatheek",
+            "--month",
+            &m,
+            "--out",
+            &file("closed.xlsx"),
+        ])
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    server.launch().unwrap();
+    let kb = api(&server.base_url, &kb_key, &kb_secret);
+    let closed_book = download(&kb, &[("month", &m)]).await;
+    assert_eq!(
+        std::fs::read(file("closed.xlsx")).unwrap(),
+        closed_book,
+        "a closed month's workbook from the command equals the API's"
+    );
+    server.stop().unwrap();
+
+    export_all_of_a_seeded_store(&server, &api_ids, scratch.path());
+}
+
+/// `lrs export all` of the seeded store: interrupted, resumed, checked.
+fn export_all_of_a_seeded_store(
+    server: &TestServer,
+    api_ids: &BTreeSet<String>,
+    scratch: &std::path::Path,
+) {
+    let dir = scratch.join("exit");
+    let data_dir = server.data_dir.to_str().unwrap();
+    let run = |stop_after: Option<&str>| {
+        let mut command = std::process::Command::new(binary());
+        command
+            .args(["export", "all", "--to", dir.to_str().unwrap()])
+            .args(["--data-dir", data_dir])
+            .env("LRS_MASTER_KEY", &server.master_key_hex)
+            .env("LRS_LOG", "warn");
+        if let Some(n) = stop_after {
+            command.env("LRS_EXPORT_ALL_STOP_AFTER", n);
+        }
+        command.output().unwrap()
+    };
+    // A target that is not empty is refused, and left as it was.
+    let busy = scratch.join("busy");
+    std::fs::create_dir_all(&busy).unwrap();
+    std::fs::write(busy.join("notes.txt"), "mine").unwrap();
+    let out = server
+        .lrs_here(&["export", "all", "--to", busy.to_str().unwrap()])
+        .unwrap();
+    let stderr = failing(&out);
+    assert!(stderr.contains("not empty"), "{stderr}");
+    assert_eq!(std::fs::read_dir(&busy).unwrap().count(), 1);
+
+    // Interrupted after 1,500 statements (1,000 marked, 500 more written).
+    let out = run(Some("1500"));
+    assert_eq!(out.status.code(), Some(75), "{out:?}");
+    assert!(dir.join("export-state.json").exists());
+    assert!(!dir.join("manifest.json").exists());
+    // Run again: it resumes and completes.
+    let out = run(None);
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("resumed"), "{stdout}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("resuming"));
+    assert!(!dir.join("export-state.json").exists());
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+
+    // Every statement file parses as xAPI; no statement twice; the ids are
+    // the API's plus the voided ones.
+    let mut seen = BTreeSet::new();
+    let mut lines = 0u64;
+    let mut voided = 0u64;
+    for entry in manifest["files"].as_array().unwrap() {
+        let path = entry["path"].as_str().unwrap();
+        let bytes = std::fs::read(dir.join(path)).unwrap();
+        assert_eq!(entry["bytes"], bytes.len() as u64, "{path}");
+        use sha2::Digest;
+        assert_eq!(
+            entry["sha256"].as_str().unwrap(),
+            hex_of(&sha2::Sha256::digest(&bytes)),
+            "{path}"
+        );
+        if !path.starts_with("statements/") {
+            continue;
+        }
+        assert!(path.ends_with(".jsonl"), "{path}");
+        for line in String::from_utf8(bytes).unwrap().lines() {
+            let statement: Value = serde_json::from_str(line).unwrap();
+            let version = if statement["version"]
+                .as_str()
+                .unwrap_or("1.0.3")
+                .starts_with("2.")
+            {
+                xapi::XapiVersion::V2_0_0
+            } else {
+                xapi::XapiVersion::V1_0_3
+            };
+            if let Err(e) = xapi::validate::validate_statement(&statement, version) {
+                panic!("{path}: not an xAPI statement: {e:?}\n{line}");
+            }
+            let id = statement["id"].as_str().unwrap().to_owned();
+            if !api_ids.contains(&id) {
+                voided += 1;
+            }
+            assert!(seen.insert(id.clone()), "{id} twice in the export");
+            lines += 1;
+        }
+    }
+    let counts = &manifest["counts"];
+    assert_eq!(counts["statements"], lines);
+    assert_eq!(counts["voided"], voided);
+    assert_eq!(lines - voided, api_ids.len() as u64, "the API's count");
+    assert!(api_ids.is_subset(&seen));
+    assert!(voided > 0, "the generated month voids some statements");
+    for name in [
+        "tenants.json",
+        "roles.json",
+        "credentials.json",
+        "figures/monthly.csv",
+        "figures/top10.csv",
+        "documents.jsonl",
+    ] {
+        assert!(dir.join(name).exists(), "{name}");
+    }
+    // No secret of any credential.
+    let everything = files_text(&dir);
+    assert!(
+        !contains(&everything, &server.secret),
+        "a secret in the export"
+    );
+    assert!(
+        !contains(&everything, "$argon2"),
+        "a secret's hash in the export"
+    );
+    // A third run finds the export complete and changes nothing.
+    let out = run(None);
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("already holds a complete export"));
+
+    // DuckDB and pyarrow read the Parquet files (when the environment has them).
+    if let Some(reader) = lrs_blackbox_tests::analytics_support::python_reader() {
+        let read = reader.counts(&dir.join("parquet"));
+        assert_eq!(read["duckdb_not_voided"], api_ids.len() as u64, "{read}");
+        assert_eq!(read["pyarrow_not_voided"], api_ids.len() as u64, "{read}");
+    }
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Every file under `dir`, concatenated.
+fn files_text(dir: &std::path::Path) -> Vec<u8> {
+    let mut files = Vec::new();
+    crate::common::files_under(dir, &mut files);
+    files
+        .iter()
+        .flat_map(|f| std::fs::read(f).unwrap())
         .collect()
 }

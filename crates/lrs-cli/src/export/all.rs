@@ -288,6 +288,16 @@ fn checkpoint(
     state.save(dir)
 }
 
+/// For the test of resuming: with `LRS_EXPORT_ALL_STOP_AFTER=N` the process
+/// ends abruptly once N statements were written in this run, after the
+/// lines reached the files but before the state marked them, as a crash
+/// would leave it.
+const STOP_AFTER_ENV: &str = "LRS_EXPORT_ALL_STOP_AFTER";
+
+fn stop_after() -> Option<u64> {
+    std::env::var(STOP_AFTER_ENV).ok()?.parse().ok()
+}
+
 /// The statement files: one pass over the log from the state's position.
 fn statements(
     store: &Store,
@@ -300,6 +310,8 @@ fn statements(
     // Per tenant: the file of the month being written.
     let mut open: HashMap<String, OpenFile> = HashMap::new();
     let mut since_checkpoint = 0u64;
+    let stop_after = stop_after();
+    let mut written_now = 0u64;
     progress("statements", state.position, head);
     for entry in store.read_from(state.position + 1) {
         let entry = entry?;
@@ -358,6 +370,15 @@ fn statements(
                         .unwrap_or(stored.stored_micros);
                     state.months.insert(Month::of_micros(counted).to_string());
                     since_checkpoint += 1;
+                    written_now += 1;
+                    if stop_after == Some(written_now) {
+                        // A crash after lines were written but before they were marked.
+                        for file in open.values_mut() {
+                            file.writer.flush()?;
+                        }
+                        eprintln!("stopping after {written_now} statements ({STOP_AFTER_ENV})");
+                        std::process::exit(75);
+                    }
                 }
             }
         }

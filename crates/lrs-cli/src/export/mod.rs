@@ -9,6 +9,7 @@
 pub mod all;
 pub mod anonymised;
 pub mod copy;
+pub mod datatheek;
 pub mod files;
 pub mod handover;
 
@@ -20,9 +21,50 @@ pub(crate) use files::{ensure_empty_dir, write_private};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// `lrs export ...` (the lead adds the Datatheek workbook here too).
+/// `lrs export ...`.
 #[derive(clap::Subcommand)]
 pub enum ExportCommand {
+    /// The KB Datatheek workbook (xlsx) of a month, or of a range of months
+    /// in one workbook: the same workbook GET /api/figures/datatheek
+    /// answers. The server must be stopped (while it runs, download it).
+    Datatheek {
+        #[command(flatten)]
+        data: DataArgs,
+        /// The month, YYYY-MM (Dutch time); with --to-month the first of a range.
+        #[arg(long)]
+        month: lrs_app::insight::Month,
+        /// The last month of a range (at most 36 months).
+        #[arg(long)]
+        to_month: Option<lrs_app::insight::Month>,
+        /// Whose workbook: a tenant id (a library or app gets its own row
+        /// only); default the KB's, every library and app.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Which figures: closed (the latest closed version, else live),
+        /// live, or a closed version number.
+        #[arg(long, default_value = "closed")]
+        version: lrs_app::insight::FiguresVersion,
+        /// Which hits: statements, launches or both.
+        #[arg(long, default_value = "statements")]
+        hits: lrs_app::insight::HitsChoice,
+        /// The new file to write (never over an existing one).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Everything, in open formats, for the KB's exit (2.37, 2.38): every
+    /// tenant's statements as xAPI JSON lines per month, attachments,
+    /// documents, tenants, roles and credentials (no secrets), course
+    /// models, the monthly figures as CSV, the Parquet files and a manifest
+    /// with counts and the SHA-256 of every file. Running it again on an
+    /// unfinished export resumes it. The server must be stopped.
+    All {
+        #[command(flatten)]
+        data: DataArgs,
+        /// The export directory: new or empty, or an unfinished export of
+        /// this store to resume.
+        #[arg(long)]
+        to: PathBuf,
+    },
     /// An anonymised copy for test and demo: people replaced by random
     /// pseudonyms, free text removed, ids re-randomised, attachments
     /// dropped, times coarsened if asked. The server must be stopped (or use
@@ -83,6 +125,84 @@ pub enum ImportCommand {
 /// Runs `lrs export ...`.
 pub async fn export(command: ExportCommand) -> anyhow::Result<()> {
     match command {
+        ExportCommand::Datatheek {
+            data,
+            month,
+            to_month,
+            tenant,
+            version,
+            hits,
+            out,
+        } => {
+            if out.exists() {
+                bail!("--out {} exists already: give a new file", out.display());
+            }
+            let store = open_existing_store(&data)?;
+            let made = datatheek::access_of(&store, tenant.as_deref()).and_then(|access| {
+                datatheek::build(
+                    &store,
+                    &access,
+                    month,
+                    to_month.unwrap_or(month),
+                    version,
+                    hits,
+                )
+            });
+            store.close().await?;
+            let bytes = made?;
+            datatheek::write_new(&out, &bytes)?;
+            let months = match to_month {
+                Some(to) if to != month => format!("{month} to {to}"),
+                _ => month.to_string(),
+            };
+            crate::audit::record_cli(
+                &data.data_dir,
+                None,
+                "export.datatheek",
+                &format!("{months} {}", tenant.as_deref().unwrap_or("kb")),
+            )?;
+            println!(
+                "ok: the Datatheek workbook of {months} in {} ({} bytes)",
+                out.display(),
+                bytes.len()
+            );
+            Ok(())
+        }
+        ExportCommand::All { data, to } => {
+            let store = open_existing_store(&data)?;
+            let result = all::export_all(
+                &store,
+                &to,
+                Arc::new(|phase, done, total| progress_line(phase, done, total, "")),
+            )
+            .await;
+            store.close().await?;
+            let done = result?;
+            let manifest = &done["manifest"];
+            if done["already_complete"] == true {
+                println!(
+                    "ok: {} already holds a complete export (manifest.json); nothing was changed",
+                    to.display()
+                );
+                return Ok(());
+            }
+            crate::audit::record_cli(
+                &data.data_dir,
+                None,
+                "export.all",
+                &to.display().to_string(),
+            )?;
+            println!(
+                "ok: {}export of everything in {}: {} statements ({} voided) of {} tenants, {} files; manifest.json lists each with its SHA-256",
+                if done["resumed"] == true { "resumed " } else { "" },
+                to.display(),
+                manifest["counts"]["statements"],
+                manifest["counts"]["voided"],
+                manifest["counts"]["per_tenant"].as_object().map_or(0, |t| t.len()),
+                manifest["counts"]["files"],
+            );
+            Ok(())
+        }
         ExportCommand::Anonymised {
             data,
             out,
