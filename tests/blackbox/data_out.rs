@@ -774,3 +774,179 @@ fn files_text(dir: &std::path::Path) -> Vec<u8> {
         .flat_map(|f| std::fs::read(f).unwrap())
         .collect()
 }
+
+// ---- the anonymised copy ----
+
+/// Every account name under any `account` in a statement.
+fn account_names(value: &Value, out: &mut BTreeSet<String>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(name) = map.get("account").and_then(|a| a["name"].as_str()) {
+                out.insert(name.to_owned());
+            }
+            map.values().for_each(|v| account_names(v, out));
+        }
+        Value::Array(items) => items.iter().for_each(|v| account_names(v, out)),
+        _ => {}
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_anonymised_copy_holds_no_original_identifier_and_the_same_figures() {
+    use lrs_blackbox_tests::activity::{self, Spec};
+    let spec = Spec {
+        learners: 80,
+        libraries: 6,
+        ..Spec::default()
+    };
+    let generated = activity::generate(spec.clone());
+    let mut server = TestServer::prepare(binary()).unwrap();
+    server
+        .lrs(&[
+            "tenants", "define", "--id", "kb", "--name", "KB", "--kind", "kb",
+        ])
+        .unwrap();
+    server
+        .lrs(&[
+            "roles",
+            "define",
+            "--name",
+            "cijfers",
+            "--permission",
+            "figures.read",
+        ])
+        .unwrap();
+    let (key, secret) = server.credential_with_role("KB analist", "kb", Some("cijfers"));
+    server.env.push(("LRS_RATE_PER_ADDRESS".into(), "0".into()));
+    server
+        .env
+        .push(("LRS_RATE_PER_CREDENTIAL".into(), "0".into()));
+    server.launch().unwrap();
+    let writer = server.client().with_credential(&key, &secret);
+    let sha1 = "0b7e3f8a9c1d2e4f5a6b7c8d9e0f1a2b3c4d5e6f";
+    let free_text = "vrije tekst over Sjaak Buurman";
+    let mut batches: Vec<Value> = generated
+        .sent
+        .chunks(500)
+        .map(|chunk| Value::Array(chunk.iter().map(|s| s.statement.clone()).collect()))
+        .collect();
+    batches.push(json!([{
+        "actor": {"name": "Sjaak Buurman", "mbox_sha1sum": sha1},
+        "verb": {"id": "http://adlnet.gov/expapi/verbs/answered"},
+        "object": {"id": "https://kb.example/vraag/1"},
+        "result": {"response": free_text}
+    }]));
+    let mut accounts = BTreeSet::new();
+    for batch in &batches {
+        account_names(batch, &mut accounts);
+        let reply = writer.post_statements(batch).await.unwrap();
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    }
+    let kb = Api {
+        http: reqwest::Client::new(),
+        base: server.base_url.clone(),
+        key: key.clone(),
+        secret: secret.clone(),
+    };
+    let months = [spec.month.previous().to_string(), spec.month.to_string()];
+    let mut original = Vec::new();
+    for m in &months {
+        original.push(kb.ok("/api/figures/monthly", &[("month", m)]).await);
+        original.push(
+            kb.ok("/api/figures/breakdown", &[("month", m), ("by", "library")])
+                .await,
+        );
+    }
+    server.stop().unwrap();
+
+    // Bad input: a target that is not empty is refused and left alone.
+    let scratch = tempfile::tempdir().unwrap();
+    let busy = scratch.path().join("busy");
+    std::fs::create_dir_all(&busy).unwrap();
+    std::fs::write(busy.join("x"), "x").unwrap();
+    let stderr = failing(
+        &server
+            .lrs_here(&["privacy", "anonymised-copy", "--to", busy.to_str().unwrap()])
+            .unwrap(),
+    );
+    assert!(stderr.contains("not empty"), "{stderr}");
+    assert_eq!(std::fs::read_dir(&busy).unwrap().count(), 1);
+
+    let copy = scratch.path().join("copy");
+    let out = server
+        .lrs_here(&["privacy", "anonymised-copy", "--to", copy.to_str().unwrap()])
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+
+    // The copy opens with lrs serve under its own key.
+    let mut copied = TestServer::prepare(binary()).unwrap();
+    copied.data_dir = copy.clone();
+    copied.master_key_hex = std::fs::read_to_string(copy.join("master.key"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert_ne!(
+        copied.master_key_hex, server.master_key_hex,
+        "a new master key"
+    );
+    let (copy_key, copy_secret) = copied.credential_with_role("Tester", "kb", Some("cijfers"));
+    copied.launch().unwrap();
+    let tester = Api {
+        http: reqwest::Client::new(),
+        base: copied.base_url.clone(),
+        key: copy_key,
+        secret: copy_secret,
+    };
+    let mut again = Vec::new();
+    for m in &months {
+        again.push(tester.ok("/api/figures/monthly", &[("month", m)]).await);
+        again.push(
+            tester
+                .ok("/api/figures/breakdown", &[("month", m), ("by", "library")])
+                .await,
+        );
+    }
+    for (before, after) in original.iter().zip(&again) {
+        assert_eq!(
+            strip_names(before),
+            strip_names(after),
+            "the copy's figures equal the original's"
+        );
+    }
+    copied.stop().unwrap();
+
+    // A byte scan of every file of the copy (after the server ran on it,
+    // so its analytics files too).
+    let everything = files_text(&copy);
+    let mut needles: Vec<String> = vec![
+        "@example.nl".into(),
+        "Deelnemer ".into(),
+        "Sjaak".into(),
+        sha1.into(),
+        free_text.into(),
+    ];
+    needles.extend(accounts.iter().filter(|a| a.len() >= 6).cloned());
+    assert!(
+        needles.len() > 50,
+        "the learners' account names: {}",
+        needles.len()
+    );
+    for needle in &needles {
+        assert!(!contains(&everything, needle), "{needle} in the copy");
+    }
+}
+
+/// Figures without names (the copy drops activity definitions, so a
+/// course named only by its definition has no name there).
+fn strip_names(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(k, _)| k.as_str() != "name")
+                .map(|(k, v)| (k.clone(), strip_names(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(strip_names).collect()),
+        other => other.clone(),
+    }
+}
