@@ -198,3 +198,94 @@ async fn with_the_customers_own_key_the_certificate_says_they_must_destroy_it() 
     assert!(!server.data_dir.join("log").exists());
     assert!(!server.data_dir.join("vault").exists());
 }
+
+/// After `lrs destroy` (the same command), a server started on the
+/// directory knows nobody, and a backup taken before, kept elsewhere and
+/// not named to the command, restores to nothing readable: its vault copy
+/// is sealed under a backup key that lived only in the destroyed directory.
+#[tokio::test]
+async fn after_destroy_neither_a_new_server_nor_an_earlier_backup_reveals_a_person() {
+    let mut server = crate::common::start();
+    wait_until_serving(&server).await;
+    let client = server.client();
+    let name = "Vernietigde Verhulst";
+    let email = "vernietigde.verhulst@example.nl";
+    let mut s = statement("x", "experienced", "les-1");
+    s["actor"] = serde_json::json!({"name": name, "mbox": format!("mailto:{email}")});
+    post_one(&client, &s).await;
+    let agent = serde_json::json!({"mbox": format!("mailto:{email}")}).to_string();
+    server.stop().unwrap();
+    let temp = tempfile::tempdir().unwrap();
+    let offsite = temp.path().join("offsite-backup");
+    server
+        .lrs(&["backup", "--to", offsite.to_str().unwrap()])
+        .unwrap();
+
+    let dry = server.lrs(&["destroy"]).unwrap();
+    let word = dry
+        .split_whitespace()
+        .find(|w| w.starts_with("vernietig-"))
+        .unwrap()
+        .to_owned();
+    let printed = server.lrs(&["destroy", "--confirm", &word]).unwrap();
+    assert!(printed.contains("VERKLARING VAN VERNIETIGING"), "{printed}");
+    assert!(printed.contains("CERTIFICATE OF DESTRUCTION"), "{printed}");
+
+    // A server started on the directory afterwards: a new, empty store.
+    let (key, secret) = server.add_credential("na", "default", &[]).unwrap();
+    server.launch().unwrap();
+    let client = server.client().with_credential(&key, &secret);
+    let reply = client.get_statements(&[("agent", &agent)]).await.unwrap();
+    assert_eq!(reply.status, reqwest::StatusCode::OK, "{}", reply.text);
+    assert_eq!(reply.body["statements"], serde_json::json!([]));
+    let reply = client.get_statements(&[]).await.unwrap();
+    assert_eq!(
+        reply.body["statements"],
+        serde_json::json!([]),
+        "nobody at all"
+    );
+    server.stop().unwrap();
+    let mut files = Vec::new();
+    crate::common::files_under(&server.data_dir, &mut files);
+    for file in &files {
+        let bytes = std::fs::read(file).unwrap();
+        for needle in [name, email] {
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                "{needle} in {}",
+                file.display()
+            );
+        }
+    }
+
+    // The earlier backup, with the customer's master key: its vault copy
+    // does not open, so the restore refuses and makes nothing readable.
+    let restored = temp.path().join("restored");
+    let out = server
+        .lrs_outcome(&[
+            "restore",
+            "--from",
+            offsite.to_str().unwrap(),
+            "--data-dir",
+            restored.to_str().unwrap(),
+        ])
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "the restore is refused: {stderr}");
+    eprintln!("restore after destroy: {stderr}");
+    assert!(stderr.contains("backup key"), "says why: {stderr}");
+    let mut files = Vec::new();
+    if restored.exists() {
+        crate::common::files_under(&restored, &mut files);
+    }
+    for file in &files {
+        let bytes = std::fs::read(file).unwrap();
+        for needle in [name, email] {
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                "{needle} in {}",
+                file.display()
+            );
+        }
+    }
+}

@@ -8,6 +8,7 @@ mod analytics_s3;
 mod audit;
 mod backup;
 mod common;
+mod data_out;
 mod datatheek;
 mod documents;
 mod durability;

@@ -394,7 +394,19 @@ fn build(data: &Datatheek) -> Result<Vec<u8>, XlsxError> {
     sheet.set_column_width(4, 16)?;
     sheet.set_freeze_panes(1, 0)?;
 
-    // Definities: the rules, then one row per figure, Dutch then English.
+    definitions_sheet(&mut book, &figures, &header, &wrap, &bold)?;
+
+    book.save_to_buffer()
+}
+
+/// The definitions sheet: the rules, then one row per figure, Dutch then English.
+fn definitions_sheet(
+    book: &mut Workbook,
+    figures: &[&FigureLabel],
+    header: &Format,
+    wrap: &Format,
+    bold: &Format,
+) -> Result<(), XlsxError> {
     let sheet = book.add_worksheet().set_name(SHEET_DEFINITIONS)?;
     for (col, head) in [
         "Cijfer",
@@ -406,12 +418,12 @@ fn build(data: &Datatheek) -> Result<Vec<u8>, XlsxError> {
     .iter()
     .enumerate()
     {
-        sheet.write_with_format(0, col as u16, *head, &header)?;
+        sheet.write_with_format(0, col as u16, *head, header)?;
     }
     let mut row = 1;
     for (nl, en) in RULES {
-        sheet.write_with_format(row, 1, nl, &wrap)?;
-        sheet.write_with_format(row, 3, en, &wrap)?;
+        sheet.write_with_format(row, 1, nl, wrap)?;
+        sheet.write_with_format(row, 3, en, wrap)?;
         row += 1;
     }
     for figure in figures.iter() {
@@ -420,10 +432,10 @@ fn build(data: &Datatheek) -> Result<Vec<u8>, XlsxError> {
             .find(|(key, _, _)| *key == figure.key)
             .copied()
             .unwrap_or((figure.key, figure.nl_help, figure.en_help));
-        sheet.write_with_format(row, 0, figure.nl, &bold)?;
-        sheet.write_with_format(row, 1, nl, &wrap)?;
+        sheet.write_with_format(row, 0, figure.nl, bold)?;
+        sheet.write_with_format(row, 1, nl, wrap)?;
         sheet.write(row, 2, figure.en)?;
-        sheet.write_with_format(row, 3, en, &wrap)?;
+        sheet.write_with_format(row, 3, en, wrap)?;
         sheet.write(row, 4, figure.key)?;
         row += 1;
     }
@@ -433,7 +445,141 @@ fn build(data: &Datatheek) -> Result<Vec<u8>, XlsxError> {
     sheet.set_column_width(3, 70)?;
     sheet.set_column_width(4, 24)?;
 
+    Ok(())
+}
+
+/// A workbook of several months (`lrs export datatheek --month A --to-month
+/// B`): the same sheets as one month's, with the month as the first column
+/// of every row (Totaal: one row per month; Bibliotheken, Apps, Top 10: the
+/// month's rows, month by month), and one Definities sheet. Made at the
+/// time of the latest month's workbook.
+pub fn workbook_range(months: &[Datatheek]) -> Result<Vec<u8>, AppError> {
+    build_range(months).map_err(xlsx_error)
+}
+
+fn build_range(months: &[Datatheek]) -> Result<Vec<u8>, XlsxError> {
+    let mut book = Workbook::new();
+    let made = months.iter().map(|m| m.generated_micros).max().unwrap_or(0);
+    let made = ExcelDateTime::from_timestamp(made.div_euclid(1_000_000))?;
+    book.set_properties(&DocProperties::new().set_creation_datetime(&made));
+    let hits = months.first().map(|m| m.hits).unwrap_or_default();
+    let figures = figures_for(hits);
+    let bold = Format::new().set_bold();
+    let header = Format::new()
+        .set_bold()
+        .set_text_wrap()
+        .set_align(FormatAlign::Top);
+    let wrap = Format::new().set_text_wrap().set_align(FormatAlign::Top);
+    let first_figure = 2u16;
+
+    let sheet = book.add_worksheet().set_name(SHEET_TOTAL)?;
+    sheet.write_with_format(0, 0, "Maand", &header)?;
+    sheet.write_with_format(0, 1, "Bereik", &header)?;
+    for (col, figure) in figures.iter().enumerate() {
+        sheet.write_with_format(0, col as u16 + first_figure, figure.nl, &header)?;
+    }
+    let after = figures.len() as u16 + first_figure;
+    sheet.write_with_format(0, after, "Versie", &header)?;
+    sheet.write_with_format(0, after + 1, "Gemaakt op (UTC)", &header)?;
+    for (i, data) in months.iter().enumerate() {
+        let r = i as u32 + 1;
+        sheet.write(r, 0, data.month.to_string())?;
+        sheet.write(r, 1, scope_text(&data.total.scope))?;
+        for (col, figure) in figures.iter().enumerate() {
+            sheet.write(
+                r,
+                col as u16 + first_figure,
+                figure.value(&data.total.figures) as f64,
+            )?;
+        }
+        sheet.write(r, after, version_text(data.total.closing.as_ref()))?;
+        sheet.write(r, after + 1, data.generated.as_str())?;
+    }
+    sheet.set_column_width(0, 12)?;
+    sheet.set_column_width(1, 28)?;
+    sheet.set_freeze_panes(1, 0)?;
+
+    for (name, id_head, name_head, by_library) in [
+        (SHEET_LIBRARIES, "ISIL", "Bibliotheek", true),
+        (SHEET_APPS, "Appid", "App", false),
+    ] {
+        let sheet = book.add_worksheet().set_name(name)?;
+        sheet.write_with_format(0, 0, "Maand", &header)?;
+        sheet.write_with_format(0, 1, id_head, &header)?;
+        sheet.write_with_format(0, 2, name_head, &header)?;
+        for (col, figure) in figures.iter().enumerate() {
+            sheet.write_with_format(0, col as u16 + 3, figure.nl, &header)?;
+        }
+        let mut r = 1u32;
+        for data in months {
+            let rows = if by_library {
+                &data.libraries
+            } else {
+                &data.apps
+            };
+            for row in rows {
+                sheet.write(r, 0, data.month.to_string())?;
+                sheet.write(r, 1, row.id.as_str())?;
+                sheet.write(r, 2, row.name.clone().unwrap_or_default())?;
+                for (col, figure) in figures.iter().enumerate() {
+                    sheet.write(r, col as u16 + 3, figure.value(&row.figures) as f64)?;
+                }
+                r += 1;
+            }
+        }
+        sheet.set_column_width(1, 18)?;
+        sheet.set_column_width(2, 32)?;
+        sheet.set_freeze_panes(1, 0)?;
+        if r > 1 {
+            sheet.autofilter(0, 0, r - 1, figures.len() as u16 + 2)?;
+        }
+    }
+
+    let sheet = book.add_worksheet().set_name(SHEET_TOP)?;
+    for (col, head) in [
+        "Maand",
+        "Lijst",
+        "Plaats",
+        "Cursus",
+        "Cursus-id",
+        "Combinaties cursist–cursus",
+    ]
+    .iter()
+    .enumerate()
+    {
+        sheet.write_with_format(0, col as u16, *head, &header)?;
+    }
+    let mut row = 1;
+    for data in months {
+        for (list, courses) in [
+            ("Gestarte cursussen", &data.total.top_started),
+            ("Afgeronde cursussen", &data.total.top_completed),
+        ] {
+            for (rank, course) in courses.iter().enumerate() {
+                sheet.write(row, 0, data.month.to_string())?;
+                sheet.write(row, 1, list)?;
+                sheet.write(row, 2, (rank + 1) as f64)?;
+                sheet.write(row, 3, course.name.clone().unwrap_or_default())?;
+                sheet.write(row, 4, course.course.as_str())?;
+                sheet.write(row, 5, course.count as f64)?;
+                row += 1;
+            }
+        }
+    }
+    sheet.set_column_width(3, 36)?;
+    sheet.set_column_width(4, 48)?;
+    sheet.set_freeze_panes(1, 0)?;
+
+    definitions_sheet(&mut book, &figures, &header, &wrap, &bold)?;
     book.save_to_buffer()
+}
+
+fn scope_text(scope: &FigureScope) -> String {
+    match scope {
+        FigureScope::Total => "Alle bibliotheken en apps".to_owned(),
+        FigureScope::Library(isil) => format!("Bibliotheek {isil}"),
+        FigureScope::App(appid) => format!("App {appid}"),
+    }
 }
 
 /// "Afgesloten versie 2 (afgesloten op …)" or "Actuele cijfers".

@@ -136,6 +136,8 @@ enum Command {
     /// Destroy the master key (if embedded), the vault, the log and every
     /// file of the data directory and named backups; prints a certificate.
     /// Without --confirm a dry run. The server must be stopped.
+    /// `lrs destroy` is the same command.
+    #[command(alias = "destroy")]
     EndOfContract(crate::end_of_contract::EndOfContractArgs),
     /// Access requests, anonymisation reports, retention periods and runs
     /// (docs/privacy.md); through the running server when there is one.

@@ -90,16 +90,38 @@ pub enum ReportFormat {
 
 #[derive(clap::Subcommand)]
 pub enum PrivacyCommand {
-    /// Everything held about one person (GDPR art. 15), as JSON.
-    Access {
+    /// A person's own data (GDPR art. 15 and 20): everything held about
+    /// them, decrypted, as one JSON file in open formats (their statements
+    /// as xAPI JSON, documents, progress, assignments, the audit records
+    /// about them) with a summary, Dutch first, of what is in it and what
+    /// is not. Recorded in the audit trail.
+    #[command(alias = "access")]
+    Export {
         #[command(flatten)]
         data: DataArgs,
         /// The person as an xAPI agent, e.g. '{"mbox":"mailto:anna@example.nl"}'.
         #[arg(long)]
         agent: String,
-        /// Write to this file instead of standard output.
+        /// Write to this new file (mode 0600) instead of standard output.
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+    /// An anonymised copy for testing (6.8): a new data directory under a
+    /// new master key (DIR/master.key) in which every person is a
+    /// consistent pseudonym, free text is blanked and no original
+    /// identifier survives; the figures and progress stay the same. Start
+    /// it with `lrs serve --data-dir DIR --master-key-file DIR/master.key`.
+    AnonymisedCopy {
+        #[command(flatten)]
+        data: DataArgs,
+        /// The new data directory (must not exist, or be empty).
+        #[arg(long)]
+        to: PathBuf,
+        /// Coarsen every time to the start of its (Dutch) day or month.
+        #[arg(long, value_enum)]
+        coarsen_times: Option<crate::export::anonymised::Coarsen>,
+        #[command(flatten)]
+        tenancy: crate::args::TenancyArgs,
     },
     /// The anonymisation reports (every erasure and retention run): one
     /// month's (Dutch time), one by id, or all.
@@ -174,23 +196,72 @@ fn print_json(value: &Value) -> anyhow::Result<()> {
 
 pub async fn privacy(command: PrivacyCommand) -> anyhow::Result<()> {
     match command {
-        PrivacyCommand::Access { data, agent, out } => {
-            let found = run(
-                &data,
-                PrivacyOp::Access {
-                    agent: agent_json(&agent)?,
-                },
-            )
-            .await?;
+        PrivacyCommand::Export { data, agent, out } => {
+            let agent = agent_json(&agent)?;
+            if let Some(path) = &out {
+                if path.exists() {
+                    anyhow::bail!(
+                        "--out {} exists already: give a new file (the export holds personal data and is never written over another file)",
+                        path.display()
+                    );
+                }
+            }
+            let found = run(&data, PrivacyOp::Access { agent }).await?;
             let text = serde_json::to_string_pretty(&found)?;
             match out {
                 Some(path) => {
-                    std::fs::write(&path, text)
-                        .with_context(|| format!("writing {}", path.display()))?;
-                    eprintln!("written to {}", path.display());
+                    crate::export::write_private(&path, text.as_bytes())?;
+                    eprintln!(
+                        "written to {} (mode 0600: it holds personal data)",
+                        path.display()
+                    );
+                    if let Some(nl) = found["summary"]["nl"].as_str() {
+                        eprintln!("{nl}");
+                    }
                 }
                 None => println!("{text}"),
             }
+            Ok(())
+        }
+        PrivacyCommand::AnonymisedCopy {
+            data,
+            to,
+            coarsen_times,
+            tenancy,
+        } => {
+            crate::export::ensure_empty_dir(&to)?;
+            let store = open_existing_store(&data)?;
+            let extensions = tenancy.into_extensions();
+            let keep = [extensions.isil, extensions.appid];
+            let result = crate::export::copy::export_anonymised(
+                &store,
+                None,
+                Some(&to),
+                coarsen_times,
+                &keep,
+                std::sync::Arc::new(|phase, done, total| progress_line(phase, done, total, "")),
+            )
+            .await;
+            store.close().await?;
+            let summary = result?;
+            record_cli(
+                &data.data_dir,
+                None,
+                "privacy.anonymised-copy",
+                &to.display().to_string(),
+            )?;
+            println!(
+                "ok: {} statements of {} people, anonymised, in the new data directory {} ({} statements of erased people left out, {} assignments copied)",
+                summary.statements,
+                summary.people,
+                to.display(),
+                summary.statements_of_erased_people,
+                summary.assignments
+            );
+            println!(
+                "start it with: lrs serve --data-dir {0} --master-key-file {0}/master.key",
+                to.display()
+            );
             Ok(())
         }
         PrivacyCommand::Report {

@@ -113,6 +113,33 @@ impl Store {
         Ok(Some(Found { position, voided }))
     }
 
+    /// The positions of every voided statement, in log order. A voided
+    /// statement leaves every posting list, so no query finds it; the
+    /// privacy reads that must find all of a person's statements (their
+    /// access request) add these.
+    pub fn voided_positions(&self) -> Result<Vec<Position>, StoreError> {
+        let shared = self.shared();
+        let by_id = shared.tree(BY_ID);
+        let mut positions = Vec::new();
+        for item in shared.tree(VOIDED).iter() {
+            let (key, _) = item?;
+            let (Some(tenant), Some(id)) = (
+                key.get(..8).and_then(|t| <[u8; 8]>::try_from(t).ok()),
+                key.get(8..24).and_then(|u| Uuid::from_slice(u).ok()),
+            ) else {
+                return Err(StoreError::Corrupt("voided key".into()));
+            };
+            // A voiding that arrived before its target: nothing stored yet.
+            if let Some(value) = by_id.get(by_id_key(&id, &tenant))? {
+                if let Some((position, false)) = decode_by_id(&value) {
+                    positions.push(position);
+                }
+            }
+        }
+        positions.sort_unstable();
+        Ok(positions)
+    }
+
     /// Whether the statement a `by_id` value points at passes `test`.
     fn written_by(
         &self,

@@ -20,7 +20,9 @@ use serde_json::{json, Value};
 pub enum PrivacyOp {
     /// Erase a person on request (GDPR art. 17).
     Erase { agent: Value, request_id: String },
-    /// Everything held about a person (GDPR art. 15/20).
+    /// Everything held about a person (GDPR art. 15/20): `lrs privacy
+    /// export` (`"export"` is accepted as the name too).
+    #[serde(alias = "export")]
     Access { agent: Value },
     /// The retention periods in force.
     PolicyShow,

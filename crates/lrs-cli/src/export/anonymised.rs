@@ -12,9 +12,10 @@
 //! command line both call [`anonymise_store`].
 
 use chrono::{Datelike, TimeZone};
+use lrs_core::envelope::open_sealed_bytes;
 use lrs_core::events::OriginV1;
 use lrs_core::statement::{format_micros, reassemble};
-use lrs_core::Event;
+use lrs_core::{Event, Token};
 use lrs_store::Store;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
@@ -353,13 +354,24 @@ pub struct AnonymisedSummary {
     pub per_verb: BTreeMap<String, u64>,
     pub per_activity: BTreeMap<String, u64>,
     pub coarsen_times: Option<Coarsen>,
+    /// Assignments of modules copied (with their learners' pseudonyms).
+    pub assignments: u64,
+    /// Learners of assignments left out: erased, or named by no statement
+    /// (the vault keeps only a keyed hash of an identifier).
+    pub assigned_learners_left_out: u64,
 }
 
 /// What the log holds besides statements that a demo copy needs: tenants,
-/// roles and course models (no people; who set a course model is dropped).
+/// roles and course models (no people; who set a course model is dropped),
+/// and the assignments of modules to learners, each learner as their
+/// pseudonymous agent (the copy gives them its own token).
 pub enum Item {
     Statement(AnonymisedLine),
     Administrative(Box<Event>),
+    Assignment {
+        event: Box<lrs_core::events::ModulesAssignedV1>,
+        learners: Vec<Value>,
+    },
 }
 
 /// Walks the log up to its head in order and hands out every anonymised
@@ -376,6 +388,11 @@ pub fn anonymise_store(
         coarsen_times: anonymiser.coarsen,
         ..Default::default()
     };
+    // Each person's agent (identifier only), from their sealed agent
+    // objects, for the assignments; those come last, when every learner
+    // has a pseudonym.
+    let mut agents: HashMap<Token, Value> = HashMap::new();
+    let mut assignments = Vec::new();
     for entry in store.read_from(1) {
         let entry = entry?;
         if entry.position > head {
@@ -386,6 +403,7 @@ pub fn anonymise_store(
         }
         let event = entry.event;
         match event {
+            Event::ModulesAssignedV1(assigned) => assignments.push(assigned),
             Event::TenantDefinedV1(_) | Event::RoleDefinedV1(_) => {
                 sink(Item::Administrative(Box::new(event)))?;
             }
@@ -399,6 +417,20 @@ pub fn anonymise_store(
                 let Some(stored) = event.into_statement() else {
                     continue;
                 };
+                for person in &stored.statement.sealed.persons {
+                    if agents.contains_key(&person.token) {
+                        continue;
+                    }
+                    if let Some(bytes) = open_sealed_bytes(person, store.vault().as_ref())? {
+                        if let Ok(agent) = serde_json::from_slice::<Value>(&bytes) {
+                            if let Some(ifi) = xapi::agent::ifi_of(&agent) {
+                                let mut only = ifi.to_agent_properties();
+                                only.insert("objectType".into(), json!("Agent"));
+                                agents.insert(person.token, Value::Object(only));
+                            }
+                        }
+                    }
+                }
                 let Some(statement) = reassemble(&stored.statement, store.vault().as_ref())? else {
                     summary.statements_of_erased_people += 1;
                     continue;
@@ -427,6 +459,24 @@ pub fn anonymise_store(
                 }))?;
             }
         }
+    }
+    for mut assigned in assignments {
+        let mut learners = Vec::new();
+        for token in std::mem::take(&mut assigned.learners) {
+            match agents.get(&token) {
+                Some(agent) => learners.push(anonymiser.agent(agent)),
+                None => summary.assigned_learners_left_out += 1,
+            }
+        }
+        if learners.is_empty() {
+            continue;
+        }
+        assigned.by = "anonymised-copy".into();
+        summary.assignments += 1;
+        sink(Item::Assignment {
+            event: Box::new(assigned),
+            learners,
+        })?;
     }
     progress(head, head);
     summary.people = anonymiser.people();

@@ -80,10 +80,11 @@ fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// Writes a file by content name once (the same content may appear twice).
-fn write_once(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+/// Writes a file by content name once (the same content may appear
+/// twice), whole: a file that exists is complete.
+pub fn write_once(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     if !path.exists() {
-        std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))?;
+        super::files::write_atomic(path, bytes)?;
     }
     Ok(())
 }
@@ -98,7 +99,6 @@ pub fn export(
     let head_hash = store.entry_hash(head)?.unwrap_or([0; 32]);
     let vault = store.vault().as_ref();
     std::fs::create_dir_all(out.join("attachments"))?;
-    std::fs::create_dir_all(out.join("documents"))?;
     let mut summary = HandoverSummary::default();
     // Token -> the agent with only its identifier, for the documents.
     let mut agents: HashMap<Token, Value> = HashMap::new();
@@ -115,20 +115,7 @@ pub fn export(
         let Some(stored) = entry.event.stored_statement() else {
             continue;
         };
-        for person in &stored.sealed.persons {
-            if agents.contains_key(&person.token) {
-                continue;
-            }
-            if let Some(bytes) = open_sealed_bytes(person, vault)? {
-                let agent: Value =
-                    serde_json::from_slice(&bytes).context("a sealed agent object is not json")?;
-                if let Some(ifi) = xapi::agent::ifi_of(&agent) {
-                    let mut only = ifi.to_agent_properties();
-                    only.insert("objectType".into(), json!("Agent"));
-                    agents.insert(person.token, Value::Object(only));
-                }
-            }
-        }
+        remember_agents(stored, vault, &mut agents)?;
         let Some(statement) = reassemble(stored, vault)? else {
             summary.statements_of_erased_people += 1;
             continue;
@@ -145,10 +132,75 @@ pub fn export(
     statements.get_ref().sync_all()?;
     progress("statements", head, head);
 
+    let documents = write_documents(store, out, &agents, &progress)?;
+    summary.documents = documents.documents;
+    summary.documents_of_erased_people = documents.documents_of_erased_people;
+    summary.documents_without_agent = documents.documents_without_agent;
+
+    let manifest = json!({
+        "format": FORMAT,
+        "version": VERSION,
+        "created": format_micros(lrs_core::clock::now_micros()),
+        "xapi_version": "1.0.3",
+        "source": {"head_position": head, "head_hash": hex::encode(head_hash)},
+        "summary": &summary,
+    });
+    std::fs::write(
+        out.join("manifest.json"),
+        serde_json::to_vec_pretty(&manifest)?,
+    )?;
+    Ok(summary)
+}
+
+/// Adds each person of a stored statement whose agent object opens to
+/// `agents`: token -> the agent with only its identifier.
+pub fn remember_agents(
+    stored: &lrs_core::events::StatementStoredV1,
+    vault: &lrs_store::Vault,
+    agents: &mut HashMap<Token, Value>,
+) -> anyhow::Result<()> {
+    for person in &stored.sealed.persons {
+        if agents.contains_key(&person.token) {
+            continue;
+        }
+        if let Some(bytes) = open_sealed_bytes(person, vault)? {
+            let agent: Value =
+                serde_json::from_slice(&bytes).context("a sealed agent object is not json")?;
+            if let Some(ifi) = xapi::agent::ifi_of(&agent) {
+                let mut only = ifi.to_agent_properties();
+                only.insert("objectType".into(), json!("Agent"));
+                agents.insert(person.token, Value::Object(only));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What [`write_documents`] wrote and left out.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct DocumentCounts {
+    pub documents: u64,
+    pub documents_of_erased_people: u64,
+    pub documents_without_agent: u64,
+}
+
+/// Writes every document (the read model's latest write of each) as
+/// `out/documents.jsonl` and `out/documents/<sha256>`, each agent from
+/// `agents`. Content files are written whole (a temporary file renamed),
+/// so writing again after an interruption is safe.
+pub fn write_documents(
+    store: &Store,
+    out: &Path,
+    agents: &HashMap<Token, Value>,
+    progress: &dyn Fn(&str, u64, u64),
+) -> anyhow::Result<DocumentCounts> {
+    let vault = store.vault().as_ref();
+    std::fs::create_dir_all(out.join("documents"))?;
+    let mut summary = DocumentCounts::default();
     let all = store.documents_in(&[])?;
     let total = all.len() as u64;
-    let mut documents =
-        std::io::BufWriter::new(std::fs::File::create(out.join("documents.jsonl"))?);
+    let lines_path = out.join(".documents.jsonl.partial");
+    let mut documents = std::io::BufWriter::new(std::fs::File::create(&lines_path)?);
     for (done, (id, record)) in all.into_iter().enumerate() {
         if done % 1_000 == 0 {
             progress("documents", done as u64, total);
@@ -202,20 +254,9 @@ pub fn export(
     }
     documents.flush()?;
     documents.get_ref().sync_all()?;
+    drop(documents);
+    std::fs::rename(&lines_path, out.join("documents.jsonl"))?;
     progress("documents", total, total);
-
-    let manifest = json!({
-        "format": FORMAT,
-        "version": VERSION,
-        "created": format_micros(lrs_core::clock::now_micros()),
-        "xapi_version": "1.0.3",
-        "source": {"head_position": head, "head_hash": hex::encode(head_hash)},
-        "summary": &summary,
-    });
-    std::fs::write(
-        out.join("manifest.json"),
-        serde_json::to_vec_pretty(&manifest)?,
-    )?;
     Ok(summary)
 }
 

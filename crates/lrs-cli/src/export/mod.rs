@@ -6,19 +6,65 @@
 //! An export reads the log through `lrs_store::Store` and opens statements
 //! with the vault like any read; it never writes to the source store.
 
+pub mod all;
 pub mod anonymised;
+pub mod copy;
+pub mod datatheek;
+pub mod files;
 pub mod handover;
 
 use crate::data::{open_existing_store, progress_line, DataArgs};
-use anonymised::{anonymise_store, AnonymisedLine, AnonymisedSummary, Anonymiser, Coarsen, Item};
-use anyhow::{bail, Context};
-use lrs_store::{MasterKey, Store, StoreConfig};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use anonymised::Coarsen;
+use anyhow::bail;
+use copy::export_anonymised;
+pub(crate) use files::{ensure_empty_dir, write_private};
+use std::path::PathBuf;
+use std::sync::Arc;
 
-/// `lrs export ...` (the lead adds the Datatheek workbook here too).
+/// `lrs export ...`.
 #[derive(clap::Subcommand)]
 pub enum ExportCommand {
+    /// The KB Datatheek workbook (xlsx) of a month, or of a range of months
+    /// in one workbook: the same workbook GET /api/figures/datatheek
+    /// answers. The server must be stopped (while it runs, download it).
+    Datatheek {
+        #[command(flatten)]
+        data: DataArgs,
+        /// The month, YYYY-MM (Dutch time); with --to-month the first of a range.
+        #[arg(long)]
+        month: lrs_app::insight::Month,
+        /// The last month of a range (at most 36 months).
+        #[arg(long)]
+        to_month: Option<lrs_app::insight::Month>,
+        /// Whose workbook: a tenant id (a library or app gets its own row
+        /// only); default the KB's, every library and app.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Which figures: closed (the latest closed version, else live),
+        /// live, or a closed version number.
+        #[arg(long, default_value = "closed")]
+        version: lrs_app::insight::FiguresVersion,
+        /// Which hits: statements, launches or both.
+        #[arg(long, default_value = "statements")]
+        hits: lrs_app::insight::HitsChoice,
+        /// The new file to write (never over an existing one).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Everything, in open formats, for the KB's exit (2.37, 2.38): every
+    /// tenant's statements as xAPI JSON lines per month, attachments,
+    /// documents, tenants, roles and credentials (no secrets), course
+    /// models, the monthly figures as CSV, the Parquet files and a manifest
+    /// with counts and the SHA-256 of every file. Running it again on an
+    /// unfinished export resumes it. The server must be stopped.
+    All {
+        #[command(flatten)]
+        data: DataArgs,
+        /// The export directory: new or empty, or an unfinished export of
+        /// this store to resume.
+        #[arg(long)]
+        to: PathBuf,
+    },
     /// An anonymised copy for test and demo: people replaced by random
     /// pseudonyms, free text removed, ids re-randomised, attachments
     /// dropped, times coarsened if asked. The server must be stopped (or use
@@ -79,6 +125,84 @@ pub enum ImportCommand {
 /// Runs `lrs export ...`.
 pub async fn export(command: ExportCommand) -> anyhow::Result<()> {
     match command {
+        ExportCommand::Datatheek {
+            data,
+            month,
+            to_month,
+            tenant,
+            version,
+            hits,
+            out,
+        } => {
+            if out.exists() {
+                bail!("--out {} exists already: give a new file", out.display());
+            }
+            let store = open_existing_store(&data)?;
+            let made = datatheek::access_of(&store, tenant.as_deref()).and_then(|access| {
+                datatheek::build(
+                    &store,
+                    &access,
+                    month,
+                    to_month.unwrap_or(month),
+                    version,
+                    hits,
+                )
+            });
+            store.close().await?;
+            let bytes = made?;
+            datatheek::write_new(&out, &bytes)?;
+            let months = match to_month {
+                Some(to) if to != month => format!("{month} to {to}"),
+                _ => month.to_string(),
+            };
+            crate::audit::record_cli(
+                &data.data_dir,
+                None,
+                "export.datatheek",
+                &format!("{months} {}", tenant.as_deref().unwrap_or("kb")),
+            )?;
+            println!(
+                "ok: the Datatheek workbook of {months} in {} ({} bytes)",
+                out.display(),
+                bytes.len()
+            );
+            Ok(())
+        }
+        ExportCommand::All { data, to } => {
+            let store = open_existing_store(&data)?;
+            let result = all::export_all(
+                &store,
+                &to,
+                Arc::new(|phase, done, total| progress_line(phase, done, total, "")),
+            )
+            .await;
+            store.close().await?;
+            let done = result?;
+            let manifest = &done["manifest"];
+            if done["already_complete"] == true {
+                println!(
+                    "ok: {} already holds a complete export (manifest.json); nothing was changed",
+                    to.display()
+                );
+                return Ok(());
+            }
+            crate::audit::record_cli(
+                &data.data_dir,
+                None,
+                "export.all",
+                &to.display().to_string(),
+            )?;
+            println!(
+                "ok: {}export of everything in {}: {} statements ({} voided) of {} tenants, {} files; manifest.json lists each with its SHA-256",
+                if done["resumed"] == true { "resumed " } else { "" },
+                to.display(),
+                manifest["counts"]["statements"],
+                manifest["counts"]["voided"],
+                manifest["counts"]["per_tenant"].as_object().map_or(0, |t| t.len()),
+                manifest["counts"]["files"],
+            );
+            Ok(())
+        }
         ExportCommand::Anonymised {
             data,
             out,
@@ -101,6 +225,7 @@ pub async fn export(command: ExportCommand) -> anyhow::Result<()> {
                 new_data_dir.as_deref(),
                 coarsen_times,
                 &keep,
+                Arc::new(|phase, done, total| progress_line(phase, done, total, "")),
             )
             .await;
             store.close().await?;
@@ -172,196 +297,6 @@ pub async fn import(command: ImportCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
-}
-
-/// An output directory must be new or empty: an export never mixes with
-/// (or overwrites) files that were there.
-fn ensure_empty_dir(dir: &Path) -> anyhow::Result<()> {
-    if dir.exists() {
-        let mut entries =
-            std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
-        if entries.next().is_some() {
-            bail!(
-                "{} is not empty: give a new or empty directory",
-                dir.display()
-            );
-        }
-    }
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))
-}
-
-/// Writes `text` to a new file that only the owner may read.
-pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    Ok(())
-}
-
-/// The anonymised copy into `out` (JSON lines) and/or `new_data_dir`.
-async fn export_anonymised(
-    store: &std::sync::Arc<Store>,
-    out: Option<&Path>,
-    new_data_dir: Option<&Path>,
-    coarsen: Option<Coarsen>,
-    keep_extensions: &[String],
-) -> anyhow::Result<AnonymisedSummary> {
-    let (sender, mut receiver) = tokio::sync::mpsc::channel::<Item>(1024);
-    let reader = {
-        let store = store.clone();
-        let keep = keep_extensions.to_vec();
-        let out = out.map(Path::to_path_buf);
-        tokio::task::spawn_blocking(move || -> anyhow::Result<AnonymisedSummary> {
-            let mut anonymiser = Anonymiser::new(coarsen, &keep);
-            let mut lines = match &out {
-                Some(dir) => Some(std::io::BufWriter::new(
-                    std::fs::File::create(dir.join("statements.jsonl"))
-                        .context("creating statements.jsonl")?,
-                )),
-                None => None,
-            };
-            let summary = anonymise_store(
-                &store,
-                &mut anonymiser,
-                |item| {
-                    if let (Some(lines), Item::Statement(line)) = (&mut lines, &item) {
-                        serde_json::to_writer(&mut *lines, line)?;
-                        lines.write_all(b"\n")?;
-                    }
-                    // No data directory to fill: nobody listens, nothing to send.
-                    if !sender.is_closed() {
-                        sender
-                            .blocking_send(item)
-                            .map_err(|_| anyhow::anyhow!("the data directory writer stopped"))?;
-                    }
-                    Ok(())
-                },
-                |done, total| progress_line("anonymising", done, total, ""),
-            )?;
-            if let (Some(mut lines), Some(dir)) = (lines, &out) {
-                lines.flush()?;
-                lines.get_ref().sync_all()?;
-                let manifest = serde_json::json!({
-                    "format": "lrs-anonymised",
-                    "version": 1,
-                    "created": lrs_core::statement::format_micros(lrs_core::clock::now_micros()),
-                    "summary": &summary,
-                    "pseudonym_home_page": anonymised::PSEUDONYM_HOME_PAGE,
-                });
-                std::fs::write(
-                    dir.join("manifest.json"),
-                    serde_json::to_vec_pretty(&manifest)?,
-                )?;
-            }
-            Ok(summary)
-        })
-    };
-    let filled = match new_data_dir {
-        Some(dir) => fill_data_dir(dir, &mut receiver).await,
-        None => {
-            drop(receiver);
-            Ok(0)
-        }
-    };
-    let summary = reader.await.context("the anonymiser stopped")??;
-    let written = filled?;
-    if new_data_dir.is_some() && written != summary.statements {
-        bail!(
-            "the new data directory holds {written} statements, the export {}",
-            summary.statements
-        );
-    }
-    Ok(summary)
-}
-
-/// Appends the anonymised statements (and tenants, roles, course models)
-/// to a fresh store under a new master key. Returns the statements written.
-async fn fill_data_dir(
-    dir: &Path,
-    items: &mut tokio::sync::mpsc::Receiver<Item>,
-) -> anyhow::Result<u64> {
-    let mut key = [0u8; 32];
-    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut key);
-    write_private(
-        &dir.join("master.key"),
-        format!("{}\n", hex::encode(key)).as_bytes(),
-    )?;
-    let store = Store::open(StoreConfig::new(dir, MasterKey(key)))
-        .with_context(|| format!("opening the new data directory {}", dir.display()))?;
-    let filled = fill(&store, items).await;
-    store.close().await?;
-    filled
-}
-
-const COPY_CREDENTIAL: &str = "anonymised-copy";
-
-async fn fill(store: &Store, items: &mut tokio::sync::mpsc::Receiver<Item>) -> anyhow::Result<u64> {
-    let mut batch: Vec<lrs_store::PreparedStatement> = Vec::new();
-    let mut batch_tenant = String::new();
-    let mut written = 0u64;
-    while let Some(item) = items.recv().await {
-        match item {
-            Item::Administrative(event) => {
-                written += flush_batch(store, &batch_tenant, &mut batch).await?;
-                store
-                    .append_event(*event)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("appending to the new data directory: {e}"))?;
-            }
-            Item::Statement(line) => {
-                let AnonymisedLine {
-                    tenant,
-                    app,
-                    library,
-                    statement,
-                } = line;
-                if tenant != batch_tenant || batch.len() >= 500 {
-                    written += flush_batch(store, &batch_tenant, &mut batch).await?;
-                    batch_tenant = tenant;
-                }
-                let authority = statement
-                    .get("authority")
-                    .cloned()
-                    .unwrap_or(serde_json::Value::Null);
-                let prepared = lrs_app::ingest::prepare(
-                    store,
-                    statement,
-                    &authority,
-                    xapi::XapiVersion::V1_0_3,
-                    "$",
-                    &[],
-                    lrs_core::events::OriginV1 { app, library },
-                )
-                .map_err(|e| anyhow::anyhow!("preparing an anonymised statement: {e}"))?;
-                batch.push(prepared);
-            }
-        }
-    }
-    written += flush_batch(store, &batch_tenant, &mut batch).await?;
-    Ok(written)
-}
-
-async fn flush_batch(
-    store: &Store,
-    tenant: &str,
-    batch: &mut Vec<lrs_store::PreparedStatement>,
-) -> anyhow::Result<u64> {
-    if batch.is_empty() {
-        return Ok(0);
-    }
-    let statements = std::mem::take(batch);
-    let count = statements.len() as u64;
-    store
-        .append_statements(tenant.to_owned(), COPY_CREDENTIAL.to_owned(), statements)
-        .await
-        .map_err(|e| anyhow::anyhow!("appending to the new data directory: {e}"))?;
-    Ok(count)
 }
 
 // ---- the admin API ----
