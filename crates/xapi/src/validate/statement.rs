@@ -4,6 +4,8 @@
 //! the `version` property), walked once over a statement the schema already
 //! accepted. No I/O, no HTTP, and it never copies the statement.
 
+use std::collections::HashSet;
+
 use serde_json::Value;
 
 use super::actor::{check_actor, Role};
@@ -239,17 +241,16 @@ fn check_activity(a: &Object, p: &Path<'_>) -> Checked {
                 format!("interactionType {interaction_type:?} does not use {list:?}"),
             );
         }
+        // Linear in the list: each id is looked up once in a set of the
+        // earlier ones (a pairwise comparison took 19 s for 60,000 ids).
+        let mut seen: HashSet<&str> = HashSet::with_capacity(components.len());
         for (i, component) in components.iter().enumerate() {
             let Some(c) = component.as_object() else {
                 continue;
             };
             let cp = lp.index(i);
             let [id, description] = fields(c, ["id", "description"]);
-            let id = as_str(id).unwrap_or_default();
-            let duplicate = components[..i]
-                .iter()
-                .any(|earlier| earlier.get("id").and_then(Value::as_str) == Some(id));
-            if duplicate {
+            if let Some(id) = as_str(id).filter(|id| !seen.insert(id)) {
                 return fail(
                     &cp.key("id"),
                     "interaction.component-id-unique",
