@@ -11,48 +11,22 @@
 #   OUT=DIR, KEEP_DATA=1, SKIP_BUILD=1, LRS_BIN, LOAD_BIN   as in run-statements.sh
 set -euo pipefail
 
-cd "$(dirname "$0")/.."
-ROOT=$(pwd)
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "$0")/lib.sh"
 SINGLE=${SINGLE:-40000}
 BATCHED=${BATCHED:-300000}
-OUT=${OUT:-$(mktemp -d "${TMPDIR:-/tmp}/lrs-ingest-results.XXXXXX")}
-mkdir -p "$OUT"
-RESULTS=$OUT/results.jsonl
-: >"$RESULTS"
-if [ -z "${SKIP_BUILD:-}" ]; then
-    cargo build --release -p lrs-cli -p lrs-benches
-fi
-LRS=${LRS_BIN:-$ROOT/target/release/lrs}
-LOAD=${LOAD_BIN:-$ROOT/target/release/lrs-load}
-DATA=$(mktemp -d "${TMPDIR:-/tmp}/lrs-ingest.XXXXXX")
-LRS_MASTER_KEY=$(openssl rand -hex 32 2>/dev/null || python3 -c 'import secrets; print(secrets.token_hex(32))')
-export LRS_MASTER_KEY
-export LRS_LOG=warn
-SERVER_PID=
-cleanup() {
-    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill -TERM "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
-    if [ -z "${KEEP_DATA:-}" ]; then rm -rf "$DATA"; else echo "data kept in $DATA"; fi
-}
-trap cleanup EXIT
+bench_out lrs-ingest-results
+bench_build
+bench_data_dir lrs-ingest
+bench_master_key
 "$LRS" tenants define --id kb --name KB --kind kb --data-dir "$DATA" >/dev/null
-read -r KEY SECRET < <("$LRS" credentials add --name ingest --tenant kb --scope all --data-dir "$DATA")
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-LRS_RATE_PER_ADDRESS=0 LRS_RATE_PER_CREDENTIAL=0 \
-    "$LRS" serve --data-dir "$DATA" --listen "127.0.0.1:$PORT" 2>"$OUT/server.log" &
-SERVER_PID=$!
-for _ in $(seq 1 300); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then break; fi
-    sleep 0.1
-done
-kill -0 "$SERVER_PID"
-echo "# $LRS ($(date -r "$LRS" -u +%FT%TZ)), load average $(cut -d' ' -f1-3 /proc/loadavg)" | tee "$OUT/run.txt" >&2
+read -r KEY SECRET < <(bench_credential ingest --tenant kb --scope all)
+bench_start_server
+bench_header | tee "$OUT/run.txt" >&2
 load() {
     local label=$1
     shift
-    "$LOAD" --url "http://127.0.0.1:$PORT" --key "$KEY" --secret "$SECRET" --server-pid "$SERVER_PID" \
+    "$LOAD" --url "$URL" --key "$KEY" --secret "$SECRET" --server-pid "$SERVER_PID" \
         --label "$label" --json "$@" >>"$RESULTS"
 }
 load single fill-activity --statements "$SINGLE" --batch 1 --clients 64

@@ -27,24 +27,14 @@
 #   KEEP_DATA=1      keep a filled data directory
 set -euo pipefail
 
-cd "$(dirname "$0")/.."
-ROOT=$(pwd)
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "$0")/lib.sh"
 SIZE=${SIZE:-1000000}
 MONTHS=${MONTHS:-12}
 LEARNERS=${LEARNERS:-100000}
 REPEAT=${REPEAT:-5}
-OUT=${OUT:-$(mktemp -d "${TMPDIR:-/tmp}/lrs-analytics-results.XXXXXX")}
-mkdir -p "$OUT"
-RESULTS=$OUT/results.jsonl
-: >"$RESULTS"
-export LRS_LOG=${LRS_LOG:-warn}
-
-if [ -z "${SKIP_BUILD:-}" ]; then
-    cargo build --release -p lrs-cli -p lrs-benches
-fi
-TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-LRS=${LRS_BIN:-$TARGET_DIR/release/lrs}
-LOAD=${LOAD_BIN:-$TARGET_DIR/release/lrs-load}
+bench_out lrs-analytics-results
+bench_build
 
 PYTHON=${PYTHON:-python3}
 if ! "$PYTHON" -c 'import duckdb' 2>/dev/null; then
@@ -53,46 +43,24 @@ if ! "$PYTHON" -c 'import duckdb' 2>/dev/null; then
     PYTHON=$OUT/venv/bin/python
 fi
 
-SERVER_PID=
-FILLED=
-cleanup() {
-    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill -TERM "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
-    if [ -n "$FILLED" ] && [ -z "${KEEP_DATA:-}" ]; then rm -rf "$DATA"; fi
-}
-trap cleanup EXIT
-
 if [ -n "${DATA_DIR:-}" ]; then
     DATA=$DATA_DIR
-    : "${LRS_MASTER_KEY:?LRS_MASTER_KEY must hold the data directory's master key}"
+    : "${LRS_MASTER_KEY:?must hold the master key of DATA_DIR}"
 else
-    DATA=$(mktemp -d "${TMPDIR:-/tmp}/lrs-analytics.XXXXXX")
-    FILLED=1
-    LRS_MASTER_KEY=$(python3 -c 'import secrets; print(secrets.token_hex(32))')
-    export LRS_MASTER_KEY
+    bench_data_dir lrs-analytics
+    bench_master_key
     "$LRS" tenants define --id kb --name KB --kind kb --data-dir "$DATA" >/dev/null
-    read -r KEY SECRET < <("$LRS" credentials add --name bench-kb --tenant kb --scope all --data-dir "$DATA")
-    PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-    LRS_RATE_PER_ADDRESS=0 LRS_RATE_PER_CREDENTIAL=0 \
-        "$LRS" serve --data-dir "$DATA" --listen "127.0.0.1:$PORT" --no-analytics 2>"$OUT/server.log" &
-    SERVER_PID=$!
-    for _ in $(seq 1 300); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then break; fi
-        sleep 0.1
-    done
+    read -r KEY SECRET < <(bench_credential bench-kb --tenant kb --scope all)
+    bench_start_server --no-analytics
     echo "## filling $SIZE statements" >&2
-    "$LOAD" --url "http://127.0.0.1:$PORT" --key "$KEY" --secret "$SECRET" --server-pid "$SERVER_PID" \
+    "$LOAD" --url "$URL" --key "$KEY" --secret "$SECRET" --server-pid "$SERVER_PID" \
         --learners "$LEARNERS" --label fill --json fill-activity --months "$MONTHS" --statements "$SIZE" \
         --batch 500 --clients 4 --progress-every 30 >>"$RESULTS"
-    kill -TERM "$SERVER_PID"
-    wait "$SERVER_PID" || true
-    SERVER_PID=
+    bench_stop_server
 fi
 {
-    echo "# machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB; data dir $DATA ($(du -sh "$DATA" | cut -f1))"
-    echo "# commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' + local changes'); REPEAT=$REPEAT; duckdb $("$PYTHON" -c 'import duckdb; print(duckdb.__version__)')"
+    bench_header
+    echo "# data dir $(du -sh "$DATA" | cut -f1); REPEAT=$REPEAT; duckdb $("$PYTHON" -c 'import duckdb; print(duckdb.__version__)')"
 } | tee "$OUT/run.txt" >&2
 
 ANALYTICS=$OUT/analytics

@@ -32,11 +32,11 @@
 #   MONTHS=12          months of activity, ending last month
 #   OUT=DIR            where results go (default: a new directory under /tmp)
 #   KEEP_DATA=1        keep the data directory
-#   SKIP_BUILD=1       use the binaries already built (target/release, or LRS_BIN / LOAD_BIN)
+#   SKIP_BUILD=1       use the binaries already built (target/release, or $CARGO_TARGET_DIR/release if set; or LRS_BIN / LOAD_BIN)
 set -euo pipefail
 
-cd "$(dirname "$0")/.."
-ROOT=$(pwd)
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "$0")/lib.sh"
 SIZES=${SIZES:-"1000000 10000000"}
 STEP=${STEP:-1000000}
 MIN_FREE_GB=${MIN_FREE_GB:-6}
@@ -44,35 +44,11 @@ DURATION=${DURATION:-30}
 CLIENTS=${CLIENTS:-4}
 LEARNERS=${LEARNERS:-100000}
 MONTHS=${MONTHS:-12}
-OUT=${OUT:-$(mktemp -d "${TMPDIR:-/tmp}/lrs-dashboard-results.XXXXXX")}
-mkdir -p "$OUT"
-RESULTS=$OUT/results.jsonl
-: >"$RESULTS"
+bench_out lrs-dashboard-results
 
-if [ -z "${SKIP_BUILD:-}" ]; then
-    cargo build --release -p lrs-cli -p lrs-benches
-fi
-LRS=${LRS_BIN:-$ROOT/target/release/lrs}
-LOAD=${LOAD_BIN:-$ROOT/target/release/lrs-load}
-
-DATA=$(mktemp -d "${TMPDIR:-/tmp}/lrs-dashboard.XXXXXX")
-if command -v openssl >/dev/null; then
-    LRS_MASTER_KEY=$(openssl rand -hex 32)
-else
-    LRS_MASTER_KEY=$(python3 -c 'import secrets; print(secrets.token_hex(32))')
-fi
-export LRS_MASTER_KEY
-export LRS_LOG=${LRS_LOG:-warn}
-
-SERVER_PID=
-cleanup() {
-    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill -TERM "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
-    if [ -z "${KEEP_DATA:-}" ]; then rm -rf "$DATA"; else echo "data kept in $DATA"; fi
-}
-trap cleanup EXIT
+bench_build
+bench_data_dir lrs-dashboard
+bench_master_key
 
 # Tenants, role and credentials, with the server not yet running.
 ISIL=$("$LOAD" --learners "$LEARNERS" world --months "$MONTHS" |
@@ -80,25 +56,14 @@ ISIL=$("$LOAD" --learners "$LEARNERS" world --months "$MONTHS" |
 "$LRS" tenants define --id kb --name KB --kind kb --data-dir "$DATA" >/dev/null
 "$LRS" tenants define --id bieb --name "Bibliotheek $ISIL" --kind library --isil "$ISIL" --data-dir "$DATA" >/dev/null
 "$LRS" roles define --name inzicht --permission figures.read --permission progress.read --data-dir "$DATA" >/dev/null
-read -r KEY SECRET < <("$LRS" credentials add --name bench-kb --tenant kb --scope all --role inzicht --data-dir "$DATA")
-read -r LIB_KEY LIB_SECRET < <("$LRS" credentials add --name bench-bieb --tenant bieb --role inzicht --data-dir "$DATA")
+read -r KEY SECRET < <(bench_credential bench-kb --tenant kb --scope all --role inzicht)
+read -r LIB_KEY LIB_SECRET < <(bench_credential bench-bieb --tenant bieb --role inzicht)
 export LRS_LIBRARY_KEY=$LIB_KEY LRS_LIBRARY_SECRET=$LIB_SECRET
 
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-URL=http://127.0.0.1:$PORT
-# The most the server takes, not the limiter: request-rate limits off.
-LRS_RATE_PER_ADDRESS=${LRS_RATE_PER_ADDRESS:-0} LRS_RATE_PER_CREDENTIAL=${LRS_RATE_PER_CREDENTIAL:-0} \
-    "$LRS" serve --data-dir "$DATA" --listen "127.0.0.1:$PORT" 2>"$OUT/server.log" &
-SERVER_PID=$!
-for _ in $(seq 1 300); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then break; fi
-    sleep 0.1
-done
-kill -0 "$SERVER_PID"
+bench_start_server
 
 {
-    echo "# machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, data dir $DATA on $(df -h "$DATA" | awk 'NR==2{print $1" ("$2" total, "$4" free)"}')"
-    echo "# server pid $SERVER_PID at $URL; commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' + local changes')"
+    bench_header
     echo "# SIZES=\"$SIZES\" STEP=$STEP DURATION=$DURATION CLIENTS=$CLIENTS LEARNERS=$LEARNERS MONTHS=$MONTHS library $ISIL"
 } | tee "$OUT/run.txt" >&2
 
@@ -151,8 +116,7 @@ fill_to() {
 snapshot() {
     local label=$1 du_bytes rss hwm
     du_bytes=$(du -sb "$DATA" | cut -f1)
-    rss=$(awk '/VmRSS/{print $2}' "/proc/$SERVER_PID/status")
-    hwm=$(awk '/VmHWM/{print $2}' "/proc/$SERVER_PID/status")
+    read -r rss hwm < <(bench_rss)
     echo "{\"scenario\":\"snapshot\",\"label\":\"$label\",\"statements\":$stored,\"units\":$unit,\"data_dir_bytes\":$du_bytes,\"server_rss_kib\":$rss,\"server_hwm_kib\":$hwm}" >>"$RESULTS"
     echo "snapshot [$label]: $stored statements ($unit learner-months), data dir $(du -sh "$DATA" | cut -f1), server RSS $((rss / 1024)) MiB (peak $((hwm / 1024)) MiB)" >&2
 }

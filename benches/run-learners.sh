@@ -25,12 +25,15 @@
 #   OUT=DIR            where results go (default: a new directory under /tmp)
 #   KEEP_DATA=1        keep the data directory
 #   VERIFY=1           run `lrs verify` on the data directory after the server stopped
-#   SKIP_BUILD=1       use the binaries already built (target/release, or LRS_BIN / LOAD_BIN)
+#   SKIP_BUILD=1       use the binaries already built (target/release, or $CARGO_TARGET_DIR/release if set; or LRS_BIN / LOAD_BIN)
 #   LOAD_ARGS="..."    extra arguments for `lrs-load learners`
 set -euo pipefail
 
-cd "$(dirname "$0")/.."
-ROOT=$(pwd)
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "$0")/lib.sh"
+# The learners are people, not a throughput test: the server keeps its own
+# request-rate limits.
+BENCH_RATE_LIMITS=server
 LEARNERS=${LEARNERS:-5000}
 DURATION=${DURATION:-600}
 STAFF=${STAFF:-20}
@@ -41,16 +44,8 @@ REPORT_EVERY=${REPORT_EVERY:-60}
 POOL=${POOL:-50000}
 if [ "$POOL" -lt "$LEARNERS" ]; then POOL=$LEARNERS; fi
 FILL_TO=${FILL_TO:-0}
-OUT=${OUT:-$(mktemp -d "${TMPDIR:-/tmp}/lrs-learners-results.XXXXXX")}
-mkdir -p "$OUT"
-RESULTS=$OUT/results.jsonl
-: >"$RESULTS"
-
-if [ -z "${SKIP_BUILD:-}" ]; then
-    cargo build --release -p lrs-cli -p lrs-benches
-fi
-LRS=${LRS_BIN:-$ROOT/target/release/lrs}
-LOAD=${LOAD_BIN:-$ROOT/target/release/lrs-load}
+bench_out lrs-learners-results
+bench_build
 
 # Thousands of connections: server and load generator each need a socket per
 # connection. Raise the soft limit to the hard one.
@@ -59,47 +54,14 @@ if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((LEARNERS + STAFF +
     echo "warning: open files limit $(ulimit -n) is below LEARNERS + STAFF; connections may fail" >&2
 fi
 
-DATA=$(mktemp -d "${TMPDIR:-/tmp}/lrs-learners.XXXXXX")
-if command -v openssl >/dev/null; then
-    LRS_MASTER_KEY=$(openssl rand -hex 32)
-else
-    LRS_MASTER_KEY=$(python3 -c 'import secrets; print(secrets.token_hex(32))')
-fi
-export LRS_MASTER_KEY
-export LRS_LOG=${LRS_LOG:-warn}
-
-SERVER_PID=
-stop_server() {
-    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        local t0=$(date +%s.%N)
-        kill -TERM "$SERVER_PID" 2>/dev/null || true
-        local rc=0
-        wait "$SERVER_PID" 2>/dev/null || rc=$?
-        echo "# server stopped (SIGTERM) in $(python3 -c "print(round($(date +%s.%N) - $t0, 2))") s, exit status $rc" >&2
-        SERVER_PID=
-    fi
-}
-cleanup() {
-    stop_server
-    if [ -z "${KEEP_DATA:-}" ]; then rm -rf "$DATA"; else echo "data kept in $DATA"; fi
-}
-trap cleanup EXIT
-
+bench_data_dir lrs-learners
+bench_master_key
 # The credential is issued with the server stopped (the data directory is locked while it runs).
-read -r KEY SECRET < <("$LRS" credentials add --name learners-soak --data-dir "$DATA")
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-URL=http://127.0.0.1:$PORT
-"$LRS" serve --data-dir "$DATA" --listen "127.0.0.1:$PORT" 2>"$OUT/server.log" &
-SERVER_PID=$!
-for _ in $(seq 1 300); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then break; fi
-    sleep 0.1
-done
-kill -0 "$SERVER_PID"
+read -r KEY SECRET < <(bench_credential learners-soak)
+bench_start_server
 
 {
-    echo "# machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, data dir $DATA on $(df -h "$DATA" | awk 'NR==2{print $1" ("$2" total, "$4" free)"}')"
-    echo "# server pid $SERVER_PID at $URL; commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' + local changes')"
+    bench_header
     echo "# LEARNERS=$LEARNERS DURATION=$DURATION STAFF=$STAFF RAMP_UP=$RAMP_UP THINK=$THINK_MIN-$THINK_MAX POOL=$POOL FILL_TO=$FILL_TO open-files=$(ulimit -n)"
 } | tee "$OUT/run.txt" >&2
 
@@ -122,11 +84,10 @@ load --label "learners" learners --learners-active "$LEARNERS" --staff "$STAFF" 
     --report-every "$REPORT_EVERY" ${LOAD_ARGS:-} 2> >(tee "$OUT/learners.log" >&2)
 
 DU=$(du -sb "$DATA" | cut -f1)
-RSS=$(awk '/VmRSS/{print $2}' "/proc/$SERVER_PID/status")
-HWM=$(awk '/VmHWM/{print $2}' "/proc/$SERVER_PID/status")
+read -r RSS HWM < <(bench_rss)
 echo "{\"scenario\":\"snapshot\",\"label\":\"end\",\"data_dir_bytes\":$DU,\"server_rss_kib\":$RSS,\"server_hwm_kib\":$HWM}" >>"$RESULTS"
-stop_server 2> >(tee -a "$OUT/run.txt" >&2)
-sleep 0.2
+bench_stop_server 2>>"$OUT/run.txt"
+tail -n 1 "$OUT/run.txt" >&2
 
 if [ -n "${VERIFY:-}" ]; then
     "$LRS" verify --data-dir "$DATA" 2>&1 | tail -n 3 | tee -a "$OUT/run.txt" >&2

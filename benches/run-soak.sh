@@ -17,66 +17,30 @@
 # Environment (all optional):
 #   FILL_TO=10000000  STEP=2000000  DURATION=20 (seconds per probe)
 #   OUT=DIR           where results go (default: a new directory under /tmp)
+#   BACKUP_LOAD_SECONDS=180  seconds the 64 writers POST during the online backup
 #   DROP_ORIGINAL=1   delete the original before restoring (needs less disk)
+#   KEEP_DATA=1       keep the data directory, the backup and the restored copy
 #   SKIP_BUILD=1      use the binaries already built (or LRS_BIN / LOAD_BIN)
 set -euo pipefail
 
-cd "$(dirname "$0")/.."
-ROOT=$(pwd)
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "$0")/lib.sh"
 FILL_TO=${FILL_TO:-10000000}
 STEP=${STEP:-2000000}
 DURATION=${DURATION:-20}
-OUT=${OUT:-$(mktemp -d "${TMPDIR:-/tmp}/lrs-soak.XXXXXX")}
-mkdir -p "$OUT"
-RESULTS=$OUT/results.jsonl
+bench_out lrs-soak
 TIMINGS=$OUT/timings.txt
-: >"$RESULTS"
 : >"$TIMINGS"
 
-if [ -z "${SKIP_BUILD:-}" ]; then
-    cargo build --release -p lrs-cli -p lrs-benches
-fi
-LRS=${LRS_BIN:-$ROOT/target/release/lrs}
-LOAD=${LOAD_BIN:-$ROOT/target/release/lrs-load}
-
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/lrs-soak-data.XXXXXX")
+bench_build
+# One temporary directory, removed at the end unless KEEP_DATA, holds the data
+# directory, the backup and the restored copy.
+bench_data_dir lrs-soak-data
+WORK=$DATA
 DATA=$WORK/data
 BACKUP=$WORK/backup
 RESTORED=$WORK/restored
-LRS_MASTER_KEY=$(python3 -c 'import secrets; print(secrets.token_hex(32))')
-export LRS_MASTER_KEY
-export LRS_LOG=warn
-
-SERVER_PID=
-stop_server() {
-    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill -TERM "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
-    SERVER_PID=
-}
-cleanup() {
-    stop_server
-    if [ -z "${KEEP_DATA:-}" ]; then rm -rf "$WORK"; else echo "data kept in $WORK"; fi
-}
-trap cleanup EXIT
-
-start_server() {
-    local dir=$1
-    PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-    URL=http://127.0.0.1:$PORT
-    # These scenarios measure the most the server takes, not the limiter: the
-    # request-rate limits are off unless set (docs/security-limits.md).
-    LRS_RATE_PER_ADDRESS=${LRS_RATE_PER_ADDRESS:-0} LRS_RATE_PER_CREDENTIAL=${LRS_RATE_PER_CREDENTIAL:-0} \
-        "$LRS" serve --data-dir "$dir" --listen "127.0.0.1:$PORT" 2>>"$OUT/server.log" &
-    SERVER_PID=$!
-    for _ in $(seq 1 3000); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then return; fi
-        sleep 0.1
-    done
-    echo "server did not start" >&2
-    exit 1
-}
+bench_master_key
 
 timed() {
     # timed LABEL COMMAND...: runs it, appends "LABEL seconds" to timings.txt
@@ -97,9 +61,9 @@ load() {
 }
 last() { tail -n1 "$RESULTS" | python3 -c "import json,sys; print(json.load(sys.stdin)[\"$1\"])"; }
 
-read -r KEY SECRET < <("$LRS" credentials add --name soak --data-dir "$DATA")
-start_server "$DATA"
-echo "# $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB; data in $WORK ($(df -h "$WORK" | awk 'NR==2{print $4}') free)" >&2
+read -r KEY SECRET < <(bench_credential soak)
+bench_start_server
+bench_header >&2
 
 stored=0
 START=$(date +%s)
@@ -112,7 +76,7 @@ while [ "$stored" -lt "$FILL_TO" ]; do
     stored=$((stored + $(last statements)))
     load "$stored" query --clients 8 --duration "$DURATION"
     du_bytes=$(du -sb "$DATA" | cut -f1)
-    rss=$(awk '/VmRSS/{print $2}' "/proc/$SERVER_PID/status")
+    read -r rss _ < <(bench_rss)
     echo "{\"scenario\":\"snapshot\",\"label\":\"$stored\",\"statements\":$stored,\"data_dir_bytes\":$du_bytes,\"server_rss_kib\":$rss,\"elapsed_s\":$(( $(date +%s) - START ))}" >>"$RESULTS"
     echo "## $stored statements after $(( $(date +%s) - START )) s; data dir $(du -sh "$DATA" | cut -f1), RSS $((rss / 1024)) MiB" >&2
 done
@@ -123,7 +87,7 @@ WRITERS=$!
 sleep 3
 timed online-backup "$LRS" backup --to "$BACKUP" --data-dir "$DATA"
 wait "$WRITERS"
-stop_server
+bench_stop_server
 timed offline-incremental-backup "$LRS" backup --to "$BACKUP" --data-dir "$DATA"
 timed verify-backup "$LRS" verify --backup "$BACKUP"
 du -sb "$BACKUP" | awk '{print "backup_bytes "$1}' | tee -a "$TIMINGS" >&2

@@ -20,60 +20,22 @@
 #   OUT=DIR            where results go (default: a new directory under /tmp)
 #   KEEP_DATA=1        keep the data directory
 #   PERF=1             count fsync/fdatasync of the server with `perf stat` during post-single 64
-#   SKIP_BUILD=1       use the binaries already built (target/release, or LRS_BIN / LOAD_BIN)
+#   SKIP_BUILD=1       use the binaries already built (target/release, or $CARGO_TARGET_DIR/release if set; or LRS_BIN / LOAD_BIN)
 set -euo pipefail
 
-cd "$(dirname "$0")/.."
-ROOT=$(pwd)
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "$0")/lib.sh"
 DURATION=${DURATION:-20}
 FILL_TO=${FILL_TO:-1000000}
 MID=${MID:-100000}
-OUT=${OUT:-$(mktemp -d "${TMPDIR:-/tmp}/lrs-bench-results.XXXXXX")}
-mkdir -p "$OUT"
-RESULTS=$OUT/results.jsonl
-: >"$RESULTS"
+bench_out lrs-bench-results
 
-if [ -z "${SKIP_BUILD:-}" ]; then
-    cargo build --release -p lrs-cli -p lrs-benches
-fi
-LRS=${LRS_BIN:-$ROOT/target/release/lrs}
-LOAD=${LOAD_BIN:-$ROOT/target/release/lrs-load}
-
-DATA=$(mktemp -d "${TMPDIR:-/tmp}/lrs-bench.XXXXXX")
-if command -v openssl >/dev/null; then
-    LRS_MASTER_KEY=$(openssl rand -hex 32)
-else
-    LRS_MASTER_KEY=$(python3 -c 'import secrets; print(secrets.token_hex(32))')
-fi
-export LRS_MASTER_KEY
-export LRS_LOG=warn
-
-SERVER_PID=
-cleanup() {
-    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill -TERM "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
-    if [ -z "${KEEP_DATA:-}" ]; then rm -rf "$DATA"; else echo "data kept in $DATA"; fi
-}
-trap cleanup EXIT
-
-read -r KEY SECRET < <("$LRS" credentials add --name bench --data-dir "$DATA")
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-URL=http://127.0.0.1:$PORT
-# These scenarios measure the most the server takes, not the limiter: the
-# request-rate limits are off unless set (docs/security-limits.md).
-LRS_RATE_PER_ADDRESS=${LRS_RATE_PER_ADDRESS:-0} LRS_RATE_PER_CREDENTIAL=${LRS_RATE_PER_CREDENTIAL:-0} \
-    "$LRS" serve --data-dir "$DATA" --listen "127.0.0.1:$PORT" 2>"$OUT/server.log" &
-SERVER_PID=$!
-for _ in $(seq 1 300); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then break; fi
-    sleep 0.1
-done
-kill -0 "$SERVER_PID"
-
-echo "# machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, data dir $DATA on $(df -h "$DATA" | awk 'NR==2{print $1" ("$2" total, "$4" free)"}')"
-echo "# server pid $SERVER_PID at $URL"
+bench_build
+bench_data_dir lrs-bench
+bench_master_key
+read -r KEY SECRET < <(bench_credential bench)
+bench_start_server
+bench_header
 
 load() {
     # load LABEL SCENARIO ARGS...: runs lrs-load, appends its JSON to results.jsonl
@@ -106,8 +68,7 @@ snapshot() {
     local label=$1
     local du_bytes rss hwm
     du_bytes=$(du -sb "$DATA" | cut -f1)
-    rss=$(awk '/VmRSS/{print $2}' "/proc/$SERVER_PID/status")
-    hwm=$(awk '/VmHWM/{print $2}' "/proc/$SERVER_PID/status")
+    read -r rss hwm < <(bench_rss)
     echo "{\"scenario\":\"snapshot\",\"label\":\"$label\",\"statements\":$stored,\"data_dir_bytes\":$du_bytes,\"server_rss_kib\":$rss,\"server_hwm_kib\":$hwm}" >>"$RESULTS"
     echo "snapshot [$label]: $stored statements stored by the load generator, data dir $(du -sh "$DATA" | cut -f1) ($du_bytes bytes), server RSS $((rss / 1024)) MiB (peak $((hwm / 1024)) MiB)" >&2
     du -sb "$DATA"/* >&2 || true

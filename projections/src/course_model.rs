@@ -16,6 +16,9 @@ pub mod meaning {
     pub const COMPLETED: u8 = 1 << 4;
     pub const PASSED: u8 = 1 << 5;
     pub const FAILED: u8 = 1 << 6;
+    /// A launch of a piece of e-content (cmi5 `launched`): what the
+    /// *launches* figure counts. Its verbs usually mean started too.
+    pub const LAUNCHED: u8 = 1 << 7;
 }
 
 /// A course model as a tenant sets it (JSON). A key left out keeps the
@@ -52,9 +55,48 @@ pub struct DeclaredModule {
     pub id: String,
     #[serde(default)]
     pub name: BTreeMap<String, String>,
+    /// What satisfies this module for the course's completion (cmi5
+    /// `moveOn`); left out: `CompletedOrPassed`.
+    #[serde(default, rename = "moveOn", skip_serializing_if = "Option::is_none")]
+    pub move_on: Option<MoveOn>,
 }
 
-pub const MEANINGS: [(&str, u8); 7] = [
+/// The cmi5 moveOn criterion of a module (an AU): when it counts as
+/// satisfied towards the course (docs/progress-and-figures.md, "When a
+/// course is completed").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MoveOn {
+    /// A statement that means completed.
+    Completed,
+    /// A statement that means passed.
+    Passed,
+    /// Both (in one statement or two).
+    CompletedAndPassed,
+    /// Either.
+    CompletedOrPassed,
+    /// Satisfied without any statement.
+    NotApplicable,
+}
+
+impl MoveOn {
+    /// The time this module became satisfied, from the earliest completed
+    /// and the earliest passed statement (each `(time, id)` for a total
+    /// order); `None`: not satisfied (or needs nothing).
+    pub fn satisfied_at<T: Ord + Copy>(self, completed: Option<T>, passed: Option<T>) -> Option<T> {
+        match self {
+            MoveOn::Completed => completed,
+            MoveOn::Passed => passed,
+            MoveOn::CompletedAndPassed => Some(completed?.max(passed?)),
+            MoveOn::CompletedOrPassed => match (completed, passed) {
+                (Some(c), Some(p)) => Some(c.min(p)),
+                (c, p) => c.or(p),
+            },
+            MoveOn::NotApplicable => None,
+        }
+    }
+}
+
+pub const MEANINGS: [(&str, u8); 8] = [
     ("enrolled", meaning::ENROLLED),
     ("started", meaning::STARTED),
     ("progressed", meaning::PROGRESSED),
@@ -62,6 +104,7 @@ pub const MEANINGS: [(&str, u8); 7] = [
     ("completed", meaning::COMPLETED),
     ("passed", meaning::PASSED),
     ("failed", meaning::FAILED),
+    ("launched", meaning::LAUNCHED),
 ];
 
 const ADL: &str = "http://adlnet.gov/expapi/verbs/";
@@ -89,6 +132,7 @@ fn default_verbs(name: &str) -> Vec<String> {
         }
         "passed" => adl(&["passed", "mastered"]),
         "failed" => adl(&["failed"]),
+        "launched" => adl(&["launched"]),
         _ => vec![],
     }
 }
@@ -119,6 +163,8 @@ pub struct CourseModel {
     pub courses: Vec<DeclaredCourse>,
     /// Declared module → its course.
     module_course: HashMap<String, String>,
+    /// Declared course → its modules with their moveOn, in declared order.
+    structure: HashMap<String, Vec<(String, MoveOn)>>,
     declared: HashMap<String, usize>,
 }
 
@@ -160,12 +206,22 @@ impl CourseModel {
         }
         let mut module_course = HashMap::new();
         let mut declared = HashMap::new();
+        let mut structure = HashMap::new();
         for (index, course) in doc.courses.iter().enumerate() {
             declared.insert(course.id.clone(), index);
             for module in &course.modules {
                 module_course
                     .entry(module.id.clone())
                     .or_insert_with(|| course.id.clone());
+            }
+            if !course.modules.is_empty() {
+                structure.entry(course.id.clone()).or_insert_with(|| {
+                    course
+                        .modules
+                        .iter()
+                        .map(|m| (m.id.clone(), m.move_on.unwrap_or(MoveOn::CompletedOrPassed)))
+                        .collect()
+                });
             }
         }
         Self {
@@ -181,8 +237,15 @@ impl CourseModel {
             verbs_by_meaning,
             courses: doc.courses.clone(),
             module_course,
+            structure,
             declared,
         }
+    }
+
+    /// The declared modules of a course with their moveOn, when the model
+    /// declares its structure (`None`: unknown, no completion by structure).
+    pub fn structure(&self, course: &str) -> Option<&[(String, MoveOn)]> {
+        self.structure.get(course).map(Vec::as_slice)
     }
 
     /// Parses a model as stored in `CourseModelDefinedV1` (already validated
@@ -278,7 +341,7 @@ impl CourseModel {
             });
         }
         // 2. A grouping, then a parent activity is the course.
-        let course = grouping
+        let course: String = grouping
             .iter()
             .chain(parent.iter())
             .find(|a| self.is_course(a))
@@ -289,6 +352,15 @@ impl CourseModel {
                     .as_ref()
                     .and_then(|o| self.module_course.get(&o.id).cloned())
             })?;
+        // The object is the course the context names (typed there, or
+        // declared), though untyped itself: a statement about the course.
+        if object.as_ref().is_some_and(|o| o.id == course) {
+            return Some(Placement {
+                course,
+                module: None,
+                about_course: true,
+            });
+        }
         let module = object
             .as_ref()
             .filter(|o| o.id != course && self.is_module_of(o, &course))

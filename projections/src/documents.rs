@@ -4,6 +4,11 @@
 //! Layout: `documents.by_key`: `context(8+1+16+16+17) document_id` ->
 //! postcard [`DocumentRef`]. The context prefix is fixed-size, so every
 //! document of a context is one prefix scan.
+//!
+//! `documents.by_agent`: `agent token(16) document key` -> (): the documents
+//! of a person, so that erasing them (`PersonErasedV1`) drops their
+//! documents from the read model (the content in the log is sealed under
+//! their destroyed key).
 
 use crate::{Op, Projection, ReadModel, TreeName};
 use lrs_core::events::{DocumentContextV1, DocumentResourceV1};
@@ -12,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub const BY_KEY: TreeName = "documents.by_key";
+pub const BY_AGENT: TreeName = "documents.by_agent";
 
 /// What the read model keeps of a document; the content stays in the log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,31 +71,58 @@ impl Projection for Documents {
     }
 
     fn version(&self) -> u32 {
-        1
+        2
     }
 
     fn trees(&self) -> &'static [TreeName] {
-        &[BY_KEY]
+        &[BY_KEY, BY_AGENT]
     }
 
-    fn apply(&self, position: u64, event: &Event, _state: &dyn ReadModel, out: &mut Vec<Op>) {
+    fn apply(&self, position: u64, event: &Event, state: &dyn ReadModel, out: &mut Vec<Op>) {
         match event {
-            Event::DocumentWrittenV1(written) => out.push(Op::Put {
-                tree: BY_KEY,
-                key: document_key(&written.context, &written.document_id),
-                value: postcard::to_stdvec(&DocumentRef {
-                    position,
-                    etag: written.etag.clone(),
-                    updated_micros: written.written_micros,
-                    content_type: written.content_type.clone(),
-                })
-                .expect("document refs encode"),
-            }),
+            Event::DocumentWrittenV1(written) => {
+                let key = document_key(&written.context, &written.document_id);
+                if let Some(agent) = &written.context.agent {
+                    out.push(Op::Put {
+                        tree: BY_AGENT,
+                        key: [&agent.0[..], &key].concat(),
+                        value: Vec::new(),
+                    });
+                }
+                out.push(Op::Put {
+                    tree: BY_KEY,
+                    key,
+                    value: postcard::to_stdvec(&DocumentRef {
+                        position,
+                        etag: written.etag.clone(),
+                        updated_micros: written.written_micros,
+                        content_type: written.content_type.clone(),
+                    })
+                    .expect("document refs encode"),
+                });
+            }
             Event::DocumentsDeletedV1(deleted) => {
                 for id in &deleted.document_ids {
+                    let key = document_key(&deleted.context, id);
+                    if let Some(agent) = &deleted.context.agent {
+                        out.push(Op::Delete {
+                            tree: BY_AGENT,
+                            key: [&agent.0[..], &key].concat(),
+                        });
+                    }
+                    out.push(Op::Delete { tree: BY_KEY, key });
+                }
+            }
+            // The person is gone: so are their documents.
+            Event::PersonErasedV1(erased) => {
+                for (key, _) in state.scan_prefix(BY_AGENT, &erased.token.0) {
                     out.push(Op::Delete {
                         tree: BY_KEY,
-                        key: document_key(&deleted.context, id),
+                        key: key[16..].to_vec(),
+                    });
+                    out.push(Op::Delete {
+                        tree: BY_AGENT,
+                        key,
                     });
                 }
             }

@@ -10,6 +10,7 @@
 pub mod course_model;
 pub mod credentials;
 pub mod documents;
+pub mod privacy;
 pub mod progress;
 pub mod staff_accounts;
 pub mod statement_index;

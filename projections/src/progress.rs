@@ -8,11 +8,21 @@
 //! month and scope, with a count per distinct member so that voiding a
 //! statement takes back exactly what it added. All of it order-independent:
 //! statements that arrive late, or with old timestamps, add the same.
+//!
+//! Two figures depend on more than one statement: the enrolment a cmi5
+//! registration makes (its first statement, by time) and the completion of
+//! a course whose structure the model declares (every module satisfied by
+//! its moveOn). The fold keeps them as flags on the one record that carries
+//! them (`first_of_registration`, `completes_course`) and moves a flag, with
+//! its figure memberships, when an earlier statement arrives or one is
+//! voided. Closed months (`FiguresClosedV1`) are recorded with their
+//! version, and every later statement that changes a closed month's
+//! counters is counted as arriving late.
 
-use crate::course_model::{meaning, CourseModel, ModelCache};
+use crate::course_model::{meaning, CourseModel, ModelCache, MoveOn};
 use crate::statement_index::tenant_hash;
 use crate::{Op, Projection, ReadModel, TreeName};
-use lrs_core::events::{ObjectFactV1, StatementStoredV1};
+use lrs_core::events::{ActivityNameV1, ObjectFactV1, StatementStoredV1};
 use lrs_core::token::Token;
 use lrs_core::Event;
 use serde::{Deserialize, Serialize};
@@ -42,6 +52,21 @@ pub const COUNTERS: TreeName = "progress.counters";
 pub const ASSIGNED: TreeName = "progress.assigned";
 /// Statement id ‖ tenant hash → (): voided before it arrived.
 pub const VOIDED: TreeName = "progress.voided";
+/// Learner token ‖ course ‖ 0 ‖ registration (16 bytes) → the
+/// `progress.learners` key of the registration's first record (by time).
+pub const FIRSTS: TreeName = "progress.first_of_registration";
+/// Learner token ‖ course → the `progress.learners` key of the record that
+/// completed the course by its declared structure.
+pub const COMPLETIONS: TreeName = "progress.completions";
+/// Activity id (a course or module) → [`ActivityName`]: the names of its
+/// latest definition.
+pub const NAMES: TreeName = "progress.names";
+/// Month (`YYYYMM`) → [`ClosedMonth`] of its latest closing; month ‖
+/// version (u32 BE) → [`ClosedMonth`] of each.
+pub const CLOSED: TreeName = "progress.closed";
+/// Month ‖ scope ‖ 0 ‖ version (u32 BE) → count (u64 BE): statements that
+/// changed the month's counters after that closing.
+pub const LATE: TreeName = "progress.late";
 
 const VOIDED_VERB: &str = "http://adlnet.gov/expapi/verbs/voided";
 
@@ -57,6 +82,8 @@ pub mod figure {
     pub const STARTED_BY_COURSE: u8 = b'C';
     /// Per course: learner–course pairs completed.
     pub const COMPLETED_BY_COURSE: u8 = b'D';
+    /// Statements that mean launched (a count of statements, like hits).
+    pub const LAUNCHES: u8 = b'l';
 }
 
 /// What one statement means for progress and figures.
@@ -78,6 +105,33 @@ pub struct StatementRecord {
     pub about_course: bool,
     pub score_scaled: Option<f64>,
     pub duration_ms: Option<u64>,
+    /// `context.registration` (a cmi5 registration: the learner's
+    /// enrolment in the course).
+    pub registration: Option<Uuid>,
+    /// The first record (by time, then statement id) of its learner's
+    /// registration in its course: counts as enrolling.
+    pub first_of_registration: bool,
+    /// The record whose statement made the last declared module of its
+    /// course satisfied (by moveOn): counts as completing the course.
+    pub completes_course: bool,
+}
+
+/// The names an activity's latest definition gave (the latest stored
+/// statement that named it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActivityName {
+    pub stored_micros: i64,
+    pub position: u64,
+    /// (language tag, name).
+    pub names: Vec<(String, String)>,
+}
+
+/// One closing of a month's figures: where its `FiguresClosedV1` is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClosedMonth {
+    pub version: u32,
+    pub position: u64,
+    pub closed_micros: i64,
 }
 
 /// A learner of a library: how many of their statements name it, and the
@@ -108,12 +162,25 @@ impl Projection for Progress {
     }
 
     fn version(&self) -> u32 {
-        3
+        5
     }
 
     fn trees(&self) -> &'static [TreeName] {
         &[
-            MODELS, STATEMENTS, LEARNERS, LIBRARY, MODULES, MEMBERS, COUNTERS, ASSIGNED, VOIDED,
+            MODELS,
+            STATEMENTS,
+            LEARNERS,
+            LIBRARY,
+            MODULES,
+            MEMBERS,
+            COUNTERS,
+            ASSIGNED,
+            VOIDED,
+            FIRSTS,
+            COMPLETIONS,
+            NAMES,
+            CLOSED,
+            LATE,
         ]
     }
 
@@ -145,6 +212,29 @@ impl Projection for Progress {
                     }
                 }
             }
+            Event::PersonErasedV1(erased) => forget_learner(&erased.token, &mut edits),
+            Event::FiguresClosedV1(closed) => {
+                if let Some(month) = month_key_of_text(&closed.month) {
+                    let record = ClosedMonth {
+                        version: closed.version,
+                        position,
+                        closed_micros: closed.closed_micros,
+                    };
+                    let value = postcard::to_stdvec(&record).expect("encodes");
+                    let newer = edits
+                        .get(CLOSED, &month)
+                        .and_then(|v| postcard::from_bytes::<ClosedMonth>(&v).ok())
+                        .is_none_or(|latest| latest.version <= closed.version);
+                    if newer {
+                        edits.put(CLOSED, month.to_vec(), value.clone());
+                    }
+                    edits.put(
+                        CLOSED,
+                        [month.as_slice(), &closed.version.to_be_bytes()].concat(),
+                        value,
+                    );
+                }
+            }
             _ => {
                 if let (Some(stored), Some(origin)) =
                     (event.stored_statement(), event.statement_origin())
@@ -154,8 +244,10 @@ impl Projection for Progress {
                         stored,
                         origin,
                         event.statement_context(),
+                        event.statement_names(),
                         &mut edits,
                     );
+                    count_late(&mut edits);
                 }
             }
         }
@@ -164,12 +256,20 @@ impl Projection for Progress {
 }
 
 impl Progress {
+    fn model_of(&self, tenant: &str, edits: &Edits) -> std::sync::Arc<CourseModel> {
+        let model_json = edits
+            .get(MODELS, tenant.as_bytes())
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned());
+        self.models.get(model_json.as_deref())
+    }
+
     fn apply_statement(
         &self,
         position: u64,
         stored: &StatementStoredV1,
         origin: &lrs_core::events::OriginV1,
         context: Option<&lrs_core::events::ContextFactsV1>,
+        names: &[ActivityNameV1],
         edits: &mut Edits,
     ) {
         let tenant = tenant_hash(&stored.tenant);
@@ -179,7 +279,8 @@ impl Progress {
                 match edits.get(STATEMENTS, &key) {
                     Some(bytes) => {
                         if let Some(record) = stored_record(&bytes, edits) {
-                            contribute(&record, -1, edits);
+                            let model = self.model_of(&record.tenant, edits);
+                            remove_statement(&record, &model, edits);
                         }
                         edits.delete(STATEMENTS, key);
                     }
@@ -189,17 +290,17 @@ impl Progress {
             }
         }
         let key = statement_key(&stored.statement_id, &tenant);
+        let model = self.model_of(&stored.tenant, edits);
+        let record = record_of(position, stored, origin, context, &model);
+        // The names count whether or not the statement is voided (a
+        // definition was received either way, in whatever order).
+        remember_names(&record, stored.stored_micros, names, edits);
         // Voided before it arrived; or folded already (a replay after a
         // crash between these writes and the checkpoint: ids are unique per
         // tenant, so a record means this very event): nothing to add.
         if edits.get(VOIDED, &key).is_some() || edits.get(STATEMENTS, &key).is_some() {
             return;
         }
-        let model_json = edits
-            .get(MODELS, stored.tenant.as_bytes())
-            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned());
-        let model = self.models.get(model_json.as_deref());
-        let record = record_of(position, stored, origin, context, &model);
         // A learner's statement points at its record in `progress.learners`
         // (one copy of the record); one without a learner keeps it here.
         let value = match learner_record_key(&record) {
@@ -211,8 +312,298 @@ impl Progress {
             .concat(),
         };
         edits.put(STATEMENTS, key, value);
-        contribute(&record, 1, edits);
+        add_statement(record, &model, edits);
     }
+}
+
+/// Keeps the names the statement gives its course and module, when its
+/// definition is the latest (by `stored`, then position).
+fn remember_names(
+    record: &StatementRecord,
+    stored_micros: i64,
+    names: &[ActivityNameV1],
+    edits: &mut Edits,
+) {
+    for id in [record.course.as_deref(), record.module.as_deref()]
+        .into_iter()
+        .flatten()
+    {
+        let Some(named) = names.iter().find(|n| n.id == id) else {
+            continue;
+        };
+        let newer = edits
+            .get(NAMES, id.as_bytes())
+            .and_then(|v| postcard::from_bytes::<ActivityName>(&v).ok())
+            .is_none_or(|known| {
+                (known.stored_micros, known.position) <= (stored_micros, record.position)
+            });
+        if newer {
+            let value = ActivityName {
+                stored_micros,
+                position: record.position,
+                names: named.names.clone(),
+            };
+            edits.put(
+                NAMES,
+                id.as_bytes().to_vec(),
+                postcard::to_stdvec(&value).expect("encodes"),
+            );
+        }
+    }
+}
+
+/// The order in which "first" and "earliest" are meant: time, then
+/// statement id (so that arrival order never matters).
+fn order_of(record: &StatementRecord) -> (i64, Uuid) {
+    (record.time_micros, record.statement_id)
+}
+
+/// Folds in a new statement's record: its own share, then what it changes
+/// of its registration's enrolment and its course's completion.
+fn add_statement(mut record: StatementRecord, model: &CourseModel, edits: &mut Edits) {
+    let key = learner_record_key(&record);
+    let mut dethroned = None;
+    if let (Some(key), Some(first)) = (&key, first_key(&record)) {
+        match edits.get(FIRSTS, &first) {
+            None => {
+                record.first_of_registration = true;
+                edits.put(FIRSTS, first, key.clone());
+            }
+            Some(current_key) => {
+                let current = edits
+                    .get(LEARNERS, &current_key)
+                    .and_then(|v| postcard::from_bytes::<StatementRecord>(&v).ok());
+                if current.is_none_or(|current| order_of(&record) < order_of(&current)) {
+                    record.first_of_registration = true;
+                    edits.put(FIRSTS, first, key.clone());
+                    dethroned = Some(current_key);
+                }
+            }
+        }
+    }
+    contribute(&record, 1, edits);
+    if let Some(old) = dethroned {
+        set_flags(&old, edits, |r| r.first_of_registration = false);
+    }
+    if changes_structure(&record, model) {
+        complete_by_structure(&record, model, edits);
+    }
+}
+
+/// Takes back a voided statement's record, and hands its registration's
+/// enrolment or its course's completion to the record that carries it now.
+fn remove_statement(record: &StatementRecord, model: &CourseModel, edits: &mut Edits) {
+    contribute(record, -1, edits);
+    if record.first_of_registration {
+        if let (Some(first), Some(learner), Some(course)) =
+            (first_key(record), record.learner, record.course.as_deref())
+        {
+            let next = edits
+                .scan_prefix(LEARNERS, &learner_prefix(&learner, Some(course)))
+                .into_iter()
+                .filter_map(|(key, value)| {
+                    let other = postcard::from_bytes::<StatementRecord>(&value).ok()?;
+                    (other.registration == record.registration).then(|| (order_of(&other), key))
+                })
+                .min();
+            match next {
+                Some((_, key)) => {
+                    edits.put(FIRSTS, first, key.clone());
+                    set_flags(&key, edits, |r| r.first_of_registration = true);
+                }
+                None => edits.delete(FIRSTS, first),
+            }
+        }
+    }
+    if record.completes_course || changes_structure(record, model) {
+        complete_by_structure(record, model, edits);
+    }
+}
+
+/// The `progress.first_of_registration` key of a record's registration.
+fn first_key(record: &StatementRecord) -> Option<Vec<u8>> {
+    let learner = record.learner?;
+    let course = record.course.as_deref()?;
+    let registration = record.registration?;
+    Some(
+        [
+            learner_prefix(&learner, Some(course)).as_slice(),
+            registration.as_bytes(),
+        ]
+        .concat(),
+    )
+}
+
+/// Whether a record can change its course's completion by structure: a
+/// completion or pass of a module of a course whose modules are declared.
+fn changes_structure(record: &StatementRecord, model: &CourseModel) -> bool {
+    record.learner.is_some()
+        && record.module.is_some()
+        && record.meaning & (meaning::COMPLETED | meaning::PASSED) != 0
+        && record
+            .course
+            .as_deref()
+            .is_some_and(|course| model.structure(course).is_some())
+}
+
+/// Finds which record (if any) completes the learner's course by its
+/// declared structure, every module satisfied by its moveOn, the course
+/// completed when the last of them was, and moves the flag there.
+fn complete_by_structure(record: &StatementRecord, model: &CourseModel, edits: &mut Edits) {
+    let (Some(learner), Some(course)) = (record.learner, record.course.as_deref()) else {
+        return;
+    };
+    let completing = model.structure(course).and_then(|modules| {
+        let records: Vec<(Vec<u8>, StatementRecord)> = edits
+            .scan_prefix(LEARNERS, &learner_prefix(&learner, Some(course)))
+            .into_iter()
+            .filter_map(|(key, value)| Some((key, postcard::from_bytes(&value).ok()?)))
+            .collect();
+        let earliest = |module: &str, bit: u8| {
+            records
+                .iter()
+                .filter(|(_, r)| r.module.as_deref() == Some(module) && r.meaning & bit != 0)
+                .map(|(key, r)| (order_of(r), key))
+                .min()
+        };
+        let mut last: Option<((i64, Uuid), &Vec<u8>)> = None;
+        for (module, move_on) in modules {
+            if *move_on == MoveOn::NotApplicable {
+                continue;
+            }
+            let satisfied = move_on.satisfied_at(
+                earliest(module, meaning::COMPLETED),
+                earliest(module, meaning::PASSED),
+            )?;
+            last = last.max(Some(satisfied));
+        }
+        last.map(|(_, key)| key.clone())
+    });
+    let completion = [learner.0.as_slice(), course.as_bytes()].concat();
+    let current = edits.get(COMPLETIONS, &completion);
+    if current == completing {
+        return;
+    }
+    if let Some(old) = &current {
+        set_flags(old, edits, |r| r.completes_course = false);
+    }
+    match completing {
+        Some(key) => {
+            set_flags(&key, edits, |r| r.completes_course = true);
+            edits.put(COMPLETIONS, completion, key);
+        }
+        None => edits.delete(COMPLETIONS, completion),
+    }
+}
+
+/// Changes the flags of a stored learner record, and its figure
+/// memberships with them: those it now supports are added, those it no
+/// longer supports are taken back unless another record supports them.
+fn set_flags(key: &[u8], edits: &mut Edits, change: impl FnOnce(&mut StatementRecord)) {
+    let Some(old) = edits
+        .get(LEARNERS, key)
+        .and_then(|v| postcard::from_bytes::<StatementRecord>(&v).ok())
+    else {
+        return;
+    };
+    let mut new = old.clone();
+    change(&mut new);
+    if new == old {
+        return;
+    }
+    edits.put(
+        LEARNERS,
+        key.to_vec(),
+        postcard::to_stdvec(&new).expect("encodes"),
+    );
+    let after = memberships_of(&new);
+    add_memberships(&after, edits);
+    let lost: Vec<(Vec<u8>, Vec<Vec<u8>>)> = memberships_of(&old)
+        .into_iter()
+        .filter(|(member, _)| after.iter().all(|(m, _)| m != member))
+        .collect();
+    if let Some(learner) = new.learner {
+        drop_unsupported(&learner, lost, edits);
+    }
+}
+
+/// Adds the figure memberships not yet counted.
+fn add_memberships(memberships: &[(Vec<u8>, Vec<Vec<u8>>)], edits: &mut Edits) {
+    for (member, counters) in memberships {
+        if edits.get(MEMBERS, member).is_none() {
+            edits.put(MEMBERS, member.clone(), vec![]);
+            for counter in counters {
+                edits.add_counter(counter.clone(), 1);
+            }
+        }
+    }
+}
+
+/// Takes back the memberships no record of the learner supports any more.
+/// Voiding and moved flags are rare, a statement is not: only then are the
+/// learner's records read.
+fn drop_unsupported(learner: &Token, candidates: Vec<(Vec<u8>, Vec<Vec<u8>>)>, edits: &mut Edits) {
+    if candidates.is_empty() {
+        return;
+    }
+    let mut still: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
+    for (_, value) in edits.scan_prefix(LEARNERS, &learner.0) {
+        if let Ok(other) = postcard::from_bytes::<StatementRecord>(&value) {
+            still.extend(memberships_of(&other).into_iter().map(|(m, _)| m));
+        }
+    }
+    for (member, counters) in candidates {
+        if !still.contains(&member) && edits.get(MEMBERS, &member).is_some() {
+            edits.delete(MEMBERS, member);
+            for counter in counters {
+                edits.add_counter(counter, -1);
+            }
+        }
+    }
+}
+
+/// Counts the statement just folded as late in every closed month whose
+/// counters it changed (per scope, under the month's latest closing).
+fn count_late(edits: &mut Edits) {
+    let mut touched: std::collections::BTreeSet<([u8; 6], Vec<u8>)> = Default::default();
+    for ((tree, key), value) in &edits.changes {
+        if *tree != COUNTERS || key.len() < 8 {
+            continue;
+        }
+        if edits.state.get(COUNTERS, key) == *value {
+            continue;
+        }
+        let month: [u8; 6] = key[..6].try_into().expect("6 bytes");
+        let rest = &key[6..];
+        let Some(split) = rest.iter().position(|&b| b == 0) else {
+            continue;
+        };
+        touched.insert((month, rest[..split].to_vec()));
+    }
+    for (month, scope) in touched {
+        let Some(closed) = edits
+            .get(CLOSED, &month)
+            .and_then(|v| postcard::from_bytes::<ClosedMonth>(&v).ok())
+        else {
+            continue;
+        };
+        let key = late_key(&month, &scope, closed.version);
+        let count = edits.get(LATE, &key).map(|v| decode_u64(&v)).unwrap_or(0) + 1;
+        edits.put(LATE, key, count.to_be_bytes().to_vec());
+    }
+}
+
+/// The `progress.late` key of a month, scope and closing version.
+pub fn late_key(month: &[u8; 6], scope: &[u8], version: u32) -> Vec<u8> {
+    [month.as_slice(), scope, &[0], &version.to_be_bytes()].concat()
+}
+
+/// `YYYYMM` of a `YYYY-MM` text.
+pub fn month_key_of_text(text: &str) -> Option<[u8; 6]> {
+    let (year, month) = text.split_once('-')?;
+    let year: i32 = year.parse().ok()?;
+    let month: u32 = month.parse().ok()?;
+    ((1..=12).contains(&month) && (0..=9999).contains(&year)).then(|| month_key_of(year, month))
 }
 
 /// Tags of a `progress.statements` value.
@@ -271,6 +662,9 @@ pub fn record_of(
         duration_ms: result
             .and_then(|r| r.duration.as_deref())
             .and_then(duration_ms),
+        registration: stored.facts.registration,
+        first_of_registration: false,
+        completes_course: false,
     }
 }
 
@@ -282,10 +676,12 @@ fn memberships_of(record: &StatementRecord) -> Vec<(Vec<u8>, Vec<Vec<u8>>)> {
     };
     let month = month_key(record.time_micros);
     let in_course = record.course.is_some();
-    let enrolled = in_course && record.meaning & meaning::ENROLLED != 0;
+    let enrolled =
+        in_course && (record.meaning & meaning::ENROLLED != 0 || record.first_of_registration);
     let started = in_course && (record.meaning & !meaning::ENROLLED != 0 || record.meaning == 0);
-    let completed =
-        record.about_course && record.meaning & (meaning::COMPLETED | meaning::PASSED) != 0;
+    let completed = in_course
+        && (record.about_course && record.meaning & (meaning::COMPLETED | meaning::PASSED) != 0
+            || record.completes_course);
     let mut pair = learner.0.to_vec();
     if let Some(course) = &record.course {
         pair.extend_from_slice(course.as_bytes());
@@ -334,20 +730,16 @@ fn contribute(record: &StatementRecord, sign: i64, edits: &mut Edits) {
     let scopes = scopes_of(record);
     for scope in &scopes {
         edits.add_counter(counter_key(&month, scope, figure::HITS, None), sign);
+        if record.meaning & meaning::LAUNCHED != 0 {
+            edits.add_counter(counter_key(&month, scope, figure::LAUNCHES, None), sign);
+        }
     }
     let (Some(learner), Some(key)) = (record.learner, learner_record_key(record)) else {
         return;
     };
     if sign > 0 {
         edits.put(LEARNERS, key, postcard::to_stdvec(record).expect("encodes"));
-        for (member, counters) in memberships_of(record) {
-            if edits.get(MEMBERS, &member).is_none() {
-                edits.put(MEMBERS, member, vec![]);
-                for counter in counters {
-                    edits.add_counter(counter, 1);
-                }
-            }
-        }
+        add_memberships(&memberships_of(record), edits);
         if let (Some(course), Some(module)) = (&record.course, &record.module) {
             for scope in &scopes {
                 let key = module_key(scope, course, module);
@@ -358,22 +750,7 @@ fn contribute(record: &StatementRecord, sign: i64, edits: &mut Edits) {
         }
     } else {
         edits.delete(LEARNERS, key);
-        let mut still: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
-        for (_, value) in edits.state.scan_prefix(LEARNERS, &learner.0) {
-            if let Ok(other) = postcard::from_bytes::<StatementRecord>(&value) {
-                if other.position != record.position {
-                    still.extend(memberships_of(&other).into_iter().map(|(m, _)| m));
-                }
-            }
-        }
-        for (member, counters) in memberships_of(record) {
-            if !still.contains(&member) && edits.get(MEMBERS, &member).is_some() {
-                edits.delete(MEMBERS, member);
-                for counter in counters {
-                    edits.add_counter(counter, -1);
-                }
-            }
-        }
+        drop_unsupported(&learner, memberships_of(record), edits);
     }
     if let Some(library) = &record.library {
         let key = library_key(library, &learner);
@@ -401,6 +778,48 @@ fn contribute(record: &StatementRecord, sign: i64, edits: &mut Edits) {
         match next {
             Some(member) => edits.put(LIBRARY, key, postcard::to_stdvec(&member).expect("encodes")),
             None => edits.delete(LIBRARY, key),
+        }
+    }
+}
+
+/// Drops what progress held about an erased person: their records, figure
+/// memberships, library membership and assignments. The counters stay (the
+/// figures do not change), and each of their statements keeps an anonymous
+/// record in `progress.statements`, so voiding one later still takes back
+/// its hit (their memberships it cannot: nobody knows any more whose it was).
+/// No later statement carries their token: a returning person is a new one.
+fn forget_learner(token: &Token, edits: &mut Edits) {
+    for (key, value) in edits.state.scan_prefix(LEARNERS, &token.0) {
+        edits.delete(LEARNERS, key);
+        let Ok(record) = postcard::from_bytes::<StatementRecord>(&value) else {
+            continue;
+        };
+        for (member, _) in memberships_of(&record) {
+            edits.delete(MEMBERS, member);
+        }
+        if let Some(library) = &record.library {
+            edits.delete(LIBRARY, library_key(library, token));
+        }
+        let key = statement_key(&record.statement_id, &tenant_hash(&record.tenant));
+        let anonymous = StatementRecord {
+            learner: None,
+            first_of_registration: false,
+            completes_course: false,
+            ..record
+        };
+        edits.put(
+            STATEMENTS,
+            key,
+            [
+                &[RECORD][..],
+                &postcard::to_stdvec(&anonymous).expect("encodes"),
+            ]
+            .concat(),
+        );
+    }
+    for tree in [ASSIGNED, FIRSTS, COMPLETIONS] {
+        for (key, _) in edits.scan_prefix(tree, &token.0) {
+            edits.delete(tree, key);
         }
     }
 }
@@ -568,6 +987,24 @@ impl<'a> Edits<'a> {
         }
     }
 
+    /// Every key and value under `prefix` as they are with the changes
+    /// made so far (the state's, overlaid with this fold's).
+    fn scan_prefix(&self, tree: TreeName, prefix: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut found: BTreeMap<Vec<u8>, Vec<u8>> =
+            self.state.scan_prefix(tree, prefix).into_iter().collect();
+        for ((_, key), change) in self
+            .changes
+            .range((tree, prefix.to_vec())..)
+            .take_while(|((t, k), _)| *t == tree && k.starts_with(prefix))
+        {
+            match change {
+                Some(value) => found.insert(key.clone(), value.clone()),
+                None => found.remove(key),
+            };
+        }
+        found.into_iter().collect()
+    }
+
     fn put(&mut self, tree: TreeName, key: Vec<u8>, value: Vec<u8>) {
         self.changes.insert((tree, key), Some(value));
     }
@@ -636,8 +1073,11 @@ pub struct CourseTally {
     /// The course's own records (the object is the course, or no module).
     pub own: Tally,
     /// Its status: passed / completed / failed from the course's own
-    /// records, else in progress if anything happened in it, else enrolled.
+    /// records, completed (at least) when its declared modules are all
+    /// satisfied, else in progress if anything happened in it, else enrolled.
     pub status: Status,
+    /// Completed by its declared structure (every module's moveOn met).
+    pub completed_by_structure: bool,
     pub modules: BTreeMap<String, Tally>,
     /// Own `ended` durations plus every module's time.
     pub time_ms: u64,
@@ -738,10 +1178,14 @@ type CourseRecords<'r> = (
 /// Groups a learner's records by course and module and tallies each.
 pub fn course_tallies(records: &[StatementRecord]) -> Vec<CourseTally> {
     let mut by_course: BTreeMap<&str, CourseRecords> = BTreeMap::new();
+    let mut by_structure: std::collections::BTreeSet<&str> = Default::default();
     for record in records {
         let Some(course) = record.course.as_deref() else {
             continue;
         };
+        if record.completes_course {
+            by_structure.insert(course);
+        }
         let entry = by_course.entry(course).or_default();
         match record.module.as_deref() {
             Some(module) => entry.1.entry(module).or_default().push(record),
@@ -765,7 +1209,9 @@ pub fn course_tallies(records: &[StatementRecord]) -> Vec<CourseTally> {
                 || modules.values().any(|m| m.status >= Status::InProgress);
             let enrolled = own.status == Status::Enrolled
                 || modules.values().any(|m| m.status == Status::Enrolled);
+            let structural = by_structure.contains(course);
             let status = match own.status {
+                _ if structural => own.status.max(Status::Completed),
                 Status::Passed | Status::Completed | Status::Failed => own.status,
                 _ if anything => Status::InProgress,
                 _ if enrolled => Status::Enrolled,
@@ -781,6 +1227,7 @@ pub fn course_tallies(records: &[StatementRecord]) -> Vec<CourseTally> {
                 time_ms: own_ended_ms + modules.values().map(|m| m.time_ms).sum::<u64>(),
                 own,
                 status,
+                completed_by_structure: structural,
                 modules,
                 last_micros,
             }

@@ -240,6 +240,12 @@ impl Postings {
         if let (Some(stored), Some(origin)) = (event.stored_statement(), event.statement_origin()) {
             self.apply_statement(position, stored, origin, ids, log)
         }
+        // An erased person's lists go: their token no longer leads anywhere.
+        if let Event::PersonErasedV1(erased) = event {
+            for kind in [TermKind::Agent, TermKind::RelatedAgent] {
+                self.lists.remove(&(kind as u8, erased.token.0));
+            }
+        }
     }
 
     fn apply_statement(

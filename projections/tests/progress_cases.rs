@@ -1,18 +1,22 @@
 //! Projection tests as data: each file in `tests/progress/` gives events
 //! (a course model, statements, voidings, assignments) and the read model
 //! they must fold into: every learner's progress per course and module,
-//! every figure counter, every library's learners. Each case is folded
-//! twice, in the given order and with its statements in reverse arrival
-//! order, and both must give the expected snapshot; the fold must also give
-//! identical trees when repeated from scratch.
+//! every figure counter, every library's learners, the names of courses and
+//! modules, the closed months. Each case is folded twice, in the given order
+//! and with its statements in reverse arrival order, and both must give the
+//! expected snapshot; the fold must also give identical trees when repeated
+//! from scratch. A case may close a month after its first `close_after`
+//! statements: which statements then arrive late depends on arrival order
+//! by definition, so the late counts are expected for each order
+//! (`expect.late` and `expect_late_reversed`).
 //!
 //! `UPDATE_SNAPSHOTS=1 cargo test -p lrs-projections --test progress_cases`
 //! writes what the fold gives into the files; review the diff by hand.
 
 use lrs_core::events::{
-    ActivityFactV1, ContextFactsV1, CourseModelDefinedV1, ModulesAssignedV1, ObjectFactV1,
-    OriginV1, ResultFactsV1, SealedStatementV1, StatementFactsV1, StatementStoredV1,
-    StatementStoredV3,
+    ActivityFactV1, ActivityNameV1, ContextFactsV1, CourseModelDefinedV1, FiguresClosedV1,
+    ModulesAssignedV1, ObjectFactV1, OriginV1, ResultFactsV1, SealedStatementV1, StatementFactsV1,
+    StatementStoredV1, StatementStoredV4,
 };
 use lrs_core::token::Token;
 use lrs_core::Event;
@@ -66,6 +70,15 @@ fn token(name: &str) -> Token {
 
 fn uuid(n: u64) -> Uuid {
     Uuid::from_u128(0x0000_0000_0000_4000_8000_0000_0000_0000 | n as u128)
+}
+
+/// A registration (cmi5) by its name in the case.
+fn registration(name: &str) -> Uuid {
+    Uuid::from_bytes(
+        Sha256::digest(format!("registration {name}").as_bytes())[..16]
+            .try_into()
+            .unwrap(),
+    )
 }
 
 fn type_iri(short: &str) -> String {
@@ -148,7 +161,26 @@ fn statement_event(s: &Value, position: u64) -> Event {
         .map(micros)
         .or(at)
         .unwrap_or(1_790_000_000_000_000 + position as i64);
-    Event::StatementStoredV3(StatementStoredV3 {
+    // "names": {activity id: {language: name}}, as definitions give them.
+    let names = s
+        .get("names")
+        .and_then(Value::as_object)
+        .map(|names| {
+            names
+                .iter()
+                .map(|(id, map)| ActivityNameV1 {
+                    id: id.clone(),
+                    names: map
+                        .as_object()
+                        .unwrap()
+                        .iter()
+                        .map(|(tag, name)| (tag.clone(), name.as_str().unwrap().to_owned()))
+                        .collect(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Event::StatementStoredV4(StatementStoredV4 {
         statement: StatementStoredV1 {
             statement_id: id,
             stored_micros: stored,
@@ -166,7 +198,10 @@ fn statement_event(s: &Value, position: u64) -> Event {
                 group_members: vec![],
                 related_agents: vec![actor],
                 related_activities: vec![],
-                registration: None,
+                registration: s
+                    .get("registration")
+                    .and_then(Value::as_str)
+                    .map(registration),
                 timestamp_micros: at,
                 result,
                 platform: None,
@@ -185,6 +220,7 @@ fn statement_event(s: &Value, position: u64) -> Event {
             library: s.get("library").and_then(Value::as_str).map(str::to_owned),
         },
         context,
+        names,
     })
 }
 
@@ -222,8 +258,12 @@ fn snapshot(memory: &Memory, learners: &[String]) -> Value {
                         )
                     })
                     .collect();
-                json!({"course": c.course, "status": c.status.as_str(), "score": c.own.score_scaled,
-                       "time_ms": c.time_ms, "last": time_text(c.last_micros), "modules": modules})
+                let mut course = json!({"course": c.course, "status": c.status.as_str(), "score": c.own.score_scaled,
+                       "time_ms": c.time_ms, "last": time_text(c.last_micros), "modules": modules});
+                if c.completed_by_structure {
+                    course["completed_by_structure"] = json!(true);
+                }
+                course
             })
             .collect();
         let assigned: Vec<Value> = memory
@@ -271,7 +311,79 @@ fn snapshot(memory: &Memory, learners: &[String]) -> Value {
     for list in libraries.values_mut() {
         list.sort();
     }
-    json!({"progress": progress_view, "figures": figures, "libraries": libraries})
+    let mut names = Map::new();
+    for (key, value) in memory.tree(progress::NAMES) {
+        let name: progress::ActivityName = postcard::from_bytes(&value).unwrap();
+        let map: Map<String, Value> = name
+            .names
+            .into_iter()
+            .map(|(tag, text)| (tag, json!(text)))
+            .collect();
+        names.insert(
+            String::from_utf8_lossy(&key).into_owned(),
+            Value::Object(map),
+        );
+    }
+    let mut closed: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+    for (key, value) in memory.tree(progress::CLOSED) {
+        if key.len() == 10 {
+            let record: progress::ClosedMonth = postcard::from_bytes(&value).unwrap();
+            closed
+                .entry(String::from_utf8_lossy(&key[..6]).into_owned())
+                .or_default()
+                .push(record.version);
+        }
+    }
+    let mut snapshot =
+        json!({"progress": progress_view, "figures": figures, "libraries": libraries});
+    if !names.is_empty() {
+        snapshot["names"] = Value::Object(names);
+    }
+    if !closed.is_empty() {
+        snapshot["closed"] = json!(closed);
+        snapshot["late"] = late_of(memory);
+    }
+    snapshot
+}
+
+/// Statements that changed a closed month after its closing: month →
+/// scope → "v<version>" → count.
+fn late_of(memory: &Memory) -> Value {
+    let mut late: BTreeMap<String, BTreeMap<String, BTreeMap<String, u64>>> = BTreeMap::new();
+    for (key, value) in memory.tree(progress::LATE) {
+        let month = String::from_utf8_lossy(&key[..6]).into_owned();
+        let rest = &key[6..];
+        let split = rest.iter().position(|&b| b == 0).unwrap();
+        let scope = String::from_utf8_lossy(&rest[..split]).into_owned();
+        let version = u32::from_be_bytes(rest[split + 1..].try_into().unwrap());
+        late.entry(month)
+            .or_default()
+            .entry(scope)
+            .or_default()
+            .insert(format!("v{version}"), progress::decode_u64(&value));
+    }
+    json!(late)
+}
+
+/// A closing of a month, as `lrs_app` appends it (the snapshot itself is
+/// not the fold's business: it records the version and counts what arrives
+/// after).
+fn closing(month: &str, version: u32) -> Event {
+    Event::FiguresClosedV1(FiguresClosedV1 {
+        month: month.into(),
+        version,
+        closed_micros: 0,
+        by: "test".into(),
+        note: String::new(),
+        scopes: vec![],
+    })
+}
+
+fn close_of(close: &Value) -> (String, usize) {
+    (
+        close["month"].as_str().expect("close.month").to_owned(),
+        close["after"].as_u64().expect("close.after") as usize,
+    )
 }
 
 fn fold_case(case: &Value, reverse: bool) -> Memory {
@@ -298,9 +410,28 @@ fn fold_case(case: &Value, reverse: bool) -> Memory {
     if reverse {
         statements.reverse();
     }
-    for s in statements {
-        let position = next();
-        memory.fold(&projection, position, &statement_event(s, position));
+    // "close": {"month": "2026-10", "after": N}, or a list of them: a
+    // closing after the first N statements to arrive.
+    let closings: Vec<(String, usize)> = match case.get("close") {
+        None => vec![],
+        Some(Value::Array(list)) => list.iter().map(close_of).collect(),
+        Some(one) => vec![close_of(one)],
+    };
+    let mut versions: BTreeMap<String, u32> = BTreeMap::new();
+    let count = statements.len();
+    for i in 0..=count {
+        for (month, _) in closings
+            .iter()
+            .filter(|(_, after)| *after == i || (i == count && *after > count))
+        {
+            let version = versions.entry(month.clone()).or_default();
+            *version += 1;
+            memory.fold(&projection, next(), &closing(month, *version));
+        }
+        if let Some(s) = statements.get(i) {
+            let position = next();
+            memory.fold(&projection, position, &statement_event(s, position));
+        }
     }
     for a in case
         .get("assign")
@@ -330,7 +461,71 @@ fn fold_case(case: &Value, reverse: bool) -> Memory {
         });
         memory.fold(&projection, next(), &event);
     }
+    for name in case
+        .get("erase")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let event = Event::PersonErasedV1(lrs_core::events::PersonErasedV1 {
+            token: token(name.as_str().unwrap()),
+            time_micros: 0,
+            reason: lrs_core::events::ErasureReasonV1::Request {
+                request_id: "case".into(),
+            },
+            who: "test".into(),
+        });
+        memory.fold(&projection, next(), &event);
+    }
     memory
+}
+
+/// Erasing a learner (`PersonErasedV1`) leaves the figures exactly as they
+/// were and nothing of the learner in any tree: no record, membership,
+/// library entry or assignment holds their token any more.
+#[test]
+fn erasure_keeps_the_figures_and_forgets_the_learner() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/progress");
+    for (file, erased) in [
+        ("01-cmi5-course.json", "ana"),
+        ("02-voiding.json", "carla"),
+        // Their registration's first record and their completion by structure.
+        ("07-cmi5-structure.json", "lies"),
+    ] {
+        let text = std::fs::read_to_string(dir.join(file)).unwrap();
+        let mut case: Value = serde_json::from_str(&text).unwrap();
+        let before = fold_case(&case, false);
+        case["erase"] = json!([erased]);
+        for reverse in [false, true] {
+            let after = fold_case(&case, reverse);
+            assert_eq!(
+                after.tree(progress::COUNTERS),
+                before.tree(progress::COUNTERS),
+                "{file}: the figures changed"
+            );
+            let needle = token(erased).0;
+            for ((tree, key), value) in &after.0 {
+                let holds = |bytes: &[u8]| bytes.windows(16).any(|w| w == needle);
+                assert!(
+                    !holds(key) && !holds(value),
+                    "{file}: {tree} still holds the erased learner"
+                );
+            }
+            let snapshot = snapshot(&after, &[erased.to_owned()]);
+            assert_eq!(
+                snapshot["progress"][erased]["courses"],
+                json!([]),
+                "{file}: their progress"
+            );
+        }
+        assert!(
+            before
+                .0
+                .iter()
+                .any(|((_, k), _)| k.windows(16).any(|w| w == token(erased).0)),
+            "{file}: the learner was there before (else this proves nothing)"
+        );
+    }
 }
 
 #[test]
@@ -357,9 +552,16 @@ fn every_case_folds_into_its_snapshot() {
         learners.dedup();
         let in_order = fold_case(&case, false);
         let actual = snapshot(&in_order, &learners);
-        let reversed = snapshot(&fold_case(&case, true), &learners);
+        let mut reversed = snapshot(&fold_case(&case, true), &learners);
+        // What arrived after a closing depends on arrival order, by definition.
+        let late_reversed = reversed.as_object_mut().unwrap().remove("late");
+        let mut in_order_without_late = actual.clone();
+        in_order_without_late
+            .as_object_mut()
+            .unwrap()
+            .remove("late");
         assert_eq!(
-            actual,
+            in_order_without_late,
             reversed,
             "{}: arrival order changed the read model",
             path.display()
@@ -371,9 +573,18 @@ fn every_case_folds_into_its_snapshot() {
         );
         if update {
             case["expect"] = actual;
+            if let Some(late) = late_reversed {
+                case["expect_late_reversed"] = late;
+            }
             std::fs::write(&path, serde_json::to_string_pretty(&case).unwrap() + "\n").unwrap();
             continue;
         }
+        assert_eq!(
+            late_reversed.as_ref(),
+            case.get("expect_late_reversed"),
+            "{}: the late counts of the reversed fold",
+            path.display()
+        );
         assert_eq!(
             actual,
             case["expect"],

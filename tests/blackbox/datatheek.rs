@@ -13,7 +13,7 @@ use futures_util::StreamExt;
 use lrs_blackbox_tests::activity::expected::{self, Scope};
 use lrs_blackbox_tests::activity::{self, CalMonth, Spec};
 use lrs_blackbox_tests::{StatusCode, TestServer};
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::io::Cursor;
 use std::path::Path;
@@ -95,6 +95,7 @@ fn numbers_of_json(figures: &Value) -> Numbers {
 }
 
 fn numbers_of_expected(f: &expected::Figures) -> Numbers {
+    // Hits as the Datatheek has them: every statement (launches apart).
     [
         ("hits", f.hits),
         ("active_users", f.active_users),
@@ -425,4 +426,331 @@ async fn the_datatheek_workbook_holds_the_dashboards_numbers() {
     let (status, body, _) = plain.get("/api/figures/datatheek", &[("month", &m)]).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert!(body.to_string().contains("figures.read"), "{body}");
+}
+
+/// POST /api/figures/closings.
+async fn close(api: &Api, body: Value) -> (StatusCode, Value, String) {
+    api.send(
+        reqwest::Method::POST,
+        "/api/figures/closings",
+        &[],
+        Some(body),
+    )
+    .await
+}
+
+/// A download with the headers that say which version it is.
+async fn download_version(
+    api: &Api,
+    query: &[(&str, &str)],
+) -> (StatusCode, Option<String>, Option<u64>, Vec<u8>) {
+    let response = api
+        .http
+        .get(format!("{}/api/figures/datatheek", api.base))
+        .query(query)
+        .basic_auth(&api.key, Some(&api.secret))
+        .send()
+        .await
+        .expect("GET datatheek");
+    let status = response.status();
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let version = header("figures-version");
+    let late = header("figures-late-statements").and_then(|v| v.parse().ok());
+    (
+        status,
+        version,
+        late,
+        response.bytes().await.expect("body").to_vec(),
+    )
+}
+
+/// Issue 20: a month can be closed (by the KB; by the server itself some
+/// days after the month, see `lrs_app::closing`'s tests), and then the
+/// workbook and the API serve the closed version: the workbook is the same
+/// file byte for byte after late statements arrive, while the live figures
+/// and the count of late statements move; the hits the workbook shows are
+/// the reader's choice; closing again makes version 2.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_closed_months_workbook_stays_put_while_late_statements_arrive() {
+    let spec = Spec {
+        learners: 150,
+        course_apps: 6,
+        ..Spec::default()
+    };
+    let month = activity::generate(spec.clone());
+    let library_isil = month.world.libraries[0].clone();
+    let mut server = TestServer::prepare(Path::new(env!("CARGO_BIN_EXE_lrs-under-test"))).unwrap();
+    for args in [
+        vec!["--id", "kb", "--name", "KB", "--kind", "kb"],
+        vec![
+            "--id",
+            "bieb",
+            "--name",
+            "Bibliotheek Groot",
+            "--kind",
+            "library",
+            "--isil",
+            &library_isil,
+        ],
+    ] {
+        let mut command = vec!["tenants", "define"];
+        command.extend(args);
+        server.lrs(&command).unwrap();
+    }
+    let model_file = server.data_dir.join("cursusmodel.json");
+    std::fs::write(&model_file, month.world.course_model().to_string()).unwrap();
+    server
+        .lrs(&[
+            "course-model",
+            "set",
+            "--tenant",
+            "kb",
+            model_file.to_str().unwrap(),
+        ])
+        .unwrap();
+    for (role, permissions) in [
+        ("afsluiten", vec!["figures.read", "figures.close"]),
+        ("cijfers", vec!["figures.read"]),
+    ] {
+        let mut command = vec!["roles", "define", "--name", role];
+        for permission in &permissions {
+            command.extend(["--permission", permission]);
+        }
+        server.lrs(&command).unwrap();
+    }
+    let (kb_key, kb_secret) = server.credential_with_role("KB analist", "kb", Some("afsluiten"));
+    let (reader_key, reader_secret) =
+        server.credential_with_role("KB lezer", "kb", Some("cijfers"));
+    let (lib_key, lib_secret) =
+        server.credential_with_role("Medewerker", "bieb", Some("afsluiten"));
+    server.env.push(("LRS_RATE_PER_ADDRESS".into(), "0".into()));
+    server
+        .env
+        .push(("LRS_RATE_PER_CREDENTIAL".into(), "0".into()));
+    server.launch().unwrap();
+    let http = reqwest::Client::new();
+    let api = |key: &str, secret: &str| Api {
+        http: http.clone(),
+        base: server.base_url.clone(),
+        key: key.to_owned(),
+        secret: secret.to_owned(),
+    };
+    let (kb, reader, library) = (
+        api(&kb_key, &kb_secret),
+        api(&reader_key, &reader_secret),
+        api(&lib_key, &lib_secret),
+    );
+    let writer = server.client().with_credential(&kb_key, &kb_secret);
+    for chunk in month.sent.chunks(500) {
+        let batch = Value::Array(chunk.iter().map(|s| s.statement.clone()).collect());
+        let reply = writer.post_statements(&batch).await.expect("POST");
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    }
+    let m = spec.month.to_string();
+    let want = expected::monthly(&month, CalMonth::current());
+    let want_total = want
+        .get(&(spec.month, Scope::Total))
+        .expect("expected total");
+
+    // Not closed yet: the live figures, and the headers say so.
+    let (status, version, late, _) = download_version(&kb, &[("month", &m)]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!((version.as_deref(), late), (Some("live"), None));
+
+    // Who may close: the KB with figures.close; a month that has ended.
+    let (status, body, _) = close(&reader, json!({"month": m})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(body.to_string().contains("figures.close"), "{body}");
+    let (status, body, _) = close(&library, json!({"month": m})).await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "a library closes no month: {body}"
+    );
+    let this_month = CalMonth::current().to_string();
+    let (status, body, _) = close(&kb, json!({"month": this_month})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["path"], "$.month", "{body}");
+    let (status, body, _) = close(&kb, json!({"month": "2026-13"})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+
+    // Closed: version 1; closing again without changes makes no version 2.
+    let (status, body, text) = close(&kb, json!({"month": m, "note": "levering oktober"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{text}");
+    assert_eq!(
+        (body["version"].as_u64(), body["outcome"].as_str()),
+        (Some(1), Some("closed"))
+    );
+    let (status, body, _) = close(&kb, json!({"month": m})).await;
+    assert_eq!(
+        (status, body["outcome"].as_str()),
+        (StatusCode::OK, Some("unchanged"))
+    );
+
+    let (status, version, late, closed_book) = download_version(&kb, &[("month", &m)]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!((version.as_deref(), late), (Some("closed 1"), Some(0)));
+    let (_, _, _, closed_library_book) = download_version(&library, &[("month", &m)]).await;
+    let mut book: Xlsx<_> =
+        calamine::open_workbook_from_rs(Cursor::new(closed_book.clone())).expect("xlsx");
+    let (header, rows) = sheet(&mut book, "Totaal");
+    assert_eq!(
+        numbers_of_row(&header, &rows[0], "Totaal"),
+        numbers_of_expected(want_total),
+        "the closed version holds the figures at closing"
+    );
+    let version_row = rows
+        .iter()
+        .find(|r| cell_text(&r[0]) == "Versie")
+        .expect("a Versie row");
+    assert!(
+        cell_text(&version_row[1]).starts_with("afgesloten versie 1"),
+        "{version_row:?}"
+    );
+    // The top 10 carries the courses' names: the model's, else the definitions'.
+    let (header, rows) = sheet(&mut book, "Top 10 cursussen");
+    assert!(!rows.is_empty());
+    for row in &rows {
+        let id = cell_text(&row[header["Cursus-id"]]);
+        assert_eq!(
+            Some(cell_text(&row[header["Cursus"]])),
+            expected::course_name_of(&month, &id),
+            "the name of {id}"
+        );
+    }
+
+    // Hits as launches, or both as two columns.
+    let (_, _, _, both) = download_version(&kb, &[("month", &m), ("hits", "both")]).await;
+    let mut book: Xlsx<_> = calamine::open_workbook_from_rs(Cursor::new(both)).expect("xlsx");
+    let (header, rows) = sheet(&mut book, "Totaal");
+    assert_eq!(
+        cell_number(&rows[0][header["Hits"]], "Hits"),
+        want_total.hits
+    );
+    assert_eq!(
+        cell_number(&rows[0][header["Hits (starts)"]], "Hits (starts)"),
+        want_total.launches
+    );
+    assert!(want_total.launches > 0 && want_total.launches < want_total.hits);
+    let (_, _, _, launches) = download_version(&kb, &[("month", &m), ("hits", "launches")]).await;
+    let mut book: Xlsx<_> = calamine::open_workbook_from_rs(Cursor::new(launches)).expect("xlsx");
+    let (header, _) = sheet(&mut book, "Bibliotheken");
+    assert!(header.contains_key("Hits (starts)") && !header.contains_key("Hits"));
+    let (status, body, _) = kb
+        .get(
+            "/api/figures/datatheek",
+            &[("month", &m), ("hits", "views")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"]["path"], "?hits", "{body}");
+
+    // Late statements: a new learner's launches in the month, and a voiding
+    // of a statement of the month.
+    let in_month = |t: i64| {
+        t >= spec.month.start_micros() + 3_600_000_000
+            && t < spec.month.end_micros() - 3_600_000_000
+    };
+    let counted = expected::counted(&month);
+    let voided_late = counted
+        .iter()
+        .map(|&p| &month.sent[p])
+        .find(|s| s.fact.time.is_some_and(in_month) && s.fact.verb == activity::Verb::Experienced)
+        .expect("a statement to void");
+    let when = activity::format_timestamp(spec.month.start_micros() + 5 * 86_400_000_000, false);
+    let mut late_statements: Vec<Value> = (0..5)
+        .map(|n| {
+            json!({
+                "actor": {"mbox": "mailto:laatkomer@example.nl"},
+                "verb": {"id": "http://adlnet.gov/expapi/verbs/launched"},
+                "object": {"id": format!("https://laat.example.nl/boek/{n}")},
+                "context": {"extensions": {activity::ISIL_EXTENSION: library_isil}},
+                "timestamp": when,
+            })
+        })
+        .collect();
+    late_statements.push(json!({
+        "actor": {"mbox": "mailto:beheer@example.nl"},
+        "verb": {"id": "http://adlnet.gov/expapi/verbs/voided"},
+        "object": {"objectType": "StatementRef", "id": voided_late.id},
+    }));
+    let reply = writer
+        .post_statements(&Value::Array(late_statements))
+        .await
+        .expect("POST");
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+
+    // The closed workbook: the same bytes; the headers count what arrived.
+    let (_, version, late, again) = download_version(&kb, &[("month", &m)]).await;
+    assert_eq!((version.as_deref(), late), (Some("closed 1"), Some(6)));
+    assert!(again == closed_book, "the closed workbook changed");
+    let (_, _, _, library_again) = download_version(&library, &[("month", &m)]).await;
+    assert!(
+        library_again == closed_library_book,
+        "the library's closed workbook changed"
+    );
+    // The API: the closed figures with the late count and what it changed;
+    // the live figures on asking.
+    let delivered = kb.ok("/api/figures/monthly", &[("month", &m)]).await;
+    assert_eq!(
+        numbers_of_json(&delivered["figures"]),
+        numbers_of_expected(want_total)
+    );
+    assert_eq!(delivered["closing"]["served"], "closed", "{delivered}");
+    assert_eq!(delivered["closing"]["late_statements"], 6);
+    assert_eq!(delivered["closing"]["changes"]["hits"], 4, "{delivered}");
+    assert_eq!(
+        delivered["closing"]["changes"]["launches"], 5,
+        "{delivered}"
+    );
+    assert_eq!(delivered["closing"]["note"], "levering oktober");
+    let live = kb
+        .ok(
+            "/api/figures/monthly",
+            &[("month", &m), ("version", "live")],
+        )
+        .await;
+    assert_eq!(live["figures"]["hits"].as_u64(), Some(want_total.hits + 4));
+    assert_eq!(live["closing"]["served"], "live");
+    let own = library.ok("/api/figures/monthly", &[("month", &m)]).await;
+    assert_eq!(own["closing"]["served"], "closed");
+    assert!(
+        own["closing"]["late_statements"].as_u64() >= Some(5),
+        "{own}"
+    );
+    let closings = kb.ok("/api/figures/closings", &[("month", &m)]).await;
+    assert_eq!(
+        closings["closings"].as_array().map(Vec::len),
+        Some(1),
+        "{closings}"
+    );
+    let (status, _, _) = kb
+        .get("/api/figures/monthly", &[("month", &m), ("version", "3")])
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Closing again makes version 2, with the late statements in it;
+    // version 1 stays downloadable, the same bytes.
+    let (status, body, _) = close(&kb, json!({"month": m})).await;
+    assert_eq!(
+        (status, body["version"].as_u64()),
+        (StatusCode::CREATED, Some(2))
+    );
+    let (_, version, late, second) = download_version(&kb, &[("month", &m)]).await;
+    assert_eq!((version.as_deref(), late), (Some("closed 2"), Some(0)));
+    assert!(second != closed_book);
+    let (_, version, _, first) = download_version(&kb, &[("month", &m), ("version", "1")]).await;
+    assert_eq!(version.as_deref(), Some("closed 1"));
+    assert!(first == closed_book, "version 1 is still the same file");
+    let delivered = kb.ok("/api/figures/monthly", &[("month", &m)]).await;
+    assert_eq!(
+        delivered["figures"]["hits"].as_u64(),
+        Some(want_total.hits + 4)
+    );
 }

@@ -1,14 +1,19 @@
 //! The KB's monthly figures and learner progress against an independent
-//! computation (issue 5): a generated month of realistic activity (about
-//! 800 learners in 120 libraries, 24 courses in four apps and an e-book
-//! reader, statements out of order, voided, without a timestamp, near the
-//! Dutch month boundaries) is posted to a real server as the KB; the figures
+//! computation (issues 5 and 20): a generated month of realistic activity
+//! (about 800 learners in 120 libraries, 24 courses in six apps that each
+//! speak cmi5 their own way, among them a pure cmi5 LMS whose courses the
+//! KB's course model declares, without enrolment verbs, some never sending
+//! a course-level statement, and an e-book reader; statements out of order,
+//! voided, without a timestamp, near the Dutch month boundaries) is posted
+//! to a real server as the KB; the figures
 //! the server answers on `/api/figures/*` (total, every library, every app,
 //! the breakdowns, the trend, the top 10s) and the progress it answers on
 //! `/api/progress/learner` for a handful of learners must equal, number for
-//! number, what `lrs_blackbox_tests::activity::expected` computes from the
-//! generator's plain facts with sets and maps (docs/progress-and-figures.md).
-//! Every difference is listed before the test fails.
+//! number (and name for name: the course model's, else the activity
+//! definitions'), what `lrs_blackbox_tests::activity::expected` computes
+//! from the generator's plain facts with sets and maps
+//! (docs/progress-and-figures.md). Every difference is listed before the
+//! test fails.
 
 use crate::common::Api;
 use futures_util::StreamExt;
@@ -20,8 +25,9 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// The figures part of an answer, as the expectation holds them.
-fn figures_of(body: &Value) -> (u64, u64, u64, u64, u64, u64) {
+/// The figures part of an answer, as the expectation holds them: hits,
+/// active, enrolled, started, courses started, courses completed, launches.
+fn figures_of(body: &Value) -> (u64, u64, u64, u64, u64, u64, u64) {
     let f = &body["figures"];
     let n = |name: &str| {
         f[name]
@@ -35,10 +41,11 @@ fn figures_of(body: &Value) -> (u64, u64, u64, u64, u64, u64) {
         n("participants_started"),
         n("courses_started"),
         n("courses_completed"),
+        n("launches"),
     )
 }
 
-fn expected_tuple(f: &Figures) -> (u64, u64, u64, u64, u64, u64) {
+fn expected_tuple(f: &Figures) -> (u64, u64, u64, u64, u64, u64, u64) {
     (
         f.hits,
         f.active_users,
@@ -46,6 +53,7 @@ fn expected_tuple(f: &Figures) -> (u64, u64, u64, u64, u64, u64) {
         f.participants_started,
         f.courses_started,
         f.courses_completed,
+        f.launches,
     )
 }
 
@@ -63,13 +71,20 @@ fn top_of(list: &Value) -> Vec<(String, u64)> {
 }
 
 /// Compares one answer of `/api/figures/monthly` (or one month of a trend)
-/// with the expectation; differences go to `diffs`.
-fn compare_monthly(what: &str, body: &Value, want: &Figures, diffs: &mut Vec<String>) {
+/// with the expectation, names of the top courses included; differences go
+/// to `diffs`.
+fn compare_monthly(
+    what: &str,
+    body: &Value,
+    want: &Figures,
+    month: &activity::Month,
+    diffs: &mut Vec<String>,
+) {
     let got = figures_of(body);
     let want_tuple = expected_tuple(want);
     if got != want_tuple {
         diffs.push(format!(
-            "{what}: figures (hits, active, enrolled, started, courses started, courses completed) server {got:?}, expected {want_tuple:?}"
+            "{what}: figures (hits, active, enrolled, started, courses started, courses completed, launches) server {got:?}, expected {want_tuple:?}"
         ));
     }
     for (list, want_list) in [
@@ -81,6 +96,16 @@ fn compare_monthly(what: &str, body: &Value, want: &Figures, diffs: &mut Vec<Str
             diffs.push(format!(
                 "{what}: {list} server {got:?}, expected {want_list:?}"
             ));
+        }
+        for course in body[list].as_array().into_iter().flatten() {
+            let id = course["course"].as_str().unwrap_or_default();
+            let want_name = expected::course_name_of(month, id);
+            if course["name"].as_str() != want_name.as_deref() {
+                diffs.push(format!(
+                    "{what}: {list} {id} named {}, expected {want_name:?}",
+                    course["name"]
+                ));
+            }
         }
     }
 }
@@ -101,10 +126,17 @@ async fn monthly_figures_and_progress_equal_an_independent_computation() {
     let begun = Instant::now();
     let spec = Spec {
         learners: 800,
+        course_apps: 6,
         ..Spec::default()
     };
     let month = activity::generate(spec.clone());
     let generated_in = begun.elapsed();
+    let styles: HashSet<activity::AppStyle> = month.world.apps.iter().map(|a| a.style).collect();
+    assert_eq!(
+        styles.len(),
+        5,
+        "cmi5 in grouping, parent-style, the pure cmi5 LMS, untyped in context, the reader"
+    );
 
     // The KB (reads everything) and one library; a role with the reading
     // permissions; the request-rate limits off (this test posts fast).
@@ -140,6 +172,19 @@ async fn monthly_figures_and_progress_equal_an_independent_computation() {
             "figures.read",
             "--permission",
             "progress.read",
+        ])
+        .unwrap();
+    // The KB's course model declares the pure cmi5 LMS's courses (modules
+    // with their moveOn) and renames one course.
+    let model_file = server.data_dir.join("cursusmodel.json");
+    std::fs::write(&model_file, month.world.course_model().to_string()).unwrap();
+    server
+        .lrs(&[
+            "course-model",
+            "set",
+            "--tenant",
+            "kb",
+            model_file.to_str().unwrap(),
         ])
         .unwrap();
     let credential =
@@ -238,6 +283,7 @@ async fn monthly_figures_and_progress_equal_an_independent_computation() {
             &format!("{month_} total"),
             &body,
             &total(month_),
+            &month,
             &mut diffs,
         );
         for ((wm, scope), figures) in &want {
@@ -260,6 +306,7 @@ async fn monthly_figures_and_progress_equal_an_independent_computation() {
                 &format!("{month_} {param} {id}"),
                 &body,
                 figures,
+                &month,
                 &mut diffs,
             );
         }
@@ -351,6 +398,7 @@ async fn monthly_figures_and_progress_equal_an_independent_computation() {
                     &format!("trend {param:?} {id} {month_}"),
                     entry,
                     &wanted,
+                    &month,
                     &mut diffs,
                 ),
                 None => diffs.push(format!("trend {param:?} {id}: no entry for {month_}")),
@@ -375,7 +423,7 @@ async fn monthly_figures_and_progress_equal_an_independent_computation() {
         .get(&(m, Scope::Library(biggest_library.clone())))
         .cloned()
         .unwrap_or_default();
-    compare_monthly("the library's own view", &body, &own, &mut diffs);
+    compare_monthly("the library's own view", &body, &own, &month, &mut diffs);
     let (status, _, text) = library
         .get(
             "/api/figures/monthly",
@@ -420,7 +468,47 @@ async fn monthly_figures_and_progress_equal_an_independent_computation() {
         };
         let apps: HashSet<usize> = course_facts().map(|f| f.app).collect();
         let libraries: HashSet<usize> = mine.iter().filter_map(|&p| facts[p].library).collect();
-        let features: [(&'static str, bool); 9] = [
+        let style_of = |f: &activity::Fact| month.world.apps[f.app].style;
+        let pure_cmi5_done = |lms_sends: bool| {
+            course_facts().any(|f| {
+                style_of(f) == activity::AppStyle::Cmi5Lms
+                    && f.course
+                        .is_some_and(|c| month.world.lms_sends_satisfied(c) == lms_sends)
+                    && f.module.is_some()
+                    && f.verb == activity::Verb::Passed
+            }) && expected::progress(&month, i, CourseStatusRule::CourseItself)
+                .iter()
+                .any(|(id, c)| {
+                    c.status == "completed"
+                        && month.world.courses.iter().enumerate().any(|(n, course)| {
+                            course.id == *id
+                                && month.world.declared(n)
+                                && month.world.lms_sends_satisfied(n) == lms_sends
+                        })
+                })
+        };
+        let features: [(&'static str, bool); 13] = [
+            (
+                "pure cmi5, completed by its modules' moveOn, the LMS never says so",
+                pure_cmi5_done(false),
+            ),
+            (
+                "pure cmi5, completed, and the LMS sends satisfied",
+                pure_cmi5_done(true),
+            ),
+            (
+                "course completed with its untyped id, typed in context",
+                course_facts().any(|f| {
+                    style_of(f) == activity::AppStyle::Cmi5Untyped
+                        && f.module.is_none()
+                        && f.completion == Some(true)
+                }),
+            ),
+            (
+                "pure cmi5, launched once",
+                course_facts().count() == 1
+                    && course_facts().all(|f| style_of(f) == activity::AppStyle::Cmi5Lms),
+            ),
             (
                 "a voided statement in a course",
                 mine.iter()
@@ -462,7 +550,7 @@ async fn monthly_figures_and_progress_equal_an_independent_computation() {
             }
         }
     }
-    assert!(chosen.len() >= 8, "learners for every feature: {chosen:?}");
+    assert!(chosen.len() >= 12, "learners for every feature: {chosen:?}");
     let mut checked_courses = 0;
     for (feature, &learner) in &chosen {
         let agent = month.learners[learner].agent.to_string();
@@ -470,11 +558,21 @@ async fn monthly_figures_and_progress_equal_an_independent_computation() {
         requests += 1;
         let want = expected::progress(&month, learner, CourseStatusRule::CourseItself);
         let what = format!("learner {learner} ({feature})");
-        let latest = to_second(want.values().filter_map(|c| c.last_activity_micros).max());
+        // The learner's last activity is their latest statement, in a
+        // course or not (an e-book read counts: docs/progress-and-figures.md).
+        let counted = expected::counted(&month);
+        let latest = to_second(
+            counted
+                .iter()
+                .map(|&p| &month.sent[p].fact)
+                .filter(|f| f.learner == Some(learner))
+                .filter_map(|f| f.time)
+                .max(),
+        );
         let got_latest = body["last_activity"].as_str().map(micros_of);
         if got_latest != latest {
             diffs.push(format!(
-                "{what}: last activity server {got_latest:?}, expected {latest:?} (the latest in any course)"
+                "{what}: last activity server {got_latest:?}, expected {latest:?} (their latest statement)"
             ));
         }
         let got_courses = body["courses"]
@@ -517,8 +615,27 @@ async fn monthly_figures_and_progress_equal_an_independent_computation() {
                     "{what}, course {id}: (status, done, total, score, time, last activity) server {got:?}, expected {wanted:?}"
                 ));
             }
+            let want_name = expected::course_name_of(&month, id);
+            if course["name"].as_str() != want_name.as_deref() {
+                diffs.push(format!(
+                    "{what}, course {id}: named {}, expected {want_name:?}",
+                    course["name"]
+                ));
+            }
+            let generated = month.world.courses.iter().find(|c| c.id == id);
             for module in course["modules"].as_array().into_iter().flatten() {
                 let module_id = module["module"].as_str().unwrap_or_default();
+                if let (Some(generated), true) = (generated, expect.modules.contains_key(module_id))
+                {
+                    let number = generated.modules.iter().position(|m| m == module_id);
+                    let want_name = number.map(|n| activity::module_name(&generated.name, n));
+                    if module["name"].as_str() != want_name.as_deref() {
+                        diffs.push(format!(
+                            "{what}, module {module_id}: named {}, expected {want_name:?}",
+                            module["name"]
+                        ));
+                    }
+                }
                 let Some(expect) = expect.modules.get(module_id) else {
                     if module["last_activity"].is_string() {
                         diffs.push(format!(

@@ -3,6 +3,7 @@
 
 mod access;
 mod analytics;
+mod analytics_isolation;
 mod analytics_s3;
 mod audit;
 mod backup;
@@ -10,14 +11,19 @@ mod common;
 mod datatheek;
 mod documents;
 mod durability;
+mod end_of_contract;
 mod figures;
 mod fuzz_run;
+mod handover;
 mod hostile_input;
 mod insight;
 mod limits;
 mod monitoring;
 mod oauth;
 mod privacy;
+mod privacy_erasure;
+mod privacy_online;
+mod privacy_retention;
 mod protocol;
 mod resources_activities_agents;
 mod signatures;

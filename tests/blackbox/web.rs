@@ -68,7 +68,7 @@ fn the_hand_made_totp_meets_rfc_6238() {
 
 /// A staff account as `lrs staff add` printed it.
 #[derive(Debug, Clone)]
-struct Enrolment {
+pub(crate) struct Enrolment {
     username: String,
     password: String,
     secret: String,
@@ -92,7 +92,7 @@ impl Enrolment {
     }
 }
 
-fn add_staff(
+pub(crate) fn add_staff(
     server: &TestServer,
     tenant: &str,
     username: &str,
@@ -137,10 +137,10 @@ fn add_staff(
 // ---------------------------------------------------------------------------
 // A cookie-keeping client without a browser.
 
-struct Visit {
-    status: StatusCode,
+pub(crate) struct Visit {
+    pub(crate) status: StatusCode,
     headers: reqwest::header::HeaderMap,
-    body: String,
+    pub(crate) body: String,
 }
 
 impl Visit {
@@ -170,14 +170,14 @@ impl Visit {
     }
 }
 
-struct Client {
+pub(crate) struct Client {
     http: reqwest::Client,
     base: String,
     cookie: Option<String>,
 }
 
 impl Client {
-    fn new(base: &str) -> Self {
+    pub(crate) fn new(base: &str) -> Self {
         Self {
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
@@ -211,7 +211,7 @@ impl Client {
         visit
     }
 
-    async fn get(&mut self, path: &str) -> Visit {
+    pub(crate) async fn get(&mut self, path: &str) -> Visit {
         let request = self.http.get(format!("{}{path}", self.base));
         self.send(request).await
     }
@@ -222,7 +222,7 @@ impl Client {
     }
 
     /// Password then code; asserts each step.
-    async fn login(&mut self, who: &mut Enrolment) {
+    pub(crate) async fn login(&mut self, who: &mut Enrolment) {
         let page = self.get("/login").await;
         assert_eq!(page.status, StatusCode::OK);
         let page = self

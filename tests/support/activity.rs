@@ -5,6 +5,15 @@
 //! Dutch month boundaries, some without a timestamp), statements that arrive
 //! out of order, and a few voided ones.
 //!
+//! Five ways of speaking cmi5 (and an e-book reader): the course typed in
+//! `grouping` or in `parent` with a `registered` statement; the LMS of a
+//! pure cmi5 course that the course model declares, with no enrolment verb
+//! and AU statements that never name the course (some of its courses get a
+//! course-level `satisfied` from the LMS, others never do); and an app that
+//! names the course, typed, only in context (its course `completed` has the
+//! bare course id as object). Course names come in their activity
+//! definitions (Dutch and English), or from the course model.
+//!
 //! Every statement comes with a [`Fact`]: what the generator meant by it, as
 //! plain data (learner number, course and module number, verb, result,
 //! time). [`expected`] computes the monthly figures and learner progress from
@@ -202,7 +211,7 @@ pub fn format_timestamp(utc_micros: i64, local: bool) -> String {
 // The world: courses, libraries, apps, learners.
 
 /// How an app sends its statements.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AppStyle {
     /// cmi5 through an LMS: the course as a `grouping` activity (after the
     /// AU's publisher id), the cmi5 category, UTC timestamps, the course
@@ -214,6 +223,59 @@ pub enum AppStyle {
     Parent,
     /// An e-book reader: `experienced` on books, no course at all.
     Reader,
+    /// A pure cmi5 LMS whose courses the tenant declares in its course
+    /// model (modules with their moveOn, [`move_on`]): no enrolment verb
+    /// (the registration enrols), AU statements name only the AU (their
+    /// `grouping` holds the AU's publisher id); for every other course
+    /// ([`World::lms_sends_satisfied`]) the LMS sends `satisfied` with the
+    /// bare course id as object once every module's moveOn is met, for the
+    /// others never.
+    Cmi5Lms,
+    /// cmi5 with the course typed in `grouping` and no enrolment verb; the
+    /// course's `completed` has the course id without a type as object
+    /// (the course typed in its `grouping`).
+    Cmi5Untyped,
+}
+
+/// The cmi5 moveOn of a module of a declared (`Cmi5Lms`) course, by its
+/// number: odd modules are always tested.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MoveOn {
+    Completed,
+    Passed,
+    CompletedOrPassed,
+    CompletedAndPassed,
+}
+
+pub fn move_on(module: usize) -> MoveOn {
+    match module % 4 {
+        0 => MoveOn::Completed,
+        1 => MoveOn::Passed,
+        2 => MoveOn::CompletedOrPassed,
+        _ => MoveOn::CompletedAndPassed,
+    }
+}
+
+impl MoveOn {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MoveOn::Completed => "Completed",
+            MoveOn::Passed => "Passed",
+            MoveOn::CompletedOrPassed => "CompletedOrPassed",
+            MoveOn::CompletedAndPassed => "CompletedAndPassed",
+        }
+    }
+
+    /// Whether a module with this moveOn is satisfied by having been
+    /// completed and/or passed.
+    pub fn met(self, completed: bool, passed: bool) -> bool {
+        match self {
+            MoveOn::Completed => completed,
+            MoveOn::Passed => passed,
+            MoveOn::CompletedOrPassed => completed || passed,
+            MoveOn::CompletedAndPassed => completed && passed,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -309,8 +371,23 @@ const APP_NAMES: &[(&str, &str, AppStyle)] = &[
     ("nl.kb.digisterker", "Digisterker", AppStyle::Cmi5),
     ("nl.taalhuis.oefenen", "Oefenen.nl", AppStyle::Parent),
     ("nl.klikentik.app", "Klik en Tik", AppStyle::Cmi5),
+    (
+        "nl.bibliotheek.cursusplein",
+        "Cursusplein",
+        AppStyle::Cmi5Lms,
+    ),
+    (
+        "nl.digitaalvaardig.app",
+        "Digitaal Vaardig",
+        AppStyle::Cmi5Untyped,
+    ),
 ];
 const READER_APP: (&str, &str) = ("nl.bibliotheek.luisterenlezen", "Online Bibliotheek");
+
+/// A module's name as its activity definition gives it.
+pub fn module_name(course_name: &str, module: usize) -> String {
+    format!("{course_name}, module {}", module + 1)
+}
 
 /// splitmix64 of a combination: cheap, deterministic per (a, b).
 pub fn mix(a: u64, b: u64) -> u64 {
@@ -451,6 +528,60 @@ impl World {
 
     pub fn reader_app(&self) -> usize {
         self.apps.len() - 1
+    }
+
+    /// Whether the tenant's course model declares this course with its
+    /// modules (the pure cmi5 LMS's courses).
+    pub fn declared(&self, course: usize) -> bool {
+        self.apps[self.courses[course].app].style == AppStyle::Cmi5Lms
+    }
+
+    /// Whether the pure cmi5 LMS sends a course-level `satisfied` for this
+    /// (declared) course: for every other course it offers.
+    pub fn lms_sends_satisfied(&self, course: usize) -> bool {
+        self.declared(course)
+            && self.apps[self.courses[course].app]
+                .courses
+                .iter()
+                .position(|&c| c == course)
+                .is_some_and(|p| p % 2 == 0)
+    }
+
+    /// The course whose name the course model overrides (the first course
+    /// of the first app), if there is one.
+    pub fn renamed_course(&self) -> Option<usize> {
+        self.apps[0].courses.first().copied()
+    }
+
+    /// The name the course model gives [`World::renamed_course`].
+    pub fn model_name(&self, course: usize) -> String {
+        format!("{} (cursusmodel)", self.courses[course].name)
+    }
+
+    /// The KB tenant's course model for this world: every `Cmi5Lms` course
+    /// with its name and its modules' moveOn, and one other course renamed.
+    pub fn course_model(&self) -> Value {
+        let mut courses: Vec<Value> = (0..self.courses.len())
+            .filter(|&c| self.declared(c))
+            .map(|c| {
+                let course = &self.courses[c];
+                json!({
+                    "id": course.id,
+                    "name": {"nl": course.name},
+                    "modules": course.modules.iter().enumerate().map(|(m, id)| json!({
+                        "id": id,
+                        "moveOn": move_on(m).as_str(),
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        if let Some(c) = self.renamed_course() {
+            courses.push(json!({
+                "id": self.courses[c].id,
+                "name": {"nl": self.model_name(c), "en": "Renamed by the model"},
+            }));
+        }
+        json!({ "courses": courses })
     }
 
     /// Learner `index` of the pool; the same every time.
@@ -702,15 +833,28 @@ impl World {
             };
             t = round_millis(t);
             let library = library_of(rng);
+            // Pure cmi5 has no enrolment verb: the LMS's registration
+            // enrols, and its first statement is the first launch.
+            let registers = !matches!(style, AppStyle::Cmi5Lms | AppStyle::Cmi5Untyped);
             let mut enrol = Fact::new(learner.index, t, library, app, Verb::Registered);
             enrol.course = Some(course);
             enrol.registration = Some(registration);
-            facts.push(enrol);
-            if rng.gen_bool(0.08) {
-                continue; // enrolled only
+            if !registers {
+                enrol.verb = Verb::Launched;
+                enrol.module = Some(0);
+            }
+            let only_enrols = rng.gen_bool(0.08);
+            if registers || only_enrols {
+                facts.push(enrol);
+            }
+            if only_enrols {
+                continue; // enrolled only (launched once, for pure cmi5)
             }
             let modules = self.courses[course].modules.len();
             let mut all_done = true;
+            // Per module: completed, passed (for the LMS's moveOn).
+            let mut outcome = vec![(false, false); modules];
+            #[allow(clippy::needless_range_loop)] // `module` is a number of the fact too
             'modules: for module in 0..modules {
                 let tested = module % 2 == 1 || rng.gen_bool(0.3);
                 let mut attempts = 0;
@@ -767,6 +911,7 @@ impl World {
                             let i = step(&mut facts, &mut t, Verb::Completed, rng);
                             facts[i].completion = Some(true);
                         }
+                        outcome[module].0 = true;
                         done = true;
                         if tested {
                             let pass = rng.gen_bool(0.85);
@@ -783,6 +928,7 @@ impl World {
                             };
                             facts[i].success = Some(pass);
                             facts[i].score = Some(f64::from(raw) / 100.0);
+                            outcome[module].1 |= pass;
                             if !pass {
                                 done = false;
                                 retry = attempts < 3;
@@ -802,13 +948,20 @@ impl World {
                     }
                 }
             }
-            if all_done {
+            let lms_satisfied = self.lms_sends_satisfied(course)
+                && outcome
+                    .iter()
+                    .enumerate()
+                    .all(|(m, (completed, passed))| move_on(m).met(*completed, *passed));
+            if (all_done && style != AppStyle::Cmi5Lms) || lms_satisfied {
                 t = round_millis(t + rng.gen_range(SECOND..2 * MINUTE));
                 let library = library_of(rng);
                 let mut fact = Fact::new(learner.index, t, library, app, Verb::Completed);
                 fact.course = Some(course);
                 fact.registration = Some(registration);
                 match style {
+                    AppStyle::Cmi5Lms => fact.verb = Verb::Satisfied,
+                    AppStyle::Cmi5Untyped => fact.completion = Some(true),
                     AppStyle::Cmi5 if rng.gen_bool(0.3) => {
                         let raw: u32 = rng.gen_range(60..=100);
                         fact.verb = Verb::Passed;
@@ -884,8 +1037,12 @@ impl World {
                 let course_activity = json!({
                     "objectType": "Activity",
                     "id": course.id,
-                    "definition": {"type": COURSE_TYPE, "name": {"nl-NL": course.name}}
+                    "definition": {"type": COURSE_TYPE, "name": {
+                        "en-US": format!("{} (English)", course.name),
+                        "nl-NL": course.name
+                    }}
                 });
+                let publisher_au = |module: usize| json!({"objectType": "Activity", "id": format!("https://{}.example.nl/au/{course_index}-{module}", app.id)});
                 let mut activities = Map::new();
                 if let Some(module) = fact.module {
                     statement["object"] = json!({
@@ -893,12 +1050,21 @@ impl World {
                         "id": course.modules[module],
                         "definition": {
                             "type": MODULE_TYPE,
-                            "name": {"nl-NL": format!("{}, module {}", course.name, module + 1)}
+                            "name": {"nl-NL": module_name(&course.name, module)}
                         }
                     });
                     match app.style {
                         AppStyle::Parent => {
                             activities.insert("parent".into(), json!([course_activity]));
+                        }
+                        AppStyle::Cmi5Lms => {
+                            // Pure cmi5: the AU names itself, never its course.
+                            statement["object"] = json!({
+                                "objectType": "Activity",
+                                "id": course.modules[module],
+                                "definition": {"name": {"nl-NL": module_name(&course.name, module)}}
+                            });
+                            activities.insert("grouping".into(), json!([publisher_au(module)]));
                         }
                         _ => {
                             // cmi5: the AU's publisher id first, then the course.
@@ -912,9 +1078,28 @@ impl World {
                         }
                     }
                 } else {
-                    statement["object"] = course_activity;
+                    match app.style {
+                        // The LMS's course-level statement: the bare course id.
+                        AppStyle::Cmi5Lms => {
+                            statement["object"] =
+                                json!({"objectType": "Activity", "id": course.id});
+                        }
+                        // The course named without a type, typed in context.
+                        AppStyle::Cmi5Untyped if fact.verb != Verb::Registered => {
+                            statement["object"] =
+                                json!({"objectType": "Activity", "id": course.id});
+                            activities.insert(
+                                "grouping".into(),
+                                json!([publisher_au(0), course_activity]),
+                            );
+                        }
+                        _ => statement["object"] = course_activity,
+                    }
                 }
-                if app.style == AppStyle::Cmi5 {
+                if matches!(
+                    app.style,
+                    AppStyle::Cmi5 | AppStyle::Cmi5Lms | AppStyle::Cmi5Untyped
+                ) {
                     let mut category = vec![json!({"id": CMI5_CATEGORY})];
                     if matches!(
                         fact.verb,
@@ -1303,6 +1488,95 @@ mod tests {
         assert!(sent.iter().any(|s| s.statement["timestamp"]
             .as_str()
             .is_some_and(|t| t.ends_with("+01:00"))));
+    }
+
+    /// Issue 20's shapes: a pure cmi5 LMS (no enrolment verb, AUs that
+    /// never name their course, a course-level `satisfied` for some courses
+    /// only) and an app that names the course, typed, only in context.
+    #[test]
+    fn every_way_of_speaking_cmi5_is_there() {
+        let spec = Spec {
+            learners: 600,
+            course_apps: 6,
+            ..Spec::default()
+        };
+        let month = generate(spec.clone());
+        let style = |s: &Sent| month.world.apps[s.fact.app].style;
+        let lms: Vec<&Sent> = month
+            .sent
+            .iter()
+            .filter(|s| style(s) == AppStyle::Cmi5Lms && s.fact.course.is_some())
+            .collect();
+        assert!(lms.len() > 500, "{} pure cmi5 statements", lms.len());
+        assert!(lms.iter().all(|s| s.fact.verb != Verb::Registered
+            && s.statement.pointer("/context/registration").is_some()));
+        for s in &lms {
+            let text = s.statement.to_string();
+            let course = &month.world.courses[s.fact.course.unwrap()];
+            if s.fact.module.is_some() {
+                assert!(
+                    !text.contains(&format!("\"{}\"", course.id)),
+                    "an AU statement names its course: {text}"
+                );
+            }
+        }
+        let satisfied: Vec<&&Sent> = lms.iter().filter(|s| s.fact.module.is_none()).collect();
+        assert!(!satisfied.is_empty());
+        assert!(satisfied
+            .iter()
+            .all(|s| month.world.lms_sends_satisfied(s.fact.course.unwrap())
+                && s.statement["object"].get("definition").is_none()));
+        let untyped: Vec<&Sent> = month
+            .sent
+            .iter()
+            .filter(|s| {
+                style(s) == AppStyle::Cmi5Untyped
+                    && s.fact.course.is_some()
+                    && s.fact.module.is_none()
+            })
+            .collect();
+        assert!(!untyped.is_empty());
+        for s in untyped {
+            assert!(s.statement["object"].get("definition").is_none());
+            assert_eq!(
+                s.statement
+                    .pointer("/context/contextActivities/grouping/1/definition/type"),
+                Some(&json!(COURSE_TYPE))
+            );
+        }
+        // The model declares the LMS's courses with their modules' moveOn.
+        let model = month.world.course_model();
+        let declared = model["courses"].as_array().unwrap();
+        assert!(declared
+            .iter()
+            .any(|c| c["modules"][1]["moveOn"] == "Passed"));
+        // The independent computation: the LMS's learners enrol (by their
+        // registration) and some complete by moveOn without the LMS saying so.
+        let figures = expected::monthly(&month, CalMonth::new(2026, 12));
+        let lms_app = month
+            .world
+            .apps
+            .iter()
+            .find(|a| a.style == AppStyle::Cmi5Lms)
+            .unwrap();
+        let lms_figures = &figures[&(spec.month, expected::Scope::App(lms_app.id.clone()))];
+        assert!(lms_figures.enrolled_participants > 10, "{lms_figures:?}");
+        let odd_completed = lms_figures
+            .top_completed
+            .iter()
+            .filter(|(id, _)| {
+                month
+                    .world
+                    .courses
+                    .iter()
+                    .position(|c| &c.id == id)
+                    .is_some_and(|c| !month.world.lms_sends_satisfied(c))
+            })
+            .count();
+        assert!(
+            odd_completed > 0,
+            "completed by structure alone: {lms_figures:?}"
+        );
     }
 
     #[test]

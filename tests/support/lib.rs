@@ -71,7 +71,10 @@ impl TestServer {
             secret: String::new(),
             binary: binary.to_path_buf(),
             master_key_hex: generated_master_key(),
-            env: Vec::new(),
+            // The tests' months lie in the past: a server that closed them
+            // by itself a minute after starting would serve half a month
+            // as delivered. Tests of closing push their own value.
+            env: vec![("LRS_FIGURES_CLOSE_AFTER_DAYS".into(), "0".into())],
             serve_args: Vec::new(),
             capture_stderr: false,
             stderr_file: None,
@@ -101,6 +104,15 @@ impl TestServer {
             );
         }
         Ok(String::from_utf8(output.stdout)?)
+    }
+
+    /// Like [`Self::lrs`] (on this server's data directory) but returns
+    /// the whole outcome, failing or not.
+    pub fn lrs_here(&self, args: &[&str]) -> anyhow::Result<std::process::Output> {
+        let mut with_dir: Vec<&str> = args.to_vec();
+        let dir = self.data_dir.to_str().expect("a UTF-8 data directory");
+        with_dir.extend(["--data-dir", dir]);
+        self.lrs_outcome(&with_dir)
     }
 
     /// Runs an `lrs` subcommand with this server's master key and returns

@@ -1,6 +1,8 @@
 //! The Parquet projection: every statement's analytic facts, folded from
 //! the log into Parquet files partitioned hive-style by tenant and month
-//! (docs/analytics.md).
+//! (`statements/`), and the rows of each library (ISIL) once more in files
+//! of their own (`libraries/<key>/`), so that a library's SQL session holds
+//! only its own files (docs/analytics.md, "Isolation").
 //!
 //! Like the other projections it is a fold with a checkpoint, only its
 //! state lives next to its files: `checkpoint.json` says up to which log
@@ -320,6 +322,30 @@ pub fn partition_value(text: &str) -> String {
     out
 }
 
+/// A library (ISIL) as it appears in paths (`libraries/<key>/`): ASCII
+/// letters, digits and `-` as they are, every other byte as `_` and two hex
+/// digits (so `_` itself is `_5F`). Injective, and free of `.`, `=`, `%`,
+/// `/` and glob characters: one directory per library, never shared.
+pub fn library_key(isil: &str) -> String {
+    let mut out = String::with_capacity(isil.len());
+    for byte in isil.bytes() {
+        if byte.is_ascii_alphanumeric() || byte == b'-' {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("_{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// The directory of a library's copy of its rows, below the location.
+pub fn library_dir(isil: &str) -> String {
+    format!("libraries/{}", library_key(isil))
+}
+
+/// The datasets of the projection (directories below the location).
+const DATASETS: [&str; 3] = ["statements", "voids", "libraries"];
+
 /// `part-<first>-<last>.parquet`: the log positions a run's flush covered,
 /// zero-padded so that names sort by position.
 fn part_name(first: Position, last: Position) -> String {
@@ -413,7 +439,7 @@ impl Exporter {
     /// Removes every file of the projection (the start of a rebuild).
     pub fn clear(&self) -> Result<u64, AnalyticsError> {
         let mut removed = 0;
-        for dir in ["statements", "voids"] {
+        for dir in DATASETS {
             for path in self.list(dir)? {
                 self.block(self.store().delete(&path))?;
                 removed += 1;
@@ -447,7 +473,7 @@ impl Exporter {
         };
         // Files beyond the checkpoint are an interrupted run's: their rows
         // are folded again below.
-        for dir in ["statements", "voids"] {
+        for dir in DATASETS {
             for path in self.list(dir)? {
                 if part_first(&path).is_some_and(|first| first > checkpoint.position) {
                     self.block(self.store().delete(&path))?;
@@ -536,7 +562,8 @@ impl Exporter {
     }
 
     /// Writes the rows held (positions `first..=last`): one file per tenant
-    /// and month, one voids file per tenant.
+    /// and month, one voids file per tenant, and each library's rows again
+    /// in one file per library, tenant and month.
     fn flush(
         &self,
         rows: &mut Vec<Row>,
@@ -548,12 +575,19 @@ impl Exporter {
         }
         let name = part_name(first, last);
         let mut partitions: BTreeMap<(&str, &str), Vec<&Row>> = BTreeMap::new();
+        let mut libraries: BTreeMap<(&str, &str, &str), Vec<&Row>> = BTreeMap::new();
         let mut voids: BTreeMap<&str, Vec<&Row>> = BTreeMap::new();
         for row in rows.iter() {
             partitions
                 .entry((&row.tenant, &row.month))
                 .or_default()
                 .push(row);
+            if let Some(library) = &row.library {
+                libraries
+                    .entry((library, &row.tenant, &row.month))
+                    .or_default()
+                    .push(row);
+            }
             if row.is_voiding {
                 voids.entry(&row.tenant).or_default().push(row);
             }
@@ -562,6 +596,15 @@ impl Exporter {
         for ((tenant, month), part) in &partitions {
             let path = self.target.path(&format!(
                 "statements/tenant={}/month={month}/{name}",
+                partition_value(tenant)
+            ));
+            self.put(&path, parquet_bytes(&statements_batch(part)?)?)?;
+            files += 1;
+        }
+        for ((library, tenant, month), part) in &libraries {
+            let path = self.target.path(&format!(
+                "{}/tenant={}/month={month}/{name}",
+                library_dir(library),
                 partition_value(tenant)
             ));
             self.put(&path, parquet_bytes(&statements_batch(part)?)?)?;
@@ -578,11 +621,14 @@ impl Exporter {
         Ok(files)
     }
 
-    /// Rewrites every statements file holding one of `tokens` with the
-    /// actor set to NULL (the row stays: statement counts stay right).
+    /// Rewrites every statements file (and library copy) holding one of
+    /// `tokens` with the actor set to NULL (the row stays: statement counts
+    /// stay right).
     fn erase_in_files(&self, tokens: &BTreeSet<String>) -> Result<u64, AnalyticsError> {
         let mut rewritten = 0;
-        for path in self.list("statements")? {
+        let mut paths = self.list("statements")?;
+        paths.extend(self.list("libraries")?);
+        for path in paths {
             let bytes = self.block(async { self.store().get(&path).await?.bytes().await })?;
             if let Some(batch) = crate::erasure::without_tokens(bytes, tokens)? {
                 self.put(&path, parquet_bytes(&batch)?)?;

@@ -11,7 +11,7 @@ pub mod schema;
 pub mod sql;
 pub mod storage;
 
-pub use error::AnalyticsError;
+pub use error::{AnalyticsError, QueryError};
 pub use export::{Checkpoint, Exporter, RunProgress, RunReport};
-pub use sql::{Format, QueryLimits, Reach};
+pub use sql::{Format, QueryLimits, Reach, Session};
 pub use storage::Target;

@@ -5,9 +5,13 @@
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use std::sync::{Arc, OnceLock};
 
-/// Version of the file schemas below; also in every file's key-value
-/// metadata (`lrs.schema_version`) and the `schema_version` column.
-pub const SCHEMA_VERSION: i32 = 1;
+/// Version of the file schemas below and of the files' layout; also in
+/// every file's key-value metadata (`lrs.schema_version`) and the
+/// `schema_version` column. 2: each library's rows once more in files of
+/// their own (`libraries/<key>/tenant=<id>/month=<YYYY-MM>/`), so that a
+/// library's SQL session holds only its files (docs/analytics.md,
+/// "Isolation"); the columns are those of 1.
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// The hive partition columns of `statements/` (from the path, not the file).
 pub const PARTITIONS: [&str; 2] = ["tenant", "month"];

@@ -32,6 +32,7 @@ pub const PERMISSIONS: &[&str] = &[
     "audit.read.all",
     // Progress and figures (docs/progress-and-figures.md).
     "figures.read",
+    "figures.close",
     "progress.read",
     "progress.read.own",
     "progress.assign",
@@ -39,6 +40,11 @@ pub const PERMISSIONS: &[&str] = &[
     "course_model.write",
     // SQL over the analytics Parquet files (docs/analytics.md).
     "analytics.sql",
+    // Erasure, access, retention and reports (docs/privacy.md).
+    "privacy.erase",
+    "privacy.access",
+    "privacy.retention",
+    "privacy.reports",
 ];
 
 const DAY_MICROS: i64 = 86_400 * 1_000_000;

@@ -2,17 +2,28 @@
 //! library organisation (ISIL) and per app (appid), with totals and the
 //! definitions, as an Excel workbook with Dutch sheet and column names.
 //!
-//! The numbers come from [`crate::insight`], the same reads as the
+//! The numbers come from [`crate::closing`], the same reads as the
 //! dashboard and `/api/figures/*`, so the workbook and the dashboard cannot
 //! disagree. Who downloads decides the rows: the KB gets every library and
 //! app (defined ones without activity too, with zeros); a library or an app
 //! gets only its own row.
+//!
+//! A closed month's workbook is made from its closing alone (figures,
+//! names, rows, the time it was closed as the time it was made), so it is
+//! the same file, byte for byte, however often it is downloaded and
+//! whatever arrives later; which hits it shows is the reader's choice.
 
+use crate::closing;
 use crate::error::AppError;
-use crate::insight::vocabulary::FIGURES;
-use crate::insight::{self, FigureAccess, FigureScope, Figures, Month, MonthlyFigures};
+use crate::insight::vocabulary::{figures_for, FigureLabel};
+use crate::insight::{
+    self, Closing, FigureAccess, FigureScope, Figures, FiguresVersion, HitsChoice, Month,
+    MonthlyFigures, Served,
+};
 use lrs_store::Store;
-use rust_xlsxwriter::{Format, FormatAlign, Workbook, Worksheet, XlsxError};
+use rust_xlsxwriter::{
+    DocProperties, ExcelDateTime, Format, FormatAlign, Workbook, Worksheet, XlsxError,
+};
 use std::collections::BTreeMap;
 
 /// The workbook's content type, for downloads.
@@ -43,13 +54,38 @@ pub struct Datatheek {
     pub total: MonthlyFigures,
     pub libraries: Vec<Row>,
     pub apps: Vec<Row>,
-    /// When it was made, RFC 3339 (UTC).
+    /// When it was made (RFC 3339, UTC): now, or when the month was closed.
     pub generated: String,
+    pub generated_micros: i64,
+    /// Which hits it shows.
+    pub hits: HitsChoice,
 }
 
-/// Gathers one month for a reader with `access`.
-pub fn gather(store: &Store, access: &FigureAccess, month: Month) -> Result<Datatheek, AppError> {
-    let total = insight::monthly(store, &access.default_scope(), month)?;
+impl Datatheek {
+    /// The closing the workbook holds or is about (late statements since,
+    /// what they changed): for the download's headers, never in the file.
+    pub fn closing(&self) -> Option<&Closing> {
+        self.total.closing.as_ref()
+    }
+}
+
+/// Gathers one month for a reader with `access`: the closed version if the
+/// month is closed (the latest, or `version`), else the live figures.
+pub fn gather(
+    store: &Store,
+    access: &FigureAccess,
+    month: Month,
+    version: FiguresVersion,
+    hits: HitsChoice,
+) -> Result<Datatheek, AppError> {
+    let total = closing::monthly(store, &access.default_scope(), month, version)?;
+    let served_closed = total
+        .closing
+        .as_ref()
+        .is_some_and(|c| c.served == Served::Closed);
+    if served_closed {
+        return gather_closed(store, access, month, version, hits, total);
+    }
     let names = insight::TenantNames::load(store)?;
     let name_of = |list: &[(String, String)], id: &str| {
         list.iter()
@@ -78,12 +114,69 @@ pub fn gather(store: &Store, access: &FigureAccess, month: Month) -> Result<Data
             }],
         ),
     };
+    let now = lrs_core::clock::now_micros();
     Ok(Datatheek {
         month,
         total,
         libraries,
         apps,
-        generated: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        generated: rfc3339(now),
+        generated_micros: now,
+        hits,
+    })
+}
+
+fn rfc3339(micros: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(micros)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// A closed version: every row and name from the closing itself.
+fn gather_closed(
+    store: &Store,
+    access: &FigureAccess,
+    month: Month,
+    version: FiguresVersion,
+    hits: HitsChoice,
+    total: MonthlyFigures,
+) -> Result<Datatheek, AppError> {
+    let rows = |by_library: bool| -> Result<(i64, Vec<Row>), AppError> {
+        let (about, rows) = closing::closed_rows(store, month, version, by_library)?
+            .ok_or_else(|| AppError::internal("a closed month without its closing"))?;
+        let rows = rows
+            .into_iter()
+            .map(|r| Row {
+                id: r.id,
+                name: r.name,
+                figures: r.figures,
+            })
+            .collect();
+        Ok((about.closed_micros, rows))
+    };
+    let (closed_micros, libraries) = rows(true)?;
+    let (_, apps) = rows(false)?;
+    let own = |list: Vec<Row>, id: &str| list.into_iter().filter(|r| r.id == id).collect();
+    let (libraries, apps) = match access {
+        FigureAccess::Kb => (libraries, apps),
+        FigureAccess::Library(isil) => (own(libraries, isil), Vec::new()),
+        FigureAccess::App(appid) => (Vec::new(), own(apps, appid)),
+    };
+    // The closing's time, not the download's: the same file every time.
+    let closed_micros = total
+        .closing
+        .as_ref()
+        .and_then(|c| chrono::DateTime::parse_from_rfc3339(&c.closed_at).ok())
+        .map(|t| t.timestamp_micros())
+        .unwrap_or(closed_micros);
+    Ok(Datatheek {
+        month,
+        total,
+        libraries,
+        apps,
+        generated: rfc3339(closed_micros),
+        generated_micros: closed_micros,
+        hits,
     })
 }
 
@@ -108,7 +201,7 @@ fn rows(
             )
         })
         .collect();
-    for row in insight::breakdown(store, month, by_library)?.rows {
+    for row in insight::live_breakdown(store, month, by_library)?.rows {
         let entry = rows.entry(row.id.clone()).or_insert_with(|| Row {
             id: row.id.clone(),
             name: None,
@@ -123,18 +216,18 @@ fn rows(
 }
 
 /// The definitions sheet: (figure key, Dutch definition, English definition).
-/// The short labels are the dashboard's (`web::vocabulary::FIGURES`); these
-/// are the full texts of docs/progress-and-figures.md.
-const DEFINITIONS: [(&str, &str, &str); 6] = [
+/// The short labels are the dashboard's (`insight::vocabulary::FIGURES`);
+/// these are the full texts of docs/progress-and-figures.md.
+const DEFINITIONS: [(&str, &str, &str); 7] = [
     (
         "active_users",
-        "Het aantal verschillende cursisten met minstens één leerregistratie in de maand.",
-        "The number of different learners with at least one statement in the month.",
+        "Het aantal verschillende cursisten met minstens één leerregistratie in de maand (een intrekking alleen maakt niemand actief).",
+        "The number of different learners with at least one statement in the month (a voiding statement alone makes no one active).",
     ),
     (
         "enrolled_participants",
-        "Het aantal verschillende cursisten dat zich in de maand voor minstens één cursus inschreef.",
-        "The number of different learners who enrolled in at least one course in the month.",
+        "Het aantal verschillende cursisten dat zich in de maand voor minstens één cursus inschreef: met een inschrijfwerkwoord, of met de eerste registratie van een cmi5-inschrijving (registration) voor een cursus.",
+        "The number of different learners who enrolled in at least one course in the month: with an enrolment verb, or by the first statement of a cmi5 registration for a course.",
     ),
     (
         "participants_started",
@@ -148,18 +241,23 @@ const DEFINITIONS: [(&str, &str, &str); 6] = [
     ),
     (
         "courses_completed",
-        "Het aantal verschillende combinaties van cursist en cursus waarbij de cursist in de maand de cursus zelf (niet een module) afrondde of haalde.",
-        "The number of different learner–course pairs where the learner completed or passed the course itself (not a module) in the month.",
+        "Het aantal verschillende combinaties van cursist en cursus waarbij de cursist in de maand de cursus zelf (niet een module) afrondde of haalde, of de laatste nog ontbrekende module van een cursus met bekende opbouw voldeed (cmi5 moveOn).",
+        "The number of different learner–course pairs where the learner completed or passed the course itself (not a module), or satisfied the last missing module of a course whose structure is known (cmi5 moveOn), in the month.",
     ),
     (
         "hits",
-        "Het aantal leerregistraties (xAPI-statements) over leren in de maand; ingetrokken registraties en intrekkingen tellen niet.",
-        "The number of statements about learning in the month; voided statements and voiding statements do not count.",
+        "Het aantal leerregistraties (xAPI-statements) over leren in de maand, ook buiten cursussen; ingetrokken registraties en intrekkingen tellen niet.",
+        "The number of statements about learning in the month, also outside courses; voided statements and voiding statements do not count.",
+    ),
+    (
+        "launches",
+        "Het aantal starts van e-content in de maand: leerregistraties met het werkwoord 'launched' (cmi5), in of buiten een cursus.",
+        "The number of launches of e-content in the month: statements with the verb 'launched' (cmi5), in or outside a course.",
     ),
 ];
 
 /// General rules shown above the definitions.
-const RULES: [(&str, &str); 4] = [
+const RULES: [(&str, &str); 5] = [
     (
         "Een maand is een kalendermaand in Nederlandse tijd (Europe/Amsterdam).",
         "A month is a calendar month in Dutch time (Europe/Amsterdam).",
@@ -176,6 +274,10 @@ const RULES: [(&str, &str); 4] = [
         "Bibliotheek: de ISIL uit de leerregistratie (contextextensie) of van de schrijvende bibliotheek. App: de appid van de schrijvende app of uit de contextextensie.",
         "Library: the ISIL from the statement (context extension) or of the writing library. App: the appid of the writing app or from the context extension.",
     ),
+    (
+        "Een afgesloten maand verandert niet meer: de werkmap van een afgesloten versie is steeds hetzelfde bestand. Leerregistraties die later binnenkomen tellen alleen in de actuele cijfers (en in een nieuwe versie, als de KB de maand opnieuw afsluit).",
+        "A closed month no longer changes: the workbook of a closed version is the same file every time. Statements that arrive later count only in the live figures (and in a new version, if the KB closes the month again).",
+    ),
 ];
 
 fn xlsx_error(error: XlsxError) -> AppError {
@@ -189,6 +291,11 @@ pub fn workbook(data: &Datatheek) -> Result<Vec<u8>, AppError> {
 
 fn build(data: &Datatheek) -> Result<Vec<u8>, XlsxError> {
     let mut book = Workbook::new();
+    // The file's own creation time is the workbook's: a closed month's
+    // workbook is the same bytes every time.
+    let made = ExcelDateTime::from_timestamp(data.generated_micros.div_euclid(1_000_000))?;
+    book.set_properties(&DocProperties::new().set_creation_datetime(&made));
+    let figures = figures_for(data.hits);
     let bold = Format::new().set_bold();
     let header = Format::new()
         .set_bold()
@@ -200,7 +307,7 @@ fn build(data: &Datatheek) -> Result<Vec<u8>, XlsxError> {
     let sheet = book.add_worksheet().set_name(SHEET_TOTAL)?;
     sheet.write_with_format(0, 0, "Maand", &header)?;
     sheet.write_with_format(0, 1, "Bereik", &header)?;
-    for (col, figure) in FIGURES.iter().enumerate() {
+    for (col, figure) in figures.iter().enumerate() {
         sheet.write_with_format(0, col as u16 + 2, figure.nl, &header)?;
     }
     sheet.write(1, 0, data.month.to_string())?;
@@ -213,7 +320,7 @@ fn build(data: &Datatheek) -> Result<Vec<u8>, XlsxError> {
             FigureScope::App(appid) => format!("App {appid}"),
         },
     )?;
-    for (col, figure) in FIGURES.iter().enumerate() {
+    for (col, figure) in figures.iter().enumerate() {
         sheet.write(1, col as u16 + 2, figure.value(&data.total.figures) as f64)?;
     }
     sheet.write_with_format(3, 0, "Gemaakt op (UTC)", &bold)?;
@@ -224,15 +331,34 @@ fn build(data: &Datatheek) -> Result<Vec<u8>, XlsxError> {
         1,
         "xAPI Learning Record Store: dezelfde cijfers als het dashboard (/dashboard, /api/figures/monthly).",
     )?;
+    sheet.write_with_format(5, 0, "Versie", &bold)?;
+    sheet.write(5, 1, version_text(data.total.closing.as_ref()))?;
+    sheet.write_with_format(6, 0, "Hits", &bold)?;
+    sheet.write(
+        6,
+        1,
+        match data.hits {
+            HitsChoice::Statements => "alle leerregistraties",
+            HitsChoice::Launches => "starts (launched)",
+            HitsChoice::Both => "alle leerregistraties en starts (launched), in twee kolommen",
+        },
+    )?;
     sheet.set_column_width(0, 18)?;
     sheet.set_column_width(1, 28)?;
-    sheet.set_column_range_width(2, FIGURES.len() as u16 + 1, 16)?;
+    sheet.set_column_range_width(2, figures.len() as u16 + 1, 16)?;
     sheet.set_freeze_panes(1, 0)?;
 
     let sheet = book.add_worksheet().set_name(SHEET_LIBRARIES)?;
-    figure_rows(sheet, "ISIL", "Bibliotheek", &data.libraries, &header)?;
+    figure_rows(
+        sheet,
+        "ISIL",
+        "Bibliotheek",
+        &data.libraries,
+        &figures,
+        &header,
+    )?;
     let sheet = book.add_worksheet().set_name(SHEET_APPS)?;
-    figure_rows(sheet, "Appid", "App", &data.apps, &header)?;
+    figure_rows(sheet, "Appid", "App", &data.apps, &figures, &header)?;
 
     // Top 10: started and completed courses of the reader's total.
     let sheet = book.add_worksheet().set_name(SHEET_TOP)?;
@@ -288,7 +414,7 @@ fn build(data: &Datatheek) -> Result<Vec<u8>, XlsxError> {
         sheet.write_with_format(row, 3, en, &wrap)?;
         row += 1;
     }
-    for figure in FIGURES.iter() {
+    for figure in figures.iter() {
         let (_, nl, en) = DEFINITIONS
             .iter()
             .find(|(key, _, _)| *key == figure.key)
@@ -310,33 +436,49 @@ fn build(data: &Datatheek) -> Result<Vec<u8>, XlsxError> {
     book.save_to_buffer()
 }
 
+/// "Afgesloten versie 2 (afgesloten op …)" or "Actuele cijfers".
+fn version_text(closing: Option<&Closing>) -> String {
+    match closing {
+        Some(c) if c.served == Served::Closed => format!(
+            "afgesloten versie {} (afgesloten op {} door {})",
+            c.version, c.closed_at, c.closed_by
+        ),
+        Some(c) => format!(
+            "actuele cijfers (de maand is afgesloten, versie {} op {}, maar deze werkmap toont de actuele stand)",
+            c.latest_version, c.closed_at
+        ),
+        None => "actuele cijfers (de maand is nog niet afgesloten)".to_owned(),
+    }
+}
+
 /// A sheet of rows (per library or per app): id, name, the figures.
 fn figure_rows(
     sheet: &mut Worksheet,
     id_head: &str,
     name_head: &str,
     rows: &[Row],
+    figures: &[&FigureLabel],
     header: &Format,
 ) -> Result<(), XlsxError> {
     sheet.write_with_format(0, 0, id_head, header)?;
     sheet.write_with_format(0, 1, name_head, header)?;
-    for (col, figure) in FIGURES.iter().enumerate() {
+    for (col, figure) in figures.iter().enumerate() {
         sheet.write_with_format(0, col as u16 + 2, figure.nl, header)?;
     }
     for (i, row) in rows.iter().enumerate() {
         let r = i as u32 + 1;
         sheet.write(r, 0, row.id.as_str())?;
         sheet.write(r, 1, row.name.clone().unwrap_or_default())?;
-        for (col, figure) in FIGURES.iter().enumerate() {
+        for (col, figure) in figures.iter().enumerate() {
             sheet.write(r, col as u16 + 2, figure.value(&row.figures) as f64)?;
         }
     }
     sheet.set_column_width(0, 18)?;
     sheet.set_column_width(1, 32)?;
-    sheet.set_column_range_width(2, FIGURES.len() as u16 + 1, 16)?;
+    sheet.set_column_range_width(2, figures.len() as u16 + 1, 16)?;
     sheet.set_freeze_panes(1, 0)?;
     if !rows.is_empty() {
-        sheet.autofilter(0, 0, rows.len() as u32, FIGURES.len() as u16 + 1)?;
+        sheet.autofilter(0, 0, rows.len() as u32, figures.len() as u16 + 1)?;
     }
     Ok(())
 }

@@ -41,6 +41,21 @@ impl AppError {
     }
 }
 
+/// What the application's operations answer.
+pub type AppResult<T> = Result<T, AppError>;
+
+impl From<lrs_store::backup::BackupError> for AppError {
+    fn from(error: lrs_store::backup::BackupError) -> Self {
+        AppError::Internal(error.to_string())
+    }
+}
+
+impl From<std::io::Error> for AppError {
+    fn from(error: std::io::Error) -> Self {
+        AppError::Internal(error.to_string())
+    }
+}
+
 impl From<lrs_store::StoreError> for AppError {
     fn from(error: lrs_store::StoreError) -> Self {
         match error {

@@ -75,6 +75,7 @@ pub fn prepare(
         .map_err(|e| AppError::bad_request(path, "statement.actor", e.to_string()))?;
     let facts = extract(&sealed.skeleton, &sealed.tokens, timestamp_micros);
     let context = lrs_core::facts::extract_context(&sealed.skeleton);
+    let names = lrs_core::facts::extract_names(&sealed.skeleton);
     Ok(PreparedStatement {
         statement_id,
         comparison_digest,
@@ -82,5 +83,6 @@ pub fn prepare(
         sealed: sealed.sealed,
         origin,
         context,
+        names,
     })
 }

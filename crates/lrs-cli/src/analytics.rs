@@ -3,9 +3,9 @@
 //! SQL over them, which only reads files and so works while it runs.
 
 use crate::args::AnalyticsArgs;
-use crate::data::{open_store, progress_line, DataArgs};
+use crate::data::{open_existing_store, progress_line, DataArgs};
 use anyhow::Context;
-use lrs_analytics::{Exporter, Format, Reach, RunProgress};
+use lrs_analytics::{AnalyticsError, Exporter, Format, Reach, RunProgress};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -52,6 +52,13 @@ pub struct SqlArgs {
     /// timings as JSON (`min_ms`, `median_ms`, `rows`): benches/run-analytics.sh.
     #[arg(long, default_value_t = 0)]
     pub repeat: usize,
+    /// Run it in the session a library gets over HTTP: only the rows of
+    /// this ISIL (its own copy of them), not everything.
+    #[arg(long, value_name = "ISIL", conflicts_with = "tenant")]
+    pub library: Option<String>,
+    /// Run it in the session an app gets over HTTP: only this tenant's rows.
+    #[arg(long, value_name = "TENANT")]
+    pub tenant: Option<String>,
 }
 
 fn print_run_progress(progress: RunProgress) {
@@ -69,7 +76,7 @@ pub async fn command(command: AnalyticsCommand) -> anyhow::Result<()> {
         AnalyticsCommand::Export { data, analytics } => (data, analytics, false),
         AnalyticsCommand::Rebuild { data, analytics } => (data, analytics, true),
     };
-    let store = open_store(&data)?;
+    let store = open_existing_store(&data)?;
     let target = analytics.target(&data.data_dir)?;
     eprintln!(
         "analytics: {} the Parquet files in {}",
@@ -121,19 +128,36 @@ pub async fn command(command: AnalyticsCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The operator on the machine gets the engine's whole message (an HTTP
+/// caller only the rule and where): the rule, then the engine's text.
+fn with_detail(error: AnalyticsError) -> anyhow::Error {
+    match error {
+        AnalyticsError::Sql(error) => anyhow::anyhow!("{}: {}", error.rule, error.detail),
+        other => other.into(),
+    }
+}
+
 /// `lrs sql "SELECT ..."`: reads only the Parquet files, so it works while
 /// the server runs.
 pub async fn sql(args: SqlArgs) -> anyhow::Result<()> {
     let target = args.analytics.target(&args.data_dir)?;
     let limits = args.analytics.limits();
-    let ctx = lrs_analytics::sql::session(&target, &Reach::All, limits).await?;
+    let reach = match (args.library.clone(), args.tenant.clone()) {
+        (Some(isil), _) => Reach::Library(isil),
+        (None, Some(tenant)) => Reach::Tenant(tenant),
+        (None, None) => Reach::All,
+    };
+    let session = lrs_analytics::sql::session(&target, &reach, limits)
+        .await
+        .map_err(with_detail)?;
     if args.repeat > 0 {
         let mut times = Vec::with_capacity(args.repeat);
         let mut rows = 0;
         for _ in 0..args.repeat {
             let started = std::time::Instant::now();
-            let (_, batches) = lrs_analytics::sql::query(&ctx, &args.query, limits)
+            let (_, batches) = lrs_analytics::sql::query(&session, &args.query, limits)
                 .await
+                .map_err(with_detail)
                 .context("the query")?;
             times.push(started.elapsed().as_secs_f64() * 1000.0);
             rows = batches.iter().map(|b| b.num_rows()).sum::<usize>();
@@ -150,8 +174,9 @@ pub async fn sql(args: SqlArgs) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    let (schema, batches) = lrs_analytics::sql::query(&ctx, &args.query, limits)
+    let (schema, batches) = lrs_analytics::sql::query(&session, &args.query, limits)
         .await
+        .map_err(with_detail)
         .context("the query")?;
     match args.format {
         SqlOutput::Table => println!("{}", lrs_analytics::sql::pretty(&batches)?),
@@ -160,7 +185,8 @@ pub async fn sql(args: SqlArgs) -> anyhow::Result<()> {
                 SqlOutput::Json => Format::Json,
                 _ => Format::Csv,
             };
-            let bytes = lrs_analytics::sql::encode(&schema, &batches, format)?;
+            let bytes =
+                lrs_analytics::sql::encode(&schema, &batches, format).map_err(with_detail)?;
             use std::io::Write;
             std::io::stdout().write_all(&bytes)?;
             if format == Format::Json {

@@ -14,6 +14,7 @@ use lrs_server::security::ratelimit::{AuthLimits, LimitsConfig, Rate};
 use lrs_server::security::security_txt;
 use lrs_server::security::tokens::OAuthConfig;
 use lrs_server::security::transport::{parse_origin, TlsFiles, TransportConfig};
+use lrs_server::tasks::TasksConfig;
 use lrs_server::web::oidc_client::StaffOidcConfig;
 use lrs_server::web::session::SessionLimits;
 use lrs_server::web::WebConfig;
@@ -269,6 +270,33 @@ impl WebArgs {
             },
             oidc,
         })
+    }
+}
+
+/// What the server does by itself ([`TasksConfig`]).
+#[derive(clap::Args, Clone, Debug)]
+pub struct TasksArgs {
+    /// Apply the retention periods every this many hours (0: never by
+    /// itself; `lrs retention run` and the admin API still do).
+    #[arg(long, env = "LRS_RETENTION_EVERY_HOURS", default_value_t = 24)]
+    pub retention_every_hours: u64,
+    /// Close a month's figures (a versioned snapshot the Datatheek workbook
+    /// and the API then serve) this many days after the month ended, Dutch
+    /// time (0: never by itself; `lrs figures close` and the API still do).
+    #[arg(
+        long,
+        env = "LRS_FIGURES_CLOSE_AFTER_DAYS",
+        default_value_t = lrs_server::tasks::DEFAULT_CLOSE_AFTER_DAYS
+    )]
+    pub figures_close_after_days: u32,
+}
+
+impl TasksArgs {
+    pub fn into_config(self) -> TasksConfig {
+        TasksConfig {
+            retention_every_hours: self.retention_every_hours,
+            figures_close_after_days: self.figures_close_after_days,
+        }
     }
 }
 

@@ -43,6 +43,13 @@ enum Command {
         #[command(subcommand)]
         command: crate::admin::CourseModelCommand,
     },
+    /// The monthly figures: close a month (a versioned snapshot the
+    /// Datatheek workbook and the API serve), list its closings. The server
+    /// must be stopped (or use POST /api/figures/closings).
+    Figures {
+        #[command(subcommand)]
+        command: crate::figures::FiguresCommand,
+    },
     /// Check a stopped store: the hash chain of the whole log, that the log
     /// still reaches the head of its last clean shutdown, and that every
     /// projection rebuilt from the log equals the stored one. With
@@ -102,14 +109,39 @@ enum Command {
     },
     /// SQL over the analytics Parquet files (works while the server runs).
     Sql(crate::analytics::SqlArgs),
-    /// Erase a person: destroy their vault entry, so everything of theirs in
-    /// the log (and in every copy of it) becomes unreadable.
+    /// Erase a person on request (GDPR art. 17): PersonErasedV1 in the log,
+    /// their vault entry destroyed (everything of theirs in the log, and in
+    /// every copy of it, unreadable), a report; through the running server
+    /// when there is one (docs/privacy.md).
     Erase {
         #[command(flatten)]
         data: DataArgs,
         /// The person as an xAPI agent, e.g. '{"mbox":"mailto:anna@example.nl"}'.
         #[arg(long)]
         agent: String,
+        /// The request's reference (a case number, never personal data); default generated.
+        #[arg(long)]
+        request_id: Option<String>,
+    },
+    /// Whole-store exports: the anonymised copy, the handover (docs/exports.md).
+    Export {
+        #[command(subcommand)]
+        command: crate::export::ExportCommand,
+    },
+    /// Import an export into another LRS through its xAPI API.
+    Import {
+        #[command(subcommand)]
+        command: crate::export::ImportCommand,
+    },
+    /// Destroy the master key (if embedded), the vault, the log and every
+    /// file of the data directory and named backups; prints a certificate.
+    /// Without --confirm a dry run. The server must be stopped.
+    EndOfContract(crate::end_of_contract::EndOfContractArgs),
+    /// Access requests, anonymisation reports, retention periods and runs
+    /// (docs/privacy.md); through the running server when there is one.
+    Privacy {
+        #[command(subcommand)]
+        command: crate::privacy::PrivacyCommand,
     },
 }
 
@@ -138,10 +170,16 @@ pub async fn main() -> anyhow::Result<()> {
         Command::Tenants { command } => crate::admin::tenants(command).await,
         Command::Roles { command } => crate::admin::roles(command).await,
         Command::CourseModel { command } => crate::admin::course_model(command).await,
+        Command::Figures { command } => crate::figures::figures(command).await,
         Command::Staff { command } => crate::staff::staff(command).await,
         Command::Analytics { command } => crate::analytics::command(command).await,
         Command::Sql(args) => crate::analytics::sql(args).await,
-        Command::Erase { data, agent } => crate::store_ops::erase(&data, &agent).await,
+        Command::Erase {
+            data,
+            agent,
+            request_id,
+        } => crate::privacy::erase(&data, &agent, request_id).await,
+        Command::Privacy { command } => crate::privacy::privacy(command).await,
         Command::Verify {
             data,
             backup,
@@ -164,5 +202,8 @@ pub async fn main() -> anyhow::Result<()> {
         }
         Command::Restore { data, from } => crate::store_ops::restore(&data, &from).await,
         Command::Audit { command } => crate::audit::run_command(command),
+        Command::Export { command } => crate::export::export(command).await,
+        Command::Import { command } => crate::export::import(command).await,
+        Command::EndOfContract(args) => crate::end_of_contract::run(args).await,
     }
 }

@@ -8,11 +8,19 @@
 //! directory, so it adds no access the operator lacks, and no network
 //! listener, credential or secret is involved.
 //!
-//! Protocol: the client sends one JSON line, `{"command":"backup","to":"/abs/dir"}`;
+//! Protocol: the client sends one JSON line, `{"command":"backup","to":"/abs/dir"}`
+//! or `{"command":"privacy","who":"cli:<user>","op":{...}}` (an erasure, a
+//! retention policy, a retention run, reports: `lrs_app::privacy::ops`);
 //! the server answers with JSON lines, `{"progress":{"phase","done","total"}}`
-//! any number of times, then `{"done":<report>}` or `{"error":"<what went wrong>"}`.
+//! any number of times, then `{"done":<report>}` or `{"error":"<what went
+//! wrong>"}` (for bad input with `"path"` and `"rule"` beside it). A privacy
+//! operation is recorded in the server's own audit trail.
 
 use anyhow::Context;
+use lrs_app::privacy::ops::{self, PrivacyOp};
+use lrs_app::AppError;
+use lrs_server::security::audit::Audit;
+use lrs_store::audit::{AuditEntry, AuditResources};
 use lrs_store::backup::{self, Progress};
 use lrs_store::Store;
 use serde_json::{json, Value};
@@ -29,7 +37,7 @@ pub fn socket_path(data_dir: &Path) -> PathBuf {
 /// also removes the socket file). A socket file left by a crashed server is
 /// replaced: this process holds the data directory's lock, so no other
 /// server can be using it.
-pub fn listen(store: Arc<Store>) -> anyhow::Result<ControlSocket> {
+pub fn listen(store: Arc<Store>, audit: Arc<Audit>) -> anyhow::Result<ControlSocket> {
     let path = socket_path(store.data_dir());
     let _ = std::fs::remove_file(&path);
     let listener =
@@ -40,7 +48,7 @@ pub fn listen(store: Arc<Store>) -> anyhow::Result<ControlSocket> {
         loop {
             match listener.accept().await {
                 Ok((stream, _)) => {
-                    tokio::spawn(handle(store.clone(), stream));
+                    tokio::spawn(handle(store.clone(), audit.clone(), stream));
                 }
                 Err(error) => {
                     tracing::warn!(%error, "control socket accept failed");
@@ -64,7 +72,7 @@ impl Drop for ControlSocket {
     }
 }
 
-async fn handle(store: Arc<Store>, stream: UnixStream) {
+async fn handle(store: Arc<Store>, audit: Arc<Audit>, stream: UnixStream) {
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read).lines();
     let request: Value = match lines.next_line().await {
@@ -93,13 +101,77 @@ async fn handle(store: Arc<Store>, stream: UnixStream) {
             }
             run_backup(store, to, write).await;
         }
+        Some("privacy") => {
+            let who = request["who"].as_str().unwrap_or("cli:unknown").to_owned();
+            let op = match serde_json::from_value::<PrivacyOp>(request["op"].clone()) {
+                Ok(op) => op,
+                Err(e) => {
+                    let error = json!({"error": format!("not a privacy operation: {e}")});
+                    let _ = send(&mut write, &error).await;
+                    return;
+                }
+            };
+            let (progress_tx, mut progress_rx) = tokio::sync::mpsc::unbounded_channel::<Progress>();
+            let job =
+                tokio::spawn(
+                    async move { run_privacy(&store, &audit, op, &who, progress_tx).await },
+                );
+            while let Some(p) = progress_rx.recv().await {
+                let line =
+                    json!({"progress": {"phase": p.phase, "done": p.done, "total": p.total}});
+                if send(&mut write, &line).await.is_err() {
+                    break;
+                }
+            }
+            let answer = job
+                .await
+                .unwrap_or_else(|e| json!({"error": format!("privacy task failed: {e}")}));
+            let _ = send(&mut write, &answer).await;
+        }
         other => {
             let _ = send(
                 &mut write,
-                &json!({"error": format!("unknown command {other:?}; known: backup")}),
+                &json!({"error": format!("unknown command {other:?}; known: backup, privacy")}),
             )
             .await;
         }
+    }
+}
+
+/// A privacy operation on the running server's store, recorded in its audit trail.
+async fn run_privacy(
+    store: &Store,
+    audit: &Audit,
+    op: PrivacyOp,
+    who: &str,
+    progress: tokio::sync::mpsc::UnboundedSender<Progress>,
+) -> Value {
+    match ops::run(store, op, who, Some(progress)).await {
+        Ok(done) => {
+            if let Some((action, target)) = &done.audit {
+                audit.submit(AuditEntry {
+                    time_micros: lrs_core::clock::now_micros(),
+                    principal: Some(who.to_owned()),
+                    auth_method: Some("control_socket".to_owned()),
+                    action: action.clone(),
+                    resources: AuditResources {
+                        target: Some(lrs_server::security::audit::bounded(target)),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                });
+            }
+            json!({"done": done.answer})
+        }
+        Err(error) => error_json(&error),
+    }
+}
+
+/// An application error as the control socket answers it.
+pub fn error_json(error: &AppError) -> Value {
+    match error {
+        AppError::Invalid(e) => json!({"error": e.message, "path": e.path, "rule": e.rule}),
+        other => json!({"error": other.to_string()}),
     }
 }
 
@@ -169,10 +241,11 @@ pub async fn call(
         } else if let Some(done) = answer.get("done") {
             return Ok(done.clone());
         } else if let Some(error) = answer.get("error") {
-            anyhow::bail!(
-                "{}",
-                error.as_str().unwrap_or("the server reported an error")
-            );
+            let message = error.as_str().unwrap_or("the server reported an error");
+            match (answer["path"].as_str(), answer["rule"].as_str()) {
+                (Some(path), Some(rule)) => anyhow::bail!("{path}: {message} ({rule})"),
+                _ => anyhow::bail!("{message}"),
+            }
         }
     }
     anyhow::bail!("the server closed the control socket without an answer")

@@ -27,6 +27,20 @@ pub fn open_store(data: &DataArgs) -> anyhow::Result<std::sync::Arc<Store>> {
     })
 }
 
+/// Opens the store of a data directory that must already hold one: the
+/// commands that read, erase or export refuse a mistyped or missing
+/// `--data-dir` instead of making an empty store there and answering
+/// about it.
+pub fn open_existing_store(data: &DataArgs) -> anyhow::Result<std::sync::Arc<Store>> {
+    if !data.data_dir.join("log").is_dir() {
+        anyhow::bail!(
+            "no data directory at {} (pass --data-dir DIR or set LRS_DATA_DIR)",
+            data.data_dir.display()
+        );
+    }
+    open_store(data)
+}
+
 /// One line of progress on stderr (`phase: done / total (percent)`), for
 /// every long command: backup, restore, verify, analytics, exports.
 pub fn print_progress(progress: Progress) {

@@ -3,8 +3,8 @@
 //! the control socket), and the server until SIGTERM or SIGINT.
 
 use crate::args::{
-    AnalyticsArgs, AuditArgs, LimitArgs, MonitoringArgs, OAuthArgs, TenancyArgs, TransportArgs,
-    WebArgs,
+    AnalyticsArgs, AuditArgs, LimitArgs, MonitoringArgs, OAuthArgs, TasksArgs, TenancyArgs,
+    TransportArgs, WebArgs,
 };
 use crate::data::{open_store, DataArgs};
 use anyhow::Context;
@@ -37,6 +37,8 @@ pub struct ServeArgs {
     pub web: WebArgs,
     #[command(flatten)]
     pub analytics: AnalyticsArgs,
+    #[command(flatten)]
+    pub tasks: TasksArgs,
 }
 
 /// Runs the server until SIGTERM or SIGINT, then drains and closes.
@@ -52,6 +54,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         audit,
         web,
         analytics,
+        tasks,
     } = args;
     // Read the providers file before anything opens: a mistake in it
     // stops the start with the reason.
@@ -69,13 +72,6 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(address = %local, scheme, data_dir = %data.data_dir.display(), head = store.head(), "serving xAPI at /xapi");
-    let control = match crate::control::listen(store.clone()) {
-        Ok(control) => Some(control),
-        Err(error) => {
-            tracing::warn!(%error, "no control socket: `lrs backup` will need the server stopped");
-            None
-        }
-    };
     warn_about_transport(&transport, local);
     // One public address: the tokens' issuer and security.txt's Canonical.
     oauth.public_url = transport
@@ -93,7 +89,15 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.audit = audit.into_settings();
     config.web = web;
     config.analytics = Some(analytics);
-    let state = AppState::try_new(store, config).context("opening the audit trail")?;
+    config.tasks = tasks.into_config();
+    let state = AppState::try_new(store.clone(), config).context("opening the audit trail")?;
+    let control = match crate::control::listen(store, state.audit.clone()) {
+        Ok(control) => Some(control),
+        Err(error) => {
+            tracing::warn!(%error, "no control socket: `lrs backup` and `lrs erase` will need the server stopped");
+            None
+        }
+    };
     let served = match tls {
         Some(tls) => lrs_server::run_tls(listener, tls, state, shutdown).await,
         None => lrs_server::run(listener, state, shutdown).await,

@@ -1,8 +1,8 @@
 //! The store's own commands: `lrs verify` (the chain, the clean-shutdown
 //! witness and every projection), `lrs backup` (online through the control
-//! socket, else offline) and `lrs restore`, and `lrs erase`.
+//! socket, else offline) and `lrs restore`.
 
-use crate::data::{open_store, print_progress, progress_line, DataArgs};
+use crate::data::{open_existing_store, print_progress, progress_line, DataArgs};
 use crate::keys;
 use anyhow::Context;
 use lrs_store::backup::Progress;
@@ -39,7 +39,7 @@ pub async fn verify(
             data.data_dir.display()
         );
     }
-    let store = open_store(data)?;
+    let store = open_existing_store(data)?;
     let head = store.head();
     eprintln!("verifying the hash chain of {head} log entries");
     let chain = store.verify_chain(|position| progress_line("chain", position, head, ""))?;
@@ -66,6 +66,34 @@ pub async fn verify(
                 head + 1,
                 witness.position
             )),
+        }
+    }
+    if broken.is_empty() {
+        let (reports, wrong) = lrs_app::privacy::report::verify_all(&store)?;
+        if wrong.is_empty() {
+            println!(
+                "ok: {reports} anonymisation reports are the log entries at the positions they name"
+            );
+        }
+        broken.extend(wrong.into_iter().map(|w| format!("BROKEN: {w}")));
+        // The audit trail's trim anchor file says what the log's last
+        // AuditTrailTrimmedV1 says (lrs audit verify trusts the file).
+        let audit_dir = data.data_dir.join(lrs_store::audit::AUDIT_DIR);
+        let file = lrs_store::audit::read_anchor(&audit_dir)?;
+        match (store.audit_anchor()?, file) {
+            (None, None) => {}
+            (Some(logged), Some((first, hash)))
+                if logged.first_kept_seq == first && logged.anchor_hash == hash =>
+            {
+                println!("ok: the audit trail's trim anchor (record {first}) is the one in the log")
+            }
+            (logged, file) => {
+                broken.push(format!(
+                "BROKEN: the audit trail's trim anchor file ({}) is not the one in the log ({})",
+                file.map_or("none".to_owned(), |(first, _)| format!("record {first}")),
+                logged.map_or("none".to_owned(), |a| format!("record {}", a.first_kept_seq))
+            ))
+            }
         }
     }
     if !chain_only && broken.is_empty() {
@@ -187,29 +215,5 @@ pub async fn restore(data: &DataArgs, from: &Path) -> anyhow::Result<()> {
         report.seconds,
         started.elapsed().as_secs_f64()
     );
-    Ok(())
-}
-
-/// `lrs erase --agent`: destroys the person's vault entry, so everything of
-/// theirs in the log (and in every copy of it) becomes unreadable.
-pub async fn erase(data: &DataArgs, agent: &str) -> anyhow::Result<()> {
-    let agent: serde_json::Value = serde_json::from_str(agent).context("--agent is not json")?;
-    let ifi = xapi::agent::ifi_of(&agent)
-        .context("--agent needs exactly one identifier (mbox, mbox_sha1sum, openid or account)")?;
-    let store = open_store(data)?;
-    let outcome = match store.vault().token_of(&ifi) {
-        Some(token) => store.vault().destroy(&token)?.map(|d| d.token),
-        None => None,
-    };
-    store.close().await?;
-    if let Some(token) = &outcome {
-        crate::audit::record_cli(&data.data_dir, None, "person.erase", &token.to_string())?;
-    }
-    match outcome {
-        Some(token) => {
-            println!("erased person {token}: their data in the log is now unreadable")
-        }
-        None => println!("no such person in the vault (never seen, or already erased)"),
-    }
     Ok(())
 }

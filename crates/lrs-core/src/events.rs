@@ -38,6 +38,8 @@ pub enum Event {
     RetentionPolicySetV1(RetentionPolicySetV1),
     AuditTrailTrimmedV1(AuditTrailTrimmedV1),
     PrivacyReportV1(PrivacyReportV1),
+    StatementStoredV4(StatementStoredV4),
+    FiguresClosedV1(FiguresClosedV1),
 }
 
 impl Event {
@@ -70,6 +72,8 @@ impl Event {
             Event::RetentionPolicySetV1(_) => "retention_policy_set.v1",
             Event::AuditTrailTrimmedV1(_) => "audit_trail_trimmed.v1",
             Event::PrivacyReportV1(_) => "privacy_report.v1",
+            Event::StatementStoredV4(_) => "statement_stored.v4",
+            Event::FiguresClosedV1(_) => "figures_closed.v1",
         }
     }
 
@@ -79,6 +83,7 @@ impl Event {
             Event::StatementStoredV1(stored) => Some(stored),
             Event::StatementStoredV2(v2) => Some(&v2.statement),
             Event::StatementStoredV3(v3) => Some(&v3.statement),
+            Event::StatementStoredV4(v4) => Some(&v4.statement),
             _ => None,
         }
     }
@@ -94,6 +99,7 @@ impl Event {
             Event::StatementStoredV1(_) => Some(&NONE),
             Event::StatementStoredV2(v2) => Some(&v2.origin),
             Event::StatementStoredV3(v3) => Some(&v3.origin),
+            Event::StatementStoredV4(v4) => Some(&v4.origin),
             _ => None,
         }
     }
@@ -104,7 +110,17 @@ impl Event {
     pub fn statement_context(&self) -> Option<&ContextFactsV1> {
         match self {
             Event::StatementStoredV3(v3) => Some(&v3.context),
+            Event::StatementStoredV4(v4) => Some(&v4.context),
             _ => None,
+        }
+    }
+
+    /// The names a `StatementStored` event's activity definitions give
+    /// (V4 on; older statements answer an empty list).
+    pub fn statement_names(&self) -> &[ActivityNameV1] {
+        match self {
+            Event::StatementStoredV4(v4) => &v4.names,
+            _ => &[],
         }
     }
 
@@ -120,6 +136,10 @@ impl Event {
             Event::StatementStoredV3(v3) => Some(StatementStoredV2 {
                 statement: v3.statement,
                 origin: v3.origin,
+            }),
+            Event::StatementStoredV4(v4) => Some(StatementStoredV2 {
+                statement: v4.statement,
+                origin: v4.origin,
             }),
             _ => None,
         }
@@ -501,6 +521,13 @@ pub enum RetentionKindV1 {
     AuditTrail,
     /// Records of credential use (the audit records of authenticated requests).
     CredentialUse,
+    /// The operations journal's monthly files (per-minute request counts; no
+    /// personal data, kept for the service report). Appended after the first
+    /// four: older entries decode unchanged.
+    OperationsJournal,
+    /// How long a backup's copy of the vault stays readable (its backup key
+    /// is destroyed after this many days).
+    Backups,
 }
 
 /// A tenant's retention period for one kind of data was set (`days`), or
@@ -582,6 +609,87 @@ pub struct RecordCountV1 {
 pub struct UnreadableCheckV1 {
     pub tried: u64,
     pub unreadable: u64,
+}
+
+/// A statement was accepted and stored (V4): V3 plus the names its activity
+/// definitions give (`definition.name` of the object and of the `parent`
+/// and `grouping` activities), so that courses and modules can be shown by
+/// name without opening sealed bodies. Only names: no description, no
+/// extensions (docs/progress-and-figures.md, "Names").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatementStoredV4 {
+    pub statement: StatementStoredV1,
+    pub origin: OriginV1,
+    pub context: ContextFactsV1,
+    pub names: Vec<ActivityNameV1>,
+}
+
+/// The name one activity definition in a statement gives, per language tag
+/// (only Dutch and English tags, or the first other one when neither is
+/// there; each name at most [`ActivityNameV1::MAX_CHARS`] characters).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActivityNameV1 {
+    pub id: String,
+    /// (language tag, name), in the order of the tags.
+    pub names: Vec<(String, String)>,
+}
+
+impl ActivityNameV1 {
+    /// The longest name kept, in characters.
+    pub const MAX_CHARS: usize = 200;
+}
+
+/// A month's figures were closed (docs/progress-and-figures.md, "Closing a
+/// month"): the numbers as delivered, of every scope, frozen in the log so
+/// that later statements, a rebuild or a change of definitions never change
+/// what was handed over. Version 1 is the first closing of the month; the
+/// KB may close it again (version 2, ...) after late statements.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FiguresClosedV1 {
+    /// `YYYY-MM`, a calendar month in Dutch time.
+    pub month: String,
+    pub version: u32,
+    pub closed_micros: i64,
+    /// Who closed it: a credential key, `staff:<token hex>`, `cli:<user>`,
+    /// or `auto` (the server, some days after the month ended).
+    pub by: String,
+    /// Why, in the closer's words (may be empty).
+    pub note: String,
+    /// The total (`*`), then every library (`l:ISIL`) and app (`a:APPID`)
+    /// with figures or defined as a tenant, in key order.
+    pub scopes: Vec<ClosedScopeV1>,
+}
+
+/// One scope's figures as closed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClosedScopeV1 {
+    /// `*`, `l:<ISIL>` or `a:<appid>`.
+    pub scope: String,
+    /// The tenant's name when the month was closed, if one was defined.
+    pub name: Option<String>,
+    pub figures: FigureCountsV1,
+    pub top_started: Vec<ClosedCourseV1>,
+    pub top_completed: Vec<ClosedCourseV1>,
+}
+
+/// The monthly figures of one scope.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FigureCountsV1 {
+    pub hits: u64,
+    pub launches: u64,
+    pub active_users: u64,
+    pub enrolled_participants: u64,
+    pub participants_started: u64,
+    pub courses_started: u64,
+    pub courses_completed: u64,
+}
+
+/// One course of a closed top 10, with its name as shown when closed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClosedCourseV1 {
+    pub course: String,
+    pub name: Option<String>,
+    pub count: u64,
 }
 
 #[cfg(test)]
@@ -722,6 +830,79 @@ mod tests {
         assert_eq!(
             sha2_hex(&bytes),
             include_str!("../tests/event_privacy_v1.sha256").trim()
+        );
+    }
+
+    fn figures_samples() -> Vec<Event> {
+        let Event::StatementStoredV1(statement) = sample() else {
+            unreachable!("a V1 sample")
+        };
+        vec![
+            Event::StatementStoredV4(StatementStoredV4 {
+                statement,
+                origin: OriginV1 {
+                    app: Some("app-a".into()),
+                    library: Some("NL-0001".into()),
+                },
+                context: ContextFactsV1 {
+                    parent: vec![],
+                    grouping: vec![ActivityFactV1 {
+                        id: "https://x.example/course".into(),
+                        activity_type: Some(
+                            "https://w3id.org/xapi/cmi5/activitytype/course".into(),
+                        ),
+                    }],
+                    category: vec![],
+                },
+                names: vec![ActivityNameV1 {
+                    id: "https://x.example/course".into(),
+                    names: vec![
+                        ("en-US".into(), "Digital skills".into()),
+                        ("nl-NL".into(), "Digitale vaardigheden".into()),
+                    ],
+                }],
+            }),
+            Event::FiguresClosedV1(FiguresClosedV1 {
+                month: "2026-10".into(),
+                version: 1,
+                closed_micros: 1_700_000_000_000_005,
+                by: "auto".into(),
+                note: String::new(),
+                scopes: vec![ClosedScopeV1 {
+                    scope: "*".into(),
+                    name: None,
+                    figures: FigureCountsV1 {
+                        hits: 10,
+                        launches: 2,
+                        active_users: 3,
+                        enrolled_participants: 1,
+                        participants_started: 2,
+                        courses_started: 2,
+                        courses_completed: 1,
+                    },
+                    top_started: vec![ClosedCourseV1 {
+                        course: "https://x.example/course".into(),
+                        name: Some("Digitale vaardigheden".into()),
+                        count: 2,
+                    }],
+                    top_completed: vec![],
+                }],
+            }),
+        ]
+    }
+
+    /// The shapes of issue 20 (names in statements, closed months) are
+    /// frozen too (their own digest).
+    #[test]
+    fn figures_encoding_is_frozen() {
+        let mut bytes = Vec::new();
+        for event in figures_samples() {
+            assert_eq!(Event::decode(&event.encode()).unwrap(), event);
+            bytes.extend(event.encode());
+        }
+        assert_eq!(
+            sha2_hex(&bytes),
+            include_str!("../tests/event_figures_v1.sha256").trim()
         );
     }
 

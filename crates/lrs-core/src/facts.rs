@@ -2,7 +2,7 @@
 //! result, registration, time) from its sealed skeleton.
 
 use crate::events::{
-    ActivityFactV1, ContextFactsV1, ObjectFactV1, ResultFactsV1, StatementFactsV1,
+    ActivityFactV1, ActivityNameV1, ContextFactsV1, ObjectFactV1, ResultFactsV1, StatementFactsV1,
 };
 use crate::token::Token;
 use serde_json::Value;
@@ -157,6 +157,78 @@ pub fn extract_context(skeleton: &Value) -> ContextFactsV1 {
     }
 }
 
+/// The names (`definition.name`) the statement gives its object activity
+/// and its `parent` and `grouping` activities: only the name, never the
+/// description or extensions of a definition (an extension could carry
+/// anything). Dutch and English tags are kept, or the first other tag when
+/// neither is there; each name trimmed and cut at
+/// [`ActivityNameV1::MAX_CHARS`] characters. One entry per activity id (the
+/// first place it is named).
+pub fn extract_names(skeleton: &Value) -> Vec<ActivityNameV1> {
+    let mut activities: Vec<&Value> = Vec::new();
+    let object = &skeleton["object"];
+    if matches!(
+        object.get("objectType").and_then(Value::as_str),
+        None | Some("Activity")
+    ) {
+        activities.push(object);
+    }
+    for kind in ["parent", "grouping"] {
+        match skeleton.pointer(&format!("/context/contextActivities/{kind}")) {
+            Some(Value::Array(list)) => activities.extend(list.iter()),
+            Some(activity @ Value::Object(_)) => activities.push(activity),
+            _ => {}
+        }
+    }
+    let mut found: Vec<ActivityNameV1> = Vec::new();
+    for activity in activities {
+        let Some(id) = activity.get("id").and_then(Value::as_str) else {
+            continue;
+        };
+        let Some(map) = activity
+            .pointer("/definition/name")
+            .and_then(Value::as_object)
+        else {
+            continue;
+        };
+        if found.iter().any(|n| n.id == id) {
+            continue;
+        }
+        let mut tags: Vec<(&String, &str)> = map
+            .iter()
+            .filter_map(|(tag, name)| Some((tag, name.as_str()?.trim())))
+            .filter(|(_, name)| !name.is_empty())
+            .collect();
+        tags.sort_by(|a, b| a.0.cmp(b.0));
+        let preferred = |tag: &str| {
+            let primary = tag.split('-').next().unwrap_or_default();
+            primary.eq_ignore_ascii_case("nl") || primary.eq_ignore_ascii_case("en")
+        };
+        let kept: Vec<(String, String)> = if tags.iter().any(|(tag, _)| preferred(tag)) {
+            tags.into_iter()
+                .filter(|(tag, _)| preferred(tag))
+                .collect::<Vec<_>>()
+        } else {
+            tags.into_iter().take(1).collect::<Vec<_>>()
+        }
+        .into_iter()
+        .map(|(tag, name)| {
+            (
+                tag.chars().take(35).collect(),
+                name.chars().take(ActivityNameV1::MAX_CHARS).collect(),
+            )
+        })
+        .collect();
+        if !kept.is_empty() {
+            found.push(ActivityNameV1 {
+                id: id.to_owned(),
+                names: kept,
+            });
+        }
+    }
+    found
+}
+
 fn collect_context_activities(statement: &Value, out: &mut Vec<String>) {
     let Some(context_activities) = statement
         .pointer("/context/contextActivities")
@@ -222,5 +294,50 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn names_are_the_definitions_names_only() {
+        let long = "x".repeat(500);
+        let skeleton = json!({
+            "actor": {"$p": 0},
+            "verb": {"id": "http://adlnet.gov/expapi/verbs/launched"},
+            "object": {"id": "https://c.example/m1", "definition": {
+                "name": {"nl-NL": " Module 1 ", "en-US": "Module one", "de": "Modul eins"},
+                "description": {"nl-NL": "van Jan Jansen"},
+                "extensions": {"https://x.example/owner": "jan@example.nl"}
+            }},
+            "context": {"contextActivities": {
+                "grouping": [
+                    {"id": "https://c.example/au"},
+                    {"id": "https://c.example/course", "definition": {"name": {"fr": long, "de": "Kurs"}}}
+                ],
+                "parent": {"id": "https://c.example/m1", "definition": {"name": {"nl": "anders"}}},
+                "category": [{"id": "https://c.example/cat", "definition": {"name": {"nl": "categorie"}}}]
+            }}
+        });
+        let names = extract_names(&skeleton);
+        assert_eq!(
+            names,
+            vec![
+                ActivityNameV1 {
+                    id: "https://c.example/m1".into(),
+                    names: vec![
+                        ("en-US".into(), "Module one".into()),
+                        ("nl-NL".into(), "Module 1".into())
+                    ]
+                },
+                ActivityNameV1 {
+                    id: "https://c.example/course".into(),
+                    names: vec![("de".into(), "Kurs".into())]
+                },
+            ]
+        );
+        let text =
+            serde_json::to_string(&names.iter().map(|n| &n.names).collect::<Vec<_>>()).unwrap();
+        assert!(!text.contains("Jansen") && !text.contains("jan@"), "{text}");
+        let only_long =
+            json!({"object": {"id": "https://c.example/x", "definition": {"name": {"fr": long}}}});
+        assert_eq!(extract_names(&only_long)[0].names[0].1.chars().count(), 200);
     }
 }

@@ -10,6 +10,7 @@ use crate::security::audit::AuditSettings;
 use crate::security::ratelimit::LimitsConfig;
 use crate::security::tokens::OAuthConfig;
 use crate::security::transport::TransportConfig;
+use crate::tasks::TasksConfig;
 use crate::web::WebConfig;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -36,6 +37,8 @@ pub struct ServeConfig {
     /// The Parquet files and SQL limits; `None`: `<data dir>/analytics`
     /// with the default limits, and no follower.
     pub analytics: Option<AnalyticsConfig>,
+    /// What the server does by itself (`tasks.rs`): retention runs.
+    pub tasks: TasksConfig,
 }
 
 impl ServeConfig {
@@ -51,6 +54,7 @@ impl ServeConfig {
             audit: AuditSettings::default(),
             web: WebConfig::default(),
             analytics: None,
+            tasks: TasksConfig::default(),
         }
     }
 }

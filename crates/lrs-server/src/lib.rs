@@ -10,7 +10,8 @@
 //!   OpenID, the audit middleware, TLS, security headers;
 //! - the surfaces, which never import each other: `resources/` (xAPI),
 //!   `api/` (`/api` and `/admin` JSON), `web/` (staff pages);
-//! - `config.rs` and `server.rs`: the composition root.
+//! - `config.rs`, `server.rs` and `tasks.rs`: the composition root (and
+//!   the work the server does by itself).
 //!
 //! What the LRS does is `lrs-app`'s; this crate turns HTTP into calls of it.
 //! It never touches sled or the vault file directly, and never knows clap.
@@ -23,6 +24,7 @@ pub mod request;
 pub mod resources;
 pub mod security;
 pub mod server;
+pub mod tasks;
 pub mod web;
 
 pub use config::ServeConfig;

@@ -24,6 +24,7 @@ use crate::security::ratelimit::{limit_by_address, spawn_upkeep, AuthGuard, Rate
 use crate::security::tls::ServerTls;
 use crate::security::tokens::Tokens;
 use crate::security::transport::TransportConfig;
+use crate::tasks::TasksConfig;
 use crate::web::WebState;
 use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::middleware;
@@ -49,6 +50,8 @@ pub struct AppState {
     pub audit: Arc<Audit>,
     pub transport: Arc<TransportConfig>,
     pub last_versions: Arc<crate::resources::middleware::LastVersions>,
+    /// What the server does by itself (`tasks.rs`).
+    pub tasks: Arc<TasksConfig>,
 }
 
 /// Why serving stopped with an error.
@@ -58,6 +61,8 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
     #[error("closing the store: {0}")]
     Store(#[from] lrs_store::StoreError),
+    #[error("starting: {0}")]
+    Start(#[from] lrs_app::AppError),
 }
 
 impl AppState {
@@ -102,6 +107,7 @@ impl AppState {
             audit,
             transport: Arc::new(config.transport.clone()),
             last_versions: Arc::default(),
+            tasks: Arc::new(config.tasks.clone()),
             store,
         })
     }
@@ -231,6 +237,8 @@ async fn serve(
     let audit = state.audit.clone();
     let monitoring = state.monitor.spawn_background();
     let limits_upkeep = spawn_upkeep(state.auth.limits.clone(), state.auth.auth.guard().clone());
+    let privacy = crate::tasks::start_privacy(store.clone(), audit.clone(), &state.tasks)?;
+    let closing = crate::tasks::start_closing(store.clone(), audit.clone(), &state.tasks);
     // The peer address goes on every request: `/metrics` answers loopback
     // and allowed networks only, and rate limits count per client address.
     let app = router(state);
@@ -244,6 +252,12 @@ async fn serve(
     }
     monitoring.finish().await;
     limits_upkeep.abort();
+    if let Some(privacy) = privacy {
+        privacy.abort();
+    }
+    if let Some(closing) = closing {
+        closing.abort();
+    }
     audit.close().await;
     store.close().await?;
     tracing::info!("store closed; bye");

@@ -308,6 +308,64 @@ impl FrameReader {
 }
 
 /// The segment files, by first sequence number.
+/// The file naming where a trimmed trail starts: written when retention
+/// removes whole segments (`AuditTrailTrimmedV1` records the same in the
+/// log), read by [`verify`].
+pub const ANCHOR_FILE: &str = "anchor.json";
+
+#[derive(Serialize, Deserialize)]
+struct AnchorFile {
+    /// The first record kept.
+    first_kept_seq: u64,
+    /// The hash of the last record removed: the first kept record's
+    /// previous hash (hex).
+    anchor_hash: String,
+}
+
+/// Records that the trail now starts at `first_kept_seq`, whose previous
+/// hash must be `anchor_hash` (written atomically, synced). Written before
+/// the segments are removed: a trail that still starts at record 1 verifies
+/// from the beginning, so a stop in between breaks nothing.
+pub fn write_anchor(
+    dir: &Path,
+    first_kept_seq: u64,
+    anchor_hash: [u8; 32],
+) -> Result<(), StoreError> {
+    let text = serde_json::to_vec(&AnchorFile {
+        first_kept_seq,
+        anchor_hash: hex::encode(anchor_hash),
+    })
+    .map_err(|e| StoreError::Corrupt(format!("encoding the audit anchor: {e}")))?;
+    let temporary = dir.join(format!("{ANCHOR_FILE}.tmp"));
+    {
+        let mut file = File::create(&temporary)?;
+        file.write_all(&text)?;
+        file.sync_all()?;
+    }
+    std::fs::rename(&temporary, dir.join(ANCHOR_FILE))?;
+    File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+/// Where the trail starts if it was trimmed: (first kept record, the
+/// previous hash it must carry).
+pub fn read_anchor(dir: &Path) -> Result<Option<(u64, [u8; 32])>, StoreError> {
+    let bytes = match std::fs::read(dir.join(ANCHOR_FILE)) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let anchor: AnchorFile = serde_json::from_slice(&bytes)
+        .map_err(|e| StoreError::Corrupt(format!("the audit anchor file: {e}")))?;
+    let hash: [u8; 32] = hex::decode(&anchor.anchor_hash)
+        .ok()
+        .and_then(|h| h.try_into().ok())
+        .ok_or_else(|| {
+            StoreError::Corrupt("the audit anchor's hash is not 32 bytes of hex".into())
+        })?;
+    Ok(Some((anchor.first_kept_seq, hash)))
+}
+
 fn segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, StoreError> {
     let mut found = Vec::new();
     let entries = match std::fs::read_dir(dir) {
@@ -1025,6 +1083,7 @@ pub fn verify(dir: &Path, mut progress: impl FnMut(u64)) -> Result<AuditVerifica
     };
     let mut expected: Option<u64> = None;
     let mut prev: Option<[u8; 32]> = None;
+    let anchor = read_anchor(dir)?;
     let mut next_progress = 100_000;
     for (index, (first_seq, path)) in all.iter().enumerate() {
         let is_last = index == all.len() - 1;
@@ -1081,6 +1140,26 @@ pub fn verify(dir: &Path, mut progress: impl FnMut(u64)) -> Result<AuditVerifica
                     } else if first_in_segment && seq != *first_seq {
                         Some(format!(
                             "the segment is named for record {first_seq} but starts with record {seq}"
+                        ))
+                    } else if prev.is_none()
+                        && seq != 1
+                        && anchor.is_some_and(|(first, _)| first != seq)
+                    {
+                        Some(format!(
+                            "the trail starts at record {seq}, but its trim anchor says record {} comes first",
+                            anchor.map_or(0, |(first, _)| first)
+                        ))
+                    } else if prev.is_none()
+                        && seq != 1
+                        && anchor.is_some_and(|(_, hash)| hash != frame.prev_hash())
+                    {
+                        Some(
+                            "the first record does not follow on from the trimmed trail: its previous hash is not the trim anchor"
+                                .to_owned(),
+                        )
+                    } else if prev.is_none() && anchor.is_none() && seq != 1 {
+                        Some(format!(
+                            "the trail starts at record {seq}: records before it are missing and no trim anchor says retention removed them"
                         ))
                     } else if prev.is_some_and(|p| p != frame.prev_hash())
                         || (prev.is_none() && seq == 1 && frame.prev_hash() != [0; 32])
@@ -1464,12 +1543,38 @@ mod tests {
             let first = &records[*first_seq as usize - 1];
             assert_eq!(first.prev_hash, records[*first_seq as usize - 2].hash);
         }
-        // Retention: drop the two oldest segments.
+        // Retention: the anchor first (the trail still verifies from record
+        // 1), then drop the two oldest segments.
+        let first_kept = all[2].0;
+        let anchor = records[first_kept as usize - 2].hash;
+        write_anchor(&config.dir, first_kept, anchor).unwrap();
+        assert!(verify(&config.dir, |_| {}).unwrap().broken.is_none());
         std::fs::remove_file(&all[0].1).unwrap();
         std::fs::remove_file(&all[1].1).unwrap();
         let report = verify(&config.dir, |_| {}).unwrap();
         assert!(report.broken.is_none(), "{:?}", report.broken);
-        assert_eq!(report.first_seq, Some(all[2].0));
+        assert_eq!(report.first_seq, Some(first_kept));
+        // Without the anchor, the missing start is a break.
+        std::fs::rename(config.dir.join(ANCHOR_FILE), data.path().join("anchor")).unwrap();
+        let broken = verify(&config.dir, |_| {}).unwrap().broken.unwrap();
+        assert!(broken.reason.contains("no trim anchor"), "{broken}");
+        // An anchor that does not fit the first kept record is a break.
+        write_anchor(&config.dir, first_kept, [7; 32]).unwrap();
+        let broken = verify(&config.dir, |_| {}).unwrap().broken.unwrap();
+        assert!(broken.reason.contains("trim anchor"), "{broken}");
+        std::fs::rename(data.path().join("anchor"), config.dir.join(ANCHOR_FILE)).unwrap();
+        assert!(verify(&config.dir, |_| {}).unwrap().broken.is_none());
+        // A flipped byte in what remains is found.
+        let path = &all[2].1;
+        let mut bytes = std::fs::read(path).unwrap();
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0x01;
+        std::fs::write(path, &bytes).unwrap();
+        let broken = verify(&config.dir, |_| {}).unwrap().broken.unwrap();
+        assert!(broken.seq >= first_kept, "{broken}");
+        bytes[middle] ^= 0x01;
+        std::fs::write(path, &bytes).unwrap();
+        assert!(verify(&config.dir, |_| {}).unwrap().broken.is_none());
         // A segment missing in the middle is a break at its first record.
         std::fs::remove_file(&all[3].1).unwrap();
         let broken = verify(&config.dir, |_| {}).unwrap().broken.unwrap();

@@ -10,7 +10,16 @@
 //!   `length: u32 BE`, the entry), so the hash chain runs through them;
 //! - `vault`: the latest copy of the identity vault (replaced by each run, so
 //!   a person erased since the last run is erased from the backup by the next
-//!   one; see `docs/operations.md`).
+//!   one; see `docs/operations.md`), sealed under a backup key of the current
+//!   epoch.
+//!
+//! The backup window (docs/adr/0003-backup-window.md): backup keys live only
+//! in the data directory (`privacy/backup-keys`), a new one every half
+//! window, and each is destroyed once it is older than the window. So an
+//! erased person is unreadable in every backup at most one window after the
+//! erasure, whoever kept a copy of it; and within the window a restore zeroes
+//! every person the erasure register (`privacy/erased`, tokens only) or the
+//! restored log names as erased.
 //!
 //! The master key is never in a backup: a backup is ciphertext and wrapped
 //! keys, and restoring needs the key from where the operator keeps it.
@@ -47,6 +56,13 @@ pub trait BackupSource {
     fn head(&self) -> Result<Head, StoreError>;
     /// A copy of the vault file as it is now.
     fn vault_bytes(&self) -> Result<Vec<u8>, StoreError>;
+
+    /// The data directory's `privacy/` directory, where the backup keys and
+    /// the erasure register live. `None`: the vault copy is written unsealed
+    /// (only sources without a data directory, in tests).
+    fn privacy_dir(&self) -> Option<PathBuf> {
+        None
+    }
 
     /// The hash of the entry at `position`, if there is one.
     fn entry_hash(&self, position: Position) -> Result<Option<[u8; 32]>, StoreError> {
@@ -92,6 +108,10 @@ impl BackupSource for OfflineSource {
         Ok(self.head)
     }
 
+    fn privacy_dir(&self) -> Option<PathBuf> {
+        self.vault_path.parent().map(|dir| dir.join(PRIVACY_DIR))
+    }
+
     fn vault_bytes(&self) -> Result<Vec<u8>, StoreError> {
         match std::fs::read(&self.vault_path) {
             Ok(bytes) => Ok(bytes),
@@ -108,6 +128,13 @@ pub struct Manifest {
     pub segments: Vec<SegmentRecord>,
     pub vault: Option<FileRecord>,
     pub runs: Vec<RunRecord>,
+    /// The backup-key epoch the vault copy is sealed under (`None`: unsealed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vault_epoch: Option<u64>,
+    /// Where the backup keys were (the source's `privacy/`): where a restore
+    /// looks for them unless `LRS_PRIVACY_DIR` says otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub privacy_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -265,6 +292,8 @@ pub fn backup(
             segments: Vec::new(),
             vault: None,
             runs: Vec::new(),
+            vault_epoch: None,
+            privacy_dir: None,
         },
     };
     let previous = Head {
@@ -361,15 +390,31 @@ pub fn backup(
     }
     drop(entries);
 
-    // The vault, after the head was fixed.
+    // The vault, after the head was fixed, sealed under the current
+    // backup key (expired keys destroyed first).
     let vault = source.vault_bytes()?;
-    write_atomically(dir, "vault", &vault)?;
+    let (copy, epoch, privacy_dir) = match source.privacy_dir() {
+        Some(privacy_dir) => {
+            let mut keys = BackupKeys::open(&privacy_dir)?;
+            keys.expire(now_unix())?;
+            let (epoch, key) = keys.current(now_unix())?;
+            (
+                seal_vault(&vault, epoch, &key),
+                Some(epoch),
+                std::path::absolute(&privacy_dir).ok(),
+            )
+        }
+        None => (vault.clone(), None, None),
+    };
+    write_atomically(dir, "vault", &copy)?;
     manifest.vault = Some(FileRecord {
         file: "vault".into(),
-        bytes: vault.len() as u64,
-        sha256: hex::encode(Sha256::digest(&vault)),
+        bytes: copy.len() as u64,
+        sha256: hex::encode(Sha256::digest(&copy)),
         copied_at_unix: now_unix(),
     });
+    manifest.vault_epoch = epoch;
+    manifest.privacy_dir = privacy_dir;
     manifest.head = HeadRecord {
         position: target.position,
         hash: hex::encode(target.hash),
@@ -575,15 +620,34 @@ pub struct RestoreReport {
     pub head: Position,
     pub vault_bytes: u64,
     pub seconds: f64,
+    /// People in the backup's vault copy who had been erased since, zeroed.
+    pub erased_again: usize,
 }
 
 /// Restores the log and the vault of the backup in `from` into `data_dir`,
 /// which must not exist or be empty. Every entry is checked against the
 /// chain before it is written. The read models are not restored: opening the
 /// store afterwards folds them from the log.
+///
+/// The vault copy is opened with the backup key of its epoch, from the
+/// privacy directory `LRS_PRIVACY_DIR` names, else the one the backup was
+/// made from; a backup whose key was destroyed (older than the backup
+/// window) is refused. Every person the erasure register there or the
+/// restored log names as erased is zeroed in the restored vault.
 pub fn restore(
     from: &Path,
     data_dir: &Path,
+    progress: impl FnMut(Progress),
+) -> Result<RestoreReport, BackupError> {
+    let privacy_dir = std::env::var_os(PRIVACY_DIR_ENV).map(PathBuf::from);
+    restore_with(from, data_dir, privacy_dir.as_deref(), progress)
+}
+
+/// [`restore`] with the privacy directory given (`None`: the manifest's).
+pub fn restore_with(
+    from: &Path,
+    data_dir: &Path,
+    privacy_dir: Option<&Path>,
     mut progress: impl FnMut(Progress),
 ) -> Result<RestoreReport, BackupError> {
     let started = std::time::Instant::now();
@@ -600,28 +664,73 @@ pub fn restore(
     }
     let manifest = read_manifest(from)?
         .ok_or_else(|| BackupError::Refused(format!("{} holds no backup", from.display())))?;
-    let vault = check_vault_copy(from, &manifest)?;
+    let copy = check_vault_copy(from, &manifest)?;
+    let privacy_dir = privacy_dir
+        .map(Path::to_path_buf)
+        .or_else(|| manifest.privacy_dir.clone());
+    let (vault, register) = match (manifest.vault_epoch, &privacy_dir) {
+        (None, _) => (
+            copy,
+            privacy_dir
+                .as_deref()
+                .map(erased_register)
+                .transpose()?
+                .unwrap_or_default(),
+        ),
+        (Some(epoch), None) => {
+            return Err(BackupError::Refused(format!(
+                "the vault copy is sealed under backup key {epoch}: set {PRIVACY_DIR_ENV} to the \
+                 privacy directory holding the backup keys"
+            )))
+        }
+        (Some(epoch), Some(privacy_dir)) => {
+            let keys = BackupKeys::open_existing(privacy_dir)?.ok_or_else(|| {
+                BackupError::Refused(format!(
+                    "no backup keys in {} (set {PRIVACY_DIR_ENV} to the privacy directory of the \
+                     data directory the backup was made from)",
+                    privacy_dir.display()
+                ))
+            })?;
+            let key = keys.key(epoch).ok_or_else(|| {
+                BackupError::Refused(format!(
+                    "the vault copy of this backup is sealed under backup key {epoch}, which no \
+                     longer exists: the backup is older than the backup window ({} days) and \
+                     its personal data is unreadable by design; restore a newer backup",
+                    keys.window_days()
+                ))
+            })?;
+            (
+                open_vault(&copy, epoch, &key)?,
+                erased_register(privacy_dir)?,
+            )
+        }
+    };
     std::fs::create_dir_all(data_dir).map_err(io(data_dir))?;
-    let restored = restore_into(from, data_dir, &manifest, &vault, &mut progress);
+    let restored = restore_into(from, data_dir, &manifest, vault, register, &mut progress);
     if restored.is_err() {
         // Nothing half-restored is left to be mistaken for a store.
         let _ = std::fs::remove_dir_all(data_dir);
     }
-    let head = restored?;
+    let (head, vault_bytes, erased) = restored?;
     Ok(RestoreReport {
         head: head.position,
-        vault_bytes: vault.len() as u64,
+        vault_bytes,
         seconds: started.elapsed().as_secs_f64(),
+        erased_again: erased,
     })
 }
 
+/// Restores the log, then the vault with every erased person zeroed: those
+/// of the register and those the restored log records (`PersonErasedV1`).
+/// The register goes along into the new data directory.
 fn restore_into(
     from: &Path,
     data_dir: &Path,
     manifest: &Manifest,
-    vault: &[u8],
+    mut vault: Vec<u8>,
+    mut erased: std::collections::HashSet<lrs_core::Token>,
     progress: &mut dyn FnMut(Progress),
-) -> Result<Head, BackupError> {
+) -> Result<(Head, u64, usize), BackupError> {
     let db = sled::Config::new()
         .path(data_dir.join("log"))
         .flush_every_ms(None)
@@ -634,6 +743,11 @@ fn restore_into(
         ChainChecker::new().head(),
         progress,
         |entries| {
+            for (_, value) in entries {
+                if let Some(token) = erased_in_entry(value) {
+                    erased.insert(token);
+                }
+            }
             log.insert_checked(entries)?;
             Ok(())
         },
@@ -646,9 +760,31 @@ fn restore_into(
         .and_then(|f| f.sync_all())
         .map_err(io(data_dir))?;
     wait_for_release(&db_file)?;
-    write_atomically(data_dir, "vault", vault)?;
-    Ok(head)
+    let zeroed = crate::vault::erase_in_copy(&mut vault, &erased);
+    write_atomically(data_dir, "vault", &vault)?;
+    let privacy_dir = data_dir.join(PRIVACY_DIR);
+    let mut tokens: Vec<lrs_core::Token> = erased.into_iter().collect();
+    tokens.sort();
+    register_erased(&privacy_dir, &tokens)?;
+    Ok((head, vault.len() as u64, zeroed))
 }
+
+/// The person a raw log entry erases, if it is a `PersonErasedV1` (its
+/// variant tag is checked before anything is decoded).
+fn erased_in_entry(value: &[u8]) -> Option<lrs_core::Token> {
+    const HEADER: usize = 1 + 32 + 32;
+    let event = value.get(HEADER..)?;
+    if event.first() != Some(&PERSON_ERASED_TAG) {
+        return None;
+    }
+    match lrs_core::Event::decode(event) {
+        Ok(lrs_core::Event::PersonErasedV1(erased)) => Some(erased.token),
+        _ => None,
+    }
+}
+
+/// The postcard tag of `Event::PersonErasedV1` (its variant index).
+const PERSON_ERASED_TAG: u8 = 15;
 
 /// Waits until nothing in this process holds sled's lock on `db_file` any
 /// more. sled 0.34 releases it when the last of its background I/O jobs
@@ -687,4 +823,382 @@ pub fn record_last_backup(data_dir: &Path, report: &BackupReport) -> Result<(), 
         "to": report.directory,
     });
     write_atomically(&dir, "last-backup.json", record.to_string().as_bytes())
+}
+
+// ---- the backup window: backup keys and the erasure register ----
+
+/// The data directory's directory of privacy files.
+pub const PRIVACY_DIR: &str = "privacy";
+/// Names the privacy directory a restore takes its backup keys and erasure
+/// register from (default: the one the backup was made from).
+pub const PRIVACY_DIR_ENV: &str = "LRS_PRIVACY_DIR";
+/// How long a backup's vault copy stays readable, by default.
+pub const DEFAULT_WINDOW_DAYS: u32 = 30;
+const KEYS_FILE: &str = "backup-keys";
+const REGISTER_FILE: &str = "erased";
+const KEYS_MAGIC: &[u8; 12] = b"LRS-BKEYS-v1";
+const KEYS_HEADER: usize = 16;
+const KEY_SLOT: usize = 64;
+const VAULT_MAGIC: &[u8; 16] = b"LRS-BVAULT-v1\0\0\0";
+const DAY_SECONDS: i64 = 86_400;
+
+/// One backup key, as listed (never the key itself).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EpochInfo {
+    pub epoch: u64,
+    pub created_unix: i64,
+}
+
+struct KeySlot {
+    index: usize,
+    epoch: u64,
+    created_unix: i64,
+    key: [u8; 32],
+}
+
+/// The backup keys of a data directory: `privacy/backup-keys`, a header
+/// (magic, window in days) and fixed 64-byte slots (live flag, epoch,
+/// creation time, key) overwritten with zeros in place when a key is
+/// destroyed, like the vault's (docs/adr/0002). Held under an exclusive
+/// file lock while open, so a backup and a retention run never race.
+pub struct BackupKeys {
+    file: File,
+    window_days: u32,
+    slots: Vec<KeySlot>,
+    slot_count: usize,
+}
+
+impl BackupKeys {
+    /// Opens (creating, with the default window) the key file.
+    pub fn open(privacy_dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(privacy_dir)?;
+        Self::open_file(privacy_dir, true).map(|keys| keys.expect("created"))
+    }
+
+    /// Opens the key file if there is one.
+    pub fn open_existing(privacy_dir: &Path) -> Result<Option<Self>, StoreError> {
+        Self::open_file(privacy_dir, false)
+    }
+
+    fn open_file(privacy_dir: &Path, create: bool) -> Result<Option<Self>, StoreError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = privacy_dir.join(KEYS_FILE);
+        let file = match std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(create)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+        {
+            Ok(file) => file,
+            Err(e) if !create && e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        fs2::FileExt::lock_exclusive(&file)?;
+        let mut bytes = Vec::new();
+        (&file).read_to_end(&mut bytes)?;
+        if bytes.is_empty() {
+            let mut header = [0u8; KEYS_HEADER];
+            header[..12].copy_from_slice(KEYS_MAGIC);
+            header[12..].copy_from_slice(&DEFAULT_WINDOW_DAYS.to_be_bytes());
+            std::os::unix::fs::FileExt::write_all_at(&file, &header, 0)?;
+            file.sync_all()?;
+            bytes = header.to_vec();
+        }
+        if bytes.len() < KEYS_HEADER || &bytes[..12] != KEYS_MAGIC {
+            return Err(StoreError::Corrupt(format!(
+                "{} is not a backup key file",
+                path.display()
+            )));
+        }
+        let window_days = u32::from_be_bytes(bytes[12..16].try_into().expect("4 bytes"));
+        let mut slots = Vec::new();
+        let body = &bytes[KEYS_HEADER..];
+        let slot_count = body.len() / KEY_SLOT;
+        for (index, slot) in body.chunks_exact(KEY_SLOT).enumerate() {
+            if slot[0] != 1 {
+                continue;
+            }
+            slots.push(KeySlot {
+                index,
+                epoch: u64::from_be_bytes(slot[1..9].try_into().expect("8 bytes")),
+                created_unix: i64::from_be_bytes(slot[9..17].try_into().expect("8 bytes")),
+                key: slot[17..49].try_into().expect("32 bytes"),
+            });
+        }
+        Ok(Some(Self {
+            file,
+            window_days,
+            slots,
+            slot_count,
+        }))
+    }
+
+    /// How long a backup's vault copy stays readable, days.
+    pub fn window_days(&self) -> u32 {
+        self.window_days
+    }
+
+    /// Sets the window (at least 2 days: keys rotate every half window).
+    pub fn set_window_days(&mut self, days: u32) -> Result<(), StoreError> {
+        let days = days.max(2);
+        std::os::unix::fs::FileExt::write_all_at(&self.file, &days.to_be_bytes(), 12)?;
+        self.file.sync_data()?;
+        self.window_days = days;
+        Ok(())
+    }
+
+    /// The live keys, oldest first.
+    pub fn epochs(&self) -> Vec<EpochInfo> {
+        let mut epochs: Vec<EpochInfo> = self
+            .slots
+            .iter()
+            .map(|s| EpochInfo {
+                epoch: s.epoch,
+                created_unix: s.created_unix,
+            })
+            .collect();
+        epochs.sort_by_key(|e| e.epoch);
+        epochs
+    }
+
+    pub fn key(&self, epoch: u64) -> Option<[u8; 32]> {
+        self.slots.iter().find(|s| s.epoch == epoch).map(|s| s.key)
+    }
+
+    /// Destroys (zeroes in place, synced) every key created more than the
+    /// window before `now_unix`. Returns the epochs destroyed.
+    pub fn expire(&mut self, now_unix: i64) -> Result<Vec<EpochInfo>, StoreError> {
+        let cutoff = now_unix - i64::from(self.window_days) * DAY_SECONDS;
+        let mut destroyed = Vec::new();
+        let mut kept = Vec::new();
+        for slot in std::mem::take(&mut self.slots) {
+            if slot.created_unix <= cutoff {
+                std::os::unix::fs::FileExt::write_all_at(
+                    &self.file,
+                    &[0u8; KEY_SLOT],
+                    (KEYS_HEADER + slot.index * KEY_SLOT) as u64,
+                )?;
+                destroyed.push(EpochInfo {
+                    epoch: slot.epoch,
+                    created_unix: slot.created_unix,
+                });
+            } else {
+                kept.push(slot);
+            }
+        }
+        self.slots = kept;
+        if !destroyed.is_empty() {
+            self.file.sync_data()?;
+        }
+        Ok(destroyed)
+    }
+
+    /// The key a backup made now seals its vault copy with: the newest, if
+    /// younger than half the window, else a new one (so every backup stays
+    /// restorable for at least half the window).
+    pub fn current(&mut self, now_unix: i64) -> Result<(u64, [u8; 32]), StoreError> {
+        let half = i64::from(self.window_days) * DAY_SECONDS / 2;
+        if let Some(newest) = self.slots.iter().max_by_key(|s| s.epoch) {
+            if newest.created_unix > now_unix - half && newest.created_unix <= now_unix {
+                return Ok((newest.epoch, newest.key));
+            }
+        }
+        let epoch = self.slots.iter().map(|s| s.epoch).max().unwrap_or(0).max(
+            // Epochs never repeat, also after every key was destroyed:
+            // the file's slot count bounds every epoch ever written.
+            self.slot_count as u64,
+        ) + 1;
+        let mut key = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut key);
+        let mut slot = [0u8; KEY_SLOT];
+        slot[0] = 1;
+        slot[1..9].copy_from_slice(&epoch.to_be_bytes());
+        slot[9..17].copy_from_slice(&now_unix.to_be_bytes());
+        slot[17..49].copy_from_slice(&key);
+        let index = self.slot_count;
+        std::os::unix::fs::FileExt::write_all_at(
+            &self.file,
+            &slot,
+            (KEYS_HEADER + index * KEY_SLOT) as u64,
+        )?;
+        self.file.sync_data()?;
+        self.slot_count += 1;
+        self.slots.push(KeySlot {
+            index,
+            epoch,
+            created_unix: now_unix,
+            key,
+        });
+        Ok((epoch, key))
+    }
+}
+
+fn vault_cipher(key: &[u8; 32]) -> chacha20poly1305::XChaCha20Poly1305 {
+    use chacha20poly1305::KeyInit;
+    chacha20poly1305::XChaCha20Poly1305::new(&(*key).into())
+}
+
+/// A backup's vault copy: magic, epoch, nonce, then the vault file sealed
+/// under the epoch's backup key (magic and epoch authenticated).
+pub fn seal_vault(vault: &[u8], epoch: u64, key: &[u8; 32]) -> Vec<u8> {
+    use chacha20poly1305::aead::{Aead, Payload};
+    let mut nonce = [0u8; 24];
+    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut nonce);
+    let mut header = VAULT_MAGIC.to_vec();
+    header.extend_from_slice(&epoch.to_be_bytes());
+    let ciphertext = vault_cipher(key)
+        .encrypt(
+            chacha20poly1305::XNonce::from_slice(&nonce),
+            Payload {
+                msg: vault,
+                aad: &header,
+            },
+        )
+        .expect("encryption never fails");
+    let mut out = header;
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(&ciphertext);
+    out
+}
+
+/// Opens a vault copy sealed with [`seal_vault`].
+pub fn open_vault(copy: &[u8], epoch: u64, key: &[u8; 32]) -> Result<Vec<u8>, BackupError> {
+    use chacha20poly1305::aead::{Aead, Payload};
+    let header_len = VAULT_MAGIC.len() + 8;
+    if copy.len() < header_len + 24 || &copy[..VAULT_MAGIC.len()] != VAULT_MAGIC {
+        return Err(BackupError::Damaged("the vault copy is not sealed".into()));
+    }
+    let sealed_epoch = u64::from_be_bytes(
+        copy[VAULT_MAGIC.len()..header_len]
+            .try_into()
+            .expect("8 bytes"),
+    );
+    if sealed_epoch != epoch {
+        return Err(BackupError::Damaged(format!(
+            "the vault copy is sealed under backup key {sealed_epoch}, the manifest says {epoch}"
+        )));
+    }
+    vault_cipher(key)
+        .decrypt(
+            chacha20poly1305::XNonce::from_slice(&copy[header_len..header_len + 24]),
+            Payload {
+                msg: &copy[header_len + 24..],
+                aad: &copy[..header_len],
+            },
+        )
+        .map_err(|_| {
+            BackupError::Damaged("the vault copy does not open under its backup key".into())
+        })
+}
+
+/// Adds people to the erasure register (`privacy/erased`: 16-byte tokens,
+/// appended and synced; no personal data). A restore zeroes them again.
+pub fn register_erased(privacy_dir: &Path, tokens: &[lrs_core::Token]) -> Result<(), StoreError> {
+    std::fs::create_dir_all(privacy_dir)?;
+    let known = erased_register(privacy_dir)?;
+    let fresh: Vec<u8> = tokens
+        .iter()
+        .filter(|t| !known.contains(t))
+        .flat_map(|t| t.0)
+        .collect();
+    if fresh.is_empty() {
+        return Ok(());
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(privacy_dir.join(REGISTER_FILE))?;
+    file.write_all(&fresh)?;
+    file.sync_all()?;
+    Ok(())
+}
+
+/// The tokens of the erasure register (empty if there is none).
+pub fn erased_register(
+    privacy_dir: &Path,
+) -> Result<std::collections::HashSet<lrs_core::Token>, StoreError> {
+    let bytes = match std::fs::read(privacy_dir.join(REGISTER_FILE)) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(bytes
+        .chunks_exact(16)
+        .map(|chunk| lrs_core::Token(chunk.try_into().expect("16 bytes")))
+        .collect())
+}
+
+#[cfg(test)]
+mod window_tests {
+    use super::*;
+
+    #[test]
+    fn the_erased_tag_is_the_variant_index() {
+        let event = lrs_core::Event::PersonErasedV1(lrs_core::events::PersonErasedV1 {
+            token: lrs_core::Token([1; 16]),
+            time_micros: 0,
+            reason: lrs_core::events::ErasureReasonV1::Request {
+                request_id: "r".into(),
+            },
+            who: "t".into(),
+        });
+        assert_eq!(event.encode()[0], PERSON_ERASED_TAG);
+    }
+
+    #[test]
+    fn keys_rotate_every_half_window_and_die_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let day = DAY_SECONDS;
+        let mut keys = BackupKeys::open(dir.path()).unwrap();
+        keys.set_window_days(10).unwrap();
+        let (first, key) = keys.current(100 * day).unwrap();
+        assert_eq!(
+            keys.current(104 * day).unwrap().0,
+            first,
+            "same key within half the window"
+        );
+        let (second, _) = keys.current(106 * day).unwrap();
+        assert!(second > first, "a new key after half the window");
+        let sealed = seal_vault(b"LRS-VAULT-v1 bytes", first, &key);
+        assert_eq!(
+            open_vault(&sealed, first, &key).unwrap(),
+            b"LRS-VAULT-v1 bytes"
+        );
+        assert!(keys.expire(109 * day).unwrap().is_empty());
+        drop(keys);
+        let mut keys = BackupKeys::open(dir.path()).unwrap();
+        assert_eq!(keys.window_days(), 10);
+        assert_eq!(keys.key(first), Some(key), "keys survive reopening");
+        let destroyed = keys.expire(110 * day).unwrap();
+        assert_eq!(
+            destroyed.iter().map(|e| e.epoch).collect::<Vec<_>>(),
+            vec![first]
+        );
+        assert_eq!(keys.key(first), None);
+        drop(keys);
+        let raw = std::fs::read(dir.path().join(KEYS_FILE)).unwrap();
+        assert!(
+            !raw.windows(32).any(|w| w == key),
+            "the destroyed key is gone from the file"
+        );
+        let keys = BackupKeys::open(dir.path()).unwrap();
+        assert_eq!(keys.key(first), None);
+        assert!(keys.key(second).is_some());
+    }
+
+    #[test]
+    fn the_register_keeps_each_token_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = lrs_core::Token([1; 16]);
+        let b = lrs_core::Token([2; 16]);
+        register_erased(dir.path(), &[a]).unwrap();
+        register_erased(dir.path(), &[a, b]).unwrap();
+        assert_eq!(erased_register(dir.path()).unwrap().len(), 2);
+        assert_eq!(
+            std::fs::read(dir.path().join(REGISTER_FILE)).unwrap().len(),
+            32
+        );
+    }
 }

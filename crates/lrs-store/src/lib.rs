@@ -12,6 +12,7 @@ pub mod log;
 mod progress;
 mod projector;
 pub mod query;
+pub mod retention;
 mod staff;
 pub mod store;
 pub mod vault;

@@ -3,10 +3,12 @@
 
 use crate::error::StoreError;
 use crate::store::Store;
+use lrs_core::events::FiguresClosedV1;
 use lrs_core::token::Token;
+use lrs_core::Event;
 use lrs_projections::progress::{
-    self, decode_u64, Assignment, LibraryMember, StatementRecord, ASSIGNED, COUNTERS, LEARNERS,
-    LIBRARY, MODELS, MODULES,
+    self, decode_u64, ActivityName, Assignment, ClosedMonth, LibraryMember, StatementRecord,
+    ASSIGNED, CLOSED, COUNTERS, LATE, LEARNERS, LIBRARY, MODELS, MODULES, NAMES,
 };
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
@@ -170,5 +172,82 @@ impl Store {
             }
         }
         Ok(found)
+    }
+
+    /// The names of an activity's latest definition (a course or module).
+    pub fn activity_name(&self, id: &str) -> Result<Option<ActivityName>, StoreError> {
+        match self.shared.tree(NAMES).get(id.as_bytes())? {
+            Some(bytes) => Ok(Some(
+                postcard::from_bytes(&bytes).map_err(|e| corrupt("activity name", e))?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// Every closing of a month (`YYYYMM`), oldest first.
+    pub fn closings_of(&self, month: [u8; 6]) -> Result<Vec<ClosedMonth>, StoreError> {
+        let mut found = Vec::new();
+        for item in self.shared.tree(CLOSED).scan_prefix(month) {
+            let (key, value) = item?;
+            if key.len() == 10 {
+                found.push(postcard::from_bytes(&value).map_err(|e| corrupt("closing", e))?);
+            }
+        }
+        Ok(found)
+    }
+
+    /// The latest closing of a month, if it was closed.
+    pub fn latest_closing(&self, month: [u8; 6]) -> Result<Option<ClosedMonth>, StoreError> {
+        match self.shared.tree(CLOSED).get(month)? {
+            Some(bytes) => Ok(Some(
+                postcard::from_bytes(&bytes).map_err(|e| corrupt("closing", e))?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// The closed figures a closing recorded (its event in the log).
+    pub fn closed_figures(&self, closing: &ClosedMonth) -> Result<FiguresClosedV1, StoreError> {
+        match self.entry(closing.position)?.map(|entry| entry.event) {
+            Some(Event::FiguresClosedV1(closed)) => Ok(closed),
+            _ => Err(StoreError::Corrupt(format!(
+                "progress.closed points at {}, which is no closing",
+                closing.position
+            ))),
+        }
+    }
+
+    /// Statements that changed a month's figures in a scope after a
+    /// closing (version) of it.
+    pub fn late_statements(
+        &self,
+        month: [u8; 6],
+        scope: &[u8],
+        version: u32,
+    ) -> Result<u64, StoreError> {
+        Ok(self
+            .shared
+            .tree(LATE)
+            .get(progress::late_key(&month, scope, version))?
+            .map(|v| decode_u64(&v))
+            .unwrap_or(0))
+    }
+
+    /// The months (`YYYYMM`) that have any figure, oldest first: one seek
+    /// per month.
+    pub fn figure_months(&self) -> Result<Vec<[u8; 6]>, StoreError> {
+        let tree = self.shared.tree(COUNTERS);
+        let mut months = Vec::new();
+        let mut from: Vec<u8> = Vec::new();
+        while let Some(item) = tree.range(from.clone()..).next() {
+            let (key, _) = item?;
+            let Ok(month) = <[u8; 6]>::try_from(&key[..6.min(key.len())]) else {
+                break;
+            };
+            months.push(month);
+            // The smallest key after every key of this month.
+            from = [month.as_slice(), &[0xff; 8]].concat();
+        }
+        Ok(months)
     }
 }

@@ -47,6 +47,7 @@ pub(crate) fn all_projections() -> Vec<Box<dyn Projection>> {
         Box::new(documents::Documents),
         Box::new(lrs_projections::staff_accounts::StaffAccounts),
         Box::new(lrs_projections::progress::Progress::default()),
+        Box::new(lrs_projections::privacy::Privacy),
     ]
 }
 
@@ -335,8 +336,9 @@ struct PostingsSnapshotV1 {
 
 pub(crate) const SNAPSHOT_FILE: &str = "postings.snapshot";
 /// Format of the snapshot: bump when the lists change meaning (2: library
-/// and credential scope lists), so an older snapshot is rebuilt from the log.
-pub(crate) const POSTINGS_FORMAT: u8 = 2;
+/// and credential scope lists; 3: an erased person's lists dropped), so an
+/// older snapshot is rebuilt from the log.
+pub(crate) const POSTINGS_FORMAT: u8 = 3;
 
 pub(crate) fn entry_hash_at(log: &Log, position: Position) -> Result<Option<[u8; 32]>, StoreError> {
     if position == 0 {

@@ -263,6 +263,26 @@ impl Store {
         answer.await.map_err(|_| StoreError::Closed)?
     }
 
+    /// Appends an event that `derive` makes on the writer thread from the
+    /// read models exactly at the log's head (nothing else is being written
+    /// meanwhile, and the event goes at head + 1): a closing of a month's
+    /// figures reads the counters this way. `derive` may read the store
+    /// (never append: that would wait for itself); `None` appends nothing.
+    pub async fn append_derived(
+        &self,
+        derive: impl FnOnce() -> Option<Event> + Send + 'static,
+    ) -> Result<Option<Position>, AppendError> {
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send(Request::Derived {
+                derive: Box::new(derive),
+                reply,
+            })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
     /// Appends a document event if, at the moment it is appended, the
     /// document's current ETag is what `expect` asks for.
     pub async fn append_document(
@@ -489,6 +509,10 @@ impl crate::backup::BackupSource for Store {
 
     fn vault_bytes(&self) -> Result<Vec<u8>, StoreError> {
         self.shared.vault.file_bytes()
+    }
+
+    fn privacy_dir(&self) -> Option<PathBuf> {
+        Some(self.data_dir.join(crate::backup::PRIVACY_DIR))
     }
 }
 

@@ -312,6 +312,36 @@ impl Vault {
     }
 }
 
+/// Zeroes, in a copy of a vault file (a backup's, being restored), the slot
+/// of every token in `erased`: the same as [`Vault::destroy`], without the
+/// master key (the token is in clear in its slot). Returns how many.
+pub fn erase_in_copy(bytes: &mut [u8], erased: &std::collections::HashSet<Token>) -> usize {
+    if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
+        return 0;
+    }
+    let mut count = 0;
+    for slot in bytes[MAGIC.len()..].chunks_exact_mut(SLOT_SIZE) {
+        let token = Token(slot[TOKEN_AT..NONCE_AT].try_into().expect("fixed slice"));
+        if slot[0] == LIVE && erased.contains(&token) {
+            slot.fill(0);
+            count += 1;
+        }
+    }
+    count
+}
+
+/// The tokens of the live slots of a vault file's bytes (no master key needed).
+pub fn tokens_in_copy(bytes: &[u8]) -> Vec<Token> {
+    if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
+        return Vec::new();
+    }
+    bytes[MAGIC.len()..]
+        .chunks_exact(SLOT_SIZE)
+        .filter(|slot| slot[0] == LIVE)
+        .map(|slot| Token(slot[TOKEN_AT..NONCE_AT].try_into().expect("fixed slice")))
+        .collect()
+}
+
 impl lrs_core::envelope::KeyLookup for Vault {
     fn key(&self, token: &Token) -> Option<DataKey> {
         Vault::key(self, token)

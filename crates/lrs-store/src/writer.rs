@@ -7,8 +7,8 @@ use crate::error::StoreError;
 use crate::log::{Head, Log};
 use crate::projector::{apply_projections, rebuild_all, Pending, Shared};
 use lrs_core::events::{
-    ContextFactsV1, OriginV1, SealedStatementV1, StatementFactsV1, StatementStoredV1,
-    StatementStoredV3,
+    ActivityNameV1, ContextFactsV1, OriginV1, SealedStatementV1, StatementFactsV1,
+    StatementStoredV1, StatementStoredV4,
 };
 use lrs_core::{Event, Position};
 use lrs_projections::documents::{self, document_key};
@@ -30,7 +30,13 @@ pub struct PreparedStatement {
     pub origin: OriginV1,
     /// The context activities by kind (for the course model).
     pub context: ContextFactsV1,
+    /// The names its activity definitions give (`lrs_core::facts::extract_names`).
+    pub names: Vec<ActivityNameV1>,
 }
+
+/// Makes an event from the read models exactly as they are at the log's
+/// head (`Store::append_derived`); `None`: nothing to append.
+pub type Derive = Box<dyn FnOnce() -> Option<Event> + Send>;
 
 /// What a document write expects of the document's current state
 /// (HTTP If-Match / If-None-Match, and read-merge-write for POST).
@@ -78,6 +84,13 @@ pub(crate) enum Request {
         expect: DocumentExpectation,
         reply: oneshot::Sender<Result<Position, AppendError>>,
     },
+    /// An event made on the writer thread from the read models at the head,
+    /// with no group in flight: what it read is exactly the state at the
+    /// position before its own.
+    Derived {
+        derive: Derive,
+        reply: oneshot::Sender<Result<Option<Position>, AppendError>>,
+    },
     /// Answer everything before this, then stop.
     Shutdown(oneshot::Sender<()>),
     /// Drop every projection and fold the whole log again (no appends meanwhile).
@@ -94,6 +107,7 @@ pub(crate) fn run(
 ) {
     let mut last_stored = shared.last_stored_micros.load(Ordering::SeqCst);
     let mut shutdown = None;
+    let mut derived = None;
     while let Some(first) = requests.blocking_recv() {
         let mut group = Vec::new();
         let mut queued = 0;
@@ -101,6 +115,10 @@ pub(crate) fn run(
         while let Some(request) = next.take() {
             if let Request::Shutdown(reply) = request {
                 shutdown = Some(reply);
+                break;
+            }
+            if let Request::Derived { derive, reply } = request {
+                derived = Some((derive, reply));
                 break;
             }
             if let Request::Rebuild(reply) = request {
@@ -114,25 +132,30 @@ pub(crate) fn run(
             }
             next = requests.try_recv().ok();
         }
-        shared.writing.store(true, Ordering::SeqCst);
-        match commit_group(&shared, &log, &mut head, &mut last_stored, group) {
-            Ok(replies) => {
-                shared
-                    .last_stored_micros
-                    .store(last_stored, Ordering::SeqCst);
-                shared.head.send_replace(head.position);
-                for reply in replies {
-                    reply.send();
+        commit_and_answer(&shared, &log, &mut head, &mut last_stored, group);
+        // After the group before it is committed: the derivation reads the
+        // read models at the head, and its event goes right after.
+        if let Some((derive, reply)) = derived.take() {
+            match derive() {
+                Some(event) => {
+                    let (event_reply, answer) = oneshot::channel();
+                    let group = vec![Request::Event {
+                        event: Box::new(event),
+                        reply: event_reply,
+                    }];
+                    commit_and_answer(&shared, &log, &mut head, &mut last_stored, group);
+                    let _ = reply.send(
+                        answer
+                            .blocking_recv()
+                            .unwrap_or(Err(AppendError::Store(StoreError::Closed)))
+                            .map(Some),
+                    );
                 }
-            }
-            Err((error, replies)) => {
-                tracing::error!(%error, "group commit failed; requests answered with an error");
-                for reply in replies {
-                    reply.fail(&error);
+                None => {
+                    let _ = reply.send(Ok(None));
                 }
             }
         }
-        shared.writing.store(false, Ordering::SeqCst);
         if let Some(reply) = shutdown.take() {
             let _ = reply.send(());
             break;
@@ -141,11 +164,44 @@ pub(crate) fn run(
     tracing::info!(position = head.position, "log writer stopped");
 }
 
+/// Commits one group and answers each of its requests.
+fn commit_and_answer(
+    shared: &Shared,
+    log: &Log,
+    head: &mut Head,
+    last_stored: &mut i64,
+    group: Vec<Request>,
+) {
+    if group.is_empty() {
+        return;
+    }
+    shared.writing.store(true, Ordering::SeqCst);
+    match commit_group(shared, log, head, last_stored, group) {
+        Ok(replies) => {
+            shared
+                .last_stored_micros
+                .store(*last_stored, Ordering::SeqCst);
+            shared.head.send_replace(head.position);
+            for reply in replies {
+                reply.send();
+            }
+        }
+        Err((error, replies)) => {
+            tracing::error!(%error, "group commit failed; requests answered with an error");
+            for reply in replies {
+                reply.fail(&error);
+            }
+        }
+    }
+    shared.writing.store(false, Ordering::SeqCst);
+}
+
 fn group_size(request: &Request) -> usize {
     match request {
         Request::Statements { statements, .. } => statements.len().max(1),
         Request::Event { .. }
         | Request::Document { .. }
+        | Request::Derived { .. }
         | Request::Shutdown(_)
         | Request::Rebuild(_) => 1,
     }
@@ -208,7 +264,7 @@ fn commit_group(
 
     for request in group {
         match request {
-            Request::Shutdown(_) | Request::Rebuild(_) => {
+            Request::Shutdown(_) | Request::Rebuild(_) | Request::Derived { .. } => {
                 unreachable!("control requests never join a group")
             }
             Request::Event { event, reply } => {
@@ -334,7 +390,7 @@ fn commit_group(
                         (position, statement.comparison_digest),
                     );
                     fresh_positions.push(position);
-                    events.push(Event::StatementStoredV3(StatementStoredV3 {
+                    events.push(Event::StatementStoredV4(StatementStoredV4 {
                         statement: StatementStoredV1 {
                             statement_id: statement.statement_id,
                             stored_micros: *last_stored,
@@ -346,6 +402,7 @@ fn commit_group(
                         },
                         origin: statement.origin,
                         context: statement.context,
+                        names: statement.names,
                     }));
                 }
                 let mut fresh_positions = fresh_positions.into_iter();

@@ -13,6 +13,7 @@ fn prepare(store: &Store, id: Uuid, statement: Value) -> PreparedStatement {
     let sealed = seal(&statement, &[], &mut VaultKeys(store.vault())).unwrap();
     let facts = extract(&sealed.skeleton, &sealed.tokens, None);
     let context = lrs_core::facts::extract_context(&sealed.skeleton);
+    let names = lrs_core::facts::extract_names(&sealed.skeleton);
     let mut comparison_digest = [0u8; 32];
     comparison_digest[..16].copy_from_slice(id.as_bytes());
     PreparedStatement {
@@ -26,6 +27,7 @@ fn prepare(store: &Store, id: Uuid, statement: Value) -> PreparedStatement {
             library: Some(library_of(&id).into()),
         },
         context,
+        names,
     }
 }
 
@@ -145,6 +147,40 @@ async fn dropping_and_replaying_every_projection_gives_identical_bytes() {
         .append_statements("t1".into(), "k".into(), vec![void_later])
         .await
         .unwrap();
+    // Privacy: learner 3 erased (progress, documents and the privacy read
+    // model drop them; the counters stay), a retention period set.
+    let erased = store
+        .vault()
+        .token_of(&xapi::agent::ifi_of(&json!({"mbox": "mailto:learner3@example.nl"})).unwrap())
+        .unwrap();
+    store
+        .append_event(lrs_core::Event::PersonErasedV1(
+            lrs_core::events::PersonErasedV1 {
+                token: erased,
+                time_micros: 3,
+                reason: lrs_core::events::ErasureReasonV1::Request {
+                    request_id: "test".into(),
+                },
+                who: "test".into(),
+            },
+        ))
+        .await
+        .unwrap();
+    store.vault().destroy(&erased).unwrap();
+    store
+        .append_event(lrs_core::Event::RetentionPolicySetV1(
+            lrs_core::events::RetentionPolicySetV1 {
+                tenant: "t1".into(),
+                kind: lrs_core::events::RetentionKindV1::Statements,
+                days: Some(365),
+                time_micros: 4,
+                who: "test".into(),
+            },
+        ))
+        .await
+        .unwrap();
+    assert!(store.is_erased(&erased).unwrap());
+    assert!(store.progress_records(&erased, None).unwrap().is_empty());
 
     let query_in = |store: &Store, scope: Scope| {
         store
@@ -163,14 +199,12 @@ async fn dropping_and_replaying_every_projection_gives_identical_bytes() {
     };
     let query = |store: &Store| query_in(store, Scope::Tenant("t1".into()));
     let library = |store: &Store| query_in(store, Scope::Library("NL-0000000001".into()));
-    let this_month = lrs_projections::progress::month_key(
-        store
-            .statement_at(store.head())
-            .unwrap()
-            .unwrap()
-            .statement
-            .stored_micros,
-    );
+    // The newest statement's month (the log ends with the privacy events).
+    let newest_statement = (1..=store.head())
+        .rev()
+        .find_map(|position| store.statement_at(position).unwrap())
+        .unwrap();
+    let this_month = lrs_projections::progress::month_key(newest_statement.statement.stored_micros);
     let hits = |store: &Store| {
         store
             .figure(
@@ -257,7 +291,8 @@ async fn dropping_and_replaying_every_projection_gives_identical_bytes() {
     );
     let store = Store::open(StoreConfig::new(dir.path(), MasterKey([3; 32]))).unwrap();
     assert_eq!(store.projections_digest().unwrap(), before);
-    assert!(matches!(store.verify_chain(|_| {}).unwrap(), Ok(45)));
+    // 45 events of statements and voiding, then the erasure and the retention policy.
+    assert!(matches!(store.verify_chain(|_| {}).unwrap(), Ok(47)));
 
     // More writes, including a voiding of an old statement and a reference,
     // then a "crash": the store is dropped without close, so the snapshot on

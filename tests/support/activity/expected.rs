@@ -4,8 +4,16 @@
 //! definitions in docs/progress-and-figures.md word by word. Nothing here
 //! reads the statements' JSON or shares code with the server: a figure the
 //! server gets wrong, or this gets wrong, shows as a difference.
+//!
+//! The rules, as the docs give them: a learner enrols in a course in the
+//! month of an enrolment statement or of the first statement (by time) of
+//! their registration for it; a learner–course pair is completed in the
+//! month of a statement about the course itself that means completed or
+//! passed, or, for a course whose modules the model declares, in the month
+//! the last of its modules was satisfied by its moveOn; launches are the
+//! `launched` statements.
 
-use super::{CalMonth, Fact, Month, Verb};
+use super::{move_on, CalMonth, Fact, Month, Verb};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Whose figures.
@@ -22,6 +30,7 @@ pub enum Scope {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Figures {
     pub hits: u64,
+    pub launches: u64,
     pub active_users: u64,
     pub enrolled_participants: u64,
     pub participants_started: u64,
@@ -35,6 +44,7 @@ pub struct Figures {
 #[derive(Default)]
 struct Sets {
     hits: u64,
+    launches: u64,
     active: HashSet<usize>,
     enrolled: HashSet<usize>,
     started: HashSet<usize>,
@@ -69,12 +79,103 @@ pub fn counted(month: &Month) -> Vec<usize> {
         .collect()
 }
 
+/// The position (in `sent`) of the first counted statement, by time, of
+/// each learner's registration for each course: (learner, course) → those
+/// positions (one per registration).
+fn registration_firsts(month: &Month, counted: &[usize]) -> HashSet<usize> {
+    let mut first: HashMap<(usize, usize, u64), (i64, usize)> = HashMap::new();
+    for &i in counted {
+        let fact = &month.sent[i].fact;
+        let (Some(learner), Some(course), Some(registration), Some(time)) =
+            (fact.learner, fact.course, fact.registration, fact.time)
+        else {
+            continue;
+        };
+        let entry = first
+            .entry((learner, course, registration))
+            .or_insert((time, i));
+        if time < entry.0 {
+            *entry = (time, i);
+        }
+    }
+    first.into_values().map(|(_, i)| i).collect()
+}
+
+/// For every learner and declared course whose modules are all satisfied
+/// by their moveOn: the position of the statement that satisfied the last
+/// of them (each module satisfied at its earliest completion, pass, or
+/// both, as its moveOn asks).
+fn structure_completions(month: &Month, counted: &[usize]) -> HashSet<usize> {
+    let world = &month.world;
+    // (learner, course, module) → earliest completed, earliest passed: (time, position).
+    type Earliest = (Option<(i64, usize)>, Option<(i64, usize)>);
+    let mut by_module: HashMap<(usize, usize, usize), Earliest> = HashMap::new();
+    for &i in counted {
+        let fact = &month.sent[i].fact;
+        let (Some(learner), Some(course), Some(module), Some(time)) =
+            (fact.learner, fact.course, fact.module, fact.time)
+        else {
+            continue;
+        };
+        if !world.declared(course) {
+            continue;
+        }
+        let entry = by_module.entry((learner, course, module)).or_default();
+        let earlier = |slot: &mut Option<(i64, usize)>| {
+            if slot.is_none_or(|(t, _)| time < t) {
+                *slot = Some((time, i));
+            }
+        };
+        if completes(fact) {
+            earlier(&mut entry.0);
+        }
+        if passes(fact) {
+            earlier(&mut entry.1);
+        }
+    }
+    let pairs: HashSet<(usize, usize)> = by_module.keys().map(|(l, c, _)| (*l, *c)).collect();
+    let mut found = HashSet::new();
+    for (learner, course) in pairs {
+        let mut last: Option<(i64, usize)> = None;
+        let mut all = true;
+        for module in 0..world.courses[course].modules.len() {
+            let (completed, passed) = by_module
+                .get(&(learner, course, module))
+                .copied()
+                .unwrap_or_default();
+            let satisfied = match move_on(module) {
+                super::MoveOn::Completed => completed,
+                super::MoveOn::Passed => passed,
+                super::MoveOn::CompletedOrPassed => match (completed, passed) {
+                    (Some(c), Some(p)) => Some(c.min(p)),
+                    (c, p) => c.or(p),
+                },
+                super::MoveOn::CompletedAndPassed => match (completed, passed) {
+                    (Some(c), Some(p)) => Some(c.max(p)),
+                    _ => None,
+                },
+            };
+            match satisfied {
+                Some(at) => last = last.max(Some(at)),
+                None => all = false,
+            }
+        }
+        if let (true, Some((_, i))) = (all, last) {
+            found.insert(i);
+        }
+    }
+    found
+}
+
 /// Every month's figures for every scope that has any. `untimed`: the
 /// month statements without a timestamp were stored in.
 pub fn monthly(month: &Month, untimed: CalMonth) -> BTreeMap<(CalMonth, Scope), Figures> {
     let world = &month.world;
+    let counted = counted(month);
+    let firsts = registration_firsts(month, &counted);
+    let completions = structure_completions(month, &counted);
     let mut sets: HashMap<(CalMonth, Scope), Sets> = HashMap::new();
-    for i in counted(month) {
+    for &i in &counted {
         let fact = &month.sent[i].fact;
         let learner = fact.learner.expect("counted statements are learners'");
         let when = fact.time.map_or(untimed, CalMonth::of_micros);
@@ -85,15 +186,21 @@ pub fn monthly(month: &Month, untimed: CalMonth) -> BTreeMap<(CalMonth, Scope), 
         for scope in scopes {
             let s = sets.entry((when, scope)).or_default();
             s.hits += 1;
+            if fact.verb == Verb::Launched {
+                s.launches += 1;
+            }
             s.active.insert(learner);
             let Some(course) = fact.course else { continue };
-            if enrols(fact) {
+            if enrols(fact) || firsts.contains(&i) {
                 s.enrolled.insert(learner);
-            } else {
+            }
+            if !enrols(fact) {
                 s.started.insert(learner);
                 s.started_pairs.insert((learner, course));
             }
-            if fact.module.is_none() && (completes(fact) || passes(fact)) {
+            if fact.module.is_none() && (completes(fact) || passes(fact))
+                || completions.contains(&i)
+            {
                 s.completed_pairs.insert((learner, course));
             }
         }
@@ -112,6 +219,7 @@ pub fn monthly(month: &Month, untimed: CalMonth) -> BTreeMap<(CalMonth, Scope), 
         .map(|(key, s)| {
             let figures = Figures {
                 hits: s.hits,
+                launches: s.launches,
                 active_users: s.active.len() as u64,
                 enrolled_participants: s.enrolled.len() as u64,
                 participants_started: s.started.len() as u64,
@@ -123,6 +231,23 @@ pub fn monthly(month: &Month, untimed: CalMonth) -> BTreeMap<(CalMonth, Scope), 
             (key, figures)
         })
         .collect()
+}
+
+/// The name a course is shown with: the course model's, if it names it,
+/// else its activity definition's Dutch name.
+pub fn course_name(month: &Month, course: usize) -> String {
+    let world = &month.world;
+    if world.renamed_course() == Some(course) {
+        world.model_name(course)
+    } else {
+        world.courses[course].name.clone()
+    }
+}
+
+/// The name of a course by its id (see [`course_name`]).
+pub fn course_name_of(month: &Month, id: &str) -> Option<String> {
+    let course = month.world.courses.iter().position(|c| c.id == id)?;
+    Some(course_name(month, course))
 }
 
 /// A learner's or module's status, as the contract names them.
@@ -205,6 +330,12 @@ pub fn progress(
             modules_seen.entry(course).or_default().insert(module);
         }
     }
+    let completions = structure_completions(month, &counted);
+    let completed_by_structure: HashSet<usize> = completions
+        .iter()
+        .filter(|&&i| month.sent[i].fact.learner == Some(learner))
+        .filter_map(|&i| month.sent[i].fact.course)
+        .collect();
     let mine: Vec<&Fact> = counted
         .iter()
         .map(|&i| &month.sent[i].fact)
@@ -270,18 +401,28 @@ pub fn progress(
         let status = match rule {
             CourseStatusRule::AnyInCourse => status_of(in_course.iter().copied()),
             CourseStatusRule::CourseItself => match status_of(itself.iter().copied()) {
-                own @ ("passed" | "completed" | "failed") => own,
+                "passed" => "passed",
+                // Every declared module satisfied: completed, whatever else.
+                _ if completed_by_structure.contains(&course) => "completed",
+                own @ ("completed" | "failed") => own,
                 // Work in a module is progress in the course, whatever its outcome.
                 _ if in_course.iter().any(|f| !enrols(f)) => "in_progress",
                 _ => "enrolled",
             },
+        };
+        // A declared course has its declared modules; else those anyone has
+        // a statement for.
+        let modules_total = if world.declared(course) {
+            world.courses[course].modules.len() as u32
+        } else {
+            modules_seen.get(&course).map_or(0, |m| m.len()) as u32
         };
         out.insert(
             world.courses[course].id.clone(),
             CourseExpect {
                 status,
                 modules_done: done,
-                modules_total: modules_seen.get(&course).map_or(0, |m| m.len()) as u32,
+                modules_total,
                 score: best(&itself),
                 time_spent_seconds: time,
                 last_activity_micros: in_course.iter().filter_map(|f| f.time).max(),

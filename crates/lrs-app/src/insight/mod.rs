@@ -139,41 +139,77 @@ fn month_bytes(month: Month) -> [u8; 6] {
     fold::month_key_of(month.year, month.month)
 }
 
-/// Names of courses and modules from every course model that declares them
-/// (Dutch first, then English, then any).
-pub struct Names(HashMap<String, String>);
+/// Names of courses and modules: the course model's (any tenant's model
+/// that declares them), else the latest activity definition's from the
+/// statements; Dutch first, then English, then any other language.
+pub struct Names<'s> {
+    declared: HashMap<String, String>,
+    store: &'s Store,
+    found: std::cell::RefCell<HashMap<String, Option<String>>>,
+}
 
-impl Names {
-    pub fn load(store: &Store) -> Result<Self, AppError> {
-        let mut names = HashMap::new();
+impl<'s> Names<'s> {
+    pub fn load(store: &'s Store) -> Result<Self, AppError> {
+        let mut declared = HashMap::new();
         for (_, json) in store.course_models()? {
             let model = CourseModel::parse(&json);
             for course in &model.courses {
-                if let Some(name) = pick_name(&course.name) {
-                    names.entry(course.id.clone()).or_insert(name);
+                if let Some(name) = pick_name(course.name.iter()) {
+                    declared.entry(course.id.clone()).or_insert(name);
                 }
                 for module in &course.modules {
-                    if let Some(name) = pick_name(&module.name) {
-                        names.entry(module.id.clone()).or_insert(name);
+                    if let Some(name) = pick_name(module.name.iter()) {
+                        declared.entry(module.id.clone()).or_insert(name);
                     }
                 }
             }
         }
-        Ok(Self(names))
+        Ok(Self {
+            declared,
+            store,
+            found: Default::default(),
+        })
     }
 
     pub fn of(&self, id: &str) -> Option<String> {
-        self.0.get(id).cloned()
+        if let Some(name) = self.declared.get(id) {
+            return Some(name.clone());
+        }
+        if let Some(found) = self.found.borrow().get(id) {
+            return found.clone();
+        }
+        let name = match self.store.activity_name(id) {
+            Ok(Some(defined)) => pick_name(defined.names.iter().map(|(tag, name)| (tag, name))),
+            Ok(None) => None,
+            Err(error) => {
+                tracing::warn!(%error, "reading an activity name");
+                None
+            }
+        };
+        self.found.borrow_mut().insert(id.to_owned(), name.clone());
+        name
     }
 }
 
-fn pick_name(names: &BTreeMap<String, String>) -> Option<String> {
-    names
-        .get("nl")
-        .or_else(|| names.get("nl-NL"))
-        .or_else(|| names.get("en"))
-        .or_else(|| names.values().next())
-        .cloned()
+/// The name to show from a language map: `nl` (or any `nl-…` tag), then
+/// `en` (or `en-…`), then the first tag.
+pub fn pick_name<'a>(names: impl Iterator<Item = (&'a String, &'a String)>) -> Option<String> {
+    let names: Vec<(&String, &String)> = names.collect();
+    let primary = |tag: &str, language: &str| {
+        tag.split('-')
+            .next()
+            .is_some_and(|p| p.eq_ignore_ascii_case(language))
+    };
+    let exact = |language: &str| {
+        names
+            .iter()
+            .find(|(tag, _)| tag.eq_ignore_ascii_case(language))
+            .or_else(|| names.iter().find(|(tag, _)| primary(tag, language)))
+    };
+    exact("nl")
+        .or_else(|| exact("en"))
+        .or_else(|| names.iter().min_by_key(|(tag, _)| tag.to_owned()))
+        .map(|(_, name)| (*name).clone())
 }
 
 fn figures_from(counts: impl IntoIterator<Item = (u8, u64)>) -> Figures {
@@ -181,6 +217,7 @@ fn figures_from(counts: impl IntoIterator<Item = (u8, u64)>) -> Figures {
     for (which, count) in counts {
         match which {
             figure::HITS => figures.hits = count,
+            figure::LAUNCHES => figures.launches = count,
             figure::ACTIVE_USERS => figures.active_users = count,
             figure::ENROLLED => figures.enrolled_participants = count,
             figure::PARTICIPANTS_STARTED => figures.participants_started = count,
@@ -205,82 +242,111 @@ fn top10(mut counts: Vec<(String, u64)>, names: &Names) -> Vec<CourseCount> {
         .collect()
 }
 
-/// One month's figures for one scope.
-pub fn monthly(
+/// One month's live figures for one scope (`crate::closing` serves the
+/// closed version of a closed month).
+pub fn live_monthly(
     store: &Store,
     scope: &FigureScope,
     month: Month,
 ) -> Result<MonthlyFigures, AppError> {
     let names = Names::load(store)?;
-    monthly_with(store, scope, month, &names)
+    live_monthly_with(store, scope, month, &names)
 }
 
-fn monthly_with(
+pub fn live_monthly_with(
     store: &Store,
     scope: &FigureScope,
     month: Month,
     names: &Names,
 ) -> Result<MonthlyFigures, AppError> {
     let scope_key = scope_bytes(scope);
+    // The scope's counters are one contiguous range: month ‖ scope ‖ 0 ‖ ...
+    let prefix = [scope_key.as_slice(), &[0]].concat();
+    let found = store
+        .figures_in(month_bytes(month), &prefix[..prefix.len() - 1])?
+        .into_iter()
+        .filter(|(found_scope, ..)| *found_scope == scope_key);
+    Ok(month_of_counters(month, scope.clone(), found, names))
+}
+
+/// Every scope's live figures of a month (the total, each library, each
+/// app), from one scan of the month's counters: what a closing records.
+pub fn live_month_all(
+    store: &Store,
+    month: Month,
+    names: &Names,
+) -> Result<BTreeMap<FigureScope, MonthlyFigures>, AppError> {
+    let mut by_scope: BTreeMap<Vec<u8>, Vec<Counter>> = BTreeMap::new();
+    for counter in store.figures_in(month_bytes(month), b"")? {
+        by_scope.entry(counter.0.clone()).or_default().push(counter);
+    }
+    let mut all = BTreeMap::new();
+    for (key, counters) in by_scope {
+        let Some(scope) = scope_of_bytes(&key) else {
+            continue;
+        };
+        all.insert(
+            scope.clone(),
+            month_of_counters(month, scope, counters, names),
+        );
+    }
+    Ok(all)
+}
+
+/// One counter of a month: (scope, figure, course, count).
+type Counter = (Vec<u8>, u8, String, u64);
+
+/// A figure scope from its key bytes (`*`, `l:ISIL`, `a:APPID`).
+pub fn scope_of_bytes(key: &[u8]) -> Option<FigureScope> {
+    let text = std::str::from_utf8(key).ok()?;
+    match text {
+        "*" => Some(FigureScope::Total),
+        _ => match text.split_at_checked(2)? {
+            ("l:", isil) => Some(FigureScope::Library(isil.to_owned())),
+            ("a:", appid) => Some(FigureScope::App(appid.to_owned())),
+            _ => None,
+        },
+    }
+}
+
+/// The key bytes of a figure scope.
+pub fn scope_key(scope: &FigureScope) -> Vec<u8> {
+    scope_bytes(scope)
+}
+
+/// The `YYYYMM` key of a month.
+pub fn month_key(month: Month) -> [u8; 6] {
+    month_bytes(month)
+}
+
+fn month_of_counters(
+    month: Month,
+    scope: FigureScope,
+    counters: impl IntoIterator<Item = Counter>,
+    names: &Names,
+) -> MonthlyFigures {
     let mut counts = Vec::new();
     let mut started = Vec::new();
     let mut completed = Vec::new();
-    // The scope's counters are one contiguous range: month ‖ scope ‖ 0 ‖ ...
-    let prefix = [scope_key.as_slice(), &[0]].concat();
-    for (found_scope, which, course, count) in
-        store.figures_in(month_bytes(month), &prefix[..prefix.len() - 1])?
-    {
-        if found_scope != scope_key {
-            continue;
-        }
+    for (_, which, course, count) in counters {
         match which {
             figure::STARTED_BY_COURSE => started.push((course, count)),
             figure::COMPLETED_BY_COURSE => completed.push((course, count)),
             _ => counts.push((which, count)),
         }
     }
-    Ok(MonthlyFigures {
+    MonthlyFigures {
         month,
-        scope: scope.clone(),
+        scope,
         figures: figures_from(counts),
         top_started: top10(started, names),
         top_completed: top10(completed, names),
-    })
+        closing: None,
+    }
 }
 
 /// The most months a trend covers.
 pub const MAX_TREND_MONTHS: usize = 36;
-
-/// The figures of each month from `from` through `to`.
-pub fn trend(
-    store: &Store,
-    scope: &FigureScope,
-    from: Month,
-    to: Month,
-) -> Result<Vec<MonthlyFigures>, AppError> {
-    if from > to {
-        return Err(AppError::bad_request(
-            "?from",
-            "trend.range",
-            format!("from ({from}) is after to ({to})"),
-        ));
-    }
-    let names = Names::load(store)?;
-    let mut months = Vec::new();
-    let mut month = from;
-    while month <= to {
-        if months.len() == MAX_TREND_MONTHS {
-            return Err(AppError::bad_request(
-                "?to",
-                "trend.range",
-                format!("a trend covers at most {MAX_TREND_MONTHS} months"),
-            ));
-        }
-        months.push(monthly_with(store, scope, month, &names)?);
-        month = month.next();
-    }
-    Ok(months)
-}
 
 /// The defined libraries (ISIL, name) and apps (appid, name), each sorted
 /// by name.
@@ -306,8 +372,12 @@ impl TenantNames {
     }
 }
 
-/// Every library's (or app's) figures of a month, in id order.
-pub fn breakdown(store: &Store, month: Month, by_library: bool) -> Result<Breakdown, AppError> {
+/// Every library's (or app's) live figures of a month, in id order.
+pub fn live_breakdown(
+    store: &Store,
+    month: Month,
+    by_library: bool,
+) -> Result<Breakdown, AppError> {
     let prefix: &[u8] = if by_library { b"l:" } else { b"a:" };
     let mut by_id: BTreeMap<String, Vec<(u8, u64)>> = BTreeMap::new();
     for (scope, which, course, count) in store.figures_in(month_bytes(month), prefix)? {
@@ -337,6 +407,7 @@ pub fn breakdown(store: &Store, month: Month, by_library: bool) -> Result<Breakd
                 id,
             })
             .collect(),
+        closing: None,
     })
 }
 

@@ -94,7 +94,7 @@ impl<'de> Deserialize<'de> for Month {
 }
 
 /// Whose figures: everything, one library organisation, or one app.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "id", rename_all = "snake_case")]
 pub enum FigureScope {
     Total,
@@ -105,7 +105,11 @@ pub enum FigureScope {
 /// The figures of one month and scope.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Figures {
+    /// Statements about learning (not voided, not voiding).
     pub hits: u64,
+    /// Statements that mean launched (cmi5 `launched`): hits as e-content
+    /// statistics often count them.
+    pub launches: u64,
     pub active_users: u64,
     pub enrolled_participants: u64,
     pub participants_started: u64,
@@ -117,7 +121,8 @@ pub struct Figures {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CourseCount {
     pub course: String,
-    /// The course's name from the course model (Dutch first), if declared.
+    /// The course's name: the course model's, else its latest activity
+    /// definition's (Dutch first, then English).
     pub name: Option<String>,
     pub count: u64,
 }
@@ -129,6 +134,104 @@ pub struct MonthlyFigures {
     pub figures: Figures,
     pub top_started: Vec<CourseCount>,
     pub top_completed: Vec<CourseCount>,
+    /// Whether the month is closed, which version these figures are, and
+    /// what arrived since; `None`: never closed (these are the live figures).
+    pub closing: Option<Closing>,
+}
+
+/// Which figures of a month: as closed (the latest closing, else live), the
+/// live ones, or one closed version.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum FiguresVersion {
+    #[default]
+    Delivered,
+    Live,
+    Closed(u32),
+}
+
+impl FromStr for FiguresVersion {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "delivered" | "closed" => Ok(FiguresVersion::Delivered),
+            "live" => Ok(FiguresVersion::Live),
+            number => number
+                .parse::<u32>()
+                .ok()
+                .filter(|n| *n >= 1)
+                .map(FiguresVersion::Closed)
+                .ok_or_else(|| {
+                    format!("'{text}' is not a version: live, closed, or a closed version number (1, 2, ...)")
+                }),
+        }
+    }
+}
+
+/// Which figures an answer holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Served {
+    /// A closed version, as delivered.
+    Closed,
+    /// The figures as they are now.
+    Live,
+}
+
+/// A month's closing as an answer shows it (docs/progress-and-figures.md,
+/// "Closing a month").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Closing {
+    /// The closed version this answer is about: the one served, or (when
+    /// live figures are served) the latest.
+    pub version: u32,
+    pub latest_version: u32,
+    pub served: Served,
+    /// RFC 3339, UTC.
+    pub closed_at: String,
+    /// A credential key, `staff:…`, `cli:…` or `auto`.
+    pub closed_by: String,
+    pub note: String,
+    /// Statements that changed this scope's figures of the month after
+    /// `version` was closed.
+    pub late_statements: u64,
+    /// What they changed: the live figure minus the closed one, for every
+    /// figure that differs (empty: nothing changed).
+    pub changes: std::collections::BTreeMap<String, i64>,
+}
+
+/// Which hits a presentation shows (the Datatheek workbook, the pages):
+/// every statement (what the Datatheek has always had), launches, or both.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HitsChoice {
+    #[default]
+    Statements,
+    Launches,
+    Both,
+}
+
+impl FromStr for HitsChoice {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "statements" => Ok(HitsChoice::Statements),
+            "launches" => Ok(HitsChoice::Launches),
+            "both" => Ok(HitsChoice::Both),
+            _ => Err(format!(
+                "'{text}' is not a hits definition: statements, launches or both"
+            )),
+        }
+    }
+}
+
+impl HitsChoice {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HitsChoice::Statements => "statements",
+            HitsChoice::Launches => "launches",
+            HitsChoice::Both => "both",
+        }
+    }
 }
 
 /// Per library (or app) figures of one month: the KB's drill-down.
@@ -138,6 +241,8 @@ pub struct Breakdown {
     /// `library` or `app`.
     pub by: String,
     pub rows: Vec<BreakdownRow>,
+    /// As for [`MonthlyFigures::closing`], of the total.
+    pub closing: Option<Closing>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -2,7 +2,7 @@
 //! `crate::insight`, in Dutch and English, with each figure's one-line
 //! definition (docs/progress-and-figures.md).
 
-use crate::insight::{Figures, Month, Status};
+use crate::insight::{Figures, HitsChoice, Month, Status};
 use crate::lang::Lang;
 
 impl Lang {
@@ -51,6 +51,7 @@ impl FigureLabel {
     pub fn value(&self, figures: &Figures) -> u64 {
         match self.key {
             "hits" => figures.hits,
+            "launches" => figures.launches,
             "active_users" => figures.active_users,
             "enrolled_participants" => figures.enrolled_participants,
             "participants_started" => figures.participants_started,
@@ -61,7 +62,9 @@ impl FigureLabel {
     }
 }
 
-/// The figures in the order the pages and downloads show them.
+/// The figures in the order the pages and downloads show them, with hits
+/// as every statement (the Datatheek's hits); [`figures_for`] swaps in or
+/// adds [`LAUNCHES`].
 pub const FIGURES: [FigureLabel; 6] = [
     FigureLabel {
         key: "active_users",
@@ -107,6 +110,28 @@ pub const FIGURES: [FigureLabel; 6] = [
     },
 ];
 
+/// Hits as e-content statistics often mean them: launches.
+pub const LAUNCHES: FigureLabel = FigureLabel {
+    key: "launches",
+    nl: "Hits (starts)",
+    en: "Hits (launches)",
+    nl_help: "Starts van e-content (het werkwoord launched) deze maand.",
+    en_help: "Launches of e-content (the verb launched) this month.",
+};
+
+/// The figures to show with a choice of hits: every statement (`Hits`),
+/// launches (`Hits (starts)`), or both as two columns; hits last, as ever.
+pub fn figures_for(hits: HitsChoice) -> Vec<&'static FigureLabel> {
+    let mut shown: Vec<&'static FigureLabel> = FIGURES.iter().filter(|f| f.key != "hits").collect();
+    let statements = FIGURES.iter().find(|f| f.key == "hits").expect("hits");
+    match hits {
+        HitsChoice::Statements => shown.push(statements),
+        HitsChoice::Launches => shown.push(&LAUNCHES),
+        HitsChoice::Both => shown.extend([statements, &LAUNCHES]),
+    }
+    shown
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,5 +143,14 @@ mod tests {
         assert_eq!(Lang::En.month_short(month), "Oct 26");
         assert_eq!(Lang::Nl.status(Status::InProgress), "bezig");
         assert_eq!(FIGURES.len(), 6);
+        let both: Vec<&str> = figures_for(HitsChoice::Both)
+            .iter()
+            .map(|f| f.key)
+            .collect();
+        assert_eq!(&both[4..], ["courses_completed", "hits", "launches"]);
+        assert_eq!(
+            figures_for(HitsChoice::Launches).last().unwrap().nl,
+            "Hits (starts)"
+        );
     }
 }

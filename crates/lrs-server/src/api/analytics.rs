@@ -1,7 +1,9 @@
 //! `POST /api/sql` (permission `analytics.sql`): SQL over the Parquet files
 //! (docs/analytics.md). Each caller's session holds only its tenant's
-//! share: the KB everything, a library its ISIL's rows, an app its own
-//! partitions.
+//! share, built from that share's files: the KB everything, a library the
+//! files of its ISIL's rows, an app its own partitions. An error says the
+//! rule that failed and where; the engine's whole message goes to the
+//! server log only.
 
 use crate::api::state::ApiState;
 use crate::error::ApiError;
@@ -91,8 +93,9 @@ async fn sql(
         .clone()
         .ok_or_else(|| ApiError::internal("the analytics files could not be opened at start"))?;
     let answer = async {
-        let ctx = lrs_analytics::sql::session(&settings.target, &reach, settings.limits).await?;
-        let (schema, batches) = lrs_analytics::sql::query(&ctx, &text, settings.limits).await?;
+        let session =
+            lrs_analytics::sql::session(&settings.target, &reach, settings.limits).await?;
+        let (schema, batches) = lrs_analytics::sql::query(&session, &text, settings.limits).await?;
         lrs_analytics::sql::encode(&schema, &batches, format)
     }
     .await;
@@ -106,22 +109,27 @@ async fn sql(
             bytes,
         )
             .into_response()),
-        Err(AnalyticsError::Sql(message)) => {
-            Err(ApiError::bad_request("$.sql", "sql.invalid", message))
+        Err(AnalyticsError::Sql(error)) => {
+            // The caller sees the rule and where; the engine's text (which
+            // may quote values) only the server log.
+            tracing::warn!(rule = error.rule, detail = %error.detail, "sql query refused or failed");
+            let path = if error.rule == "sql.format" {
+                "?format"
+            } else {
+                "$.sql"
+            };
+            Err(ApiError::bad_request(path, error.rule, error.message))
         }
         Err(error @ AnalyticsError::Timeout(_)) => Ok(limit_exceeded(
             StatusCode::SERVICE_UNAVAILABLE,
             "query_timeout",
             error,
         )),
-        Err(error @ AnalyticsError::Memory(_)) => Ok(limit_exceeded(
+        Err(error @ AnalyticsError::Memory { .. }) => Ok(limit_exceeded(
             StatusCode::UNPROCESSABLE_ENTITY,
             "query_memory",
             error,
         )),
-        Err(AnalyticsError::Query(message)) => {
-            Err(ApiError::bad_request("$.sql", "sql.failed", message))
-        }
         Err(other) => Err(ApiError::internal(other)),
     }
 }

@@ -1,7 +1,8 @@
-//! The JSON API of progress, monthly figures and course models
-//! (docs/progress-and-figures.md). Authentication as for the xAPI
-//! resources (no version header); what a caller sees follows from its
-//! tenant (`lrs_app::insight`).
+//! The JSON API of progress, monthly figures (as delivered: a closed
+//! month's closed version unless asked for the live one, `lrs_app::closing`),
+//! closing a month and course models (docs/progress-and-figures.md).
+//! Authentication as for the xAPI resources (no version header); what a
+//! caller sees follows from its tenant (`lrs_app::insight`).
 
 use crate::api::state::ApiState;
 use crate::error::ApiError;
@@ -10,13 +11,17 @@ use crate::request::params::Params;
 use crate::security::extract::{Admin, AuthState, CourseModelWrite, Permitted, ProgressReadOwn};
 use axum::body::Bytes;
 use axum::extract::{FromRef, RawQuery, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use lrs_app::closing::{self, Closed};
 use lrs_app::datatheek;
 use lrs_app::insight::course_model::{self, parse_model, set_model};
-use lrs_app::insight::{self, FigureAccess, FigureScope, LearnersFilter, Month, Reach};
+use lrs_app::insight::{
+    self, FigureAccess, FigureScope, FiguresVersion, HitsChoice, LearnersFilter, Month, Reach,
+    Served,
+};
 use std::sync::Arc;
 
 pub fn routes<S>() -> Router<S>
@@ -30,6 +35,7 @@ where
         .route("/api/figures/trend", get(trend))
         .route("/api/figures/breakdown", get(breakdown))
         .route("/api/figures/datatheek", get(datatheek))
+        .route("/api/figures/closings", get(list_closings).post(close))
         .route("/api/progress/learner", get(learner))
         .route("/api/progress/me", get(me))
         .route("/api/progress/learners", get(learners))
@@ -57,6 +63,31 @@ fn month_param(params: &Params, key: &str) -> Result<Option<Month>, ApiError> {
                 .map_err(|e| ApiError::bad_request(format!("?{key}"), "month.format", e))
         })
         .transpose()
+}
+
+/// `?version=`: `live`, `closed` (the default: the latest closed version,
+/// else live) or a closed version's number.
+fn version_param(params: &Params) -> Result<FiguresVersion, ApiError> {
+    params
+        .get("version")
+        .map(|text| {
+            text.parse::<FiguresVersion>()
+                .map_err(|e| ApiError::bad_request("?version", "figures.version", e))
+        })
+        .transpose()
+        .map(Option::unwrap_or_default)
+}
+
+/// `?hits=`: `statements` (the default), `launches` or `both`.
+fn hits_param(params: &Params) -> Result<HitsChoice, ApiError> {
+    params
+        .get("hits")
+        .map(|text| {
+            text.parse::<HitsChoice>()
+                .map_err(|e| ApiError::bad_request("?hits", "figures.hits", e))
+        })
+        .transpose()
+        .map(Option::unwrap_or_default)
 }
 
 /// The scope a caller asks for (`library=` or `app=`), checked against
@@ -89,11 +120,15 @@ async fn monthly(
     Admin(caller): Admin,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    let params = Params::parse(query.as_deref(), &["month", "library", "app"])?;
+    let params = Params::parse(query.as_deref(), &["month", "library", "app", "version"])?;
     let access = insight::access(&state.store, &caller, "figures.read")?;
     let scope = figure_scope(&params, &access)?;
     let month = month_param(&params, "month")?.unwrap_or_else(Month::current);
-    let figures = blocking(&state, move |store| insight::monthly(store, &scope, month)).await?;
+    let version = version_param(&params)?;
+    let figures = blocking(&state, move |store| {
+        closing::monthly(store, &scope, month, version)
+    })
+    .await?;
     Ok(Json(figures).into_response())
 }
 
@@ -102,15 +137,31 @@ async fn trend(
     Admin(caller): Admin,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    let params = Params::parse(query.as_deref(), &["from", "to", "library", "app"])?;
+    let params = Params::parse(
+        query.as_deref(),
+        &["from", "to", "library", "app", "version"],
+    )?;
     let access = insight::access(&state.store, &caller, "figures.read")?;
     let scope = figure_scope(&params, &access)?;
+    let live =
+        match version_param(&params)? {
+            FiguresVersion::Delivered => false,
+            FiguresVersion::Live => true,
+            FiguresVersion::Closed(_) => return Err(ApiError::bad_request(
+                "?version",
+                "figures.version",
+                "a trend shows each month as delivered (closed) or live: version is closed or live",
+            )),
+        };
     let to = month_param(&params, "to")?.unwrap_or_else(Month::current);
     let from = match month_param(&params, "from")? {
         Some(from) => from,
         None => (0..11).fold(to, |m, _| m.previous()),
     };
-    let months = blocking(&state, move |store| insight::trend(store, &scope, from, to)).await?;
+    let months = blocking(&state, move |store| {
+        closing::trend(store, &scope, from, to, live)
+    })
+    .await?;
     Ok(Json(serde_json::json!({ "months": months })).into_response())
 }
 
@@ -119,8 +170,9 @@ async fn breakdown(
     Admin(caller): Admin,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    let params = Params::parse(query.as_deref(), &["month", "by"])?;
+    let params = Params::parse(query.as_deref(), &["month", "by", "version"])?;
     let access = insight::access(&state.store, &caller, "figures.read")?;
+    let version = version_param(&params)?;
     if access != FigureAccess::Kb {
         return Err(ApiError::Forbidden(
             "the breakdown over every library or app (the KB's)".into(),
@@ -139,30 +191,122 @@ async fn breakdown(
     };
     let month = month_param(&params, "month")?.unwrap_or_else(Month::current);
     let breakdown = blocking(&state, move |store| {
-        insight::breakdown(store, month, by_library)
+        closing::breakdown(store, month, by_library, version)
     })
     .await?;
     Ok(Json(breakdown).into_response())
 }
 
-/// GET /api/figures/datatheek?month=YYYY-MM: the KB Datatheek workbook
-/// (requirement 2.26, `lrs_app::datatheek`) of a month, default the last
-/// complete month; the KB's has every library and app, a library's or an
-/// app's only its own row.
+/// GET /api/figures/datatheek?month=YYYY-MM[&version=][&hits=]: the KB
+/// Datatheek workbook (requirement 2.26, `lrs_app::datatheek`) of a month,
+/// default the last complete month: its closed version if it is closed
+/// (the same bytes every time), unless `version=live`; the KB's has every
+/// library and app, a library's or an app's only its own row. The headers
+/// say which version it is and how many statements arrived after closing
+/// (`Figures-Version`, `Figures-Late-Statements`): the file cannot.
 async fn datatheek(
     State(state): State<ApiState>,
     Admin(caller): Admin,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    let params = Params::parse(query.as_deref(), &["month"])?;
+    let params = Params::parse(query.as_deref(), &["month", "version", "hits"])?;
     let access = insight::access(&state.store, &caller, "figures.read")?;
     let month = month_param(&params, "month")?.unwrap_or_else(|| Month::current().previous());
+    let version = version_param(&params)?;
+    let hits = hits_param(&params)?;
     let name = datatheek::file_name(&access, month);
-    let bytes = blocking(&state, move |store| {
-        datatheek::workbook(&datatheek::gather(store, &access, month)?)
+    let (bytes, closing) = blocking(&state, move |store| {
+        let data = datatheek::gather(store, &access, month, version, hits)?;
+        Ok::<_, lrs_app::AppError>((datatheek::workbook(&data)?, data.closing().cloned()))
     })
     .await?;
-    Ok(download(bytes, datatheek::CONTENT_TYPE, &name))
+    let mut response = download(bytes, datatheek::CONTENT_TYPE, &name);
+    let (served, late) = match &closing {
+        Some(c) if c.served == Served::Closed => {
+            (format!("closed {}", c.version), Some(c.late_statements))
+        }
+        Some(c) => ("live".to_owned(), Some(c.late_statements)),
+        None => ("live".to_owned(), None),
+    };
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&served) {
+        headers.insert("figures-version", value);
+    }
+    if let Some(late) = late {
+        headers.insert("figures-late-statements", HeaderValue::from(late));
+    }
+    Ok(response)
+}
+
+/// GET /api/figures/closings?month=YYYY-MM[&library= or &app=]: every
+/// closing of a month, oldest first, with the statements that arrived
+/// after each and what the live figures differ from it (for the reader's
+/// scope).
+async fn list_closings(
+    State(state): State<ApiState>,
+    Admin(caller): Admin,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(query.as_deref(), &["month", "library", "app"])?;
+    let access = insight::access(&state.store, &caller, "figures.read")?;
+    let scope = figure_scope(&params, &access)?;
+    let month = month_param(&params, "month")?
+        .ok_or_else(|| ApiError::bad_request("?month", "parameter.required", "name the month"))?;
+    let closings = blocking(&state, move |store| closing::closings(store, month, &scope)).await?;
+    Ok(Json(serde_json::json!({ "month": month, "closings": closings })).into_response())
+}
+
+/// What `POST /api/figures/closings` takes.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CloseRequest {
+    month: String,
+    #[serde(default)]
+    note: String,
+}
+
+/// POST /api/figures/closings `{"month": "2026-10", "note": "..."}`: the
+/// KB closes a month's figures (permission `figures.close`): 201 with the
+/// new version, or 200 when the figures equal the latest closed version.
+async fn close(
+    State(state): State<ApiState>,
+    Admin(caller): Admin,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let access = insight::access(&state.store, &caller, "figures.close")?;
+    if access != FigureAccess::Kb {
+        return Err(ApiError::Forbidden(
+            "figures.close (closing a month is the KB's)".into(),
+        ));
+    }
+    let request: CloseRequest = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(
+            "$",
+            "json.body",
+            format!("expected {{\"month\": \"YYYY-MM\", \"note\": text}}: {e}"),
+        )
+    })?;
+    let month = request
+        .month
+        .parse::<Month>()
+        .map_err(|e| ApiError::bad_request("$.month", "month.format", e))?;
+    let outcome = closing::close(
+        &state.store,
+        month,
+        lrs_core::clock::now_micros(),
+        &caller.key,
+        &request.note,
+    )
+    .await?;
+    let (status, outcome, version) = match outcome {
+        Closed::Closed { version, .. } => (StatusCode::CREATED, "closed", version),
+        Closed::Unchanged { version, .. } => (StatusCode::OK, "unchanged", version),
+    };
+    Ok((
+        status,
+        Json(serde_json::json!({ "month": month, "version": version, "outcome": outcome })),
+    )
+        .into_response())
 }
 
 async fn learner(

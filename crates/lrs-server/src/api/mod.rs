@@ -10,6 +10,7 @@ pub mod admin;
 pub mod analytics;
 pub mod audit;
 pub mod insight;
+pub mod privacy;
 pub mod state;
 
 pub use state::ApiState;
@@ -30,4 +31,5 @@ where
         .merge(insight::routes())
         .merge(analytics::routes())
         .merge(audit::routes())
+        .merge(privacy::routes())
 }

@@ -146,4 +146,8 @@ permissions! {
     CourseModelWrite => "course_model.write",
     ProgressReadOwn => "progress.read.own",
     AnalyticsSql => "analytics.sql",
+    PrivacyErase => "privacy.erase",
+    PrivacyAccess => "privacy.access",
+    PrivacyRetention => "privacy.retention",
+    PrivacyReports => "privacy.reports",
 }

@@ -331,19 +331,7 @@ fn granted_scopes(credential: &Credential, asked: Option<&str>) -> Result<Vec<St
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lrs_app::principal::AuthMethod;
-
-    fn credential(scopes: &[&str]) -> Credential {
-        Credential {
-            key: "lrs_0123".into(),
-            name: "test".into(),
-            tenant: "t1".into(),
-            scopes: scopes.iter().map(|s| s.to_string()).collect(),
-            permissions: Vec::new(),
-            expires_micros: None,
-            method: AuthMethod::Basic,
-        }
-    }
+    use crate::security::tokens::test_credential as credential;
 
     #[test]
     fn scopes_asked_must_be_known_and_held() {

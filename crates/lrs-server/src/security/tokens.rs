@@ -301,22 +301,27 @@ pub fn covers(credential: &Credential, wanted: &str) -> bool {
         || (wanted == "statements/read/mine" && credential.has_scope("statements/read"))
 }
 
+/// A credential with `scopes`, for the tests of tokens and the token endpoint.
+#[cfg(test)]
+pub(crate) fn test_credential(scopes: &[&str]) -> Credential {
+    Credential {
+        key: "lrs_0123".into(),
+        name: "test".into(),
+        tenant: "t1".into(),
+        scopes: scopes.iter().map(|s| s.to_string()).collect(),
+        permissions: Vec::new(),
+        expires_micros: None,
+        method: lrs_app::principal::AuthMethod::Basic,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::security::jwt::unverified_issuer;
-    use lrs_app::principal::AuthMethod;
 
     fn credential(scopes: &[&str]) -> Credential {
-        Credential {
-            key: "lrs_0123".into(),
-            name: "test".into(),
-            tenant: "t1".into(),
-            scopes: scopes.iter().map(|s| s.to_string()).collect(),
-            permissions: Vec::new(),
-            expires_micros: None,
-            method: AuthMethod::Basic,
-        }
+        test_credential(scopes)
     }
 
     fn issuer(ttl: u64, rotation: Duration) -> LocalIssuer {

@@ -1,8 +1,10 @@
 //! `/dashboard`: the monthly figures of the staff member's scope (the KB:
 //! everything, with a picker for one library or app and a table of every
 //! library; a library: its own ISIL), a month picker, key figures, the top
-//! 10 courses, a 12-month trend, and downloads (CSV for Dutch Excel, JSON).
-//! All figures come from `lrs_app::insight`, as the JSON API's do.
+//! 10 courses, a 12-month trend, and downloads (CSV for Dutch Excel, JSON,
+//! the Datatheek workbook). All figures come from `lrs_app::closing`, as
+//! the JSON API's do: a closed month shows its closed version (with what
+//! arrived since) unless `version=live`; `hits=` chooses which hits.
 
 use crate::error::ApiError;
 use crate::web::charts::{self, Bar};
@@ -12,9 +14,11 @@ use crate::web::visitor::Staff;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use lrs_app::insight::vocabulary::FIGURES;
+use lrs_app::closing;
+use lrs_app::insight::vocabulary::{figures_for, FigureLabel, FIGURES, LAUNCHES};
 use lrs_app::insight::{
-    self, Breakdown, BreakdownRow, CourseCount, FigureAccess, FigureScope, Month, MonthlyFigures,
+    self, Breakdown, BreakdownRow, Closing, CourseCount, FigureAccess, FigureScope, FiguresVersion,
+    HitsChoice, Month, MonthlyFigures, Served,
 };
 use lrs_app::lang::Lang;
 use std::collections::HashMap;
@@ -30,6 +34,8 @@ struct Request {
     access: FigureAccess,
     month: Month,
     scope: FigureScope,
+    version: FiguresVersion,
+    hits: HitsChoice,
 }
 
 fn parse_request(state: &WebState, staff: &Staff) -> Result<Request, ApiError> {
@@ -68,10 +74,24 @@ fn parse_request(state: &WebState, staff: &Staff) -> Result<Request, ApiError> {
             scope_param(&scope).1
         )));
     }
+    let version = visitor
+        .param("version")
+        .map(str::parse::<FiguresVersion>)
+        .transpose()
+        .map_err(|message| ApiError::bad_request("version", "figures.version", message))?
+        .unwrap_or_default();
+    let hits = visitor
+        .param("hits")
+        .map(str::parse::<HitsChoice>)
+        .transpose()
+        .map_err(|message| ApiError::bad_request("hits", "figures.hits", message))?
+        .unwrap_or_default();
     Ok(Request {
         access,
         month,
         scope,
+        version,
+        hits,
     })
 }
 
@@ -165,19 +185,23 @@ fn render(state: &WebState, staff: &Staff) -> Result<Response, ApiError> {
         access,
         month,
         scope,
+        version,
+        hits,
     } = &request;
     let names = Names::load(&state.store)?;
-    let figures = insight::monthly(&state.store, scope, *month)?;
-    let trend = insight::trend(
+    let figures = closing::monthly(&state.store, scope, *month, *version)?;
+    let trend = closing::trend(
         &state.store,
         scope,
         months_back(*month, TREND_MONTHS - 1),
         *month,
+        *version == FiguresVersion::Live,
     )?;
     let by_library = staff.visitor.param("by") != Some("app");
     let breakdown = (*access == FigureAccess::Kb && *scope == FigureScope::Total)
-        .then(|| insight::breakdown(&state.store, *month, by_library))
+        .then(|| closing::breakdown(&state.store, *month, by_library, *version))
         .transpose()?;
+    let shown = figures_for(*hits);
 
     let scope_name = scope_name(&names, lang, scope);
     let title = format!(
@@ -204,16 +228,19 @@ fn render(state: &WebState, staff: &Staff) -> Result<Response, ApiError> {
             )
         );
     }
-    main.push_str(&picker(lang, access, *month, scope, &names));
-    main.push_str(&key_figures(lang, &figures));
+    main.push_str(&picker(lang, access, *month, scope, &names, *hits));
+    if let Some(closing) = &figures.closing {
+        main.push_str(&closing_notice(lang, *month, scope, closing, *hits));
+    }
+    main.push_str(&key_figures(lang, &figures, &shown));
     main.push_str(&top_courses(lang, &figures));
-    main.push_str(&trend_section(lang, &trend));
+    main.push_str(&trend_section(lang, &trend, &shown));
     if let Some(breakdown) = &breakdown {
         main.push_str(&breakdown_section(
-            lang, staff, breakdown, &names, by_library,
+            lang, staff, breakdown, &names, by_library, &shown,
         ));
     }
-    main.push_str(&downloads(lang, *month, scope));
+    main.push_str(&downloads(lang, *month, scope, *version, *hits));
     Ok(page_response(
         StatusCode::OK,
         staff.frame(&title, Current::Dashboard).render(&main),
@@ -232,6 +259,7 @@ fn picker(
     month: Month,
     scope: &FigureScope,
     names: &Names,
+    hits: HitsChoice,
 ) -> String {
     let mut out = String::new();
     let _ = write!(
@@ -309,6 +337,30 @@ fn picker(
         group(lang.pick("Apps", "Apps"), &names.apps, FigureScope::App);
         out.push_str("</select></div>\n");
     }
+    let _ = writeln!(
+        out,
+        "<div class=\"field\"><label for=\"hits\">{label}</label>\n<select id=\"hits\" name=\"hits\">",
+        label = lang.pick("Hits tellen", "Hits count"),
+    );
+    for (choice, text) in [
+        (
+            HitsChoice::Statements,
+            lang.pick("alle leerregistraties", "every statement"),
+        ),
+        (
+            HitsChoice::Launches,
+            lang.pick("starts (launched)", "launches"),
+        ),
+        (HitsChoice::Both, lang.pick("beide", "both")),
+    ] {
+        let _ = writeln!(
+            out,
+            "<option value=\"{value}\"{selected}>{text}</option>",
+            value = choice.as_str(),
+            selected = if choice == hits { " selected" } else { "" },
+        );
+    }
+    out.push_str("</select></div>\n");
     let _ = write!(
         out,
         "<button type=\"submit\">{show}</button>\n</form>\n",
@@ -336,12 +388,123 @@ fn picker(
     out
 }
 
-fn key_figures(lang: Lang, figures: &MonthlyFigures) -> String {
+/// What the page says about a closed month: which version it shows, and
+/// what arrived after closing and changed.
+fn closing_notice(
+    lang: Lang,
+    month: Month,
+    scope: &FigureScope,
+    closing: &Closing,
+    hits: HitsChoice,
+) -> String {
+    let (key, value) = scope_param(scope);
+    let month_text = month.to_string();
+    let mut out =
+        String::from("<section class=\"notice\" aria-labelledby=\"closing\">\n<h2 id=\"closing\">");
+    let shown = match closing.served {
+        Served::Closed => lang.pick("Afgesloten cijfers", "Closed figures"),
+        Served::Live => lang.pick("Actuele cijfers", "Live figures"),
+    };
+    out.push_str(&esc(shown));
+    out.push_str("</h2>\n<p>");
+    let _ = write!(
+        out,
+        "{}",
+        esc(&match closing.served {
+            Served::Closed => format!(
+                "{} {} {} {} ({} {}, {} {}).",
+                lang.pick("Deze maand is afgesloten op", "This month was closed on"),
+                closing.closed_at,
+                lang.pick("als versie", "as version"),
+                closing.version,
+                lang.pick("door", "by"),
+                closing.closed_by,
+                lang.pick("laatste versie", "latest version"),
+                closing.latest_version,
+            ),
+            Served::Live => format!(
+                "{} {} {} {}.",
+                lang.pick(
+                    "Dit zijn de actuele cijfers. De maand is afgesloten als versie",
+                    "These are the live figures. The month was closed as version"
+                ),
+                closing.version,
+                lang.pick("op", "on"),
+                closing.closed_at,
+            ),
+        })
+    );
+    out.push_str("</p>\n<p>");
+    if closing.late_statements == 0 && closing.changes.is_empty() {
+        out.push_str(&esc(lang.pick(
+            "Sinds het afsluiten is er niets binnengekomen dat de cijfers verandert.",
+            "Nothing that changes the figures has arrived since closing.",
+        )));
+    } else {
+        let label = |key: &str| {
+            FIGURES
+                .iter()
+                .chain(std::iter::once(&LAUNCHES))
+                .find(|f| f.key == key)
+                .map_or(key.to_owned(), |f| f.label(lang).to_owned())
+        };
+        let changes: Vec<String> = closing
+            .changes
+            .iter()
+            .map(|(key, delta)| format!("{} {delta:+}", label(key)))
+            .collect();
+        let _ = write!(
+            out,
+            "{}",
+            esc(&format!(
+                "{} {} {} {}",
+                lang.pick("Sinds het afsluiten kwamen", "Since closing,"),
+                lang.number(closing.late_statements),
+                lang.pick(
+                    "leerregistraties binnen die deze maand veranderen. Het verschil met de afgesloten cijfers:",
+                    "statements arrived that change this month. The difference from the closed figures:"
+                ),
+                if changes.is_empty() {
+                    lang.pick("geen", "none").to_owned()
+                } else {
+                    changes.join(", ")
+                }
+            ))
+        );
+    }
+    let other = match closing.served {
+        Served::Closed => (
+            "live",
+            lang.pick("Toon de actuele cijfers", "Show the live figures"),
+        ),
+        Served::Live => (
+            "closed",
+            lang.pick("Toon de afgesloten cijfers", "Show the closed figures"),
+        ),
+    };
+    let _ = writeln!(
+        out,
+        "</p>\n<p><a href=\"{href}\">{text}</a></p>\n</section>",
+        href = esc(&link(
+            lang,
+            &[
+                ("month", &month_text),
+                (key, &value),
+                ("version", other.0),
+                ("hits", hits.as_str()),
+            ]
+        )),
+        text = esc(other.1),
+    );
+    out
+}
+
+fn key_figures(lang: Lang, figures: &MonthlyFigures, shown: &[&FigureLabel]) -> String {
     let mut out = format!(
         "<section aria-labelledby=\"key-figures\">\n<h2 id=\"key-figures\">{}</h2>\n<ul class=\"cards\">\n",
         lang.pick("Kerncijfers", "Key figures")
     );
-    for figure in &FIGURES {
+    for figure in shown {
         let _ = writeln!(
             out,
             "<li class=\"card\" data-figure=\"{key}\"><h3>{label}</h3><p class=\"value\">{value}</p><p>{help}</p></li>",
@@ -395,7 +558,7 @@ fn top_courses(lang: Lang, figures: &MonthlyFigures) -> String {
     out
 }
 
-fn trend_section(lang: Lang, trend: &[MonthlyFigures]) -> String {
+fn trend_section(lang: Lang, trend: &[MonthlyFigures], shown: &[&FigureLabel]) -> String {
     let mut out = format!(
         "<section aria-labelledby=\"trend\">\n<h2 id=\"trend\">{}</h2>\n<div class=\"charts trend\">\n",
         lang.pick("Verloop over de laatste 12 maanden", "The last 12 months")
@@ -418,12 +581,12 @@ fn trend_section(lang: Lang, trend: &[MonthlyFigures]) -> String {
     }
     out.push_str("</div>\n");
     let mut head = vec![lang.pick("Maand", "Month")];
-    head.extend(FIGURES.iter().map(|f| f.label(lang)));
+    head.extend(shown.iter().map(|f| f.label(lang)));
     let rows = trend
         .iter()
         .map(|m| {
             let mut row = vec![lang.month(m.month)];
-            row.extend(FIGURES.iter().map(|f| lang.number(f.value(&m.figures))));
+            row.extend(shown.iter().map(|f| lang.number(f.value(&m.figures))));
             row
         })
         .collect();
@@ -471,13 +634,14 @@ fn breakdown_section(
     breakdown: &Breakdown,
     names: &Names,
     by_library: bool,
+    shown: &[&FigureLabel],
 ) -> String {
     let month = breakdown.month.to_string();
     let sort_key = staff
         .visitor
         .param("sort")
-        .filter(|key| *key == "name" || FIGURES.iter().any(|f| f.key == *key))
-        .unwrap_or("hits");
+        .filter(|key| *key == "name" || shown.iter().any(|f| f.key == *key))
+        .unwrap_or(shown.last().map_or("hits", |f| f.key));
     let ascending = staff.visitor.param("dir") == Some("asc");
     let by = if by_library { "library" } else { "app" };
     let list = if by_library {
@@ -509,7 +673,7 @@ fn breakdown_section(
         let order = if sort_key == "name" {
             names_lower[a.id.as_str()].cmp(&names_lower[b.id.as_str()])
         } else {
-            let figure = FIGURES.iter().find(|f| f.key == sort_key).expect("checked");
+            let figure = shown.iter().find(|f| f.key == sort_key).expect("checked");
             figure
                 .value(&a.figures)
                 .cmp(&figure.value(&b.figures))
@@ -571,7 +735,7 @@ fn breakdown_section(
             lang.pick("App", "App")
         },
     )];
-    columns.extend(FIGURES.iter().map(|f| (f.key, f.label(lang))));
+    columns.extend(shown.iter().map(|f| (f.key, f.label(lang))));
     for (key, label) in columns {
         let active = key == sort_key;
         let next_dir = if active && !ascending { "asc" } else { "desc" };
@@ -600,7 +764,7 @@ fn breakdown_section(
     out.push_str("</tr></thead>\n<tbody>\n");
     for row in rows {
         let name = name_of(row);
-        let shown = if name.is_empty() {
+        let label = if name.is_empty() {
             format!("<span class=\"nowrap\">{}</span>", esc(&row.id))
         } else {
             format!(
@@ -612,10 +776,10 @@ fn breakdown_section(
         let href = link(lang, &[("month", &month), (by, &row.id)]);
         let _ = write!(
             out,
-            "<tr><th scope=\"row\"><a href=\"{href}\">{shown}</a></th>",
+            "<tr><th scope=\"row\"><a href=\"{href}\">{label}</a></th>",
             href = esc(&href),
         );
-        for figure in &FIGURES {
+        for figure in shown {
             let _ = write!(
                 out,
                 "<td class=\"num\">{}</td>",
@@ -628,9 +792,20 @@ fn breakdown_section(
     out
 }
 
-fn downloads(lang: Lang, month: Month, scope: &FigureScope) -> String {
+fn downloads(
+    lang: Lang,
+    month: Month,
+    scope: &FigureScope,
+    version: FiguresVersion,
+    hits: HitsChoice,
+) -> String {
     let (key, value) = scope_param(scope);
     let month = month.to_string();
+    let version = match version {
+        FiguresVersion::Delivered => "closed".to_owned(),
+        FiguresVersion::Live => "live".to_owned(),
+        FiguresVersion::Closed(n) => n.to_string(),
+    };
     let href = |format: &str| {
         format!(
             "/dashboard/download{}",
@@ -638,6 +813,8 @@ fn downloads(lang: Lang, month: Month, scope: &FigureScope) -> String {
                 ("month", &month),
                 (key, &value),
                 ("format", format),
+                ("version", &version),
+                ("hits", hits.as_str()),
                 ("lang", lang.code())
             ])
         )
@@ -674,10 +851,11 @@ pub async fn download(State(state): State<WebState>, staff: Staff) -> Response {
 fn download_inner(state: &WebState, staff: &Staff) -> Result<Response, ApiError> {
     let lang = staff.lang();
     let request = parse_request(state, staff)?;
-    let figures = insight::monthly(&state.store, &request.scope, request.month)?;
+    let figures = closing::monthly(&state.store, &request.scope, request.month, request.version)?;
     let breakdown = (request.access == FigureAccess::Kb && request.scope == FigureScope::Total)
-        .then(|| insight::breakdown(&state.store, request.month, true))
+        .then(|| closing::breakdown(&state.store, request.month, true, request.version))
         .transpose()?;
+    let shown = figures_for(request.hits);
     let names = Names::load(&state.store)?;
     let scope_id = match &request.scope {
         FigureScope::Total => "totaal".to_owned(),
@@ -712,14 +890,20 @@ fn download_inner(state: &WebState, staff: &Staff) -> Result<Response, ApiError>
             )
         }
         "csv" => (
-            csv(lang, &figures, breakdown.as_ref(), &names).into_bytes(),
+            csv(lang, &figures, breakdown.as_ref(), &names, &shown).into_bytes(),
             "text/csv; charset=utf-8",
             "csv",
         ),
         "xlsx" => {
             // The Datatheek workbook covers what the reader may see, whatever
             // scope the page shows (lrs_app::datatheek).
-            let data = lrs_app::datatheek::gather(&state.store, &request.access, request.month)?;
+            let data = lrs_app::datatheek::gather(
+                &state.store,
+                &request.access,
+                request.month,
+                request.version,
+                request.hits,
+            )?;
             let name = lrs_app::datatheek::file_name(&request.access, request.month);
             return Ok(crate::request::body::download(
                 lrs_app::datatheek::workbook(&data)?,
@@ -770,23 +954,20 @@ fn csv(
     figures: &MonthlyFigures,
     breakdown: Option<&Breakdown>,
     names: &Names,
+    shown: &[&FigureLabel],
 ) -> String {
     let mut out = String::from("\u{feff}");
     let mut head = vec![
         lang.pick("Maand", "Month").to_owned(),
         lang.pick("Bereik", "Scope").to_owned(),
     ];
-    head.extend(FIGURES.iter().map(|f| f.label(lang).to_owned()));
+    head.extend(shown.iter().map(|f| f.label(lang).to_owned()));
     line(&mut out, &head);
     let mut row = vec![
         figures.month.to_string(),
         scope_name(names, lang, &figures.scope),
     ];
-    row.extend(
-        FIGURES
-            .iter()
-            .map(|f| f.value(&figures.figures).to_string()),
-    );
+    row.extend(shown.iter().map(|f| f.value(&figures.figures).to_string()));
     line(&mut out, &row);
     for (title, list) in [
         (
@@ -831,7 +1012,7 @@ fn csv(
             "ISIL".to_owned(),
             lang.pick("Bibliotheek", "Library").to_owned(),
         ];
-        head.extend(FIGURES.iter().map(|f| f.label(lang).to_owned()));
+        head.extend(shown.iter().map(|f| f.label(lang).to_owned()));
         line(&mut out, &head);
         for row in &breakdown.rows {
             let name = row.name.clone().or_else(|| {
@@ -842,7 +1023,7 @@ fn csv(
                     .map(|(_, n)| n.clone())
             });
             let mut fields = vec![row.id.clone(), name.unwrap_or_default()];
-            fields.extend(FIGURES.iter().map(|f| f.value(&row.figures).to_string()));
+            fields.extend(shown.iter().map(|f| f.value(&row.figures).to_string()));
             line(&mut out, &fields);
         }
     }

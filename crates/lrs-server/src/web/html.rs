@@ -51,6 +51,7 @@ pub fn query(pairs: &[(&str, &str)]) -> String {
 pub enum Current {
     Dashboard,
     Learners,
+    Privacy,
     Login,
 }
 
@@ -60,6 +61,8 @@ pub struct Signed<'a> {
     pub csrf: &'a str,
     /// Show the learners page in the navigation.
     pub learners: bool,
+    /// Show the privacy reports page in the navigation.
+    pub privacy: bool,
 }
 
 /// Everything around a page's main content.
@@ -138,6 +141,13 @@ impl Frame<'_> {
                     "/learners",
                     lang.pick("Cursisten", "Learners"),
                     self.current == Current::Learners,
+                );
+            }
+            if signed.privacy {
+                item(
+                    "/privacy",
+                    lang.pick("Privacyrapporten", "Privacy reports"),
+                    self.current == Current::Privacy,
                 );
             }
             out.push_str("</ul></nav>\n");
@@ -252,6 +262,7 @@ mod tests {
                 display_name: "Anna & Bert",
                 csrf: "tok",
                 learners: true,
+                privacy: false,
             }),
             path: "/dashboard",
             query: &query,

@@ -18,6 +18,7 @@ pub mod learners;
 pub mod login;
 pub mod oidc_client;
 pub mod oidc_login;
+pub mod privacy;
 pub mod session;
 pub mod state;
 pub mod visitor;
@@ -50,6 +51,8 @@ where
         .route("/dashboard/download", get(dashboard::download))
         .route("/learners", get(learners::show))
         .route("/learners/assign", post(learners::assign))
+        .route("/privacy", get(privacy::show))
+        .route("/privacy/download", get(privacy::download))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
 }
 

@@ -111,6 +111,7 @@ impl Staff {
                 display_name: &self.display_name,
                 csrf: &self.csrf,
                 learners: self.principal.may("progress.read"),
+                privacy: self.principal.may("privacy.reports"),
             }),
             path: &self.visitor.path,
             query: &self.visitor.query,
