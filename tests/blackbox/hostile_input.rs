@@ -516,8 +516,17 @@ async fn each_limit_is_refused_with_413_naming_it() {
     let mut statement = base();
     statement["result"] = json!({"extensions": {"https://courses.example.nl/ext/deep": deep}});
     let reply = client.post_statements(&statement).await.unwrap();
-    assert_eq!(reply.status.as_u16(), 413, "{}", reply.text);
-    assert_eq!(reply.body["error"]["rule"], "limit.depth");
+    // The statement is level 1, `result` 2, `extensions` 3, the outer array
+    // 4: the array at level 33 is the first one too deep.
+    assert_refusal(
+        &reply,
+        413,
+        &format!(
+            "$.result.extensions['https://courses.example.nl/ext/deep']{}",
+            "[0]".repeat(29)
+        ),
+        "limit.depth",
+    );
 
     let members: Vec<Value> = (0..1_001)
         .map(|i| json!({"mbox": format!("mailto:m{i}@example.nl")}))
@@ -526,6 +535,21 @@ async fn each_limit_is_refused_with_413_naming_it() {
     statement["actor"] = json!({"objectType": "Group", "member": members});
     let reply = client.post_statements(&statement).await.unwrap();
     assert_refusal(&reply, 413, "$.actor.member", "limit.list-items");
+
+    // Two groups of 600 within the list limit, 1,202 agents together: the
+    // actor group and its members are 601, the team group the 602nd, so its
+    // member [398] is the 1,001st.
+    let group = |prefix: &str| {
+        let members: Vec<Value> = (0..600)
+            .map(|i| json!({"mbox": format!("mailto:{prefix}{i}@example.nl")}))
+            .collect();
+        json!({"objectType": "Group", "member": members})
+    };
+    let mut statement = base();
+    statement["actor"] = group("a");
+    statement["context"] = json!({"team": group("t")});
+    let reply = client.post_statements(&statement).await.unwrap();
+    assert_refusal(&reply, 413, "$.context.team.member[398]", "limit.agents");
 
     let mut statement = base();
     statement["context"] =
