@@ -30,10 +30,21 @@ pub enum ApiError {
     Conflict(String),
     #[error("{0}")]
     PreconditionFailed(String),
+    /// The body is over the route's limit: 413 with rule `limit.body-size`.
     #[error("request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
+    /// A content type or content coding the route does not take: 415 with
+    /// path and rule.
     #[error("{0}")]
-    UnsupportedMediaType(String),
+    UnsupportedMediaType(ValidationError),
+    /// A refusal whose status was decided below the application (a
+    /// framework extractor, the request head's own limits), in the JSON
+    /// error body with path and rule.
+    #[error("{error}")]
+    Refused {
+        status: StatusCode,
+        error: ValidationError,
+    },
     #[error("method not allowed")]
     MethodNotAllowed,
     #[error("internal error")]
@@ -63,6 +74,11 @@ impl ApiError {
 
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
+            // The store's own limits (`limit.*`: depth, list items, agents,
+            // extensions size, batch size) are "too large", not "malformed".
+            ApiError::Invalid(e) if e.is_limit() => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
+            }
             ApiError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid"),
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
@@ -77,6 +93,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
+            ApiError::Refused { status, .. } => (*status, code_of(*status)),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
@@ -84,6 +101,19 @@ impl ApiError {
                 (StatusCode::TOO_MANY_REQUESTS, "too_many_requests")
             }
         }
+    }
+}
+
+/// The `code` of a refusal whose status was decided elsewhere.
+fn code_of(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::URI_TOO_LONG => "uri_too_long",
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => "header_fields_too_large",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        _ => "invalid",
     }
 }
 
@@ -115,8 +145,15 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
         let body = match &self {
-            ApiError::Invalid(e) => json!({"error": {
+            ApiError::Invalid(e)
+            | ApiError::UnsupportedMediaType(e)
+            | ApiError::Refused { error: e, .. } => json!({"error": {
                 "status": status.as_u16(), "code": code, "message": e.message, "path": e.path, "rule": e.rule
+            }}),
+            ApiError::PayloadTooLarge(max) => json!({"error": {
+                "status": status.as_u16(), "code": code,
+                "message": format!("the request body is larger than {max} bytes (the limit of this route)"),
+                "path": "body", "rule": "limit.body-size"
             }}),
             ApiError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
@@ -135,6 +172,15 @@ impl IntoResponse for ApiError {
                 header::RETRY_AFTER,
                 HeaderValue::from(retry_after_secs.max(&1).to_owned()),
             );
+        }
+        if let ApiError::UnsupportedMediaType(e) = &self {
+            if e.rule.starts_with("content-encoding") {
+                // RFC 9110 15.5.16: say which codings would have been taken.
+                response.headers_mut().insert(
+                    header::ACCEPT_ENCODING,
+                    HeaderValue::from_static("gzip, deflate, identity"),
+                );
+            }
         }
         if let ApiError::InvalidToken(reason) = &self {
             let challenge = format!(

@@ -94,6 +94,7 @@ impl AppState {
             xapi: XapiState {
                 store: store.clone(),
                 config: Arc::new(config.xapi.clone()),
+                cpu: Default::default(),
             },
             api: ApiState {
                 store: store.clone(),
@@ -128,7 +129,8 @@ pub fn router(state: AppState) -> Router {
     // The alternate request syntax changes the method, so it runs before routing.
     let xapi_app = Router::new()
         .fallback_service(routes)
-        .layer(middleware::from_fn(
+        .layer(middleware::from_fn_with_state(
+            state.xapi.cpu.clone(),
             crate::resources::alternate::alternate_syntax,
         ))
         .layer(middleware::from_fn(move |request, next| {
@@ -177,6 +179,8 @@ pub fn router(state: AppState) -> Router {
             state.auth.limits.clone(),
             limit_by_address,
         ))
+        // The request head's limits, in JSON, below the HTTP library's own.
+        .layer(middleware::from_fn(crate::request::head::limit_head))
         .layer(middleware::from_fn_with_state(
             state.monitor.clone(),
             crate::ops::observe::observe,
@@ -235,28 +239,17 @@ async fn serve(
     let limits_upkeep = spawn_upkeep(state.auth.limits.clone(), state.auth.auth.guard().clone());
     let privacy = crate::tasks::start_privacy(store.clone(), audit.clone(), &state.tasks)?;
     let closing = crate::tasks::start_closing(store.clone(), audit.clone(), &state.tasks);
-    // With the peer address: `/metrics` answers loopback and allowed
-    // networks only, and rate limits count per client address.
-    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let served = match tls {
-        None => {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-        }
+    // The peer address goes on every request: `/metrics` answers loopback
+    // and allowed networks only, and rate limits count per client address.
+    let app = router(state);
+    match tls {
+        None => crate::security::connections::serve(listener, app, shutdown).await,
         Some(tls) => {
             let reloader = tls.spawn_reloader();
-            // `tap_io` does nothing to the stream: axum provides the client
-            // `SocketAddr` as ConnectInfo for any listener wrapped in it,
-            // and the orphan rule keeps us from providing it for ours.
-            let listener = axum::serve::ListenerExt::tap_io(tls.listener(listener), |_| {});
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await;
+            crate::security::connections::serve(tls.listener(listener), app, shutdown).await;
             reloader.abort();
-            served
         }
-    };
+    }
     monitoring.finish().await;
     limits_upkeep.abort();
     if let Some(privacy) = privacy {
@@ -266,7 +259,6 @@ async fn serve(
         closing.abort();
     }
     audit.close().await;
-    served?;
     store.close().await?;
     tracing::info!("store closed; bye");
     Ok(())

@@ -26,6 +26,13 @@ impl ValidationError {
         }
     }
 
+    /// Whether this is one of the store's own limits (`limit.*`: depth,
+    /// list items, agents, extensions size, batch size, body size), which
+    /// the HTTP layer answers with 413 rather than 400.
+    pub fn is_limit(&self) -> bool {
+        self.rule.starts_with("limit.")
+    }
+
     /// The same error, one level deeper in a document: `$` becomes `prefix`.
     pub fn under(mut self, prefix: &str) -> Self {
         self.path = match self.path.strip_prefix('$') {

@@ -160,7 +160,13 @@ fn reduce_language_map(map: &mut Map<String, Value>, languages: &[String]) {
     }
 }
 
-/// Parses an Accept-Language header into tags by descending preference.
+/// Most languages of an Accept-Language header that `format=canonical`
+/// considers (the most preferred ones); every language is compared with
+/// every key of every language map, so the list is kept short.
+pub const MAX_ACCEPT_LANGUAGES: usize = 16;
+
+/// Parses an Accept-Language header into tags by descending preference, at
+/// most [`MAX_ACCEPT_LANGUAGES`] of them.
 pub fn accept_languages(header: &str) -> Vec<String> {
     let mut weighted: Vec<(f32, usize, String)> = header
         .split(',')
@@ -186,7 +192,11 @@ pub fn accept_languages(header: &str) -> Vec<String> {
             .unwrap_or(std::cmp::Ordering::Equal)
             .then(a.1.cmp(&b.1))
     });
-    weighted.into_iter().map(|(_, _, tag)| tag).collect()
+    weighted
+        .into_iter()
+        .take(MAX_ACCEPT_LANGUAGES)
+        .map(|(_, _, tag)| tag)
+        .collect()
 }
 
 /// Context activities are stored and returned as arrays even when a client
@@ -251,7 +261,9 @@ fn normalize_for_comparison(value: &mut Value, parent_key: Option<&str>) {
                 object.remove("definition");
             }
             if let Some(Value::Array(members)) = object.get_mut("member") {
-                members.sort_by_key(|m| sorted(m.clone()).to_string());
+                // Each member's key is made once (n of them), not once per
+                // comparison (n log n copies and serializations).
+                members.sort_by_cached_key(|m| sorted(m.clone()).to_string());
             }
             for (key, child) in object.iter_mut() {
                 let key = if matches!(key.as_str(), "parent" | "grouping" | "category" | "other") {

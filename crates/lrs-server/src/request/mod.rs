@@ -1,10 +1,14 @@
 //! The bottom room: what every surface reads off a request or puts on a
 //! response, and nothing above it (it imports only `error.rs`): query
 //! parameters, the client's address, the request id, the xAPI version
-//! header, body limits and file downloads.
+//! header, limits of the request head, body limits, content codings and
+//! file downloads, and the CPU budget that keeps heavy work on a body off
+//! the async workers.
 
 pub mod body;
 pub mod client;
+pub mod cpu;
+pub mod head;
 pub mod http_date;
 pub mod id;
 pub mod params;

@@ -17,6 +17,7 @@ use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use lrs_projections::statement_index::TermKind;
 use serde_json::{Map, Value};
+use std::collections::HashSet;
 use xapi::agent::{ifi_of, is_group, Ifi};
 
 /// How many of the newest statements about a person are read for their names.
@@ -43,7 +44,7 @@ pub async fn get_person(
         ));
     }
 
-    let mut names = Vec::new();
+    let mut names = Names::default();
     if let Some(token) = state.store.vault().token_of(&ifi) {
         let store = state.store.clone();
         let scope = lrs_app::tenancy::read_scope(&state.store, &caller.credential)?;
@@ -55,7 +56,7 @@ pub async fn get_person(
                 (TermKind::RelatedAgent, token.0),
                 STATEMENTS_READ,
             )?;
-            let mut names = Vec::new();
+            let mut names = Names::default();
             for statement in &statements {
                 names_in(statement, &wanted, &mut names);
             }
@@ -65,9 +66,9 @@ pub async fn get_person(
         .map_err(ApiError::internal)??;
     }
     if let Some(Value::String(name)) = agent.get("name") {
-        add_name(&mut names, name);
+        names.add(name);
     }
-    Ok(axum::Json(person(&ifi, names)).into_response())
+    Ok(axum::Json(person(&ifi, names.order)).into_response())
 }
 
 /// The Person object: every property an array, only the non-empty ones.
@@ -86,14 +87,25 @@ fn person(ifi: &Ifi, names: Vec<String>) -> Value {
     Value::Object(person)
 }
 
-fn add_name(names: &mut Vec<String>, name: &str) {
-    if !names.iter().any(|n| n == name) {
-        names.push(name.to_owned());
+/// A person's names in the order first seen, each once: a set beside the
+/// list, so that 50 statements naming 1,000 agents each cost 50,000
+/// look-ups, not a comparison of every name with every earlier one.
+#[derive(Default)]
+struct Names {
+    order: Vec<String>,
+    seen: HashSet<String>,
+}
+
+impl Names {
+    fn add(&mut self, name: &str) {
+        if self.seen.insert(name.to_owned()) {
+            self.order.push(name.to_owned());
+        }
     }
 }
 
 /// The names of every agent object in the statement with this IFI.
-fn names_in(statement: &Value, ifi: &Ifi, names: &mut Vec<String>) {
+fn names_in(statement: &Value, ifi: &Ifi, names: &mut Names) {
     let mut agents = Vec::new();
     agents_in(statement, &mut agents);
     if let Some(authority) = statement.get("authority") {
@@ -102,7 +114,7 @@ fn names_in(statement: &Value, ifi: &Ifi, names: &mut Vec<String>) {
     for agent in agents {
         if let Some(Value::String(name)) = agent.get("name") {
             if ifi_of(agent).as_ref() == Some(ifi) {
-                add_name(names, name);
+                names.add(name);
             }
         }
     }
@@ -162,9 +174,9 @@ mod tests {
                                            "agent": {"mbox": "mailto:a@example.org", "name": "A4"}}],
                         "team": {"mbox": "mailto:b@example.org", "name": "B"}}
         });
-        let mut names = Vec::new();
+        let mut names = Names::default();
         names_in(&statement, &ifi, &mut names);
-        assert_eq!(names, vec!["A1", "A2", "A3", "A4"]);
+        assert_eq!(names.order, vec!["A1", "A2", "A3", "A4"]);
     }
 
     #[test]

@@ -5,8 +5,10 @@
 //! that uses it is rejected.
 
 use crate::error::ApiError;
+use crate::request::body::{read_whole, BodyLimit};
+use crate::request::cpu::CpuBudget;
 use axum::body::Body;
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderName, HeaderValue, Method, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -21,7 +23,11 @@ const HEADER_FIELDS: &[&str] = &[
     "if-none-match",
 ];
 
-pub async fn alternate_syntax(request: Request, next: Next) -> Response {
+pub async fn alternate_syntax(
+    State(cpu): State<CpuBudget>,
+    request: Request,
+    next: Next,
+) -> Response {
     let query = request.uri().query().unwrap_or("");
     let Some(method) = form_urlencoded::parse(query.as_bytes())
         .find(|(k, _)| k == "method")
@@ -29,13 +35,13 @@ pub async fn alternate_syntax(request: Request, next: Next) -> Response {
     else {
         return next.run(request).await;
     };
-    match rewrite(request, &method).await {
+    match rewrite(request, &method, &cpu).await {
         Ok(rewritten) => next.run(rewritten).await,
         Err(error) => error.into_response(),
     }
 }
 
-async fn rewrite(request: Request, method: &str) -> Result<Request, ApiError> {
+async fn rewrite(request: Request, method: &str, cpu: &CpuBudget) -> Result<Request, ApiError> {
     let invalid = |rule: &str, message: &str| ApiError::bad_request("?method", rule, message);
     if request.method() != Method::POST {
         return Err(invalid(
@@ -70,9 +76,23 @@ async fn rewrite(request: Request, method: &str) -> Result<Request, ApiError> {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let bytes = axum::body::to_bytes(body, usize::MAX)
-        .await
-        .map_err(|_| ApiError::PayloadTooLarge(0))?;
+    if parts
+        .headers
+        .get_all(header::CONTENT_ENCODING)
+        .iter()
+        .any(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"))
+    {
+        return Err(ApiError::UnsupportedMediaType(xapi::ValidationError::new(
+            "header Content-Encoding",
+            "content-encoding.unsupported",
+            "the alternate request syntax takes its form without a content coding",
+        )));
+    }
+    let limit = parts
+        .extensions
+        .get::<BodyLimit>()
+        .map_or(usize::MAX, |limit| limit.0);
+    let bytes = read_whole(body, limit).await?;
     if !bytes.is_empty() && !declared.starts_with("application/x-www-form-urlencoded") {
         return Err(invalid(
             "alternate-syntax.form",
@@ -82,12 +102,21 @@ async fn rewrite(request: Request, method: &str) -> Result<Request, ApiError> {
     let mut headers = parts.headers.clone();
     headers.remove(header::CONTENT_TYPE);
     headers.remove(header::CONTENT_LENGTH);
+    headers.remove(header::CONTENT_ENCODING);
+    // Decoding a big form is CPU work: under the budget, like a body.
+    let form: Vec<(String, String)> = cpu
+        .run(bytes.len(), move || {
+            Ok(form_urlencoded::parse(&bytes)
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect())
+        })
+        .await?;
     let mut content = Vec::new();
     let mut query = form_urlencoded::Serializer::new(String::new());
-    for (key, value) in form_urlencoded::parse(&bytes) {
+    for (key, value) in form {
         let lower = key.to_ascii_lowercase();
         if lower == "content" {
-            content = value.as_bytes().to_vec();
+            content = value.into_bytes();
         } else if HEADER_FIELDS.contains(&lower.as_str()) {
             if lower == "content-length" {
                 continue;

@@ -1,12 +1,16 @@
 //! Statement requests with attachments (`multipart/mixed`, Communication
 //! 1.5.2) and the multipart response for `attachments=true`. The boundary is
 //! read from the Content-Type here and handed to multer, which would refuse
-//! `multipart/mixed` if it parsed the header itself.
+//! `multipart/mixed` if it parsed the header itself. Reading a request is
+//! plain CPU work on bytes already received (linear in the body: one pass
+//! of multer, one SHA-256 per part, one look-up per attachment), so the
+//! handler runs it under its CPU budget.
 
 use crate::error::ApiError;
 use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
+use futures_util::FutureExt;
 use lrs_core::envelope::AttachmentContent;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -23,16 +27,34 @@ pub struct StatementRequest {
 
 fn parse_json(bytes: &[u8], path: &str) -> Result<Value, ApiError> {
     serde_json::from_slice(bytes).map_err(|e| {
-        ApiError::bad_request(path, "json.syntax", format!("body is not valid json: {e}"))
+        // serde_json stops at 128 levels; that is past the depth limit.
+        if e.to_string().starts_with("recursion limit exceeded") {
+            ApiError::bad_request(
+                path,
+                "limit.depth",
+                format!(
+                    "a statement nests objects and arrays at most {} levels deep: {e}",
+                    xapi::validate::limits::MAX_DEPTH
+                ),
+            )
+        } else {
+            ApiError::bad_request(path, "json.syntax", format!("body is not valid json: {e}"))
+        }
     })
 }
 
-/// Reads a PUT/POST statements body in either of the two allowed forms.
-pub async fn read(headers: &HeaderMap, body: Bytes) -> Result<StatementRequest, ApiError> {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/json");
+/// Reads a PUT/POST statements body in either of the two allowed forms
+/// (Communication 1.5.2: a statement request MUST be `application/json` or
+/// `multipart/mixed`, so a request without Content-Type is a 400 too).
+pub fn read(headers: &HeaderMap, body: Bytes) -> Result<StatementRequest, ApiError> {
+    let Some(content_type) = headers.get(header::CONTENT_TYPE) else {
+        return Err(ApiError::bad_request(
+            "header Content-Type",
+            "content-type",
+            "statements are sent as application/json or multipart/mixed; this request has no Content-Type",
+        ));
+    };
+    let content_type = content_type.to_str().unwrap_or("\u{fffd}");
     let mime: mime::Mime = content_type.parse().map_err(|_| {
         ApiError::bad_request(
             "header Content-Type",
@@ -45,7 +67,11 @@ pub async fn read(headers: &HeaderMap, body: Bytes) -> Result<StatementRequest, 
             body: parse_json(&body, "$")?,
             parts: Vec::new(),
         }),
-        ("multipart", "mixed") => read_multipart(&mime, body).await,
+        // multer reads from a stream; this one holds the whole body and is
+        // ready at once, so the reading completes in one poll.
+        ("multipart", "mixed") => read_multipart(&mime, body)
+            .now_or_never()
+            .unwrap_or_else(|| Err(ApiError::internal("multipart reading did not complete"))),
         _ => Err(ApiError::bad_request(
             "header Content-Type",
             "content-type",
@@ -174,13 +200,17 @@ pub fn match_parts(
         parts.iter().map(|p| (p.sha2.as_str(), p)).collect();
     let mut used = HashSet::new();
     let mut per_statement = Vec::new();
+    let no_attachments = Vec::new();
     for (path, statement) in statements_of(body) {
         let mut contents = Vec::new();
+        // One look-up per attachment: linear, however many there are.
+        let mut taken: HashSet<&str> = HashSet::new();
+        let mut verified: HashSet<(&str, &str)> = HashSet::new();
+        let mut checker = None;
         let attachments = statement
             .get("attachments")
             .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
+            .unwrap_or(&no_attachments);
         for (j, attachment) in attachments.iter().enumerate() {
             let at = format!("{path}.attachments[{j}]");
             let sha2 = attachment
@@ -201,15 +231,18 @@ pub fn match_parts(
                     .get("contentType")
                     .and_then(Value::as_str)
                     .unwrap_or("");
-                xapi::signature::check(statement, declared, &part.bytes, &at, version)?;
+                // Each distinct signature once per statement, against the
+                // statement's comparison form made once.
+                if verified.insert((part.sha2.as_str(), declared)) {
+                    checker
+                        .get_or_insert_with(|| xapi::signature::Checker::new(statement, version))
+                        .check(declared, &part.bytes, &at)?;
+                }
             }
             match part {
                 Some(part) => {
-                    used.insert(part.sha2.clone());
-                    if !contents
-                        .iter()
-                        .any(|c: &AttachmentContent| c.sha2 == part.sha2)
-                    {
+                    used.insert(part.sha2.as_str());
+                    if taken.insert(part.sha2.as_str()) {
                         contents.push((*part).clone());
                     }
                 }
@@ -223,7 +256,7 @@ pub fn match_parts(
         }
         per_statement.push(contents);
     }
-    if let Some(extra) = parts.iter().find(|p| !used.contains(&p.sha2)) {
+    if let Some(extra) = parts.iter().find(|p| !used.contains(p.sha2.as_str())) {
         return Err(ApiError::bad_request(
             "$",
             "attachments.part-unclaimed",

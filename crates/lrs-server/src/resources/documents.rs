@@ -3,9 +3,12 @@
 //! new content, `DocumentsDeletedV1`); the current documents are a
 //! projection. Documents keyed by an agent are sealed under that person's key.
 //! Concurrency: ETag with If-Match / If-None-Match, checked by the writer at
-//! the moment of appending, so two writers cannot both win.
+//! the moment of appending, so two writers cannot both win. Opening,
+//! hashing, merging and sealing a big document is CPU work and runs under
+//! the CPU budget (`request::cpu`), off the async workers.
 
 use crate::error::ApiError;
+use crate::request::body::RawBody;
 use crate::request::params::Params;
 use crate::resources::state::XapiState;
 use crate::security::extract::Caller;
@@ -20,9 +23,10 @@ use lrs_core::events::{
     DocumentContentV1, DocumentContextV1, DocumentResourceV1, DocumentWrittenV1, DocumentsDeletedV1,
 };
 use lrs_core::{DataKey, Event};
-use lrs_store::{context_prefix, document_key, AppendError, DocumentExpectation};
+use lrs_store::{context_prefix, document_key, AppendError, DocumentExpectation, DocumentRef};
 use serde_json::Value;
 use sha2::Sha256;
+use std::sync::Arc;
 use xapi::XapiVersion;
 
 /// What distinguishes the three resources.
@@ -62,6 +66,7 @@ const AGENT_PROFILE: Spec = Spec {
 };
 
 /// A parsed document request: where, which document, since.
+#[derive(Clone)]
 struct Target {
     context: DocumentContextV1,
     /// The person's key when the document is keyed by a known agent.
@@ -185,6 +190,7 @@ fn header_etags(headers: &HeaderMap, name: header::HeaderName) -> Option<Vec<Str
     })
 }
 
+#[derive(Clone)]
 struct Preconditions {
     if_match: Option<Vec<String>>,
     if_none_match: Option<Vec<String>>,
@@ -267,11 +273,12 @@ fn open_content(
     }
 }
 
-/// The current document and its content.
-fn current(
+/// The current document's record and its content as written (sealed or
+/// clear): two reads of the store, no decryption yet.
+fn stored(
     state: &XapiState,
     key: &[u8],
-) -> Result<Option<(lrs_store::DocumentRef, Vec<u8>)>, ApiError> {
+) -> Result<Option<(DocumentRef, DocumentContentV1)>, ApiError> {
     let Some(record) = state.store.document(key)? else {
         return Ok(None);
     };
@@ -283,7 +290,46 @@ fn current(
             "document record points at another event",
         ));
     };
-    Ok(open_content(state, &written.content)?.map(|content| (record, content)))
+    Ok(Some((record, written.content)))
+}
+
+/// The bytes opening a document's content reads.
+fn content_len(content: &DocumentContentV1) -> usize {
+    match content {
+        DocumentContentV1::Clear(bytes) => bytes.len(),
+        DocumentContentV1::Sealed(sealed) => sealed.ciphertext.len(),
+    }
+}
+
+/// A stored document opened: its record, content and client ETag; `None`
+/// if its person was erased. CPU work for a big document.
+type Opened = Option<(DocumentRef, Vec<u8>, String)>;
+
+fn open_stored(
+    state: &XapiState,
+    found: Option<(DocumentRef, DocumentContentV1)>,
+) -> Result<Opened, ApiError> {
+    let Some((record, content)) = found else {
+        return Ok(None);
+    };
+    Ok(open_content(state, &content)?.map(|content| {
+        let etag = client_etag(&content);
+        (record, content, etag)
+    }))
+}
+
+/// The current document, opened, with its client ETag: the store read here,
+/// the opening and hashing under the CPU budget.
+async fn current(state: &XapiState, key: &[u8]) -> Result<Opened, ApiError> {
+    let found = stored(state, key)?;
+    let weight = found
+        .as_ref()
+        .map_or(0, |(_, content)| content_len(content));
+    let opener = state.clone();
+    state
+        .cpu
+        .run(weight, move || open_stored(&opener, found))
+        .await
 }
 
 fn refused(error: AppendError) -> ApiError {
@@ -302,7 +348,7 @@ async fn write(
     spec: Spec,
     raw: Option<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: RawBody,
     merge: bool,
 ) -> Result<Response, ApiError> {
     caller.credential.require(&[spec.scope])?;
@@ -316,10 +362,22 @@ async fn write(
     })?;
     let preconditions = Preconditions::of(&headers);
     let content_type = content_type_of(&headers);
-    let incoming = if merge {
-        Some(merge_input(&content_type, &body)?)
-    } else {
-        None
+    // Undo the content coding and parse what a POST merges in, under the
+    // CPU budget.
+    let (body, incoming) = {
+        let content_type = content_type.clone();
+        state
+            .cpu
+            .run(body.weight(), move || {
+                let bytes = body.decode()?;
+                let incoming = if merge {
+                    Some(Arc::new(merge_input(&content_type, &bytes)?))
+                } else {
+                    None
+                };
+                Ok((bytes, incoming))
+            })
+            .await?
     };
     // A request without If-Match / If-None-Match asked for no condition: when
     // another write wins the race, read again and redo it rather than answer
@@ -329,10 +387,10 @@ async fn write(
         let existing = if target.agent_unknown() {
             None
         } else {
-            current(&state, &document_key(&target.context, &id))?
+            current(&state, &document_key(&target.context, &id)).await?
         };
-        let existing_etag = existing.as_ref().map(|(_, content)| client_etag(content));
-        preconditions.check(existing_etag.as_deref())?;
+        let existing_etag = existing.as_ref().map(|(_, _, etag)| etag.as_str());
+        preconditions.check(existing_etag)?;
         if spec.resource != DocumentResourceV1::State
             && !merge
             && existing.is_none()
@@ -355,25 +413,39 @@ async fn write(
                     .into(),
             ));
         }
-        let (content, stored_type) = match &incoming {
-            Some(incoming) => (
-                merged(existing.as_ref(), incoming)?,
-                "application/json".to_owned(),
-            ),
-            None => (body.to_vec(), content_type.clone()),
-        };
         target.create_agent(&state);
-        let etag = etag_of(&state, &content);
-        let answer_etag = client_etag(&content);
-        let expect = DocumentExpectation::Unchanged(existing.as_ref().map(|(r, _)| r.etag.clone()));
-        let event = Event::DocumentWrittenV1(DocumentWrittenV1 {
-            context: target.context.clone(),
-            document_id: id.clone(),
-            content_type: stored_type,
-            etag,
-            written_micros: now_micros(),
-            content: seal_content(&target, content),
-        });
+        let expect = DocumentExpectation::Unchanged(
+            existing.as_ref().map(|(record, _, _)| record.etag.clone()),
+        );
+        // Merge, digest and seal the new content under the CPU budget.
+        let weight = body.len() + existing.as_ref().map_or(0, |(_, content, _)| content.len());
+        let (event, answer_etag) = {
+            let (sealer, target, id) = (state.clone(), target.clone(), id.clone());
+            let (body, incoming) = (body.clone(), incoming.clone());
+            let content_type = content_type.clone();
+            state
+                .cpu
+                .run(weight, move || {
+                    let (content, stored_type) = match &incoming {
+                        Some(incoming) => (
+                            merged(existing.as_ref(), incoming)?,
+                            "application/json".to_owned(),
+                        ),
+                        None => (body.to_vec(), content_type),
+                    };
+                    let answer_etag = client_etag(&content);
+                    let event = Event::DocumentWrittenV1(DocumentWrittenV1 {
+                        context: target.context.clone(),
+                        document_id: id,
+                        content_type: stored_type,
+                        etag: etag_of(&sealer, &content),
+                        written_micros: now_micros(),
+                        content: seal_content(&target, content),
+                    });
+                    Ok((event, answer_etag))
+                })
+                .await?
+        };
         match state.store.append_document(event, expect).await {
             Ok(_) => {
                 let mut response = StatusCode::NO_CONTENT.into_response();
@@ -421,12 +493,12 @@ fn merge_input(
 
 /// The stored JSON object with the incoming properties merged over it.
 fn merged(
-    existing: Option<&(lrs_store::DocumentRef, Vec<u8>)>,
+    existing: Option<&(DocumentRef, Vec<u8>, String)>,
     incoming: &serde_json::Map<String, Value>,
 ) -> Result<Vec<u8>, ApiError> {
     let mut document = match existing {
         None => serde_json::Map::new(),
-        Some((record, bytes)) => {
+        Some((record, bytes, _)) => {
             let stored: Option<Value> = if is_json(&record.content_type) {
                 serde_json::from_slice(bytes).ok()
             } else {
@@ -473,9 +545,9 @@ async fn read(
             return Err(ApiError::NotFound("document"));
         }
         let id = target.document_id.clone().expect("single");
-        let (record, content) = current(&state, &document_key(&target.context, &id))?
+        let (record, content, etag) = current(&state, &document_key(&target.context, &id))
+            .await?
             .ok_or(ApiError::NotFound("document"))?;
-        let etag = client_etag(&content);
         let mut response = Bytes::from(content).into_response();
         let headers = response.headers_mut();
         if let Ok(value) = HeaderValue::from_str(&record.content_type) {
@@ -544,16 +616,11 @@ async fn delete(
     let preconditions = Preconditions::of(&headers);
     let (ids, expect) = match &target.document_id {
         Some(id) => {
-            let existing = current(&state, &document_key(&target.context, id))?;
-            preconditions.check(
-                existing
-                    .as_ref()
-                    .map(|(_, content)| client_etag(content))
-                    .as_deref(),
-            )?;
+            let existing = current(&state, &document_key(&target.context, id)).await?;
+            preconditions.check(existing.as_ref().map(|(_, _, etag)| etag.as_str()))?;
             match existing {
                 None => return Ok(StatusCode::NO_CONTENT.into_response()),
-                Some((record, _)) => (vec![id.clone()], DocumentExpectation::Etag(record.etag)),
+                Some((record, _, _)) => (vec![id.clone()], DocumentExpectation::Etag(record.etag)),
             }
         }
         None if spec.resource == DocumentResourceV1::State => {
@@ -603,7 +670,7 @@ macro_rules! resource_handlers {
             caller: Caller,
             RawQuery(raw): RawQuery,
             headers: HeaderMap,
-            body: Bytes,
+            body: RawBody,
         ) -> Result<Response, ApiError> {
             write(state, caller, $spec, raw, headers, body, false).await
         }
@@ -613,7 +680,7 @@ macro_rules! resource_handlers {
             caller: Caller,
             RawQuery(raw): RawQuery,
             headers: HeaderMap,
-            body: Bytes,
+            body: RawBody,
         ) -> Result<Response, ApiError> {
             write(state, caller, $spec, raw, headers, body, true).await
         }

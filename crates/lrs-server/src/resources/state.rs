@@ -1,5 +1,6 @@
 //! What the xAPI resources need: the store and their own settings.
 
+use crate::request::cpu::CpuBudget;
 use lrs_app::tenancy::OriginExtensions;
 use lrs_store::Store;
 use std::net::SocketAddr;
@@ -35,4 +36,7 @@ impl XapiConfig {
 pub struct XapiState {
     pub store: Arc<Store>,
     pub config: Arc<XapiConfig>,
+    /// Where CPU-heavy work on a request runs (big bodies off the async
+    /// workers, a bounded number at once).
+    pub cpu: CpuBudget,
 }

@@ -3,24 +3,26 @@
 //! the body).
 
 use crate::error::ApiError;
+use crate::request::body::RawBody;
 use crate::request::http_date::http_date;
 use crate::request::params::Params;
 use crate::resources::attachments;
 use crate::resources::state::XapiState;
 use crate::security::extract::Caller;
-use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use lrs_app::ingest::{authority_of, prepare};
+use lrs_app::principal::Credential;
 use lrs_core::envelope::{open_attachments, AttachmentContent};
 use lrs_core::statement::{format_micros, reassemble};
 use lrs_projections::statement_index::{string_term, TermKind};
-use lrs_store::{AppendError, Scope, StatementQuery, Store};
+use lrs_store::{AppendError, PreparedStatement, Scope, StatementQuery, Store};
 use serde_json::{json, Value};
 use uuid::Uuid;
 use xapi::format::{accept_languages, Format};
 use xapi::validate::validate_statement_batch;
+use xapi::XapiVersion;
 
 const CONSISTENT_THROUGH: &str = "x-experience-api-consistent-through";
 
@@ -42,16 +44,53 @@ const GET_PARAMS: &[&str] = &[
     "cursor",
 ];
 
-async fn store_statements(
+/// Everything a statement write does before the append, all of it CPU
+/// work on bytes already received: undo the content coding, read the JSON
+/// or multipart body, validate, match attachments and check signatures,
+/// seal each statement. `put_id` is the `statementId` of a PUT. Runs under
+/// the CPU budget (off the async workers for a big body).
+fn prepare_write(
     state: &XapiState,
-    caller: &Caller,
-    statements: Vec<Value>,
-    paths: Vec<String>,
-    contents: Vec<Vec<AttachmentContent>>,
-) -> Result<Vec<Uuid>, ApiError> {
-    let authority = authority_of(&caller.credential, &state.config.authority_home_page);
+    credential: &Credential,
+    version: XapiVersion,
+    headers: &HeaderMap,
+    body: RawBody,
+    put_id: Option<Uuid>,
+) -> Result<Vec<PreparedStatement>, ApiError> {
+    let request = attachments::read(headers, body.decode()?)?;
+    let mut body = request.body;
+    if put_id.is_some() && !body.is_object() {
+        return Err(ApiError::bad_request(
+            "$",
+            "statement.type",
+            "PUT takes a single statement object",
+        ));
+    }
+    validate_statement_batch(&body, version)?;
+    let contents = attachments::match_parts(&body, &request.parts, version)?;
+    if let Some(id) = put_id {
+        match body.get("id").and_then(Value::as_str) {
+            Some(body_id) if Uuid::parse_str(body_id).ok() != Some(id) => {
+                return Err(ApiError::bad_request(
+                    "$.id",
+                    "statement.id-mismatch",
+                    format!("statement id {body_id} differs from statementId {id}"),
+                ))
+            }
+            _ => {}
+        }
+        body["id"] = Value::String(id.hyphenated().to_string());
+    }
+    let (statements, paths): (Vec<Value>, Vec<String>) = match body {
+        Value::Array(items) => {
+            let paths = (0..items.len()).map(|i| format!("$[{i}]")).collect();
+            (items, paths)
+        }
+        single => (vec![single], vec!["$".into()]),
+    };
+    let authority = authority_of(credential, &state.config.authority_home_page);
     let mut prepared = Vec::with_capacity(statements.len());
-    let kind = lrs_app::tenancy::tenant_kind(&state.store, &caller.credential.tenant)?;
+    let kind = lrs_app::tenancy::tenant_kind(&state.store, &credential.tenant)?;
     for ((statement, path), contents) in statements.into_iter().zip(paths).zip(contents) {
         let origin = lrs_app::tenancy::origin_of(
             kind.as_ref(),
@@ -63,12 +102,54 @@ async fn store_statements(
             &state.store,
             statement,
             &authority,
-            caller.version,
+            version,
             &path,
             &contents,
             origin,
         )?);
     }
+    Ok(prepared)
+}
+
+/// How much CPU a statement write costs, for the budget: a multipart body
+/// (SHA-256 of every part, signatures) always counts as big.
+fn write_weight(headers: &HeaderMap, body: &RawBody) -> usize {
+    let multipart = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("multipart/")
+        });
+    if multipart {
+        usize::MAX
+    } else {
+        body.weight()
+    }
+}
+
+/// Prepares a write under the CPU budget, then appends it.
+async fn write_statements(
+    state: &XapiState,
+    caller: &Caller,
+    headers: HeaderMap,
+    body: RawBody,
+    put_id: Option<Uuid>,
+) -> Result<Vec<Uuid>, ApiError> {
+    let weight = write_weight(&headers, &body);
+    let prepared = {
+        let state = state.clone();
+        let credential = caller.credential.clone();
+        let version = caller.version;
+        state
+            .cpu
+            .clone()
+            .run(weight, move || {
+                prepare_write(&state, &credential, version, &headers, body, put_id)
+            })
+            .await?
+    };
     let ids: Vec<Uuid> = prepared.iter().map(|p| p.statement_id).collect();
     match state
         .store
@@ -100,7 +181,7 @@ pub async fn put_statement(
     caller: Caller,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
-    body: Bytes,
+    body: RawBody,
 ) -> Result<StatusCode, ApiError> {
     caller.credential.require(&["statements/write"])?;
     let params = Params::parse(query.as_deref(), &["statementId"])?;
@@ -111,29 +192,7 @@ pub async fn put_statement(
             "PUT /statements needs the statementId parameter",
         )
     })?;
-    let request = attachments::read(&headers, body).await?;
-    let mut statement = request.body;
-    if !statement.is_object() {
-        return Err(ApiError::bad_request(
-            "$",
-            "statement.type",
-            "PUT takes a single statement object",
-        ));
-    }
-    validate_statement_batch(&statement, caller.version)?;
-    let contents = attachments::match_parts(&statement, &request.parts, caller.version)?;
-    match statement.get("id").and_then(Value::as_str) {
-        Some(body_id) if Uuid::parse_str(body_id).ok() != Some(id) => {
-            return Err(ApiError::bad_request(
-                "$.id",
-                "statement.id-mismatch",
-                format!("statement id {body_id} differs from statementId {id}"),
-            ))
-        }
-        _ => {}
-    }
-    statement["id"] = Value::String(id.hyphenated().to_string());
-    store_statements(&state, &caller, vec![statement], vec!["$".into()], contents).await?;
+    write_statements(&state, &caller, headers, body, Some(id)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -142,22 +201,11 @@ pub async fn post_statements(
     caller: Caller,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
-    body: Bytes,
+    body: RawBody,
 ) -> Result<Response, ApiError> {
     caller.credential.require(&["statements/write"])?;
     Params::parse(query.as_deref(), &[])?;
-    let request = attachments::read(&headers, body).await?;
-    let body = request.body;
-    validate_statement_batch(&body, caller.version)?;
-    let contents = attachments::match_parts(&body, &request.parts, caller.version)?;
-    let (statements, paths): (Vec<Value>, Vec<String>) = match body {
-        Value::Array(items) => {
-            let paths = (0..items.len()).map(|i| format!("$[{i}]")).collect();
-            (items, paths)
-        }
-        single => (vec![single], vec!["$".into()]),
-    };
-    let ids = store_statements(&state, &caller, statements, paths, contents).await?;
+    let ids = write_statements(&state, &caller, headers, body, None).await?;
     let ids: Vec<String> = ids.iter().map(|id| id.hyphenated().to_string()).collect();
     Ok(axum::Json(ids).into_response())
 }
@@ -235,25 +283,43 @@ pub async fn get_statements(
             .statement_at(found.position)?
             .ok_or(ApiError::NotFound("statement"))?
             .statement;
-        let Some(mut statement) =
-            reassemble(&stored, vault.as_ref()).map_err(ApiError::internal)?
-        else {
-            return Err(ApiError::NotFound("statement"));
-        };
-        xapi::format::apply(&mut statement, format, &languages);
-        let mut response = if with_attachments {
-            let contents =
-                open_attachments(&stored.sealed, vault.as_ref()).map_err(ApiError::internal)?;
-            attachments::multipart_response(&statement, contents.unwrap_or_default())
-        } else {
-            axum::Json(statement).into_response()
-        };
+        // Opening, formatting and serializing a big statement is CPU work.
+        let weight = stored.sealed.body.len()
+            + if with_attachments {
+                stored
+                    .sealed
+                    .attachments
+                    .iter()
+                    .map(|a| a.ciphertext.len())
+                    .sum()
+            } else {
+                0
+            };
+        let mut response = state
+            .cpu
+            .run(weight, move || {
+                let Some(mut statement) =
+                    reassemble(&stored, vault.as_ref()).map_err(ApiError::internal)?
+                else {
+                    return Err(ApiError::NotFound("statement"));
+                };
+                xapi::format::apply(&mut statement, format, &languages);
+                let mut response = if with_attachments {
+                    let contents = open_attachments(&stored.sealed, vault.as_ref())
+                        .map_err(ApiError::internal)?;
+                    attachments::multipart_response(&statement, contents.unwrap_or_default())
+                } else {
+                    axum::Json(statement).into_response()
+                };
+                set_header(
+                    &mut response,
+                    "last-modified",
+                    &http_date(stored.stored_micros),
+                );
+                Ok(response)
+            })
+            .await?;
         set_header(&mut response, CONSISTENT_THROUGH, &consistent_through);
-        set_header(
-            &mut response,
-            "last-modified",
-            &http_date(stored.stored_micros),
-        );
         return Ok(response);
     }
 
@@ -314,48 +380,56 @@ pub async fn get_statements(
         })?),
     };
 
-    let mut statements = Vec::new();
-    let mut contents = Vec::new();
-    let mut more = String::new();
-    if !nobody {
-        let store = state.store.clone();
-        let query = StatementQuery {
-            scope,
-            terms,
-            since_micros,
-            until_micros,
-            ascending,
-            limit,
-            after,
-            ceiling: store.head(),
+    if nobody {
+        let result = json!({ "statements": [], "more": "" });
+        let mut response = if with_attachments {
+            attachments::multipart_response(&result, Vec::new())
+        } else {
+            axum::Json(result).into_response()
         };
-        let page = tokio::task::spawn_blocking(move || {
-            let page = store.query_statements(&query)?;
-            let (statements, contents) = open_positions(&store, &page.positions, with_attachments)?;
-            Ok::<_, ApiError>((statements, page.more, contents))
-        })
-        .await
-        .map_err(ApiError::internal)??;
-        statements = page.0;
-        contents = page.2;
+        set_header(&mut response, CONSISTENT_THROUGH, &consistent_through);
+        return Ok(response);
+    }
+    // Everything past the parameters (the query, opening the statements,
+    // formatting and serializing the page) runs on the blocking pool.
+    let more_query = {
+        let mut serializer = form_urlencoded::Serializer::new(String::new());
+        for (key, value) in params.iter().filter(|(k, _)| k.as_str() != "cursor") {
+            serializer.append_pair(key, value);
+        }
+        serializer.finish()
+    };
+    let store = state.store.clone();
+    let query = StatementQuery {
+        scope,
+        terms,
+        since_micros,
+        until_micros,
+        ascending,
+        limit,
+        after,
+        ceiling: store.head(),
+    };
+    let mut response = tokio::task::spawn_blocking(move || {
+        let page = store.query_statements(&query)?;
+        let (mut statements, contents) = open_positions(&store, &page.positions, with_attachments)?;
         for statement in &mut statements {
             xapi::format::apply(statement, format, &languages);
         }
-        if let Some(next) = page.1 {
-            let mut serializer = form_urlencoded::Serializer::new(String::new());
-            for (key, value) in params.iter().filter(|(k, _)| k.as_str() != "cursor") {
-                serializer.append_pair(key, value);
-            }
-            serializer.append_pair("cursor", &next.to_string());
-            more = format!("/xapi/statements?{}", serializer.finish());
-        }
-    }
-    let result = json!({ "statements": statements, "more": more });
-    let mut response = if with_attachments {
-        attachments::multipart_response(&result, contents)
-    } else {
-        axum::Json(result).into_response()
-    };
+        let more = match page.more {
+            Some(next) if more_query.is_empty() => format!("/xapi/statements?cursor={next}"),
+            Some(next) => format!("/xapi/statements?{more_query}&cursor={next}"),
+            None => String::new(),
+        };
+        let result = json!({ "statements": statements, "more": more });
+        Ok::<_, ApiError>(if with_attachments {
+            attachments::multipart_response(&result, contents)
+        } else {
+            axum::Json(result).into_response()
+        })
+    })
+    .await
+    .map_err(ApiError::internal)??;
     set_header(&mut response, CONSISTENT_THROUGH, &consistent_through);
     Ok(response)
 }

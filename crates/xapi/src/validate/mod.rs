@@ -24,10 +24,14 @@
 //!   `interaction.component-id-unique`, `context.revision-requires-activity`,
 //!   `context.platform-requires-activity`, `voiding.object-must-be-statementref`,
 //!   `statement.version`, `attachment.content-type`, `attachment.sha2-format`,
-//!   `batch.duplicate-id`, `batch.not-a-statement`.
+//!   `batch.duplicate-id`, `batch.not-a-statement`;
+//! * limits this store sets where the spec sets none (`limits.rs`, checked
+//!   first, in one linear pass): `limit.depth`, `limit.list-items`,
+//!   `limit.agents`, `limit.extensions-size`, `limit.batch-statements`.
 
 mod actor;
 mod datatypes;
+pub mod limits;
 mod object;
 mod path;
 mod schema;
@@ -46,6 +50,7 @@ use path::Path;
 /// Validates one statement as received from a client (before the LRS adds
 /// stored/authority/id).
 pub fn validate_statement(statement: &Value, version: XapiVersion) -> Result<(), ValidationError> {
+    limits::check(statement)?;
     schema::check(schema::statement_validator(version), statement)?;
     match statement.as_object() {
         Some(object) => statement::check_statement(object, &Path::Root, version),
@@ -64,6 +69,7 @@ pub fn validate_statement_batch(body: &Value, version: XapiVersion) -> Result<()
     let Value::Array(items) = body else {
         return validate_statement(body, version);
     };
+    limits::check_batch(items)?;
     let mut ids: HashSet<u128> = HashSet::new();
     for (i, item) in items.iter().enumerate() {
         if !item.is_object() {
@@ -106,6 +112,7 @@ pub fn validate_course_model(model: &Value) -> Result<(), ValidationError> {
 pub fn validate_agent_param(agent: &Value, version: XapiVersion) -> Result<(), ValidationError> {
     // Agents are the same in 1.0.3 and 2.0.0.
     let _ = version;
+    limits::check(agent)?;
     schema::check(schema::agent_param_validator(), agent)?;
     match agent.as_object() {
         Some(object) => actor::check_actor(object, &Path::Root, actor::Role::Identified),

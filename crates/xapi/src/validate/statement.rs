@@ -4,6 +4,8 @@
 //! the `version` property), walked once over a statement the schema already
 //! accepted. No I/O, no HTTP, and it never copies the statement.
 
+use std::collections::HashSet;
+
 use serde_json::Value;
 
 use super::actor::{check_actor, Role};
@@ -239,17 +241,16 @@ fn check_activity(a: &Object, p: &Path<'_>) -> Checked {
                 format!("interactionType {interaction_type:?} does not use {list:?}"),
             );
         }
+        // Linear in the list: each id is looked up once in a set of the
+        // earlier ones (a pairwise comparison took 19 s for 60,000 ids).
+        let mut seen: HashSet<&str> = HashSet::with_capacity(components.len());
         for (i, component) in components.iter().enumerate() {
             let Some(c) = component.as_object() else {
                 continue;
             };
             let cp = lp.index(i);
             let [id, description] = fields(c, ["id", "description"]);
-            let id = as_str(id).unwrap_or_default();
-            let duplicate = components[..i]
-                .iter()
-                .any(|earlier| earlier.get("id").and_then(Value::as_str) == Some(id));
-            if duplicate {
+            if let Some(id) = as_str(id).filter(|id| !seen.insert(id)) {
                 return fail(
                     &cp.key("id"),
                     "interaction.component-id-unique",
@@ -530,5 +531,66 @@ fn extensions(map: &Object, p: &Path<'_>) -> Checked {
             format!("extension key {key:?} is not an absolute iri"),
         ),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::time::{Duration, Instant};
+
+    /// The uniqueness check itself, below the list limit that refuses such a
+    /// statement first: 100,000 ids (each list) take one set look-up each.
+    /// Pairwise, 60,000 ids took 19 s of CPU in a release build.
+    #[test]
+    fn component_ids_are_checked_in_linear_time_whatever_the_limit() {
+        // One list of 100,000 components, moved from statement to statement.
+        let mut components = Value::Array(
+            (0..100_000)
+                .map(|i| json!({"id": format!("component-{i}"), "description": {"en-US": "c"}}))
+                .collect(),
+        );
+        for (kind, list) in [
+            ("choice", "choices"),
+            ("likert", "scale"),
+            ("matching", "source"),
+            ("matching", "target"),
+            ("performance", "steps"),
+        ] {
+            let mut statement = json!({
+                "actor": {"mbox": "mailto:a@x.example"},
+                "verb": {"id": "http://x.example/answered"},
+                "object": {"id": "http://x.example/q", "definition": {"interactionType": kind}}
+            });
+            statement["object"]["definition"][list] = components.take();
+            let check = |statement: &Value| {
+                check_statement(
+                    statement.as_object().unwrap(),
+                    &Path::Root,
+                    XapiVersion::V1_0_3,
+                )
+            };
+            let began = Instant::now();
+            let checked = check(&statement);
+            let took = began.elapsed();
+            assert_eq!(checked, Ok(()), "{list}");
+            let last = &mut statement["object"]["definition"][list][99_999]["id"];
+            let id = std::mem::replace(last, json!("component-0"));
+            let e = check(&statement).unwrap_err();
+            assert_eq!(
+                (e.rule.as_str(), e.path.as_str()),
+                (
+                    "interaction.component-id-unique",
+                    format!("$.object.definition.{list}[99999].id").as_str()
+                )
+            );
+            statement["object"]["definition"][list][99_999]["id"] = id;
+            components = statement["object"]["definition"][list].take();
+            eprintln!("100,000 distinct {list} ids checked in {took:?}");
+            // A debug build on a loaded 2-core machine; the pairwise check
+            // needed minutes here.
+            assert!(took < Duration::from_secs(2), "{list}: {took:?}");
+        }
     }
 }
