@@ -341,7 +341,7 @@ fn binary() -> &'static std::path::Path {
 }
 
 /// Every sheet of a workbook as rows of cell texts, read with calamine.
-fn sheets(bytes: &[u8]) -> BTreeMap<String, Vec<Vec<String>>> {
+pub(crate) fn sheets(bytes: &[u8]) -> BTreeMap<String, Vec<Vec<String>>> {
     use calamine::{Data, Reader, Xlsx};
     let mut book: Xlsx<_> = Xlsx::new(std::io::Cursor::new(bytes.to_vec())).expect("an xlsx");
     let names = book.sheet_names().to_vec();
@@ -367,7 +367,7 @@ fn sheets(bytes: &[u8]) -> BTreeMap<String, Vec<Vec<String>>> {
 
 /// Two workbooks hold the same cells, but for when each was made (the
 /// Totaal sheet's "Gemaakt op" row: a live month's workbook is made now).
-fn assert_same_cells(ours: &[u8], api: &[u8], what: &str) {
+pub(crate) fn assert_same_cells(ours: &[u8], api: &[u8], what: &str) {
     let (mut ours, mut api) = (sheets(ours), sheets(api));
     for book in [&mut ours, &mut api] {
         let total = book.get_mut("Totaal").expect("a Totaal sheet");
@@ -390,7 +390,7 @@ fn assert_same_cells(ours: &[u8], api: &[u8], what: &str) {
     }
 }
 
-async fn download(api: &Api, query: &[(&str, &str)]) -> Vec<u8> {
+pub(crate) async fn download(api: &Api, query: &[(&str, &str)]) -> Vec<u8> {
     let response = api
         .http
         .get(format!("{}/api/figures/datatheek", api.base))
@@ -761,7 +761,7 @@ fn export_all_of_a_seeded_store(
     }
 }
 
-fn hex_of(bytes: &[u8]) -> String {
+pub(crate) fn hex_of(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

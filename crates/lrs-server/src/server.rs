@@ -235,6 +235,7 @@ async fn serve(
     let limits_upkeep = spawn_upkeep(state.auth.limits.clone(), state.auth.auth.guard().clone());
     let privacy = crate::tasks::start_privacy(store.clone(), audit.clone(), &state.tasks)?;
     let closing = crate::tasks::start_closing(store.clone(), audit.clone(), &state.tasks);
+    let datatheek = crate::tasks::start_datatheek(store.clone(), audit.clone(), &state.tasks);
     // With the peer address: `/metrics` answers loopback and allowed
     // networks only, and rate limits count per client address.
     let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
@@ -264,6 +265,9 @@ async fn serve(
     }
     if let Some(closing) = closing {
         closing.abort();
+    }
+    if let Some(datatheek) = datatheek {
+        datatheek.abort();
     }
     audit.close().await;
     served?;
