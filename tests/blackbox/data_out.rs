@@ -814,6 +814,8 @@ async fn the_anonymised_copy_holds_no_original_identifier_and_the_same_figures()
             "cijfers",
             "--permission",
             "figures.read",
+            "--permission",
+            "progress.read",
         ])
         .unwrap();
     let (key, secret) = server.credential_with_role("KB analist", "kb", Some("cijfers"));
@@ -857,7 +859,25 @@ async fn the_anonymised_copy_holds_no_original_identifier_and_the_same_figures()
                 .await,
         );
     }
+    let libraries = &generated.world.libraries;
+    let original_progress = progress_tallies(&kb, libraries).await;
     server.stop().unwrap();
+    // The original's Parquet files: their learner tokens must not be in
+    // the copy's.
+    server.lrs(&["analytics", "export"]).unwrap();
+    let reader = lrs_blackbox_tests::analytics_support::python_reader();
+    let original_tokens: BTreeSet<String> = match &reader {
+        Some(reader) => {
+            let (text, _, rows) = reader.decoded_values(&server.data_dir.join("analytics"));
+            assert!(rows > 0, "the original has Parquet rows");
+            text.lines()
+                .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+                .flat_map(|file| file["rows"].as_array().cloned().unwrap_or_default())
+                .filter_map(|row| row["actor_token"].as_str().map(str::to_owned))
+                .collect()
+        }
+        None => BTreeSet::new(),
+    };
 
     // Bad input: a target that is not empty is refused and left alone.
     let scratch = tempfile::tempdir().unwrap();
@@ -913,6 +933,17 @@ async fn the_anonymised_copy_holds_no_original_identifier_and_the_same_figures()
             "the copy's figures equal the original's"
         );
     }
+    // Progress tallies: every library's learners with their courses and
+    // statuses, identities aside, as the progress API gives them.
+    let copy_progress = progress_tallies(&tester, libraries).await;
+    assert_eq!(
+        copy_progress, original_progress,
+        "the copy's progress equals the original's"
+    );
+    assert!(
+        original_progress.values().map(Vec::len).sum::<usize>() >= spec.learners / 2,
+        "learners with progress: {original_progress:?}"
+    );
     copied.stop().unwrap();
 
     // A byte scan of every file of the copy (after the server ran on it,
@@ -934,6 +965,67 @@ async fn the_anonymised_copy_holds_no_original_identifier_and_the_same_figures()
     for needle in &needles {
         assert!(!contains(&everything, needle), "{needle} in the copy");
     }
+
+    // The copy's Parquet files read back with their reader (pyarrow): no
+    // decoded value holds an original identifier (compression would hide
+    // one from the byte scan), nor an original learner token.
+    if let Some(reader) = reader {
+        copied.lrs(&["analytics", "export"]).unwrap();
+        let (decoded, files, rows) = reader.decoded_values(&copy.join("analytics"));
+        assert!(
+            files > 0 && rows >= generated.sent.len() as u64,
+            "{files} files, {rows} rows"
+        );
+        for needle in &needles {
+            assert!(
+                !decoded.contains(needle.as_str()),
+                "{needle} in the copy's Parquet"
+            );
+        }
+        assert!(
+            original_tokens.len() >= spec.learners / 2,
+            "{}",
+            original_tokens.len()
+        );
+        for token in &original_tokens {
+            assert!(
+                !decoded.contains(token.as_str()),
+                "original token {token} in the copy's Parquet"
+            );
+        }
+    }
+}
+
+/// Every library's learners and their progress as `GET
+/// /api/progress/learners` gives them, without who they are (their id and
+/// name, the course names): sorted, per library.
+async fn progress_tallies(api: &Api, libraries: &[String]) -> BTreeMap<String, Vec<String>> {
+    let mut all = BTreeMap::new();
+    for isil in libraries {
+        let mut rows = Vec::new();
+        for page in 1.. {
+            let page = page.to_string();
+            let answer = api
+                .ok(
+                    "/api/progress/learners",
+                    &[("library", isil), ("per_page", "200"), ("page", &page)],
+                )
+                .await;
+            let found = answer["rows"].as_array().cloned().unwrap_or_default();
+            let total = answer["total"].as_u64().unwrap() as usize;
+            for row in &found {
+                let mut row = strip_names(row);
+                row.as_object_mut().unwrap().remove("learner");
+                rows.push(row.to_string());
+            }
+            if found.is_empty() || rows.len() >= total {
+                break;
+            }
+        }
+        rows.sort();
+        all.insert(isil.clone(), rows);
+    }
+    all
 }
 
 /// Figures without names (the copy drops activity definitions, so a
