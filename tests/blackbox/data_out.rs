@@ -1042,3 +1042,82 @@ fn strip_names(value: &Value) -> Value {
         other => other.clone(),
     }
 }
+
+/// `lrs privacy anonymised-copy` while the server runs: through its control
+/// socket (the server holds the store's lock), the same copy: it opens with
+/// `lrs serve`, the month's figures equal the original's, no name or
+/// address is in it, and the server's audit trail records it.
+#[tokio::test]
+async fn the_anonymised_copy_is_made_through_the_running_server() {
+    let (mut server, credential) = privacy_server();
+    server.launch().unwrap();
+    let xapi = server
+        .client()
+        .with_credential(&credential.0, &credential.1);
+    let people = [
+        ("Onno Online", "onno.online@example.nl"),
+        ("Petra Pseudoniem", "petra.pseudoniem@example.nl"),
+    ];
+    let mut batch = Vec::new();
+    for (name, email) in people {
+        let actor = json!({"name": name, "mbox": format!("mailto:{email}")});
+        batch.push(statement(&actor, "launched", "een antwoord"));
+        batch.push(statement(
+            &actor,
+            "completed",
+            &format!("{name} schreef dit"),
+        ));
+    }
+    let reply = xapi.post_statements(&json!(batch)).await.unwrap();
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let month = lrs_blackbox_tests::activity::CalMonth::current().to_string();
+    let officer = api(&server, &credential);
+    let original = officer
+        .ok("/api/figures/monthly", &[("month", &month)])
+        .await;
+    assert_eq!(original["figures"]["active_users"], 2, "{original}");
+
+    let scratch = tempfile::tempdir().unwrap();
+    let copy = scratch.path().join("copy");
+    let out = server
+        .lrs_here(&["privacy", "anonymised-copy", "--to", copy.to_str().unwrap()])
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("through the running server"), "{stderr}");
+    // The original still serves.
+    assert_eq!(
+        officer
+            .ok("/api/figures/monthly", &[("month", &month)])
+            .await["figures"],
+        original["figures"]
+    );
+
+    let mut copied = TestServer::prepare(binary()).unwrap();
+    copied.data_dir = copy.clone();
+    copied.master_key_hex = std::fs::read_to_string(copy.join("master.key"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let tester = copied.credential_with_role("Tester", "kb", Some("privacy-officer"));
+    copied.launch().unwrap();
+    let again = api(&copied, &tester)
+        .ok("/api/figures/monthly", &[("month", &month)])
+        .await;
+    assert_eq!(again["figures"], original["figures"], "{again}");
+    copied.stop().unwrap();
+    let everything = files_text(&copy);
+    for (name, email) in people {
+        for needle in [name, email, "schreef dit"] {
+            assert!(!contains(&everything, needle), "{needle} in the copy");
+        }
+    }
+    server.stop().unwrap();
+    let audit = server.lrs(&["audit", "export"]).unwrap();
+    assert!(
+        audit
+            .lines()
+            .any(|l| l.contains("privacy.anonymised-copy") && l.contains("control_socket")),
+        "the server's audit trail records it"
+    );
+}
