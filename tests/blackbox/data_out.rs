@@ -341,7 +341,7 @@ fn binary() -> &'static std::path::Path {
 }
 
 /// Every sheet of a workbook as rows of cell texts, read with calamine.
-fn sheets(bytes: &[u8]) -> BTreeMap<String, Vec<Vec<String>>> {
+pub(crate) fn sheets(bytes: &[u8]) -> BTreeMap<String, Vec<Vec<String>>> {
     use calamine::{Data, Reader, Xlsx};
     let mut book: Xlsx<_> = Xlsx::new(std::io::Cursor::new(bytes.to_vec())).expect("an xlsx");
     let names = book.sheet_names().to_vec();
@@ -367,7 +367,7 @@ fn sheets(bytes: &[u8]) -> BTreeMap<String, Vec<Vec<String>>> {
 
 /// Two workbooks hold the same cells, but for when each was made (the
 /// Totaal sheet's "Gemaakt op" row: a live month's workbook is made now).
-fn assert_same_cells(ours: &[u8], api: &[u8], what: &str) {
+pub(crate) fn assert_same_cells(ours: &[u8], api: &[u8], what: &str) {
     let (mut ours, mut api) = (sheets(ours), sheets(api));
     for book in [&mut ours, &mut api] {
         let total = book.get_mut("Totaal").expect("a Totaal sheet");
@@ -390,7 +390,7 @@ fn assert_same_cells(ours: &[u8], api: &[u8], what: &str) {
     }
 }
 
-async fn download(api: &Api, query: &[(&str, &str)]) -> Vec<u8> {
+pub(crate) async fn download(api: &Api, query: &[(&str, &str)]) -> Vec<u8> {
     let response = api
         .http
         .get(format!("{}/api/figures/datatheek", api.base))
@@ -761,7 +761,7 @@ fn export_all_of_a_seeded_store(
     }
 }
 
-fn hex_of(bytes: &[u8]) -> String {
+pub(crate) fn hex_of(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -814,6 +814,8 @@ async fn the_anonymised_copy_holds_no_original_identifier_and_the_same_figures()
             "cijfers",
             "--permission",
             "figures.read",
+            "--permission",
+            "progress.read",
         ])
         .unwrap();
     let (key, secret) = server.credential_with_role("KB analist", "kb", Some("cijfers"));
@@ -857,7 +859,25 @@ async fn the_anonymised_copy_holds_no_original_identifier_and_the_same_figures()
                 .await,
         );
     }
+    let libraries = &generated.world.libraries;
+    let original_progress = progress_tallies(&kb, libraries).await;
     server.stop().unwrap();
+    // The original's Parquet files: their learner tokens must not be in
+    // the copy's.
+    server.lrs(&["analytics", "export"]).unwrap();
+    let reader = lrs_blackbox_tests::analytics_support::python_reader();
+    let original_tokens: BTreeSet<String> = match &reader {
+        Some(reader) => {
+            let (text, _, rows) = reader.decoded_values(&server.data_dir.join("analytics"));
+            assert!(rows > 0, "the original has Parquet rows");
+            text.lines()
+                .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+                .flat_map(|file| file["rows"].as_array().cloned().unwrap_or_default())
+                .filter_map(|row| row["actor_token"].as_str().map(str::to_owned))
+                .collect()
+        }
+        None => BTreeSet::new(),
+    };
 
     // Bad input: a target that is not empty is refused and left alone.
     let scratch = tempfile::tempdir().unwrap();
@@ -913,6 +933,17 @@ async fn the_anonymised_copy_holds_no_original_identifier_and_the_same_figures()
             "the copy's figures equal the original's"
         );
     }
+    // Progress tallies: every library's learners with their courses and
+    // statuses, identities aside, as the progress API gives them.
+    let copy_progress = progress_tallies(&tester, libraries).await;
+    assert_eq!(
+        copy_progress, original_progress,
+        "the copy's progress equals the original's"
+    );
+    assert!(
+        original_progress.values().map(Vec::len).sum::<usize>() >= spec.learners / 2,
+        "learners with progress: {original_progress:?}"
+    );
     copied.stop().unwrap();
 
     // A byte scan of every file of the copy (after the server ran on it,
@@ -934,6 +965,67 @@ async fn the_anonymised_copy_holds_no_original_identifier_and_the_same_figures()
     for needle in &needles {
         assert!(!contains(&everything, needle), "{needle} in the copy");
     }
+
+    // The copy's Parquet files read back with their reader (pyarrow): no
+    // decoded value holds an original identifier (compression would hide
+    // one from the byte scan), nor an original learner token.
+    if let Some(reader) = reader {
+        copied.lrs(&["analytics", "export"]).unwrap();
+        let (decoded, files, rows) = reader.decoded_values(&copy.join("analytics"));
+        assert!(
+            files > 0 && rows >= generated.sent.len() as u64,
+            "{files} files, {rows} rows"
+        );
+        for needle in &needles {
+            assert!(
+                !decoded.contains(needle.as_str()),
+                "{needle} in the copy's Parquet"
+            );
+        }
+        assert!(
+            original_tokens.len() >= spec.learners / 2,
+            "{}",
+            original_tokens.len()
+        );
+        for token in &original_tokens {
+            assert!(
+                !decoded.contains(token.as_str()),
+                "original token {token} in the copy's Parquet"
+            );
+        }
+    }
+}
+
+/// Every library's learners and their progress as `GET
+/// /api/progress/learners` gives them, without who they are (their id and
+/// name, the course names): sorted, per library.
+async fn progress_tallies(api: &Api, libraries: &[String]) -> BTreeMap<String, Vec<String>> {
+    let mut all = BTreeMap::new();
+    for isil in libraries {
+        let mut rows = Vec::new();
+        for page in 1.. {
+            let page = page.to_string();
+            let answer = api
+                .ok(
+                    "/api/progress/learners",
+                    &[("library", isil), ("per_page", "200"), ("page", &page)],
+                )
+                .await;
+            let found = answer["rows"].as_array().cloned().unwrap_or_default();
+            let total = answer["total"].as_u64().unwrap() as usize;
+            for row in &found {
+                let mut row = strip_names(row);
+                row.as_object_mut().unwrap().remove("learner");
+                rows.push(row.to_string());
+            }
+            if found.is_empty() || rows.len() >= total {
+                break;
+            }
+        }
+        rows.sort();
+        all.insert(isil.clone(), rows);
+    }
+    all
 }
 
 /// Figures without names (the copy drops activity definitions, so a
@@ -949,4 +1041,83 @@ fn strip_names(value: &Value) -> Value {
         Value::Array(items) => Value::Array(items.iter().map(strip_names).collect()),
         other => other.clone(),
     }
+}
+
+/// `lrs privacy anonymised-copy` while the server runs: through its control
+/// socket (the server holds the store's lock), the same copy: it opens with
+/// `lrs serve`, the month's figures equal the original's, no name or
+/// address is in it, and the server's audit trail records it.
+#[tokio::test]
+async fn the_anonymised_copy_is_made_through_the_running_server() {
+    let (mut server, credential) = privacy_server();
+    server.launch().unwrap();
+    let xapi = server
+        .client()
+        .with_credential(&credential.0, &credential.1);
+    let people = [
+        ("Onno Online", "onno.online@example.nl"),
+        ("Petra Pseudoniem", "petra.pseudoniem@example.nl"),
+    ];
+    let mut batch = Vec::new();
+    for (name, email) in people {
+        let actor = json!({"name": name, "mbox": format!("mailto:{email}")});
+        batch.push(statement(&actor, "launched", "een antwoord"));
+        batch.push(statement(
+            &actor,
+            "completed",
+            &format!("{name} schreef dit"),
+        ));
+    }
+    let reply = xapi.post_statements(&json!(batch)).await.unwrap();
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let month = lrs_blackbox_tests::activity::CalMonth::current().to_string();
+    let officer = api(&server, &credential);
+    let original = officer
+        .ok("/api/figures/monthly", &[("month", &month)])
+        .await;
+    assert_eq!(original["figures"]["active_users"], 2, "{original}");
+
+    let scratch = tempfile::tempdir().unwrap();
+    let copy = scratch.path().join("copy");
+    let out = server
+        .lrs_here(&["privacy", "anonymised-copy", "--to", copy.to_str().unwrap()])
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("through the running server"), "{stderr}");
+    // The original still serves.
+    assert_eq!(
+        officer
+            .ok("/api/figures/monthly", &[("month", &month)])
+            .await["figures"],
+        original["figures"]
+    );
+
+    let mut copied = TestServer::prepare(binary()).unwrap();
+    copied.data_dir = copy.clone();
+    copied.master_key_hex = std::fs::read_to_string(copy.join("master.key"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let tester = copied.credential_with_role("Tester", "kb", Some("privacy-officer"));
+    copied.launch().unwrap();
+    let again = api(&copied, &tester)
+        .ok("/api/figures/monthly", &[("month", &month)])
+        .await;
+    assert_eq!(again["figures"], original["figures"], "{again}");
+    copied.stop().unwrap();
+    let everything = files_text(&copy);
+    for (name, email) in people {
+        for needle in [name, email, "schreef dit"] {
+            assert!(!contains(&everything, needle), "{needle} in the copy");
+        }
+    }
+    server.stop().unwrap();
+    let audit = server.lrs(&["audit", "export"]).unwrap();
+    assert!(
+        audit
+            .lines()
+            .any(|l| l.contains("privacy.anonymised-copy") && l.contains("control_socket")),
+        "the server's audit trail records it"
+    );
 }

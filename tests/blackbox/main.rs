@@ -10,6 +10,7 @@ mod backup;
 mod common;
 mod data_out;
 mod datatheek;
+mod datatheek_schedule;
 mod documents;
 mod durability;
 mod end_of_contract;

@@ -705,3 +705,98 @@ async fn the_cli_erases_and_answers_access_requests_also_while_the_server_runs()
     );
     assert!(position > 0);
 }
+
+/// A voided statement has left the index (no query finds it) but still
+/// holds the person sealed in the log: the erasure report counts it, the
+/// unreadability check tries it, and afterwards it no longer opens.
+#[tokio::test]
+async fn erasure_counts_and_checks_the_persons_voided_statements() {
+    let (mut server, credential) = privacy_server();
+    server.launch().unwrap();
+    let xapi = server
+        .client()
+        .with_credential(&credential.0, &credential.1);
+    let officer = api(&server, &credential);
+    let (email, name) = ("vera.vervallen@example.nl", "Vera Vervallen");
+    let vera = person(email, name);
+    let agent = json!({"mbox": format!("mailto:{email}")});
+    let kept = statement(&vera, "launched", COURSE, None);
+    let kept_id = kept["id"].as_str().unwrap().to_owned();
+    let voided = statement(&vera, "completed", COURSE, Some(SECRET_TEXT));
+    let voided_id = voided["id"].as_str().unwrap().to_owned();
+    let reply = xapi.post_statements(&json!([kept, voided])).await.unwrap();
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    // Voided by her teacher: the voiding statement does not name her.
+    let voiding = json!({
+        "actor": person("docent.de.vries@example.nl", "Docent de Vries"),
+        "verb": {"id": "http://adlnet.gov/expapi/verbs/voided"},
+        "object": {"objectType": "StatementRef", "id": voided_id}
+    });
+    let reply = xapi.post_statements(&json!([voiding])).await.unwrap();
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let agent_text = agent.to_string();
+    let found = xapi
+        .get_statements(&[("agent", &agent_text), ("related_agents", "true")])
+        .await
+        .unwrap();
+    // A query finds her statement not voided and the voiding statement
+    // (which refers to hers), never the voided statement itself.
+    let ids: Vec<&str> = found.body["statements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&kept_id.as_str()) && !ids.contains(&voided_id.as_str()),
+        "{}",
+        found.text
+    );
+    let before = xapi
+        .get_statements(&[("voidedStatementId", &voided_id)])
+        .await
+        .unwrap();
+    assert_eq!(before.status, StatusCode::OK, "{}", before.text);
+    assert!(before.text.contains(SECRET_TEXT), "{}", before.text);
+
+    let (status, report, text) = officer
+        .send(
+            reqwest::Method::POST,
+            "/admin/privacy/erasures",
+            &[],
+            Some(json!({"agent": agent, "request_id": "AVG-2026-0043"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert_eq!(
+        report["records"]["statements"], 2,
+        "her two statements, the voided one too; not the teacher's voiding: {text}"
+    );
+    let tried = report["check"]["sealed_entries_tried"].as_u64().unwrap();
+    assert_eq!(
+        tried, 4,
+        "her agent and content share in both statements, the voided one too: {text}"
+    );
+    assert_eq!(
+        report["check"]["unreadable"].as_u64().unwrap(),
+        tried,
+        "{text}"
+    );
+    let after = xapi
+        .get_statements(&[("voidedStatementId", &voided_id)])
+        .await
+        .unwrap();
+    for needle in [email, name, SECRET_TEXT] {
+        assert!(
+            !after.text.contains(needle),
+            "the voided statement still shows {needle}: {}",
+            after.text
+        );
+    }
+    server.stop().unwrap();
+    assert_absent(
+        &server.data_dir,
+        &[email, name, SECRET_TEXT],
+        "the data directory",
+    );
+}

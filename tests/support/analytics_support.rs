@@ -62,6 +62,28 @@ print(json.dumps({
 }, default=str))
 "#;
 
+/// Prints every value of every Parquet file under a directory, decoded by
+/// pyarrow (one JSON document per file: its path and its rows), and last a
+/// line with the number of files and rows.
+const DUMP_SCRIPT: &str = r#"
+import json, os, sys
+import pyarrow.parquet as pq
+
+root = sys.argv[1]
+files = rows = 0
+for folder, _, names in sorted(os.walk(root)):
+    for name in sorted(names):
+        if not name.endswith(".parquet"):
+            continue
+        path = os.path.join(folder, name)
+        table = pq.read_table(path, partitioning=None)
+        files += 1
+        rows += table.num_rows
+        print(json.dumps({"path": os.path.relpath(path, root), "rows": table.to_pylist()},
+                         default=str, ensure_ascii=False))
+print(json.dumps({"files": files, "rows": rows}))
+"#;
+
 /// The Python with DuckDB and pyarrow, if the environment names one.
 pub struct PythonReader {
     python: PathBuf,
@@ -99,6 +121,28 @@ pub fn python_reader() -> Option<PythonReader> {
 }
 
 impl PythonReader {
+    /// Every value of every Parquet file under `dir`, decoded by pyarrow,
+    /// as text (JSON), with the number of files and rows read.
+    pub fn decoded_values(&self, dir: &Path) -> (String, u64, u64) {
+        let output = Command::new(&self.python)
+            .arg("-c")
+            .arg(DUMP_SCRIPT)
+            .arg(dir)
+            .output()
+            .expect("python runs");
+        assert!(
+            output.status.success(),
+            "the pyarrow reader failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let text = String::from_utf8(output.stdout).expect("UTF-8 JSON");
+        let last: Value = serde_json::from_str(text.lines().last().expect("a summary line"))
+            .expect("the summary is JSON");
+        let count = |key: &str| last[key].as_u64().expect("a count");
+        let (files, rows) = (count("files"), count("rows"));
+        (text, files, rows)
+    }
+
     /// Counts read from the files under `analytics_dir` by pyarrow and DuckDB.
     pub fn counts(&self, analytics_dir: &Path) -> Value {
         let output = Command::new(&self.python)

@@ -1,13 +1,14 @@
 //! Where the Parquet files go: a local directory by default, or an
 //! S3-compatible bucket or an Azure container (the `object_store` crate), so
-//! that any engine can read them without the LRS.
+//! that any engine can read them without the LRS. The server's scheduled
+//! Datatheek delivery writes its workbooks to a location of the same kind.
 
 use crate::error::AnalyticsError;
 use object_store::aws::AmazonS3Builder;
 use object_store::azure::MicrosoftAzureBuilder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
-use object_store::ObjectStore;
+use object_store::{ObjectStore, ObjectStoreExt};
 use std::sync::Arc;
 use url::Url;
 
@@ -98,6 +99,24 @@ impl Target {
     /// The URL of a directory below the root, ending in `/`.
     pub fn dir_url(&self, relative: &str) -> Result<Url, AnalyticsError> {
         dir_url(&self.store_url, &self.path(relative))
+    }
+
+    /// Writes a whole object at `relative` below the root (replacing one
+    /// there; a local directory gets it through a temporary file and a
+    /// rename, so a reader never sees half of it).
+    pub async fn put_bytes(&self, relative: &str, bytes: Vec<u8>) -> Result<(), AnalyticsError> {
+        let payload = object_store::PutPayload::from(bytes::Bytes::from(bytes));
+        self.store.put(&self.path(relative), payload).await?;
+        Ok(())
+    }
+
+    /// The object at `relative` below the root, or `None` if there is none.
+    pub async fn get_bytes(&self, relative: &str) -> Result<Option<Vec<u8>>, AnalyticsError> {
+        match self.store.get(&self.path(relative)).await {
+            Ok(found) => Ok(Some(found.bytes().await?.to_vec())),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(error) => Err(error.into()),
+        }
     }
 
     /// The local directory, when the target is one (for messages).

@@ -518,7 +518,8 @@ pub async fn close_due(
     Ok(done)
 }
 
-fn month_of_key(key: &[u8; 6]) -> Option<Month> {
+/// The month of a figures key (`YYYYMM`).
+pub(crate) fn month_of_key(key: &[u8; 6]) -> Option<Month> {
     let text = std::str::from_utf8(key).ok()?;
     Month::new(text[..4].parse().ok()?, text[4..].parse().ok()?)
 }

@@ -629,6 +629,46 @@ fn figure_rows(
     Ok(())
 }
 
+/// Every month with a closed version, oldest first, with its latest
+/// version: what the scheduled delivery (`lrs serve --datatheek-to`)
+/// considers.
+pub fn closed_months(store: &Store) -> Result<Vec<(Month, u32)>, AppError> {
+    let mut found = Vec::new();
+    for key in store.figure_months()? {
+        let Some(month) = closing::month_of_key(&key) else {
+            continue;
+        };
+        if let Some(latest) = store.latest_closing(key)? {
+            found.push((month, latest.version));
+        }
+    }
+    Ok(found)
+}
+
+/// The workbooks of closed `version` of `month` that the scheduled delivery
+/// writes, each with its download's file name: the KB's (every library and
+/// app) and one per library the closing recorded, each the file `GET
+/// /api/figures/datatheek?month=...&version=N` gives that reader (hits as
+/// statements), so the same bytes however often it is made.
+pub fn closed_workbooks(
+    store: &Store,
+    month: Month,
+    version: u32,
+) -> Result<Vec<(String, Vec<u8>)>, AppError> {
+    let version = FiguresVersion::Closed(version);
+    let mut readers = vec![FigureAccess::Kb];
+    if let Some((_, rows)) = closing::closed_rows(store, month, version, true)? {
+        readers.extend(rows.into_iter().map(|row| FigureAccess::Library(row.id)));
+    }
+    readers
+        .iter()
+        .map(|reader| {
+            let data = gather(store, reader, month, version, HitsChoice::default())?;
+            Ok((file_name(reader, month), workbook(&data)?))
+        })
+        .collect()
+}
+
 /// The download's file name: `datatheek-2026-10.xlsx` (the KB's), else
 /// with the library's or app's id.
 pub fn file_name(access: &FigureAccess, month: Month) -> String {

@@ -289,14 +289,37 @@ pub struct TasksArgs {
         default_value_t = lrs_server::tasks::DEFAULT_CLOSE_AFTER_DAYS
     )]
     pub figures_close_after_days: u32,
+    /// Deliver each closed month's Datatheek workbooks (the KB's and one per
+    /// library) here, once per month: a directory, `s3://bucket/prefix` or
+    /// `az://container/prefix` (credentials as for --analytics-dir). Not set:
+    /// no delivery by itself (`lrs export datatheek` and the API still
+    /// give the workbooks).
+    #[arg(long, env = "LRS_DATATHEEK_TO")]
+    pub datatheek_to: Option<String>,
+    /// Seconds between looks for a closed month not yet delivered.
+    #[arg(long, env = "LRS_DATATHEEK_EVERY_SECS", default_value_t = 3600.0)]
+    pub datatheek_every_secs: f64,
 }
 
 impl TasksArgs {
-    pub fn into_config(self) -> TasksConfig {
-        TasksConfig {
+    pub fn into_config(self) -> anyhow::Result<TasksConfig> {
+        let datatheek_to = match &self.datatheek_to {
+            Some(location) => Some(
+                Target::open(location)
+                    .map_err(|e| anyhow::anyhow!("--datatheek-to {location}: {e}"))?,
+            ),
+            None => None,
+        };
+        let every = self.datatheek_every_secs;
+        if !(every.is_finite() && (0.1..=1e9).contains(&every)) {
+            anyhow::bail!("--datatheek-every-secs {every}: give seconds from 0.1");
+        }
+        Ok(TasksConfig {
             retention_every_hours: self.retention_every_hours,
             figures_close_after_days: self.figures_close_after_days,
-        }
+            datatheek_to,
+            datatheek_every: Duration::from_secs_f64(every),
+        })
     }
 }
 

@@ -10,7 +10,9 @@
 //!
 //! Protocol: the client sends one JSON line, `{"command":"backup","to":"/abs/dir"}`
 //! or `{"command":"privacy","who":"cli:<user>","op":{...}}` (an erasure, a
-//! retention policy, a retention run, reports: `lrs_app::privacy::ops`);
+//! retention policy, a retention run, reports: `lrs_app::privacy::ops`), or
+//! `{"command":"anonymised-copy","who":...,"to":"/abs/dir","coarsen":null,
+//! "keep":[...]}` (the anonymised copy, `crate::export::copy`);
 //! the server answers with JSON lines, `{"progress":{"phase","done","total"}}`
 //! any number of times, then `{"done":<report>}` or `{"error":"<what went
 //! wrong>"}` (for bad input with `"path"` and `"rule"` beside it). A privacy
@@ -128,10 +130,27 @@ async fn handle(store: Arc<Store>, audit: Arc<Audit>, stream: UnixStream) {
                 .unwrap_or_else(|e| json!({"error": format!("privacy task failed: {e}")}));
             let _ = send(&mut write, &answer).await;
         }
+        Some("anonymised-copy") => {
+            let parsed = (|| -> Result<AnonymisedCopyRequest, String> {
+                let request: AnonymisedCopyRequest =
+                    serde_json::from_value(request.clone()).map_err(|e| e.to_string())?;
+                if !request.to.is_absolute() {
+                    return Err("\"to\" must be an absolute path".into());
+                }
+                Ok(request)
+            })();
+            match parsed {
+                Ok(request) => run_anonymised_copy(store, audit, request, write).await,
+                Err(e) => {
+                    let error = json!({"error": format!("not an anonymised copy request: {e}")});
+                    let _ = send(&mut write, &error).await;
+                }
+            }
+        }
         other => {
             let _ = send(
                 &mut write,
-                &json!({"error": format!("unknown command {other:?}; known: backup, privacy")}),
+                &json!({"error": format!("unknown command {other:?}; known: backup, privacy, anonymised-copy")}),
             )
             .await;
         }
@@ -207,6 +226,80 @@ async fn run_backup(store: Arc<Store>, to: PathBuf, mut write: tokio::net::unix:
             json!({"error": error.to_string()})
         }
         Err(join) => json!({"error": format!("backup task failed: {join}")}),
+    };
+    let _ = send(&mut write, &outcome).await;
+}
+
+/// What `{"command":"anonymised-copy"}` takes.
+#[derive(serde::Deserialize)]
+struct AnonymisedCopyRequest {
+    #[serde(default)]
+    who: Option<String>,
+    to: PathBuf,
+    #[serde(default)]
+    coarsen: Option<crate::export::anonymised::Coarsen>,
+    #[serde(default)]
+    keep: Vec<String>,
+}
+
+/// The anonymised copy of the running server's store into a new data
+/// directory, recorded in its audit trail.
+async fn run_anonymised_copy(
+    store: Arc<Store>,
+    audit: Arc<Audit>,
+    request: AnonymisedCopyRequest,
+    mut write: tokio::net::unix::OwnedWriteHalf,
+) {
+    if let Err(error) = crate::export::ensure_empty_dir(&request.to) {
+        let _ = send(&mut write, &json!({"error": error.to_string()})).await;
+        return;
+    }
+    let (progress_tx, mut progress_rx) = tokio::sync::mpsc::unbounded_channel::<Progress>();
+    tracing::info!(to = %request.to.display(), "anonymised copy started");
+    let to = request.to.clone();
+    let job = tokio::spawn(async move {
+        crate::export::copy::export_anonymised(
+            &store,
+            None,
+            Some(&to),
+            request.coarsen,
+            &request.keep,
+            Arc::new(move |phase, done, total| {
+                let _ = progress_tx.send(Progress { phase, done, total });
+            }),
+        )
+        .await
+    });
+    while let Some(p) = progress_rx.recv().await {
+        let line = json!({"progress": {"phase": p.phase, "done": p.done, "total": p.total}});
+        if send(&mut write, &line).await.is_err() {
+            // The client went away; the copy still finishes.
+            break;
+        }
+    }
+    let outcome = match job.await {
+        Ok(Ok(summary)) => {
+            audit.submit(AuditEntry {
+                time_micros: lrs_core::clock::now_micros(),
+                principal: Some(request.who.unwrap_or_else(|| "cli:unknown".to_owned())),
+                auth_method: Some("control_socket".to_owned()),
+                action: "privacy.anonymised-copy".to_owned(),
+                resources: AuditResources {
+                    target: Some(lrs_server::security::audit::bounded(
+                        &request.to.display().to_string(),
+                    )),
+                    ..Default::default()
+                },
+                ..Default::default()
+            });
+            tracing::info!(statements = summary.statements, "anonymised copy finished");
+            json!({"done": summary})
+        }
+        Ok(Err(error)) => {
+            tracing::error!(%error, "anonymised copy failed");
+            json!({"error": format!("{error:#}")})
+        }
+        Err(join) => json!({"error": format!("anonymised copy task failed: {join}")}),
     };
     let _ = send(&mut write, &outcome).await;
 }

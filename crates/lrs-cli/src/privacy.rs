@@ -230,9 +230,44 @@ pub async fn privacy(command: PrivacyCommand) -> anyhow::Result<()> {
             tenancy,
         } => {
             crate::export::ensure_empty_dir(&to)?;
-            let store = open_existing_store(&data)?;
             let extensions = tenancy.into_extensions();
             let keep = [extensions.isil, extensions.appid];
+            if let Some(stream) = crate::control::connect(&data.data_dir).await {
+                eprintln!("through the running server");
+                let to = std::path::absolute(&to)
+                    .with_context(|| format!("resolving {}", to.display()))?;
+                let request = serde_json::json!({
+                    "command": "anonymised-copy",
+                    "who": who(),
+                    "to": to,
+                    "coarsen": coarsen_times,
+                    "keep": keep,
+                });
+                let done = crate::control::call(stream, &request, |p| {
+                    progress_line(
+                        p["phase"].as_str().unwrap_or(""),
+                        p["done"].as_u64().unwrap_or_default(),
+                        p["total"].as_u64().unwrap_or_default(),
+                        "",
+                    )
+                })
+                .await?;
+                let count = |key: &str| done[key].as_u64().unwrap_or_default();
+                println!(
+                    "ok: {} statements of {} people, anonymised, in the new data directory {} ({} statements of erased people left out, {} assignments copied)",
+                    count("statements"),
+                    count("people"),
+                    to.display(),
+                    count("statements_of_erased_people"),
+                    count("assignments")
+                );
+                println!(
+                    "start it with: lrs serve --data-dir {0} --master-key-file {0}/master.key",
+                    to.display()
+                );
+                return Ok(());
+            }
+            let store = open_existing_store(&data)?;
             let result = crate::export::copy::export_anonymised(
                 &store,
                 None,

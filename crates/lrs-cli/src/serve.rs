@@ -89,7 +89,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.audit = audit.into_settings();
     config.web = web;
     config.analytics = Some(analytics);
-    config.tasks = tasks.into_config();
+    config.tasks = tasks.into_config()?;
     let state = AppState::try_new(store.clone(), config).context("opening the audit trail")?;
     let control = match crate::control::listen(store, state.audit.clone()) {
         Ok(control) => Some(control),

@@ -239,6 +239,7 @@ async fn serve(
     let limits_upkeep = spawn_upkeep(state.auth.limits.clone(), state.auth.auth.guard().clone());
     let privacy = crate::tasks::start_privacy(store.clone(), audit.clone(), &state.tasks)?;
     let closing = crate::tasks::start_closing(store.clone(), audit.clone(), &state.tasks);
+    let datatheek = crate::tasks::start_datatheek(store.clone(), audit.clone(), &state.tasks);
     // The peer address goes on every request: `/metrics` answers loopback
     // and allowed networks only, and rate limits count per client address.
     let app = router(state);
@@ -257,6 +258,9 @@ async fn serve(
     }
     if let Some(closing) = closing {
         closing.abort();
+    }
+    if let Some(datatheek) = datatheek {
+        datatheek.abort();
     }
     audit.close().await;
     store.close().await?;

@@ -75,18 +75,7 @@ pub fn access(store: &Store, ifi: &xapi::Ifi, agent: &Value) -> AppResult<Option
     let (mut voided_count, mut unreadable) = (0u64, 0u64);
     // Their statements as the index finds them, and the voided ones, which
     // have left the index.
-    let mut positions = super::erase::statement_positions(store, &token)?;
-    for position in store.voided_positions()? {
-        if store
-            .statement_at(position)?
-            .is_some_and(|v2| v2.statement.facts.related_agents.contains(&token))
-        {
-            positions.push(position);
-        }
-    }
-    positions.sort_unstable();
-    positions.dedup();
-    for position in positions {
+    for position in super::erase::statement_positions(store, &token)? {
         let Some(v2) = store.statement_at(position)? else {
             continue;
         };

@@ -68,8 +68,27 @@ pub fn newest_statement_positions(
     Ok(page.positions)
 }
 
-/// Every log position of a statement that names the person (any role).
+/// Every log position of a statement that names the person (any role),
+/// in log order: those the index finds, and the voided ones, which have
+/// left the index (`Store::voided_positions`) but still hold the person
+/// sealed in the log.
 pub fn statement_positions(store: &Store, token: &Token) -> AppResult<Vec<Position>> {
+    let mut positions = indexed_statement_positions(store, token)?;
+    for position in store.voided_positions()? {
+        if store
+            .statement_at(position)?
+            .is_some_and(|v2| v2.statement.facts.related_agents.contains(token))
+        {
+            positions.push(position);
+        }
+    }
+    positions.sort_unstable();
+    positions.dedup();
+    Ok(positions)
+}
+
+/// The positions the index finds for the person (no voided statement).
+fn indexed_statement_positions(store: &Store, token: &Token) -> AppResult<Vec<Position>> {
     let mut positions = Vec::new();
     let ceiling = store.head();
     let mut after = None;
@@ -106,7 +125,18 @@ pub async fn erase_token(
         store.vault().destroy(&token)?;
         return Ok(None);
     }
-    let statements = statement_positions(store, &token)?;
+    // The statements that name them: a query's answer also holds the
+    // statements that refer to theirs (a voiding by someone else), which
+    // hold nothing of them.
+    let mut statements = Vec::new();
+    for position in statement_positions(store, &token)? {
+        if store
+            .statement_at(position)?
+            .is_some_and(|v2| v2.statement.facts.related_agents.contains(&token))
+        {
+            statements.push(position);
+        }
+    }
     let documents: Vec<Position> = store
         .documents_of(&token)?
         .into_iter()
