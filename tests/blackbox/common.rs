@@ -195,3 +195,77 @@ pub fn files_under(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
         }
     }
 }
+
+impl Api {
+    /// A caller with this credential on this (launched) server.
+    pub fn of(server: &TestServer, (key, secret): &(String, String)) -> Api {
+        Api {
+            http: reqwest::Client::new(),
+            base: server.base_url.clone(),
+            key: key.clone(),
+            secret: secret.clone(),
+        }
+    }
+}
+
+/// The KB (tenant `kb`) and one library (`bieb`, "Bibliotheek Groot", with
+/// this ISIL) defined on a prepared server.
+pub fn define_kb_and_library(server: &TestServer, isil: &str) {
+    server
+        .lrs(&[
+            "tenants", "define", "--id", "kb", "--name", "KB", "--kind", "kb",
+        ])
+        .unwrap();
+    server
+        .lrs(&[
+            "tenants",
+            "define",
+            "--id",
+            "bieb",
+            "--name",
+            "Bibliotheek Groot",
+            "--kind",
+            "library",
+            "--isil",
+            isil,
+        ])
+        .unwrap();
+}
+
+/// A role with these permissions, defined on a prepared server.
+pub fn define_role(server: &TestServer, name: &str, permissions: &[&str]) {
+    let mut command = vec!["roles", "define", "--name", name];
+    for permission in permissions {
+        command.extend(["--permission", permission]);
+    }
+    server.lrs(&command).unwrap();
+}
+
+/// A generated month's statements, posted in batches of 500 one after the
+/// other; every batch must be accepted.
+pub async fn post_generated(writer: &Xapi, month: &lrs_blackbox_tests::activity::Month) {
+    for chunk in month.sent.chunks(500) {
+        let batch = Value::Array(chunk.iter().map(|s| s.statement.clone()).collect());
+        let reply = writer.post_statements(&batch).await.unwrap();
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    }
+}
+
+/// PUTs a new document with `If-None-Match: *` (xAPI 1.0.3 requires one of
+/// the two preconditions on a profile PUT); it must be stored (204).
+pub async fn put_new_document(xapi: &Xapi, path: &str, query: &[(&str, &str)], body: Value) {
+    let reply = Xapi::send(
+        xapi.request(reqwest::Method::PUT, path)
+            .header("If-None-Match", "*")
+            .query(query)
+            .json(&body),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        reply.status,
+        StatusCode::NO_CONTENT,
+        "PUT {path}: {}",
+        reply.text
+    );
+}

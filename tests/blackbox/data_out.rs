@@ -9,7 +9,9 @@
 //! finds nothing of the other learners. Both requests are in the audit
 //! trail; an unknown agent gets a clear error and no file.
 
-use crate::common::{new_id, Api};
+use crate::common::{
+    define_kb_and_library, define_role, new_id, post_generated, put_new_document, Api,
+};
 use crate::privacy_erasure::{api, privacy_server};
 use lrs_blackbox_tests::{StatusCode, TestServer, Xapi};
 use serde_json::{json, Value};
@@ -50,23 +52,6 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
     haystack
         .windows(needle.len())
         .any(|w| w == needle.as_bytes())
-}
-
-async fn xapi_put(xapi: &Xapi, path: &str, query: &[(&str, &str)], body: Value) {
-    let reply = Xapi::send(
-        xapi.request(reqwest::Method::PUT, path)
-            .header("If-None-Match", "*")
-            .query(query)
-            .json(&body),
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        reply.status,
-        StatusCode::NO_CONTENT,
-        "PUT {path}: {}",
-        reply.text
-    );
 }
 
 #[tokio::test]
@@ -114,7 +99,7 @@ async fn a_persons_export_holds_exactly_their_data_and_nothing_of_anyone_else() 
     // Documents: Anna's state and agent profile, Bob's state.
     let anna_text = anna.to_string();
     let bob_text = bob.to_string();
-    xapi_put(
+    put_new_document(
         &xapi,
         "/activities/state",
         &[
@@ -125,14 +110,14 @@ async fn a_persons_export_holds_exactly_their_data_and_nothing_of_anyone_else() 
         json!({"pagina": "anna-pagina-12"}),
     )
     .await;
-    xapi_put(
+    put_new_document(
         &xapi,
         "/agents/profile",
         &[("agent", &anna_text), ("profileId", "voorkeuren")],
         json!({"taal": "anna-voorkeur-nl"}),
     )
     .await;
-    xapi_put(
+    put_new_document(
         &xapi,
         "/activities/state",
         &[
@@ -419,56 +404,23 @@ async fn the_datatheek_command_equals_the_apis_workbook_and_export_all_resumes()
     let generated = activity::generate(spec.clone());
     let isil = generated.world.libraries[0].clone();
     let mut server = TestServer::prepare(binary()).unwrap();
-    for args in [
-        vec!["--id", "kb", "--name", "KB", "--kind", "kb"],
-        vec![
-            "--id",
-            "bieb",
-            "--name",
-            "Bibliotheek Groot",
-            "--kind",
-            "library",
-            "--isil",
-            &isil,
-        ],
-    ] {
-        let mut command = vec!["tenants", "define"];
-        command.extend(args);
-        server.lrs(&command).unwrap();
-    }
-    server
-        .lrs(&[
-            "roles",
-            "define",
-            "--name",
-            "cijfers",
-            "--permission",
-            "figures.read",
-        ])
-        .unwrap();
-    let (kb_key, kb_secret) = server.credential_with_role("KB analist", "kb", Some("cijfers"));
-    let (lib_key, lib_secret) = server.credential_with_role("Medewerker", "bieb", Some("cijfers"));
+    define_kb_and_library(&server, &isil);
+    define_role(&server, "cijfers", &["figures.read"]);
+    let kb_credential = server.credential_with_role("KB analist", "kb", Some("cijfers"));
+    let library_credential = server.credential_with_role("Medewerker", "bieb", Some("cijfers"));
     server.env.push(("LRS_RATE_PER_ADDRESS".into(), "0".into()));
     server
         .env
         .push(("LRS_RATE_PER_CREDENTIAL".into(), "0".into()));
     server.launch().unwrap();
-    let api = |base: &str, key: &str, secret: &str| Api {
-        http: reqwest::Client::new(),
-        base: base.to_owned(),
-        key: key.to_owned(),
-        secret: secret.to_owned(),
-    };
     let (kb, library) = (
-        api(&server.base_url, &kb_key, &kb_secret),
-        api(&server.base_url, &lib_key, &lib_secret),
+        Api::of(&server, &kb_credential),
+        Api::of(&server, &library_credential),
     );
-    let writer = server.client().with_credential(&kb_key, &kb_secret);
-    for chunk in generated.sent.chunks(500) {
-        let batch = Value::Array(chunk.iter().map(|s| s.statement.clone()).collect());
-        let reply = writer.post_statements(&batch).await.unwrap();
-        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
-    }
+    let writer = server
+        .client()
+        .with_credential(&kb_credential.0, &kb_credential.1);
+    post_generated(&writer, &generated).await;
     let m = spec.month.to_string();
     let kb_book = download(&kb, &[("month", &m)]).await;
     let library_book = download(&library, &[("month", &m)]).await;
@@ -514,65 +466,32 @@ async fn the_datatheek_command_equals_the_apis_workbook_and_export_all_resumes()
         "library",
     );
 
-    // Bad input: a clear error and no file.
-    let stderr = failing(
-        &server
-            .lrs_here(&[
-                "export",
-                "datatheek",
-                "--month",
-                "2019-01",
-                "--out",
-                &file("leeg.xlsx"),
-            ])
-            .unwrap(),
-    );
-    assert!(stderr.contains("2019-01 has no figures"), "{stderr}");
-    let stderr = failing(
-        &server
-            .lrs_here(&[
-                "export",
-                "datatheek",
-                "--month",
-                &m,
-                "--tenant",
-                "onbekend",
-                "--out",
-                &file("onbekend.xlsx"),
-            ])
-            .unwrap(),
-    );
-    assert!(stderr.contains("onbekend"), "{stderr}");
-    let stderr = failing(
-        &server
-            .lrs_here(&[
-                "export",
-                "datatheek",
-                "--month",
-                "2026-13",
-                "--out",
-                &file("x.xlsx"),
-            ])
-            .unwrap(),
-    );
-    assert!(stderr.contains("not a month"), "{stderr}");
-    for name in ["leeg.xlsx", "onbekend.xlsx", "x.xlsx"] {
-        assert!(!scratch.path().join(name).exists(), "{name}");
-    }
+    // Bad input: a clear error, no new file, an existing one unchanged.
     let before = std::fs::read(file("kb.xlsx")).unwrap();
-    let stderr = failing(
-        &server
-            .lrs_here(&[
-                "export",
-                "datatheek",
-                "--month",
-                &m,
-                "--out",
-                &file("kb.xlsx"),
-            ])
-            .unwrap(),
-    );
-    assert!(stderr.contains("exists"), "{stderr}");
+    for (args, out, says) in [
+        (
+            vec!["--month", "2019-01"],
+            "leeg.xlsx",
+            "2019-01 has no figures",
+        ),
+        (
+            vec!["--month", &m, "--tenant", "onbekend"],
+            "onbekend.xlsx",
+            "onbekend",
+        ),
+        (vec!["--month", "2026-13"], "x.xlsx", "not a month"),
+        (vec!["--month", &m], "kb.xlsx", "exists"),
+    ] {
+        let target = file(out);
+        let mut command = vec!["export", "datatheek"];
+        command.extend(args);
+        command.extend(["--out", &target]);
+        let stderr = failing(&server.lrs_here(&command).unwrap());
+        assert!(stderr.contains(says), "{command:?}: {stderr}");
+        if out != "kb.xlsx" {
+            assert!(!scratch.path().join(out).exists(), "{out}");
+        }
+    }
     assert_eq!(std::fs::read(file("kb.xlsx")).unwrap(), before, "unchanged");
 
     // A range of months in one workbook: one Totaal row per month, the
@@ -623,7 +542,7 @@ async fn the_datatheek_command_equals_the_apis_workbook_and_export_all_resumes()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
     server.launch().unwrap();
-    let kb = api(&server.base_url, &kb_key, &kb_secret);
+    let kb = Api::of(&server, &kb_credential);
     let closed_book = download(&kb, &[("month", &m)]).await;
     assert_eq!(
         std::fs::read(file("closed.xlsx")).unwrap(),

@@ -7,7 +7,7 @@
 //! SHA-256; a restart delivers nothing twice, while a month closed later is
 //! still delivered; each delivery is one audit record.
 
-use crate::common::Api;
+use crate::common::{define_kb_and_library, define_role, post_generated, Api};
 use crate::data_out::{download, hex_of, sheets};
 use lrs_blackbox_tests::activity::{self, Spec};
 use lrs_blackbox_tests::{StatusCode, TestServer};
@@ -67,34 +67,10 @@ async fn closed_months_are_delivered_once_each_equal_to_the_apis_workbooks() {
     let generated = activity::generate(spec.clone());
     let isil = generated.world.libraries[0].clone();
     let mut server = TestServer::prepare(Path::new(env!("CARGO_BIN_EXE_lrs-under-test"))).unwrap();
-    for args in [
-        vec!["--id", "kb", "--name", "KB", "--kind", "kb"],
-        vec![
-            "--id",
-            "bieb",
-            "--name",
-            "Bibliotheek Groot",
-            "--kind",
-            "library",
-            "--isil",
-            &isil,
-        ],
-    ] {
-        let mut command = vec!["tenants", "define"];
-        command.extend(args);
-        server.lrs(&command).unwrap();
-    }
-    let mut command = vec!["roles", "define", "--name", "afsluiten"];
-    command.extend([
-        "--permission",
-        "figures.read",
-        "--permission",
-        "figures.close",
-    ]);
-    server.lrs(&command).unwrap();
-    let (kb_key, kb_secret) = server.credential_with_role("KB analist", "kb", Some("afsluiten"));
-    let (lib_key, lib_secret) =
-        server.credential_with_role("Medewerker", "bieb", Some("afsluiten"));
+    define_kb_and_library(&server, &isil);
+    define_role(&server, "afsluiten", &["figures.read", "figures.close"]);
+    let kb_credential = server.credential_with_role("KB analist", "kb", Some("afsluiten"));
+    let library_credential = server.credential_with_role("Medewerker", "bieb", Some("afsluiten"));
     let scratch = tempfile::tempdir().unwrap();
     let target = scratch.path().join("levering");
     for (name, value) in [
@@ -108,22 +84,14 @@ async fn closed_months_are_delivered_once_each_equal_to_the_apis_workbooks() {
         server.env.push((name.into(), value.into()));
     }
     server.launch().unwrap();
-    let api = |base: &str, key: &str, secret: &str| Api {
-        http: reqwest::Client::new(),
-        base: base.to_owned(),
-        key: key.to_owned(),
-        secret: secret.to_owned(),
-    };
     let (kb, library) = (
-        api(&server.base_url, &kb_key, &kb_secret),
-        api(&server.base_url, &lib_key, &lib_secret),
+        Api::of(&server, &kb_credential),
+        Api::of(&server, &library_credential),
     );
-    let writer = server.client().with_credential(&kb_key, &kb_secret);
-    for chunk in generated.sent.chunks(500) {
-        let batch = Value::Array(chunk.iter().map(|s| s.statement.clone()).collect());
-        let reply = writer.post_statements(&batch).await.unwrap();
-        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
-    }
+    let writer = server
+        .client()
+        .with_credential(&kb_credential.0, &kb_credential.1);
+    post_generated(&writer, &generated).await;
     let m = spec.month.to_string();
     let previous = spec.month.previous().to_string();
 
@@ -214,7 +182,7 @@ async fn closed_months_are_delivered_once_each_equal_to_the_apis_workbooks() {
     assert_eq!(files_with_times(&target), before, "nothing written twice");
 
     // A month closed later is delivered on its own; the first stays put.
-    let kb = api(&server.base_url, &kb_key, &kb_secret);
+    let kb = Api::of(&server, &kb_credential);
     close(&kb, &previous).await;
     let record = delivered(&target, &previous).await;
     assert_eq!(record["month"], previous.as_str());

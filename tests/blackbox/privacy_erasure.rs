@@ -8,7 +8,7 @@
 //! erasure shows nothing of them either, and once the backup window has
 //! passed the old backup's vault copy no longer opens at all.
 
-use crate::common::{files_under, new_id, Api};
+use crate::common::{files_under, new_id, put_new_document, Api};
 use lrs_blackbox_tests::{StatusCode, TestServer};
 use serde_json::{json, Value};
 use std::path::Path;
@@ -283,22 +283,7 @@ async fn erasure_leaves_nothing_of_the_person_and_the_figures_unchanged() {
             json!({"taal": "nl", "naam": NAME}),
         ),
     ] {
-        let reply = lrs_blackbox_tests::Xapi::send(
-            // A new document: If-None-Match: * (xAPI 1.0.3 requires one of
-            // the two preconditions on a profile PUT).
-            xapi.request(reqwest::Method::PUT, path)
-                .header("If-None-Match", "*")
-                .query(&query)
-                .json(&body),
-        )
-        .await
-        .unwrap();
-        assert_eq!(
-            reply.status,
-            StatusCode::NO_CONTENT,
-            "PUT {path}: {}",
-            reply.text
-        );
+        put_new_document(&xapi, path, &query, body).await;
     }
 
     // Access on request: everything is there, readable.

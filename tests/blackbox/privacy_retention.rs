@@ -9,7 +9,7 @@
 //! all of it unreadable, a dry run changes nothing, and the monthly figures
 //! of all 26 months are the same at the end as at the start.
 
-use crate::common::new_id;
+use crate::common::{new_id, put_new_document};
 use crate::privacy_erasure::{api, privacy_server};
 use lrs_blackbox_tests::StatusCode;
 use serde_json::{json, Value};
@@ -74,15 +74,7 @@ async fn retention_over_two_years_with_a_simulated_clock() {
         let agent_text = agent(name).to_string();
         let mut query = extra.clone();
         query.push(("agent", agent_text.as_str()));
-        let reply = lrs_blackbox_tests::Xapi::send(
-            xapi.request(reqwest::Method::PUT, path)
-                .header("If-None-Match", "*")
-                .query(&query)
-                .json(&json!({"van": name})),
-        )
-        .await
-        .unwrap();
-        assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.text);
+        put_new_document(&xapi, path, &query, json!({"van": name})).await;
     }
     let document_written = now;
 
