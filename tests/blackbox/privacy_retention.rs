@@ -322,3 +322,115 @@ async fn retention_over_two_years_with_a_simulated_clock() {
     let audit = server.lrs(&["audit", "export"]).unwrap();
     assert!(audit.contains("privacy.retention.run") && audit.contains("privacy.retention.dry_run"));
 }
+
+/// The audit trail's retention (6.7, the SLA's fixed audit-log period):
+/// with small segments (`--audit-segment-max-bytes`), a run past the
+/// period removes exactly the closed segments whose records are all older
+/// than it, writes the anchor, and the trimmed trail still verifies with
+/// `lrs audit verify`; a flipped byte in what remains is found.
+#[tokio::test]
+async fn a_trimmed_audit_trail_verifies_and_a_flipped_byte_in_it_is_found() {
+    let (mut server, credential) = privacy_server();
+    server
+        .env
+        .push(("LRS_AUDIT_SEGMENT_MAX_BYTES".into(), "2048".into()));
+    server.launch().unwrap();
+    let officer = api(&server, &credential);
+    let xapi = server
+        .client()
+        .with_credential(&credential.0, &credential.1);
+    let now = chrono::Utc::now().timestamp();
+    // Forty audited writes, one statement each: many small segments.
+    for i in 0..40 {
+        let reply = xapi
+            .post_statements(&json!(statement(&format!("log{i:02}"), "launched", now)))
+            .await
+            .unwrap();
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    }
+    let (status, _, text) = officer
+        .send(
+            reqwest::Method::PUT,
+            "/admin/privacy/retention/policies",
+            &[],
+            Some(json!({"tenant": "*", "kind": "audit_trail", "days": 30})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let audit_dir = server.data_dir.join("audit");
+    let segments = |dir: &std::path::Path| -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".audit"))
+            .collect();
+        names.sort();
+        names
+    };
+    // Let the writer flush every record of the writes above.
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    let before = segments(&audit_dir);
+    assert!(before.len() >= 4, "small segments: {before:?}");
+
+    // Within the period nothing is due; 40 days on, every closed segment.
+    let run = |days: i64| {
+        let officer = &officer;
+        async move {
+            let (status, outcome, text) = officer
+                .send(
+                    reqwest::Method::POST,
+                    "/admin/privacy/retention/runs",
+                    &[],
+                    Some(json!({"as_of": rfc3339(now + days * DAY)})),
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "{text}");
+            outcome
+        }
+    };
+    let early = run(20).await;
+    assert!(
+        early["audit_segments"].as_array().unwrap().is_empty(),
+        "{early}"
+    );
+    let within = segments(&audit_dir);
+    assert!(
+        before.iter().all(|name| within.contains(name)),
+        "nothing removed within the period: {before:?} then {within:?}"
+    );
+    let late = run(40).await;
+    let removed = late["audit_segments"].as_array().unwrap().len();
+    assert!(removed >= before.len() - 1, "every closed segment: {late}");
+    let count = |kind: &str| {
+        late["report"]["records"][kind]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no {kind} in {late}"))
+    };
+    assert_eq!(count("audit_segments") as usize, removed);
+    assert!(count("audit_records") >= 40, "{late}");
+    let after = segments(&audit_dir);
+    for name in &before[..removed] {
+        assert!(!after.contains(name), "{name} was removed");
+    }
+    assert!(audit_dir.join("anchor.json").exists());
+    server.stop().unwrap();
+
+    // The rest verifies, anchored; the log (with the trim event) too.
+    let verified = server.lrs(&["audit", "verify"]).unwrap();
+    assert!(verified.starts_with("ok: "), "{verified}");
+    assert!(verified.contains("were removed (retention)"), "{verified}");
+    let log = server.lrs(&["verify"]).unwrap();
+    assert!(log.contains("equals the stored one"), "{log}");
+
+    // One flipped byte in the first remaining segment: found, exit 2.
+    let first = audit_dir.join(&after[0]);
+    let mut bytes = std::fs::read(&first).unwrap();
+    assert!(bytes.len() > 64, "{} bytes", bytes.len());
+    let at = bytes.len() / 3;
+    bytes[at] ^= 0x01;
+    std::fs::write(&first, &bytes).unwrap();
+    let output = server.lrs_here(&["audit", "verify"]).unwrap();
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("BROKEN at"), "{stdout}");
+}

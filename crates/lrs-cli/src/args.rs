@@ -334,6 +334,16 @@ pub struct AuditArgs {
         value_delimiter = ','
     )]
     pub audit_readers: Vec<String>,
+    /// Close an audit segment file at this many bytes (default 64 MiB; a
+    /// segment is also closed when the UTC day changes). Retention removes
+    /// whole closed segments only, so smaller segments follow the audit
+    /// trail's retention period more closely.
+    #[arg(
+        long = "audit-segment-max-bytes",
+        env = "LRS_AUDIT_SEGMENT_MAX_BYTES",
+        value_parser = clap::value_parser!(u64).range(1024..)
+    )]
+    pub audit_segment_max_bytes: Option<u64>,
 }
 
 impl AuditArgs {
@@ -345,6 +355,7 @@ impl AuditArgs {
                 .map(|key| key.trim().to_owned())
                 .filter(|key| !key.is_empty())
                 .collect(),
+            segment_max_bytes: self.audit_segment_max_bytes,
         }
     }
 }

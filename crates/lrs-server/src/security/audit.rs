@@ -33,12 +33,16 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-/// Who may read the audit trail by configuration.
+/// Who may read the audit trail by configuration, and its segment size.
 #[derive(Debug, Clone, Default)]
 pub struct AuditSettings {
     /// Credential keys granted `audit.read.all` by configuration
     /// (`--audit-reader`, `LRS_AUDIT_READERS`): the bootstrap reader.
     pub readers: Vec<String>,
+    /// A segment file is closed at this size (`--audit-segment-max-bytes`),
+    /// else at 64 MiB, and always when the UTC day changes. Retention
+    /// removes whole closed segments only.
+    pub segment_max_bytes: Option<u64>,
 }
 
 /// Statement ids listed in one record; beyond it only the count.
@@ -63,6 +67,9 @@ impl Audit {
     pub fn open(store: &Arc<Store>, settings: &AuditSettings) -> Result<Self, StoreError> {
         describe_metrics();
         let mut audit_config = AuditConfig::new(store.data_dir());
+        if let Some(bytes) = settings.segment_max_bytes {
+            audit_config.segment_max_bytes = bytes;
+        }
         audit_config.on_flush = Some(Arc::new(|report: lrs_store::audit::FlushReport| {
             metrics::counter!(AUDIT_RECORDS_WRITTEN).increment(report.records);
             metrics::histogram!(AUDIT_FLUSH_DURATION).record(report.duration.as_secs_f64());
