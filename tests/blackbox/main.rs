@@ -7,6 +7,7 @@ mod analytics_isolation;
 mod analytics_s3;
 mod audit;
 mod backup;
+mod clients;
 mod common;
 mod data_out;
 mod datatheek;
