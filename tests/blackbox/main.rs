@@ -20,6 +20,7 @@ mod fuzz_run;
 mod handover;
 mod hostile_input;
 mod insight;
+mod ipv6;
 mod limits;
 mod monitoring;
 mod oauth;
