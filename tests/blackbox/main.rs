@@ -24,6 +24,7 @@ mod ipv6;
 mod limits;
 mod monitoring;
 mod oauth;
+mod ods_downloads;
 mod privacy;
 mod privacy_erasure;
 mod privacy_online;
