@@ -465,6 +465,29 @@ async fn the_datatheek_command_equals_the_apis_workbook_and_export_all_resumes()
         &library_book,
         "library",
     );
+    // As OpenDocument (issue 21): the extension chooses the format; the
+    // cells are the API's xlsx's, read back by calamine's ods reader.
+    let out = server
+        .lrs_here(&[
+            "export",
+            "datatheek",
+            "--month",
+            &m,
+            "--out",
+            &file("kb.ods"),
+        ])
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("(ods, "),
+        "{out:?}"
+    );
+    crate::datatheek::assert_same_cells_across_formats(
+        &kb_book,
+        &std::fs::read(file("kb.ods")).unwrap(),
+        &[("Totaal", 3, 1)],
+        "lrs export datatheek --out kb.ods",
+    );
 
     // Bad input: a clear error, no new file, an existing one unchanged.
     let before = std::fs::read(file("kb.xlsx")).unwrap();

@@ -125,6 +125,67 @@ fn rows_by_id(
         .collect()
 }
 
+/// Every non-empty cell of every sheet, by sheet (in the workbook's order)
+/// and absolute (row, column), as calamine reads it.
+type Cells = Vec<(String, BTreeMap<(u32, u32), Data>)>;
+
+fn cells_of<R: Reader<Cursor<Vec<u8>>>>(book: &mut R) -> Cells
+where
+    R::Error: std::fmt::Debug,
+{
+    book.sheet_names()
+        .into_iter()
+        .map(|name| {
+            let range = book
+                .worksheet_range(&name)
+                .unwrap_or_else(|e| panic!("sheet {name}: {e:?}"));
+            let (r0, c0) = range.start().unwrap_or((0, 0));
+            let cells = range
+                .used_cells()
+                .filter(|(_, _, d)| !matches!(d, Data::Empty) && !cell_text(d).is_empty())
+                .map(|(r, c, d)| ((r0 + r as u32, c0 + c as u32), d.clone()))
+                .collect();
+            (name, cells)
+        })
+        .collect()
+}
+
+/// The .ods and the .xlsx of one download read back by calamine (its Ods
+/// and Xlsx readers): the same sheets in the same order, the same cells
+/// with the same values (numbers as numbers). `except` names cells
+/// (sheet, row, column) left out of the comparison.
+pub(crate) fn assert_same_cells_across_formats(
+    xlsx: &[u8],
+    ods: &[u8],
+    except: &[(&str, u32, u32)],
+    what: &str,
+) {
+    let mut from_xlsx: Xlsx<_> =
+        calamine::open_workbook_from_rs(Cursor::new(xlsx.to_vec())).expect("an xlsx workbook");
+    let mut from_ods: calamine::Ods<_> =
+        calamine::open_workbook_from_rs(Cursor::new(ods.to_vec())).expect("an ods workbook");
+    let mut a = cells_of(&mut from_xlsx);
+    let mut b = cells_of(&mut from_ods);
+    for (sheet, row, col) in except {
+        for cells in [&mut a, &mut b] {
+            if let Some((_, cells)) = cells.iter_mut().find(|(n, _)| n == sheet) {
+                cells.remove(&(*row, *col));
+            }
+        }
+    }
+    let names = |c: &Cells| c.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&a), names(&b), "{what}: the sheets and their order");
+    let mut compared = 0;
+    for ((name, x), (_, o)) in a.iter().zip(b.iter()) {
+        assert_eq!(x.len(), o.len(), "{what}: the number of cells of {name}");
+        for (at, value) in x {
+            assert_eq!(Some(value), o.get(at), "{what}: {name} {at:?}");
+            compared += 1;
+        }
+    }
+    assert!(compared > 50, "{what}: only {compared} cells");
+}
+
 async fn download(api: &Api, query: &[(&str, &str)]) -> (StatusCode, String, Vec<u8>) {
     let response = api
         .http
@@ -597,6 +658,23 @@ async fn a_closed_months_workbook_stays_put_while_late_statements_arrive() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!((version.as_deref(), late), (Some("closed 1"), Some(0)));
     let (_, _, _, closed_library_book) = download_version(&library, &[("month", &m)]).await;
+    // The same workbooks as OpenDocument (issue 21): the same cells, and a
+    // closed month's is the same bytes every time, too.
+    let (status, version, _, closed_ods) =
+        download_version(&kb, &[("month", &m), ("format", "ods")]).await;
+    assert_eq!(
+        (status, version.as_deref()),
+        (StatusCode::OK, Some("closed 1"))
+    );
+    assert_same_cells_across_formats(&closed_book, &closed_ods, &[], "the KB's closed workbook");
+    let (_, _, _, closed_library_ods) =
+        download_version(&library, &[("month", &m), ("format", "ods")]).await;
+    assert_same_cells_across_formats(
+        &closed_library_book,
+        &closed_library_ods,
+        &[],
+        "the library's closed workbook",
+    );
     let mut book: Xlsx<_> =
         calamine::open_workbook_from_rs(Cursor::new(closed_book.clone())).expect("xlsx");
     let (header, rows) = sheet(&mut book, "Totaal");
@@ -695,6 +773,32 @@ async fn a_closed_months_workbook_stays_put_while_late_statements_arrive() {
         library_again == closed_library_book,
         "the library's closed workbook changed"
     );
+    for (api, before, whose) in [
+        (&kb, &closed_ods, "the KB's"),
+        (&library, &closed_library_ods, "the library's"),
+    ] {
+        let (_, _, _, again) = download_version(api, &[("month", &m), ("format", "ods")]).await;
+        assert!(again == *before, "{whose} closed ods workbook changed");
+    }
+    // The live figures: the same cells as well, but for the time each file
+    // was made (Totaal, "Gemaakt op (UTC)").
+    let live = [("month", m.as_str()), ("version", "live")];
+    let (_, _, _, live_xlsx) = download_version(&kb, &live).await;
+    let (_, _, _, live_ods) = download_version(&kb, &[live[0], live[1], ("format", "ods")]).await;
+    assert_same_cells_across_formats(
+        &live_xlsx,
+        &live_ods,
+        &[("Totaal", 3, 1)],
+        "the live workbook",
+    );
+    let (status, body, _) = kb
+        .get(
+            "/api/figures/datatheek",
+            &[("month", &m), ("format", "csv")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"]["path"], "?format", "{body}");
     // The API: the closed figures with the late count and what it changed;
     // the live figures on asking.
     let delivered = kb.ok("/api/figures/monthly", &[("month", &m)]).await;

@@ -216,6 +216,27 @@ impl Client {
         self.send(request).await
     }
 
+    /// A download's status, content type and bytes (a spreadsheet is no text).
+    pub(crate) async fn get_bytes(&self, path: &str) -> (StatusCode, String, Vec<u8>) {
+        let mut request = self.http.get(format!("{}{path}", self.base));
+        if let Some(value) = &self.cookie {
+            request = request.header("cookie", format!("{COOKIE}={value}"));
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        (
+            status,
+            content_type,
+            response.bytes().await.expect("body").to_vec(),
+        )
+    }
+
     async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Visit {
         let request = self.http.post(format!("{}{path}", self.base)).form(fields);
         self.send(request).await

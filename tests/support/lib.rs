@@ -42,7 +42,8 @@ pub fn generated_master_key() -> String {
     key.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn free_port() -> u16 {
+/// A port nothing listens on now (IPv4 loopback).
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -204,7 +205,25 @@ impl TestServer {
 
     /// [`TestServer::launch`] on a given port (one a config file names).
     pub fn launch_on(&mut self, port: u16) -> anyhow::Result<()> {
-        self.base_url = format!("http://127.0.0.1:{port}");
+        self.launch_at(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+    }
+
+    /// [`TestServer::launch`] with `--listen ADDR` (an IPv6 address too:
+    /// `[::1]:PORT`, or `[::]:PORT` for every address of both families,
+    /// which the test reaches at `[::1]`). `base_url` names the address.
+    pub fn launch_at(&mut self, listen: std::net::SocketAddr) -> anyhow::Result<()> {
+        let reach = if listen.ip().is_unspecified() {
+            let loopback = match listen {
+                std::net::SocketAddr::V4(_) => std::net::IpAddr::from([127, 0, 0, 1]),
+                std::net::SocketAddr::V6(_) => {
+                    std::net::IpAddr::from(std::net::Ipv6Addr::LOCALHOST)
+                }
+            };
+            std::net::SocketAddr::new(loopback, listen.port())
+        } else {
+            listen
+        };
+        self.base_url = format!("http://{reach}");
         let stderr = if self.capture_stderr {
             if self.stderr_file.is_none() {
                 self.stderr_file = Some(tempfile::NamedTempFile::new()?);
@@ -216,12 +235,7 @@ impl TestServer {
             Stdio::inherit()
         };
         let child = Command::new(&self.binary)
-            .args([
-                "serve",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--data-dir",
-            ])
+            .args(["serve", "--listen", &listen.to_string(), "--data-dir"])
             .arg(&self.data_dir)
             .args(&self.serve_args)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
@@ -233,7 +247,7 @@ impl TestServer {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            if std::net::TcpStream::connect(reach).is_ok() {
                 return Ok(());
             }
             if let Some(status) = self

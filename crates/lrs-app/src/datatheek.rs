@@ -1,6 +1,8 @@
 //! The KB Datatheek workbook (requirement 2.26): one month's figures per
 //! library organisation (ISIL) and per app (appid), with totals and the
-//! definitions, as an Excel workbook with Dutch sheet and column names.
+//! definitions, as a workbook with Dutch sheet and column names: Excel
+//! (xlsx) or OpenDocument (ods), the same sheets and cells
+//! ([`crate::sheets`]).
 //!
 //! The numbers come from [`crate::closing`], the same reads as the
 //! dashboard and `/api/figures/*`, so the workbook and the dashboard cannot
@@ -11,7 +13,8 @@
 //! A closed month's workbook is made from its closing alone (figures,
 //! names, rows, the time it was closed as the time it was made), so it is
 //! the same file, byte for byte, however often it is downloaded and
-//! whatever arrives later; which hits it shows is the reader's choice.
+//! whatever arrives later (in either format); which hits it shows is the
+//! reader's choice.
 
 use crate::closing;
 use crate::error::AppError;
@@ -20,14 +23,9 @@ use crate::insight::{
     self, Closing, FigureAccess, FigureScope, Figures, FiguresVersion, HitsChoice, Month,
     MonthlyFigures, Served,
 };
+use crate::sheets::{self, Book, Sheet, SheetFormat, Style};
 use lrs_store::Store;
-use rust_xlsxwriter::{
-    DocProperties, ExcelDateTime, Format, FormatAlign, Workbook, Worksheet, XlsxError,
-};
 use std::collections::BTreeMap;
-
-/// The workbook's content type, for downloads.
-pub const CONTENT_TYPE: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
 
 /// Sheet names (Dutch; the Datatheek's language).
 pub const SHEET_TOTAL: &str = "Totaal";
@@ -280,60 +278,41 @@ const RULES: [(&str, &str); 5] = [
     ),
 ];
 
-fn xlsx_error(error: XlsxError) -> AppError {
-    AppError::internal(format!("writing the workbook: {error}"))
+/// The workbook as bytes, as xlsx or ods (the same sheets, cells and order).
+pub fn workbook(data: &Datatheek, format: SheetFormat) -> Result<Vec<u8>, AppError> {
+    sheets::write(&book(data), format)
 }
 
-/// The workbook as bytes.
-pub fn workbook(data: &Datatheek) -> Result<Vec<u8>, AppError> {
-    build(data).map_err(xlsx_error)
-}
-
-fn build(data: &Datatheek) -> Result<Vec<u8>, XlsxError> {
-    let mut book = Workbook::new();
+/// The workbook's sheets and cells, apart from the file format.
+pub fn book(data: &Datatheek) -> Book {
     // The file's own creation time is the workbook's: a closed month's
     // workbook is the same bytes every time.
-    let made = ExcelDateTime::from_timestamp(data.generated_micros.div_euclid(1_000_000))?;
-    book.set_properties(&DocProperties::new().set_creation_datetime(&made));
+    let mut book = Book::new(data.generated_micros);
     let figures = figures_for(data.hits);
-    let bold = Format::new().set_bold();
-    let header = Format::new()
-        .set_bold()
-        .set_text_wrap()
-        .set_align(FormatAlign::Top);
-    let wrap = Format::new().set_text_wrap().set_align(FormatAlign::Top);
 
     // Totaal: the reader's total, one row, plus where it comes from.
-    let sheet = book.add_worksheet().set_name(SHEET_TOTAL)?;
-    sheet.write_with_format(0, 0, "Maand", &header)?;
-    sheet.write_with_format(0, 1, "Bereik", &header)?;
+    let sheet = book.add_sheet(SHEET_TOTAL);
+    sheet.write_with(0, 0, "Maand", Style::Header);
+    sheet.write_with(0, 1, "Bereik", Style::Header);
     for (col, figure) in figures.iter().enumerate() {
-        sheet.write_with_format(0, col as u16 + 2, figure.nl, &header)?;
+        sheet.write_with(0, col as u16 + 2, figure.nl, Style::Header);
     }
-    sheet.write(1, 0, data.month.to_string())?;
-    sheet.write(
-        1,
-        1,
-        match &data.total.scope {
-            FigureScope::Total => "Alle bibliotheken en apps".to_owned(),
-            FigureScope::Library(isil) => format!("Bibliotheek {isil}"),
-            FigureScope::App(appid) => format!("App {appid}"),
-        },
-    )?;
+    sheet.write(1, 0, data.month.to_string());
+    sheet.write(1, 1, scope_text(&data.total.scope));
     for (col, figure) in figures.iter().enumerate() {
-        sheet.write(1, col as u16 + 2, figure.value(&data.total.figures) as f64)?;
+        sheet.write(1, col as u16 + 2, figure.value(&data.total.figures) as f64);
     }
-    sheet.write_with_format(3, 0, "Gemaakt op (UTC)", &bold)?;
-    sheet.write(3, 1, data.generated.as_str())?;
-    sheet.write_with_format(4, 0, "Bron", &bold)?;
+    sheet.write_with(3, 0, "Gemaakt op (UTC)", Style::Bold);
+    sheet.write(3, 1, data.generated.as_str());
+    sheet.write_with(4, 0, "Bron", Style::Bold);
     sheet.write(
         4,
         1,
         "xAPI Learning Record Store: dezelfde cijfers als het dashboard (/dashboard, /api/figures/monthly).",
-    )?;
-    sheet.write_with_format(5, 0, "Versie", &bold)?;
-    sheet.write(5, 1, version_text(data.total.closing.as_ref()))?;
-    sheet.write_with_format(6, 0, "Hits", &bold)?;
+    );
+    sheet.write_with(5, 0, "Versie", Style::Bold);
+    sheet.write(5, 1, version_text(data.total.closing.as_ref()));
+    sheet.write_with(6, 0, "Hits", Style::Bold);
     sheet.write(
         6,
         1,
@@ -342,26 +321,19 @@ fn build(data: &Datatheek) -> Result<Vec<u8>, XlsxError> {
             HitsChoice::Launches => "starts (launched)",
             HitsChoice::Both => "alle leerregistraties en starts (launched), in twee kolommen",
         },
-    )?;
-    sheet.set_column_width(0, 18)?;
-    sheet.set_column_width(1, 28)?;
-    sheet.set_column_range_width(2, figures.len() as u16 + 1, 16)?;
-    sheet.set_freeze_panes(1, 0)?;
+    );
+    sheet.set_column_width(0, 18.0);
+    sheet.set_column_width(1, 28.0);
+    sheet.set_column_range_width(2, figures.len() as u16 + 1, 16.0);
+    sheet.freeze_rows(1);
 
-    let sheet = book.add_worksheet().set_name(SHEET_LIBRARIES)?;
-    figure_rows(
-        sheet,
-        "ISIL",
-        "Bibliotheek",
-        &data.libraries,
-        &figures,
-        &header,
-    )?;
-    let sheet = book.add_worksheet().set_name(SHEET_APPS)?;
-    figure_rows(sheet, "Appid", "App", &data.apps, &figures, &header)?;
+    let sheet = book.add_sheet(SHEET_LIBRARIES);
+    figure_rows(sheet, "ISIL", "Bibliotheek", &data.libraries, &figures);
+    let sheet = book.add_sheet(SHEET_APPS);
+    figure_rows(sheet, "Appid", "App", &data.apps, &figures);
 
     // Top 10: started and completed courses of the reader's total.
-    let sheet = book.add_worksheet().set_name(SHEET_TOP)?;
+    let sheet = book.add_sheet(SHEET_TOP);
     for (col, head) in [
         "Lijst",
         "Plaats",
@@ -372,7 +344,7 @@ fn build(data: &Datatheek) -> Result<Vec<u8>, XlsxError> {
     .iter()
     .enumerate()
     {
-        sheet.write_with_format(0, col as u16, *head, &header)?;
+        sheet.write_with(0, col as u16, *head, Style::Header);
     }
     let mut row = 1;
     for (list, courses) in [
@@ -380,34 +352,27 @@ fn build(data: &Datatheek) -> Result<Vec<u8>, XlsxError> {
         ("Afgeronde cursussen", &data.total.top_completed),
     ] {
         for (rank, course) in courses.iter().enumerate() {
-            sheet.write(row, 0, list)?;
-            sheet.write(row, 1, (rank + 1) as f64)?;
-            sheet.write(row, 2, course.name.clone().unwrap_or_default())?;
-            sheet.write(row, 3, course.course.as_str())?;
-            sheet.write(row, 4, course.count as f64)?;
+            sheet.write(row, 0, list);
+            sheet.write(row, 1, (rank + 1) as f64);
+            sheet.write(row, 2, course.name.clone().unwrap_or_default());
+            sheet.write(row, 3, course.course.as_str());
+            sheet.write(row, 4, course.count as f64);
             row += 1;
         }
     }
-    sheet.set_column_width(0, 20)?;
-    sheet.set_column_width(2, 36)?;
-    sheet.set_column_width(3, 48)?;
-    sheet.set_column_width(4, 16)?;
-    sheet.set_freeze_panes(1, 0)?;
+    sheet.set_column_width(0, 20.0);
+    sheet.set_column_width(2, 36.0);
+    sheet.set_column_width(3, 48.0);
+    sheet.set_column_width(4, 16.0);
+    sheet.freeze_rows(1);
 
-    definitions_sheet(&mut book, &figures, &header, &wrap, &bold)?;
-
-    book.save_to_buffer()
+    definitions_sheet(&mut book, &figures);
+    book
 }
 
 /// The definitions sheet: the rules, then one row per figure, Dutch then English.
-fn definitions_sheet(
-    book: &mut Workbook,
-    figures: &[&FigureLabel],
-    header: &Format,
-    wrap: &Format,
-    bold: &Format,
-) -> Result<(), XlsxError> {
-    let sheet = book.add_worksheet().set_name(SHEET_DEFINITIONS)?;
+fn definitions_sheet(book: &mut Book, figures: &[&FigureLabel]) {
+    let sheet = book.add_sheet(SHEET_DEFINITIONS);
     for (col, head) in [
         "Cijfer",
         "Betekenis",
@@ -418,12 +383,12 @@ fn definitions_sheet(
     .iter()
     .enumerate()
     {
-        sheet.write_with_format(0, col as u16, *head, header)?;
+        sheet.write_with(0, col as u16, *head, Style::Header);
     }
     let mut row = 1;
     for (nl, en) in RULES {
-        sheet.write_with_format(row, 1, nl, wrap)?;
-        sheet.write_with_format(row, 3, en, wrap)?;
+        sheet.write_with(row, 1, nl, Style::Wrap);
+        sheet.write_with(row, 3, en, Style::Wrap);
         row += 1;
     }
     for figure in figures.iter() {
@@ -432,20 +397,18 @@ fn definitions_sheet(
             .find(|(key, _, _)| *key == figure.key)
             .copied()
             .unwrap_or((figure.key, figure.nl_help, figure.en_help));
-        sheet.write_with_format(row, 0, figure.nl, bold)?;
-        sheet.write_with_format(row, 1, nl, wrap)?;
-        sheet.write(row, 2, figure.en)?;
-        sheet.write_with_format(row, 3, en, wrap)?;
-        sheet.write(row, 4, figure.key)?;
+        sheet.write_with(row, 0, figure.nl, Style::Bold);
+        sheet.write_with(row, 1, nl, Style::Wrap);
+        sheet.write(row, 2, figure.en);
+        sheet.write_with(row, 3, en, Style::Wrap);
+        sheet.write(row, 4, figure.key);
         row += 1;
     }
-    sheet.set_column_width(0, 26)?;
-    sheet.set_column_width(1, 70)?;
-    sheet.set_column_width(2, 26)?;
-    sheet.set_column_width(3, 70)?;
-    sheet.set_column_width(4, 24)?;
-
-    Ok(())
+    sheet.set_column_width(0, 26.0);
+    sheet.set_column_width(1, 70.0);
+    sheet.set_column_width(2, 26.0);
+    sheet.set_column_width(3, 70.0);
+    sheet.set_column_width(4, 24.0);
 }
 
 /// A workbook of several months (`lrs export datatheek --month A --to-month
@@ -453,62 +416,54 @@ fn definitions_sheet(
 /// of every row (Totaal: one row per month; Bibliotheken, Apps, Top 10: the
 /// month's rows, month by month), and one Definities sheet. Made at the
 /// time of the latest month's workbook.
-pub fn workbook_range(months: &[Datatheek]) -> Result<Vec<u8>, AppError> {
-    build_range(months).map_err(xlsx_error)
+pub fn workbook_range(months: &[Datatheek], format: SheetFormat) -> Result<Vec<u8>, AppError> {
+    sheets::write(&book_range(months), format)
 }
 
-fn build_range(months: &[Datatheek]) -> Result<Vec<u8>, XlsxError> {
-    let mut book = Workbook::new();
+fn book_range(months: &[Datatheek]) -> Book {
     let made = months.iter().map(|m| m.generated_micros).max().unwrap_or(0);
-    let made = ExcelDateTime::from_timestamp(made.div_euclid(1_000_000))?;
-    book.set_properties(&DocProperties::new().set_creation_datetime(&made));
+    let mut book = Book::new(made);
     let hits = months.first().map(|m| m.hits).unwrap_or_default();
     let figures = figures_for(hits);
-    let bold = Format::new().set_bold();
-    let header = Format::new()
-        .set_bold()
-        .set_text_wrap()
-        .set_align(FormatAlign::Top);
-    let wrap = Format::new().set_text_wrap().set_align(FormatAlign::Top);
     let first_figure = 2u16;
 
-    let sheet = book.add_worksheet().set_name(SHEET_TOTAL)?;
-    sheet.write_with_format(0, 0, "Maand", &header)?;
-    sheet.write_with_format(0, 1, "Bereik", &header)?;
+    let sheet = book.add_sheet(SHEET_TOTAL);
+    sheet.write_with(0, 0, "Maand", Style::Header);
+    sheet.write_with(0, 1, "Bereik", Style::Header);
     for (col, figure) in figures.iter().enumerate() {
-        sheet.write_with_format(0, col as u16 + first_figure, figure.nl, &header)?;
+        sheet.write_with(0, col as u16 + first_figure, figure.nl, Style::Header);
     }
     let after = figures.len() as u16 + first_figure;
-    sheet.write_with_format(0, after, "Versie", &header)?;
-    sheet.write_with_format(0, after + 1, "Gemaakt op (UTC)", &header)?;
+    sheet.write_with(0, after, "Versie", Style::Header);
+    sheet.write_with(0, after + 1, "Gemaakt op (UTC)", Style::Header);
     for (i, data) in months.iter().enumerate() {
         let r = i as u32 + 1;
-        sheet.write(r, 0, data.month.to_string())?;
-        sheet.write(r, 1, scope_text(&data.total.scope))?;
+        sheet.write(r, 0, data.month.to_string());
+        sheet.write(r, 1, scope_text(&data.total.scope));
         for (col, figure) in figures.iter().enumerate() {
             sheet.write(
                 r,
                 col as u16 + first_figure,
                 figure.value(&data.total.figures) as f64,
-            )?;
+            );
         }
-        sheet.write(r, after, version_text(data.total.closing.as_ref()))?;
-        sheet.write(r, after + 1, data.generated.as_str())?;
+        sheet.write(r, after, version_text(data.total.closing.as_ref()));
+        sheet.write(r, after + 1, data.generated.as_str());
     }
-    sheet.set_column_width(0, 12)?;
-    sheet.set_column_width(1, 28)?;
-    sheet.set_freeze_panes(1, 0)?;
+    sheet.set_column_width(0, 12.0);
+    sheet.set_column_width(1, 28.0);
+    sheet.freeze_rows(1);
 
     for (name, id_head, name_head, by_library) in [
         (SHEET_LIBRARIES, "ISIL", "Bibliotheek", true),
         (SHEET_APPS, "Appid", "App", false),
     ] {
-        let sheet = book.add_worksheet().set_name(name)?;
-        sheet.write_with_format(0, 0, "Maand", &header)?;
-        sheet.write_with_format(0, 1, id_head, &header)?;
-        sheet.write_with_format(0, 2, name_head, &header)?;
+        let sheet = book.add_sheet(name);
+        sheet.write_with(0, 0, "Maand", Style::Header);
+        sheet.write_with(0, 1, id_head, Style::Header);
+        sheet.write_with(0, 2, name_head, Style::Header);
         for (col, figure) in figures.iter().enumerate() {
-            sheet.write_with_format(0, col as u16 + 3, figure.nl, &header)?;
+            sheet.write_with(0, col as u16 + 3, figure.nl, Style::Header);
         }
         let mut r = 1u32;
         for data in months {
@@ -518,24 +473,24 @@ fn build_range(months: &[Datatheek]) -> Result<Vec<u8>, XlsxError> {
                 &data.apps
             };
             for row in rows {
-                sheet.write(r, 0, data.month.to_string())?;
-                sheet.write(r, 1, row.id.as_str())?;
-                sheet.write(r, 2, row.name.clone().unwrap_or_default())?;
+                sheet.write(r, 0, data.month.to_string());
+                sheet.write(r, 1, row.id.as_str());
+                sheet.write(r, 2, row.name.clone().unwrap_or_default());
                 for (col, figure) in figures.iter().enumerate() {
-                    sheet.write(r, col as u16 + 3, figure.value(&row.figures) as f64)?;
+                    sheet.write(r, col as u16 + 3, figure.value(&row.figures) as f64);
                 }
                 r += 1;
             }
         }
-        sheet.set_column_width(1, 18)?;
-        sheet.set_column_width(2, 32)?;
-        sheet.set_freeze_panes(1, 0)?;
+        sheet.set_column_width(1, 18.0);
+        sheet.set_column_width(2, 32.0);
+        sheet.freeze_rows(1);
         if r > 1 {
-            sheet.autofilter(0, 0, r - 1, figures.len() as u16 + 2)?;
+            sheet.set_autofilter(0, 0, r - 1, figures.len() as u16 + 2);
         }
     }
 
-    let sheet = book.add_worksheet().set_name(SHEET_TOP)?;
+    let sheet = book.add_sheet(SHEET_TOP);
     for (col, head) in [
         "Maand",
         "Lijst",
@@ -547,7 +502,7 @@ fn build_range(months: &[Datatheek]) -> Result<Vec<u8>, XlsxError> {
     .iter()
     .enumerate()
     {
-        sheet.write_with_format(0, col as u16, *head, &header)?;
+        sheet.write_with(0, col as u16, *head, Style::Header);
     }
     let mut row = 1;
     for data in months {
@@ -556,22 +511,22 @@ fn build_range(months: &[Datatheek]) -> Result<Vec<u8>, XlsxError> {
             ("Afgeronde cursussen", &data.total.top_completed),
         ] {
             for (rank, course) in courses.iter().enumerate() {
-                sheet.write(row, 0, data.month.to_string())?;
-                sheet.write(row, 1, list)?;
-                sheet.write(row, 2, (rank + 1) as f64)?;
-                sheet.write(row, 3, course.name.clone().unwrap_or_default())?;
-                sheet.write(row, 4, course.course.as_str())?;
-                sheet.write(row, 5, course.count as f64)?;
+                sheet.write(row, 0, data.month.to_string());
+                sheet.write(row, 1, list);
+                sheet.write(row, 2, (rank + 1) as f64);
+                sheet.write(row, 3, course.name.clone().unwrap_or_default());
+                sheet.write(row, 4, course.course.as_str());
+                sheet.write(row, 5, course.count as f64);
                 row += 1;
             }
         }
     }
-    sheet.set_column_width(3, 36)?;
-    sheet.set_column_width(4, 48)?;
-    sheet.set_freeze_panes(1, 0)?;
+    sheet.set_column_width(3, 36.0);
+    sheet.set_column_width(4, 48.0);
+    sheet.freeze_rows(1);
 
-    definitions_sheet(&mut book, &figures, &header, &wrap, &bold)?;
-    book.save_to_buffer()
+    definitions_sheet(&mut book, &figures);
+    book
 }
 
 fn scope_text(scope: &FigureScope) -> String {
@@ -599,34 +554,32 @@ fn version_text(closing: Option<&Closing>) -> String {
 
 /// A sheet of rows (per library or per app): id, name, the figures.
 fn figure_rows(
-    sheet: &mut Worksheet,
+    sheet: &mut Sheet,
     id_head: &str,
     name_head: &str,
     rows: &[Row],
     figures: &[&FigureLabel],
-    header: &Format,
-) -> Result<(), XlsxError> {
-    sheet.write_with_format(0, 0, id_head, header)?;
-    sheet.write_with_format(0, 1, name_head, header)?;
+) {
+    sheet.write_with(0, 0, id_head, Style::Header);
+    sheet.write_with(0, 1, name_head, Style::Header);
     for (col, figure) in figures.iter().enumerate() {
-        sheet.write_with_format(0, col as u16 + 2, figure.nl, header)?;
+        sheet.write_with(0, col as u16 + 2, figure.nl, Style::Header);
     }
     for (i, row) in rows.iter().enumerate() {
         let r = i as u32 + 1;
-        sheet.write(r, 0, row.id.as_str())?;
-        sheet.write(r, 1, row.name.clone().unwrap_or_default())?;
+        sheet.write(r, 0, row.id.as_str());
+        sheet.write(r, 1, row.name.clone().unwrap_or_default());
         for (col, figure) in figures.iter().enumerate() {
-            sheet.write(r, col as u16 + 2, figure.value(&row.figures) as f64)?;
+            sheet.write(r, col as u16 + 2, figure.value(&row.figures) as f64);
         }
     }
-    sheet.set_column_width(0, 18)?;
-    sheet.set_column_width(1, 32)?;
-    sheet.set_column_range_width(2, figures.len() as u16 + 1, 16)?;
-    sheet.set_freeze_panes(1, 0)?;
+    sheet.set_column_width(0, 18.0);
+    sheet.set_column_width(1, 32.0);
+    sheet.set_column_range_width(2, figures.len() as u16 + 1, 16.0);
+    sheet.freeze_rows(1);
     if !rows.is_empty() {
-        sheet.autofilter(0, 0, rows.len() as u32, figures.len() as u16 + 1)?;
+        sheet.set_autofilter(0, 0, rows.len() as u32, figures.len() as u16 + 1);
     }
-    Ok(())
 }
 
 /// Every month with a closed version, oldest first, with its latest
@@ -664,14 +617,17 @@ pub fn closed_workbooks(
         .iter()
         .map(|reader| {
             let data = gather(store, reader, month, version, HitsChoice::default())?;
-            Ok((file_name(reader, month), workbook(&data)?))
+            Ok((
+                file_name(reader, month, SheetFormat::Xlsx),
+                workbook(&data, SheetFormat::Xlsx)?,
+            ))
         })
         .collect()
 }
 
-/// The download's file name: `datatheek-2026-10.xlsx` (the KB's), else
-/// with the library's or app's id.
-pub fn file_name(access: &FigureAccess, month: Month) -> String {
+/// The download's file name: `datatheek-2026-10.xlsx` (the KB's; `.ods`
+/// for OpenDocument), else with the library's or app's id.
+pub fn file_name(access: &FigureAccess, month: Month, format: SheetFormat) -> String {
     let suffix = match access {
         FigureAccess::Kb => String::new(),
         FigureAccess::Library(id) | FigureAccess::App(id) => format!(
@@ -685,5 +641,5 @@ pub fn file_name(access: &FigureAccess, month: Month) -> String {
                 .collect::<String>()
         ),
     };
-    format!("datatheek-{month}{suffix}.xlsx")
+    format!("datatheek-{month}{suffix}.{}", format.extension())
 }

@@ -19,6 +19,7 @@ pub mod lang;
 pub mod principal;
 pub mod privacy;
 pub mod secrets;
+pub mod sheets;
 pub mod staff;
 pub mod tenancy;
 pub mod totp;

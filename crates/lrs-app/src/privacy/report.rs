@@ -124,12 +124,52 @@ pub fn ids_of_month(store: &Store, month: Option<&str>) -> AppResult<Vec<uuid::U
     Ok(reports.into_iter().map(|(_, id)| id).collect())
 }
 
+/// The columns of the reports' table (CSV and ODS).
+const COLUMNS: [&str; 11] = [
+    "id",
+    "time",
+    "trigger",
+    "request_id",
+    "as_of",
+    "people",
+    "records",
+    "sealed_entries_tried",
+    "unreadable",
+    "log_position",
+    "log_entry_hash",
+];
+
+/// One report's row: its values in the order of [`COLUMNS`].
+fn row_values(r: &Value) -> [Value; 11] {
+    let records = r["records"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(";")
+        })
+        .unwrap_or_default();
+    [
+        r["id"].clone(),
+        r["time"].clone(),
+        r["trigger"]["kind"].clone(),
+        r["trigger"]["request_id"].clone(),
+        r["trigger"]["as_of"].clone(),
+        r["people"].clone(),
+        Value::String(records),
+        r["check"]["sealed_entries_tried"].clone(),
+        r["check"]["unreadable"].clone(),
+        r["log"]["position"].clone(),
+        r["log"]["hash"].clone(),
+    ]
+}
+
 /// Reports as CSV, one row each: what a spreadsheet needs to count
 /// erasures and retention runs (no personal data, like the reports).
 pub fn csv(reports: &[Value]) -> String {
-    let mut out = String::from(
-        "id,time,trigger,request_id,as_of,people,records,sealed_entries_tried,unreadable,log_position,log_entry_hash\n",
-    );
+    let mut out = COLUMNS.join(",");
+    out.push('\n');
     let field = |v: &Value| -> String {
         let text = match v {
             Value::String(s) => s.clone(),
@@ -143,32 +183,39 @@ pub fn csv(reports: &[Value]) -> String {
         }
     };
     for r in reports {
-        let records = r["records"]
-            .as_object()
-            .map(|m| {
-                m.iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect::<Vec<_>>()
-                    .join(";")
-            })
-            .unwrap_or_default();
-        let row = [
-            field(&r["id"]),
-            field(&r["time"]),
-            field(&r["trigger"]["kind"]),
-            field(&r["trigger"]["request_id"]),
-            field(&r["trigger"]["as_of"]),
-            field(&r["people"]),
-            field(&Value::String(records)),
-            field(&r["check"]["sealed_entries_tried"]),
-            field(&r["check"]["unreadable"]),
-            field(&r["log"]["position"]),
-            field(&r["log"]["hash"]),
-        ];
+        let row: Vec<String> = row_values(r).iter().map(field).collect();
         out.push_str(&row.join(","));
         out.push('\n');
     }
     out
+}
+
+/// The same table as one sheet of a spreadsheet (ODS or xlsx): the CSV's
+/// rows and cells, numbers as numbers, an absent value an empty cell.
+pub fn book(reports: &[Value], created_micros: i64) -> crate::sheets::Book {
+    use crate::sheets::{Book, Style};
+    let mut book = Book::new(created_micros);
+    let sheet = book.add_sheet("Anonimiseringsrapporten");
+    for (col, name) in COLUMNS.iter().enumerate() {
+        sheet.write_with(0, col as u16, *name, Style::Bold);
+    }
+    for (i, r) in reports.iter().enumerate() {
+        let row = i as u32 + 1;
+        for (col, value) in row_values(r).into_iter().enumerate() {
+            let col = col as u16;
+            match value {
+                Value::Null => {}
+                Value::String(text) => sheet.write(row, col, text),
+                Value::Number(n) => match n.as_f64() {
+                    Some(n) => sheet.write(row, col, n),
+                    None => sheet.write(row, col, n.to_string()),
+                },
+                other => sheet.write(row, col, other.to_string()),
+            }
+        }
+    }
+    sheet.freeze_rows(1);
+    book
 }
 
 fn records_table(report: &PrivacyReportV1, dutch: bool) -> String {

@@ -8,6 +8,7 @@
 use anyhow::{bail, Context};
 use lrs_app::datatheek;
 use lrs_app::insight::{FigureAccess, FiguresVersion, HitsChoice, Month};
+use lrs_app::sheets::SheetFormat;
 use lrs_core::events::TenantKindV1;
 use lrs_store::Store;
 use std::path::Path;
@@ -27,6 +28,14 @@ pub fn access_of(store: &Store, tenant: Option<&str>) -> anyhow::Result<FigureAc
     })
 }
 
+/// The format an output file's extension names: ods for `.ods`, else xlsx.
+pub fn format_of(out: &Path) -> SheetFormat {
+    match out.extension().and_then(|e| e.to_str()) {
+        Some(e) if e.eq_ignore_ascii_case("ods") => SheetFormat::Ods,
+        _ => SheetFormat::Xlsx,
+    }
+}
+
 /// The workbook of `from` through `to` (one month when equal). Refuses a
 /// range in which no month has any figure and none is closed: there is
 /// nothing to deliver, and a file of zeros would look like a delivery.
@@ -37,6 +46,7 @@ pub fn build(
     to: Month,
     version: FiguresVersion,
     hits: HitsChoice,
+    format: SheetFormat,
 ) -> anyhow::Result<Vec<u8>> {
     if from > to {
         bail!("--to-month {to} is before --month {from}");
@@ -65,8 +75,8 @@ pub fn build(
         bail!("{from} to {to} have no figures (no statement counts in them): nothing to deliver, no file written");
     }
     let bytes = match months.as_slice() {
-        [one] => datatheek::workbook(one),
-        all => datatheek::workbook_range(all),
+        [one] => datatheek::workbook(one, format),
+        all => datatheek::workbook_range(all, format),
     };
     bytes.map_err(|e| anyhow::anyhow!("{e}"))
 }

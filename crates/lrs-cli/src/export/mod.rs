@@ -24,8 +24,8 @@ use std::sync::Arc;
 /// `lrs export ...`.
 #[derive(clap::Subcommand)]
 pub enum ExportCommand {
-    /// The KB Datatheek workbook (xlsx) of a month, or of a range of months
-    /// in one workbook: the same workbook GET /api/figures/datatheek
+    /// The KB Datatheek workbook (xlsx or ods) of a month, or of a range of
+    /// months in one workbook: the same workbook GET /api/figures/datatheek
     /// answers. The server must be stopped (while it runs, download it).
     Datatheek {
         #[command(flatten)]
@@ -50,6 +50,10 @@ pub enum ExportCommand {
         /// The new file to write (never over an existing one).
         #[arg(long)]
         out: PathBuf,
+        /// The file format: xlsx (Excel) or ods (OpenDocument, the same
+        /// sheets and cells); default from --out's extension, else xlsx.
+        #[arg(long)]
+        format: Option<lrs_app::sheets::SheetFormat>,
     },
     /// Everything, in open formats, for the KB's exit (2.37, 2.38): every
     /// tenant's statements as xAPI JSON lines per month, attachments,
@@ -133,7 +137,9 @@ pub async fn export(command: ExportCommand) -> anyhow::Result<()> {
             version,
             hits,
             out,
+            format,
         } => {
+            let format = format.unwrap_or_else(|| datatheek::format_of(&out));
             if out.exists() {
                 bail!("--out {} exists already: give a new file", out.display());
             }
@@ -146,6 +152,7 @@ pub async fn export(command: ExportCommand) -> anyhow::Result<()> {
                     to_month.unwrap_or(month),
                     version,
                     hits,
+                    format,
                 )
             });
             store.close().await?;
@@ -162,7 +169,7 @@ pub async fn export(command: ExportCommand) -> anyhow::Result<()> {
                 &format!("{months} {}", tenant.as_deref().unwrap_or("kb")),
             )?;
             println!(
-                "ok: the Datatheek workbook of {months} in {} ({} bytes)",
+                "ok: the Datatheek workbook of {months} in {} ({format}, {} bytes)",
                 out.display(),
                 bytes.len()
             );

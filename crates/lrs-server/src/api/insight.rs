@@ -22,6 +22,7 @@ use lrs_app::insight::{
     self, FigureAccess, FigureScope, FiguresVersion, HitsChoice, LearnersFilter, Month, Reach,
     Served,
 };
+use lrs_app::sheets::SheetFormat;
 use std::sync::Arc;
 
 pub fn routes<S>() -> Router<S>
@@ -197,8 +198,9 @@ async fn breakdown(
     Ok(Json(breakdown).into_response())
 }
 
-/// GET /api/figures/datatheek?month=YYYY-MM[&version=][&hits=]: the KB
-/// Datatheek workbook (requirement 2.26, `lrs_app::datatheek`) of a month,
+/// GET /api/figures/datatheek?month=YYYY-MM[&version=][&hits=][&format=xlsx|ods]:
+/// the KB Datatheek workbook (requirement 2.26, `lrs_app::datatheek`) of a
+/// month, as Excel (xlsx, the default) or OpenDocument (ods, the same cells),
 /// default the last complete month: its closed version if it is closed
 /// (the same bytes every time), unless `version=live`; the KB's has every
 /// library and app, a library's or an app's only its own row. The headers
@@ -209,18 +211,26 @@ async fn datatheek(
     Admin(caller): Admin,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    let params = Params::parse(query.as_deref(), &["month", "version", "hits"])?;
+    let params = Params::parse(query.as_deref(), &["month", "version", "hits", "format"])?;
     let access = insight::access(&state.store, &caller, "figures.read")?;
     let month = month_param(&params, "month")?.unwrap_or_else(|| Month::current().previous());
     let version = version_param(&params)?;
     let hits = hits_param(&params)?;
-    let name = datatheek::file_name(&access, month);
+    let format = params
+        .get("format")
+        .map(|text| {
+            text.parse::<SheetFormat>()
+                .map_err(|e| ApiError::bad_request("?format", "figures.format", e))
+        })
+        .transpose()?
+        .unwrap_or_default();
+    let name = datatheek::file_name(&access, month, format);
     let (bytes, closing) = blocking(&state, move |store| {
         let data = datatheek::gather(store, &access, month, version, hits)?;
-        Ok::<_, lrs_app::AppError>((datatheek::workbook(&data)?, data.closing().cloned()))
+        Ok::<_, lrs_app::AppError>((datatheek::workbook(&data, format)?, data.closing().cloned()))
     })
     .await?;
-    let mut response = download(bytes, datatheek::CONTENT_TYPE, &name);
+    let mut response = download(bytes, format.content_type(), &name);
     let (served, late) = match &closing {
         Some(c) if c.served == Served::Closed => {
             (format!("closed {}", c.version), Some(c.late_statements))

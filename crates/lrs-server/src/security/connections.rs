@@ -46,7 +46,13 @@ where
             () = &mut shutdown => break,
         };
         // The peer address as axum's `into_make_service_with_connect_info`
-        // gives it: `/metrics` and the rate limits read it.
+        // gives it: `/metrics` and the rate limits read it. On a socket
+        // that listens on both families (`--listen [::]:8080`), an IPv4
+        // client arrives as an IPv4-mapped IPv6 address (::ffff:a.b.c.d);
+        // made its IPv4 address here, once, every reader sees what it would
+        // on an IPv4 socket (the credentials' allow-lists did not map it
+        // themselves; `/metrics`, the rate limits and the audit trail did).
+        let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
         let service = app.clone().map_request(move |request: Request<Incoming>| {
             let mut request = request.map(Body::new);
             request.extensions_mut().insert(ConnectInfo(peer));

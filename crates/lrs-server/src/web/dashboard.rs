@@ -21,6 +21,7 @@ use lrs_app::insight::{
     HitsChoice, Month, MonthlyFigures, Served,
 };
 use lrs_app::lang::Lang;
+use lrs_app::sheets::{self, Book, SheetFormat};
 use std::collections::HashMap;
 use std::fmt::Write;
 
@@ -823,24 +824,37 @@ fn downloads(
         "<section aria-labelledby=\"download\">\n<h2 id=\"download\">{title}</h2>\n<p>{text}</p>\n\
          <ul class=\"downloads\">\n<li><a class=\"button secondary\" href=\"{csv}\" download>{csv_label}</a></li>\n\
          <li><a class=\"button secondary\" href=\"{json}\" download>{json_label}</a></li>\n\
-         <li><a class=\"button secondary\" href=\"{xlsx}\" download>{xlsx_label}</a></li>\n</ul>\n</section>\n",
+         <li><a class=\"button secondary\" href=\"{csv_ods}\" download>{csv_ods_label}</a></li>\n\
+         <li><a class=\"button secondary\" href=\"{xlsx}\" download>{xlsx_label}</a></li>\n\
+         <li><a class=\"button secondary\" href=\"{ods}\" download>{ods_label}</a></li>\n</ul>\n</section>\n",
         title = lang.pick("Downloaden", "Download"),
         text = lang.pick(
-            "De cijfers van deze maand, voor Excel (CSV met puntkomma's) of als JSON; \
-             de Datatheek-werkmap (Excel) heeft ze per bibliotheek en per app, met de definities.",
-            "This month's figures, for Excel (CSV with semicolons) or as JSON; \
-             the Datatheek workbook (Excel) has them per library and per app, with the definitions."
+            "De cijfers van deze maand, voor Excel (CSV met puntkomma's), als JSON of als \
+             OpenDocument-rekenblad (ODS); de Datatheek-werkmap (Excel of OpenDocument) heeft ze \
+             per bibliotheek en per app, met de definities.",
+            "This month's figures, for Excel (CSV with semicolons), as JSON or as an \
+             OpenDocument spreadsheet (ODS); the Datatheek workbook (Excel or OpenDocument) has \
+             them per library and per app, with the definitions."
         ),
         csv = esc(&href("csv")),
         json = esc(&href("json")),
         xlsx = esc(&href("xlsx")),
+        ods = esc(&href("ods")),
+        csv_ods = esc(&href("csv-ods")),
+        ods_label = lang.pick(
+            "Datatheek-werkmap (OpenDocument)",
+            "Datatheek workbook (OpenDocument)"
+        ),
+        csv_ods_label = lang.pick("Download ODS (OpenDocument)", "Download ODS (OpenDocument)"),
         xlsx_label = lang.pick("Datatheek-werkmap (Excel)", "Datatheek workbook (Excel)"),
         csv_label = lang.pick("Download CSV (Excel)", "Download CSV (Excel)"),
         json_label = lang.pick("Download JSON", "Download JSON"),
     )
 }
 
-/// GET /dashboard/download?month=&(scope|library|app)=&format=csv|json|xlsx
+/// GET /dashboard/download?month=&(scope|library|app)=&format=csv|json|csv-ods|xlsx|ods:
+/// this page's figures as CSV, JSON or an OpenDocument spreadsheet of the
+/// CSV's cells (`csv-ods`), or the Datatheek workbook as xlsx or ods.
 pub async fn download(State(state): State<WebState>, staff: Staff) -> Response {
     match download_inner(&state, &staff) {
         Ok(response) => response,
@@ -890,11 +904,25 @@ fn download_inner(state: &WebState, staff: &Staff) -> Result<Response, ApiError>
             )
         }
         "csv" => (
-            csv(lang, &figures, breakdown.as_ref(), &names, &shown).into_bytes(),
+            csv(&table(lang, &figures, breakdown.as_ref(), &names, &shown)).into_bytes(),
             "text/csv; charset=utf-8",
             "csv",
         ),
-        "xlsx" => {
+        "csv-ods" => {
+            let rows = table(lang, &figures, breakdown.as_ref(), &names, &shown);
+            let book = table_book(lang.pick("Maandcijfers", "Monthly figures"), &rows);
+            (
+                sheets::write(&book, SheetFormat::Ods)?,
+                SheetFormat::Ods.content_type(),
+                "ods",
+            )
+        }
+        sheet @ ("xlsx" | "ods") => {
+            let format = if sheet == "ods" {
+                SheetFormat::Ods
+            } else {
+                SheetFormat::Xlsx
+            };
             // The Datatheek workbook covers what the reader may see, whatever
             // scope the page shows (lrs_app::datatheek).
             let data = lrs_app::datatheek::gather(
@@ -904,10 +932,10 @@ fn download_inner(state: &WebState, staff: &Staff) -> Result<Response, ApiError>
                 request.version,
                 request.hits,
             )?;
-            let name = lrs_app::datatheek::file_name(&request.access, request.month);
+            let name = lrs_app::datatheek::file_name(&request.access, request.month, format);
             return Ok(crate::request::body::download(
-                lrs_app::datatheek::workbook(&data)?,
-                lrs_app::datatheek::CONTENT_TYPE,
+                lrs_app::datatheek::workbook(&data, format)?,
+                format.content_type(),
                 &name,
             ));
         }
@@ -915,7 +943,7 @@ fn download_inner(state: &WebState, staff: &Staff) -> Result<Response, ApiError>
             return Err(ApiError::bad_request(
                 "format",
                 "download.format",
-                format!("'{other}' is not a download format: csv, json or xlsx"),
+                format!("'{other}' is not a download format: csv, json, csv-ods, xlsx or ods"),
             ))
         }
     };
@@ -941,34 +969,95 @@ fn field(text: &str) -> String {
     }
 }
 
-fn line(out: &mut String, fields: &[String]) {
-    let joined: Vec<String> = fields.iter().map(|f| field(f)).collect();
-    out.push_str(&joined.join(";"));
-    out.push_str("\r\n");
+/// One cell of the figures' table: text, or a whole number (a number in
+/// a spreadsheet, digits in the CSV).
+#[derive(Debug, Clone, PartialEq)]
+enum Field {
+    Text(String),
+    Number(u64),
+}
+
+impl From<&str> for Field {
+    fn from(text: &str) -> Self {
+        Field::Text(text.to_owned())
+    }
+}
+
+impl From<String> for Field {
+    fn from(text: String) -> Self {
+        Field::Text(text)
+    }
 }
 
 /// The figures as CSV for Dutch Excel: UTF-8 with a byte order mark,
 /// semicolons, CRLF; sections separated by an empty line.
-fn csv(
+fn csv(rows: &[Vec<Field>]) -> String {
+    let mut out = String::from("\u{feff}");
+    for row in rows {
+        let fields: Vec<String> = row
+            .iter()
+            .map(|f| match f {
+                Field::Text(text) => field(text),
+                Field::Number(n) => n.to_string(),
+            })
+            .collect();
+        out.push_str(&fields.join(";"));
+        out.push_str("\r\n");
+    }
+    out
+}
+
+/// The same rows as one sheet of a spreadsheet: every row and cell where
+/// the CSV has it (an empty line is an empty row), numbers as numbers. No
+/// formula defusing is needed: a text cell of a spreadsheet file is never
+/// a formula.
+fn table_book(name: &str, rows: &[Vec<Field>]) -> Book {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or_default();
+    let mut book = Book::new(now);
+    let sheet = book.add_sheet(name);
+    for (r, row) in rows.iter().enumerate() {
+        for (c, cell) in row.iter().enumerate() {
+            match cell {
+                Field::Text(text) => sheet.write(r as u32, c as u16, text.as_str()),
+                Field::Number(n) => sheet.write(r as u32, c as u16, *n as f64),
+            }
+        }
+    }
+    sheet.set_column_width(0, 24.0);
+    sheet.set_column_width(1, 32.0);
+    book
+}
+
+/// The rows of the figures' download (CSV or ODS): the month's figures,
+/// the top 10 lists and, for the KB's total, the libraries; an empty row
+/// between sections.
+fn table(
     lang: Lang,
     figures: &MonthlyFigures,
     breakdown: Option<&Breakdown>,
     names: &Names,
     shown: &[&FigureLabel],
-) -> String {
-    let mut out = String::from("\u{feff}");
-    let mut head = vec![
-        lang.pick("Maand", "Month").to_owned(),
-        lang.pick("Bereik", "Scope").to_owned(),
+) -> Vec<Vec<Field>> {
+    let mut out: Vec<Vec<Field>> = Vec::new();
+    let mut head: Vec<Field> = vec![
+        lang.pick("Maand", "Month").into(),
+        lang.pick("Bereik", "Scope").into(),
     ];
-    head.extend(shown.iter().map(|f| f.label(lang).to_owned()));
-    line(&mut out, &head);
-    let mut row = vec![
-        figures.month.to_string(),
-        scope_name(names, lang, &figures.scope),
+    head.extend(shown.iter().map(|f| f.label(lang).into()));
+    out.push(head);
+    let mut row: Vec<Field> = vec![
+        figures.month.to_string().into(),
+        scope_name(names, lang, &figures.scope).into(),
     ];
-    row.extend(shown.iter().map(|f| f.value(&figures.figures).to_string()));
-    line(&mut out, &row);
+    row.extend(
+        shown
+            .iter()
+            .map(|f| Field::Number(f.value(&figures.figures))),
+    );
+    out.push(row);
     for (title, list) in [
         (
             lang.pick("Top 10 gestarte cursussen", "Top 10 started courses"),
@@ -979,41 +1068,29 @@ fn csv(
             &figures.top_completed,
         ),
     ] {
-        out.push_str("\r\n");
-        line(&mut out, &[title.to_owned()]);
-        line(
-            &mut out,
-            &[
-                lang.pick("Plaats", "Rank").to_owned(),
-                lang.pick("Cursus", "Course").to_owned(),
-                lang.pick("Cursus-id", "Course id").to_owned(),
-                lang.pick("Cursisten", "Learners").to_owned(),
-            ],
-        );
+        out.push(Vec::new());
+        out.push(vec![title.into()]);
+        out.push(vec![
+            lang.pick("Plaats", "Rank").into(),
+            lang.pick("Cursus", "Course").into(),
+            lang.pick("Cursus-id", "Course id").into(),
+            lang.pick("Cursisten", "Learners").into(),
+        ]);
         for (i, course) in list.iter().enumerate() {
-            line(
-                &mut out,
-                &[
-                    (i + 1).to_string(),
-                    course.name.clone().unwrap_or_default(),
-                    course.course.clone(),
-                    course.count.to_string(),
-                ],
-            );
+            out.push(vec![
+                Field::Number(i as u64 + 1),
+                course.name.clone().unwrap_or_default().into(),
+                course.course.clone().into(),
+                Field::Number(course.count),
+            ]);
         }
     }
     if let Some(breakdown) = breakdown {
-        out.push_str("\r\n");
-        line(
-            &mut out,
-            &[lang.pick("Per bibliotheek", "Per library").to_owned()],
-        );
-        let mut head = vec![
-            "ISIL".to_owned(),
-            lang.pick("Bibliotheek", "Library").to_owned(),
-        ];
-        head.extend(shown.iter().map(|f| f.label(lang).to_owned()));
-        line(&mut out, &head);
+        out.push(Vec::new());
+        out.push(vec![lang.pick("Per bibliotheek", "Per library").into()]);
+        let mut head: Vec<Field> = vec!["ISIL".into(), lang.pick("Bibliotheek", "Library").into()];
+        head.extend(shown.iter().map(|f| f.label(lang).into()));
+        out.push(head);
         for row in &breakdown.rows {
             let name = row.name.clone().or_else(|| {
                 names
@@ -1022,9 +1099,10 @@ fn csv(
                     .find(|(id, _)| *id == row.id)
                     .map(|(_, n)| n.clone())
             });
-            let mut fields = vec![row.id.clone(), name.unwrap_or_default()];
-            fields.extend(shown.iter().map(|f| f.value(&row.figures).to_string()));
-            line(&mut out, &fields);
+            let mut fields: Vec<Field> =
+                vec![row.id.clone().into(), name.unwrap_or_default().into()];
+            fields.extend(shown.iter().map(|f| Field::Number(f.value(&row.figures))));
+            out.push(fields);
         }
     }
     out

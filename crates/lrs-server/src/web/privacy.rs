@@ -1,9 +1,10 @@
 //! The privacy officer's page (`privacy.reports`): the anonymisation
 //! reports of a month (every erasure and every retention run, requirement
 //! 6.6), Dutch first, with the log position and entry hash each rests on,
-//! and the month as CSV or JSON. Reads `lrs_app::privacy::report`, like
-//! `lrs privacy report` and `GET /admin/privacy/reports`. No personal data
-//! is on it: the reports hold none.
+//! and the month as CSV, JSON or an OpenDocument spreadsheet (ODS, the
+//! CSV's cells). Reads `lrs_app::privacy::report`, like `lrs privacy
+//! report` and `GET /admin/privacy/reports`. No personal data is on it:
+//! the reports hold none.
 
 use crate::error::ApiError;
 use crate::web::html::{esc, page_response, query, Current};
@@ -54,7 +55,7 @@ pub async fn show(State(state): State<WebState>, staff: Staff) -> Response {
     rendered.unwrap_or_else(|error| staff.api_error(error))
 }
 
-/// GET /privacy/download?month=&format=csv|json
+/// GET /privacy/download?month=&format=csv|json|ods
 pub async fn download(State(state): State<WebState>, staff: Staff) -> Response {
     if !staff.principal.may(PERMISSION) {
         return staff.api_error(ApiError::Forbidden(format!("permission {PERMISSION}")));
@@ -69,6 +70,18 @@ pub async fn download(State(state): State<WebState>, staff: Staff) -> Response {
                 "text/csv; charset=utf-8",
                 &format!("{stem}.csv"),
             )),
+            "ods" => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_micros() as i64)
+                    .unwrap_or_default();
+                let format = lrs_app::sheets::SheetFormat::Ods;
+                Ok(crate::request::body::download(
+                    lrs_app::sheets::write(&report::book(&reports, now), format)?,
+                    format.content_type(),
+                    &format!("{stem}.ods"),
+                ))
+            }
             "json" => Ok(crate::request::body::download(
                 serde_json::to_vec_pretty(&serde_json::json!({ "reports": reports }))
                     .map_err(ApiError::internal)?,
@@ -78,7 +91,7 @@ pub async fn download(State(state): State<WebState>, staff: Staff) -> Response {
             other => Err(ApiError::bad_request(
                 "format",
                 "download.format",
-                format!("'{other}' is not a download format: csv or json"),
+                format!("'{other}' is not a download format: csv, json or ods"),
             )),
         }
     })();
@@ -228,10 +241,11 @@ fn render(staff: &Staff, month: Month, reports: &[Value]) -> Response {
     };
     let _ = writeln!(
         main,
-        "<h2>{h}</h2>\n<ul><li><a href=\"{csv}\">CSV</a></li><li><a href=\"{json}\">JSON</a></li></ul>",
+        "<h2>{h}</h2>\n<ul><li><a href=\"{csv}\">CSV</a></li><li><a href=\"{json}\">JSON</a></li><li><a href=\"{ods}\">ODS (OpenDocument)</a></li></ul>",
         h = esc(lang.pick("Downloaden", "Download")),
         csv = esc(&download("csv")),
         json = esc(&download("json")),
+        ods = esc(&download("ods")),
     );
     page_response(
         StatusCode::OK,
