@@ -269,3 +269,18 @@ pub async fn put_new_document(xapi: &Xapi, path: &str, query: &[(&str, &str)], b
         reply.text
     );
 }
+
+/// Sets a tenant's course model on a prepared server.
+pub fn set_course_model(server: &TestServer, tenant: &str, model: &Value) {
+    let file = server.data_dir.join("cursusmodel.json");
+    std::fs::write(&file, model.to_string()).unwrap();
+    server
+        .lrs(&[
+            "course-model",
+            "set",
+            "--tenant",
+            tenant,
+            file.to_str().unwrap(),
+        ])
+        .unwrap();
+}

@@ -7,7 +7,7 @@
 //! `lrs_blackbox_tests::activity::expected` gives. Columns are found by
 //! their Dutch headers, so a reordering cannot hide a wrong number.
 
-use crate::common::Api;
+use crate::common::{define_kb_and_library, define_role, post_generated, set_course_model, Api};
 use calamine::{Data, Reader, Xlsx};
 use futures_util::StreamExt;
 use lrs_blackbox_tests::activity::expected::{self, Scope};
@@ -250,16 +250,7 @@ async fn the_datatheek_workbook_holds_the_dashboards_numbers() {
         command.extend(args);
         server.lrs(&command).unwrap();
     }
-    server
-        .lrs(&[
-            "roles",
-            "define",
-            "--name",
-            "cijfers",
-            "--permission",
-            "figures.read",
-        ])
-        .unwrap();
+    define_role(&server, "cijfers", &["figures.read"]);
     let credential = |name: &str, tenant: &str, role: Option<&str>| {
         server.credential_with_role(name, tenant, role)
     };
@@ -547,72 +538,27 @@ async fn a_closed_months_workbook_stays_put_while_late_statements_arrive() {
     let month = activity::generate(spec.clone());
     let library_isil = month.world.libraries[0].clone();
     let mut server = TestServer::prepare(Path::new(env!("CARGO_BIN_EXE_lrs-under-test"))).unwrap();
-    for args in [
-        vec!["--id", "kb", "--name", "KB", "--kind", "kb"],
-        vec![
-            "--id",
-            "bieb",
-            "--name",
-            "Bibliotheek Groot",
-            "--kind",
-            "library",
-            "--isil",
-            &library_isil,
-        ],
-    ] {
-        let mut command = vec!["tenants", "define"];
-        command.extend(args);
-        server.lrs(&command).unwrap();
-    }
-    let model_file = server.data_dir.join("cursusmodel.json");
-    std::fs::write(&model_file, month.world.course_model().to_string()).unwrap();
-    server
-        .lrs(&[
-            "course-model",
-            "set",
-            "--tenant",
-            "kb",
-            model_file.to_str().unwrap(),
-        ])
-        .unwrap();
-    for (role, permissions) in [
-        ("afsluiten", vec!["figures.read", "figures.close"]),
-        ("cijfers", vec!["figures.read"]),
-    ] {
-        let mut command = vec!["roles", "define", "--name", role];
-        for permission in &permissions {
-            command.extend(["--permission", permission]);
-        }
-        server.lrs(&command).unwrap();
-    }
-    let (kb_key, kb_secret) = server.credential_with_role("KB analist", "kb", Some("afsluiten"));
-    let (reader_key, reader_secret) =
-        server.credential_with_role("KB lezer", "kb", Some("cijfers"));
-    let (lib_key, lib_secret) =
-        server.credential_with_role("Medewerker", "bieb", Some("afsluiten"));
+    define_kb_and_library(&server, &library_isil);
+    set_course_model(&server, "kb", &month.world.course_model());
+    define_role(&server, "afsluiten", &["figures.read", "figures.close"]);
+    define_role(&server, "cijfers", &["figures.read"]);
+    let kb_credential = server.credential_with_role("KB analist", "kb", Some("afsluiten"));
+    let reader_credential = server.credential_with_role("KB lezer", "kb", Some("cijfers"));
+    let library_credential = server.credential_with_role("Medewerker", "bieb", Some("afsluiten"));
     server.env.push(("LRS_RATE_PER_ADDRESS".into(), "0".into()));
     server
         .env
         .push(("LRS_RATE_PER_CREDENTIAL".into(), "0".into()));
     server.launch().unwrap();
-    let http = reqwest::Client::new();
-    let api = |key: &str, secret: &str| Api {
-        http: http.clone(),
-        base: server.base_url.clone(),
-        key: key.to_owned(),
-        secret: secret.to_owned(),
-    };
     let (kb, reader, library) = (
-        api(&kb_key, &kb_secret),
-        api(&reader_key, &reader_secret),
-        api(&lib_key, &lib_secret),
+        Api::of(&server, &kb_credential),
+        Api::of(&server, &reader_credential),
+        Api::of(&server, &library_credential),
     );
-    let writer = server.client().with_credential(&kb_key, &kb_secret);
-    for chunk in month.sent.chunks(500) {
-        let batch = Value::Array(chunk.iter().map(|s| s.statement.clone()).collect());
-        let reply = writer.post_statements(&batch).await.expect("POST");
-        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
-    }
+    let writer = server
+        .client()
+        .with_credential(&kb_credential.0, &kb_credential.1);
+    post_generated(&writer, &month).await;
     let m = spec.month.to_string();
     let want = expected::monthly(&month, CalMonth::current());
     let want_total = want

@@ -15,7 +15,7 @@
 //! (docs/progress-and-figures.md). Every difference is listed before the
 //! test fails.
 
-use crate::common::Api;
+use crate::common::{define_kb_and_library, define_role, set_course_model, Api};
 use futures_util::StreamExt;
 use lrs_blackbox_tests::activity::expected::{self, CourseStatusRule, Figures, Scope};
 use lrs_blackbox_tests::activity::{self, CalMonth, Spec};
@@ -143,50 +143,11 @@ async fn monthly_figures_and_progress_equal_an_independent_computation() {
     let biggest_library = month.world.libraries[0].clone();
     let other_library = month.world.libraries[1].clone();
     let mut server = TestServer::prepare(Path::new(env!("CARGO_BIN_EXE_lrs-under-test"))).unwrap();
-    server
-        .lrs(&[
-            "tenants", "define", "--id", "kb", "--name", "KB", "--kind", "kb",
-        ])
-        .unwrap();
-    server
-        .lrs(&[
-            "tenants",
-            "define",
-            "--id",
-            "bieb",
-            "--name",
-            "Bibliotheek Groot",
-            "--kind",
-            "library",
-            "--isil",
-            &biggest_library,
-        ])
-        .unwrap();
-    server
-        .lrs(&[
-            "roles",
-            "define",
-            "--name",
-            "inzicht",
-            "--permission",
-            "figures.read",
-            "--permission",
-            "progress.read",
-        ])
-        .unwrap();
+    define_kb_and_library(&server, &biggest_library);
+    define_role(&server, "inzicht", &["figures.read", "progress.read"]);
     // The KB's course model declares the pure cmi5 LMS's courses (modules
     // with their moveOn) and renames one course.
-    let model_file = server.data_dir.join("cursusmodel.json");
-    std::fs::write(&model_file, month.world.course_model().to_string()).unwrap();
-    server
-        .lrs(&[
-            "course-model",
-            "set",
-            "--tenant",
-            "kb",
-            model_file.to_str().unwrap(),
-        ])
-        .unwrap();
+    set_course_model(&server, "kb", &month.world.course_model());
     let credential =
         |name: &str, tenant: &str| server.credential_with_role(name, tenant, Some("inzicht"));
     let (kb_key, kb_secret) = credential("KB analist", "kb");
