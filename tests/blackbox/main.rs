@@ -5,6 +5,7 @@ mod access;
 mod analytics;
 mod analytics_isolation;
 mod analytics_s3;
+mod api_design;
 mod audit;
 mod backup;
 mod clients;

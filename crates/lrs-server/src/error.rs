@@ -1,8 +1,16 @@
 //! The one place that maps errors to HTTP statuses and JSON bodies. Every
 //! error body says what was wrong and where:
 //! `{"error": {"status": 400, "code": "...", "message": "...", "path": "...", "rule": "..."}}`.
+//!
+//! Below `/api/v1` and `/admin/v1` the same body is also a problem details
+//! object (RFC 9457, the REST-API Design Rules' error rule,
+//! [`problem_details`]): `application/problem+json` with `type`, `title`,
+//! `status`, `detail` and `instance`, and the `error` object kept as an
+//! extension member, so a client that reads `error.code` reads it there too.
 
+use axum::extract::Request;
 use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use lrs_app::AppError;
 use serde_json::json;
@@ -163,7 +171,9 @@ impl IntoResponse for ApiError {
                 json!({"error": {"status": status.as_u16(), "code": code, "message": other.to_string()}})
             }
         };
+        let error_object = body["error"].clone();
         let mut response = (status, axum::Json(body)).into_response();
+        response.extensions_mut().insert(ErrorObject(error_object));
         if let ApiError::TooManyRequests {
             retry_after_secs, ..
         } = &self
@@ -199,5 +209,95 @@ impl IntoResponse for ApiError {
             );
         }
         response
+    }
+}
+
+/// The `error` object of an answer [`ApiError`] made, kept on the response
+/// for [`problem_details`].
+#[derive(Clone, Debug)]
+struct ErrorObject(serde_json::Value);
+
+/// The media type of a problem details body (RFC 9457 §3).
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// Middleware: an error answer of [`ApiError`] becomes a problem details
+/// body (RFC 9457): `type` `about:blank` (the status says what kind of
+/// problem it is; the project's own kind is `error.code`), `title` the
+/// status's reason phrase, `status`, `detail` the message, `instance` the
+/// request's path, and the `error` object as it always was. Other answers
+/// pass unchanged.
+pub async fn problem_details(request: Request, next: Next) -> Response {
+    let instance = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    let Some(ErrorObject(error)) = response.extensions().get::<ErrorObject>().cloned() else {
+        return response;
+    };
+    let (mut parts, _) = response.into_parts();
+    let status = parts.status;
+    let body = json!({
+        "type": "about:blank",
+        "title": status.canonical_reason().unwrap_or("Error"),
+        "status": status.as_u16(),
+        "detail": error["message"],
+        "instance": instance,
+        "error": error,
+    });
+    let bytes = serde_json::to_vec(&body).unwrap_or_default();
+    parts
+        .headers
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::routing::get;
+    use axum::Router;
+    use tower::ServiceExt;
+
+    #[tokio::test]
+    async fn an_error_becomes_problem_details_and_keeps_its_error_object() {
+        let app = Router::new()
+            .route(
+                "/api/v1/x",
+                get(|| async { ApiError::bad_request("?month", "month.format", "not a month") }),
+            )
+            .route("/api/v1/ok", get(|| async { axum::Json(json!({"a": 1})) }))
+            .route_layer(axum::middleware::from_fn(problem_details));
+        let response = app
+            .clone()
+            .oneshot(
+                Request::get("/api/v1/x")
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], PROBLEM_JSON);
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(
+            body,
+            json!({
+                "type": "about:blank", "title": "Bad Request", "status": 400,
+                "detail": "not a month", "instance": "/api/v1/x",
+                "error": {"status": 400, "code": "invalid", "message": "not a month",
+                          "path": "?month", "rule": "month.format"}
+            })
+        );
+        let ok = app
+            .oneshot(
+                Request::get("/api/v1/ok")
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(ok.headers()[header::CONTENT_TYPE], "application/json");
     }
 }

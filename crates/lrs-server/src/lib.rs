@@ -10,8 +10,9 @@
 //!   OpenID, the audit middleware, TLS, security headers;
 //! - the surfaces, which never import each other: `resources/` (xAPI),
 //!   `api/` (`/api` and `/admin` JSON), `web/` (staff pages);
-//! - `config.rs`, `server.rs` and `tasks.rs`: the composition root (and
-//!   the work the server does by itself).
+//! - `config.rs`, `server.rs`, `openapi.rs` and `tasks.rs`: the
+//!   composition root (the OpenAPI document of every JSON route, and the
+//!   work the server does by itself).
 //!
 //! What the LRS does is `lrs-app`'s; this crate turns HTTP into calls of it.
 //! It never touches sled or the vault file directly, and never knows clap.
@@ -19,6 +20,7 @@
 pub mod api;
 pub mod config;
 pub mod error;
+pub mod openapi;
 pub mod ops;
 pub mod request;
 pub mod resources;

@@ -15,6 +15,7 @@ use crate::error::ApiError;
 use crate::ops::analytics::AnalyticsConfig;
 use crate::ops::monitor::Monitor;
 use crate::request::body::{limit_body, ADMIN_MAX_BODY};
+use crate::request::routes::{Route, RouteTable};
 use crate::resources::{XapiConfig, XapiState};
 use crate::security::audit::{audit_request, Audit};
 use crate::security::authn::Authenticator;
@@ -113,14 +114,68 @@ impl AppState {
     }
 }
 
+/// The JSON routes, each room's table: the xAPI resources (below `/xapi`)
+/// and the rest (`/api`, `/admin`, OAuth, health and metrics, the OpenAPI
+/// document). The router serves exactly these and the OpenAPI document
+/// describes exactly these (`openapi.rs`).
+pub struct Tables {
+    pub xapi: RouteTable<AppState>,
+    pub other: RouteTable<AppState>,
+    /// What `GET /api/v1/openapi.json` answers, once [`router`] publishes it.
+    pub document: crate::openapi::Published,
+}
+
+impl Tables {
+    pub fn new(state: &AppState) -> Self {
+        let audited = || middleware::from_fn_with_state(state.audit.clone(), audit_request);
+        let xapi = RouteTable::new().nest("/xapi", crate::resources::routes(&state.xapi));
+        // The admin API and the progress/figures API: audited, JSON bodies
+        // up to ADMIN_MAX_BODY.
+        let api = crate::api::routes().map_router(|router| {
+            router
+                .route_layer(audited())
+                .layer(middleware::from_fn(|request, next| {
+                    limit_body(ADMIN_MAX_BODY, request, next)
+                }))
+                .layer(DefaultBodyLimit::disable())
+        });
+        let oauth =
+            crate::security::oauth::routes().map_router(|router| router.route_layer(audited()));
+        let other = crate::ops::monitor::routes().merge(api).merge(oauth);
+        let document = crate::openapi::Published::default();
+        let other = other.merge(crate::openapi::routes(document.clone()));
+        Self {
+            xapi,
+            other,
+            document,
+        }
+    }
+
+    /// Every JSON route.
+    pub fn entries(&self) -> Vec<Route> {
+        self.xapi
+            .entries()
+            .iter()
+            .chain(self.other.entries())
+            .cloned()
+            .collect()
+    }
+}
+
 /// The whole application: the xAPI resources, `/api` and `/admin`, the
 /// pages, OAuth and the operations endpoints, each with its layers.
 pub fn router(state: AppState) -> Router {
     let xapi_config: &XapiConfig = &state.xapi.config;
     let max_body = xapi_config.max_body_bytes;
     let audited = || middleware::from_fn_with_state(state.audit.clone(), audit_request);
-    let routes = Router::new()
-        .nest("/xapi", crate::resources::routes(&state.xapi))
+    let tables = Tables::new(&state);
+    let document = crate::openapi::document(&tables.entries());
+    let _ = tables
+        .document
+        .set(serde_json::to_vec(&document).unwrap_or_default().into());
+    let routes = tables
+        .xapi
+        .into_router()
         .route_layer(audited())
         .route_layer(middleware::from_fn(crate::ops::observe::record_route))
         .fallback(|| async { ApiError::NotFound("resource") })
@@ -151,25 +206,13 @@ pub fn router(state: AppState) -> Router {
     // header, no auth). `observe` wraps everything: metrics, the access log,
     // the request id and the operations journal see every request, those
     // the per-address rate limit refuses too.
-    Router::new()
-        .route("/metrics", get(crate::ops::monitor::metrics_endpoint))
-        .route("/health/live", get(crate::ops::monitor::live))
-        .route("/health/ready", get(crate::ops::monitor::ready))
-        // The admin API and the progress/figures API: audited, JSON bodies
-        // up to ADMIN_MAX_BODY.
-        .merge(
-            crate::api::routes()
-                .route_layer(audited())
-                .layer(middleware::from_fn(|request, next| {
-                    limit_body(ADMIN_MAX_BODY, request, next)
-                }))
-                .layer(DefaultBodyLimit::disable()),
-        )
+    tables
+        .other
+        .into_router()
         .route(
             crate::security::security_txt::PATH,
             get(crate::security::security_txt::serve),
         )
-        .merge(crate::security::oauth::routes().route_layer(audited()))
         .merge(crate::web::pages().route_layer(audited()))
         .merge(crate::web::assets())
         .route_layer(middleware::from_fn(crate::ops::observe::record_route))
@@ -446,6 +489,92 @@ mod tests {
                 sample(&text, BACKUP_AGE, &[]).is_none(),
                 "no backup recorded yet"
             );
+            store.close().await.unwrap();
+        }
+
+        /// The served OpenAPI document lists exactly the routes of the
+        /// tables the router is built from (method and path), each path's
+        /// parameters declared; and the served router answers every
+        /// documented operation from a route, not its fallback.
+        #[tokio::test]
+        async fn the_openapi_document_lists_exactly_the_routed_json_routes() {
+            use std::collections::BTreeSet;
+            let dir = tempfile::tempdir().unwrap();
+            let store = Store::open(StoreConfig::new(dir.path(), MasterKey([4; 32]))).unwrap();
+            let config =
+                ServeConfig::new(dir.path().to_path_buf(), "127.0.0.1:8080".parse().unwrap());
+            let state = AppState::new(store.clone(), config);
+            let routed: BTreeSet<(String, String)> = Tables::new(&state)
+                .entries()
+                .into_iter()
+                .map(|route| (route.method.as_str().to_ascii_lowercase(), route.path))
+                .collect();
+            let app = router(state);
+
+            let (status, headers, body) =
+                call(&app, "GET", crate::openapi::PATH, "127.0.0.1:5000").await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            assert_eq!(headers["api-version"], crate::api::API_VERSION);
+            let document: serde_json::Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(document["openapi"], "3.0.3");
+            let mut documented = BTreeSet::new();
+            for (path, item) in document["paths"].as_object().unwrap() {
+                for (method, operation) in item.as_object().unwrap() {
+                    documented.insert((method.clone(), path.clone()));
+                    let declared: BTreeSet<&str> = operation["parameters"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter(|p| p["in"] == "path")
+                        .map(|p| p["name"].as_str().unwrap())
+                        .collect();
+                    let in_path: BTreeSet<&str> = path
+                        .split('/')
+                        .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+                        .collect();
+                    assert_eq!(declared, in_path, "{method} {path}");
+                    assert!(!path.ends_with('/'), "{path}");
+                }
+            }
+            let undocumented: Vec<_> = routed.difference(&documented).collect();
+            let unrouted: Vec<_> = documented.difference(&routed).collect();
+            assert!(
+                undocumented.is_empty(),
+                "routed, not documented: {undocumented:?}"
+            );
+            assert!(unrouted.is_empty(), "documented, not routed: {unrouted:?}");
+            // Every part of the JSON API is there, the deprecated paths too.
+            for expected in [
+                ("get", "/xapi/statements"),
+                ("put", "/admin/v1/tenants/{id}"),
+                ("put", "/admin/tenants/{id}"),
+                ("get", "/api/v1/figures/monthly"),
+                ("post", "/oauth/token"),
+                ("get", "/health/ready"),
+                ("get", crate::openapi::PATH),
+            ] {
+                assert!(
+                    documented.contains(&(expected.0.to_owned(), expected.1.to_owned())),
+                    "{expected:?}"
+                );
+            }
+            assert_eq!(
+                document["paths"]["/admin/tenants/{id}"]["put"]["deprecated"],
+                true
+            );
+
+            // The served router answers each documented operation from a
+            // route: never 405, never the fallback's "no such resource".
+            for (method, path) in &documented {
+                let uri = path.replace('{', "x").replace('}', "");
+                let (status, _, body) =
+                    call(&app, &method.to_ascii_uppercase(), &uri, "127.0.0.1:5000").await;
+                assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+                assert!(
+                    !(status == StatusCode::NOT_FOUND && body.contains("no such resource")),
+                    "{method} {path}: {status} {body}"
+                );
+            }
             store.close().await.unwrap();
         }
     }

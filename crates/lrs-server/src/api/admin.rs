@@ -4,14 +4,13 @@
 
 use crate::api::state::ApiState;
 use crate::error::ApiError;
+use crate::request::routes::{Operation, RouteTable};
 use crate::security::audit::record_admin;
 use crate::security::extract::{Admin, AdminRoles, AdminTenants, AuthState, Permitted};
 use axum::body::Bytes;
 use axum::extract::{FromRef, Path, RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
-use axum::Router;
 use lrs_app::admin::{
     credential_json, define_role, define_tenant, issue_credential, revoke_credential, role_json,
     rotate_credential, tenant_json, tenant_kind, IssueRequest,
@@ -42,24 +41,89 @@ impl CredentialsAdmin for Admin {
     }
 }
 
-pub fn routes<S>() -> Router<S>
+/// The `/admin/v1` routes of tenants, roles and credentials.
+pub fn routes<S>(table: RouteTable<S>) -> RouteTable<S>
 where
     ApiState: FromRef<S>,
     AuthState: FromRef<S>,
     S: Clone + Send + Sync + 'static,
 {
-    Router::new()
-        .route("/admin/tenants", get(list_tenants))
-        .route("/admin/tenants/{id}", put(put_tenant).get(get_tenant))
-        .route("/admin/roles", get(list_roles))
-        .route("/admin/roles/{name}", put(put_role).delete(delete_role))
-        .route(
-            "/admin/credentials",
-            get(list_credentials).post(post_credential),
+    const TAG: &str = "admin";
+    table
+        .get(
+            "/admin/v1/tenants",
+            list_tenants,
+            Operation::new(TAG, "The tenants the administrator may see")
+                .answers(200, "`{\"tenants\": [...]}`"),
         )
-        .route("/admin/credentials/{key}", get(get_credential))
-        .route("/admin/credentials/{key}/rotate", post(rotate))
-        .route("/admin/credentials/{key}/revoke", post(revoke))
+        .put(
+            "/admin/v1/tenants/{id}",
+            put_tenant,
+            Operation::new(TAG, "Define or change a tenant (permission admin.tenants)")
+                .json_body(
+                    "`{\"name\", \"kind\": \"kb\"|\"library\"|\"app\", \"isil\"?, \"appid\"?}`",
+                )
+                .answers(200, "The tenant as stored"),
+        )
+        .get(
+            "/admin/v1/tenants/{id}",
+            get_tenant,
+            Operation::new(TAG, "One tenant").answers(200, "The tenant"),
+        )
+        .get(
+            "/admin/v1/roles",
+            list_roles,
+            Operation::new(TAG, "The roles and their permissions")
+                .answers(200, "`{\"roles\": [...]}`"),
+        )
+        .put(
+            "/admin/v1/roles/{name}",
+            put_role,
+            Operation::new(TAG, "Define or change a role (permission admin.roles)")
+                .json_body("`{\"permissions\": [...]}`")
+                .answers(200, "The role as stored"),
+        )
+        .delete(
+            "/admin/v1/roles/{name}",
+            delete_role,
+            Operation::new(TAG, "Remove a role").answers_as(204, "", "Removed"),
+        )
+        .get(
+            "/admin/v1/credentials",
+            list_credentials,
+            Operation::new(
+                TAG,
+                "The credentials the administrator manages (never a secret)",
+            )
+            .query("tenant", "Only this tenant's credentials")
+            .answers(200, "`{\"credentials\": [...]}`"),
+        )
+        .post(
+            "/admin/v1/credentials",
+            post_credential,
+            Operation::new(TAG, "Issue a credential; the answer holds its secret, once")
+                .json_body("The tenant, scopes or role, name and expiry of the credential")
+                .answers(201, "The credential with its key and secret"),
+        )
+        .get(
+            "/admin/v1/credentials/{key}",
+            get_credential,
+            Operation::new(TAG, "One credential (never its secret)").answers(200, "The credential"),
+        )
+        .post(
+            "/admin/v1/credentials/{key}/rotate",
+            rotate,
+            Operation::new(TAG, "A new secret; the old one works for a grace period")
+                .json_body("`{\"grace_seconds\"?, \"expires_in_days\"?}`")
+                .answers(200, "The credential with its new secret, once"),
+        )
+        .post(
+            "/admin/v1/credentials/{key}/revoke",
+            revoke,
+            Operation::new(TAG, "Revoke a credential")
+                .json_body("`{\"reason\"}`")
+                .answers(200, "The revoked credential"),
+        )
 }
 
 fn body<T: for<'de> Deserialize<'de>>(bytes: &Bytes) -> Result<T, ApiError> {

@@ -8,23 +8,37 @@
 use crate::api::state::ApiState;
 use crate::error::ApiError;
 use crate::request::params::Params;
+use crate::request::routes::{Operation, RouteTable};
 use crate::security::extract::{Admin, AuthState};
 use axum::body::Bytes;
 use axum::extract::{FromRef, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
 use lrs_analytics::{AnalyticsError, Format, Reach};
 use lrs_app::insight::{self, FigureAccess};
 
-pub fn routes<S>() -> Router<S>
+/// `POST /api/v1/sql`.
+pub fn routes<S>(table: RouteTable<S>) -> RouteTable<S>
 where
     ApiState: FromRef<S>,
     AuthState: FromRef<S>,
     S: Clone + Send + Sync + 'static,
 {
-    Router::new().route("/api/sql", post(sql))
+    table.post(
+        "/api/v1/sql",
+        sql,
+        Operation::new(
+            "analytics",
+            "SQL over the caller's share of the analytics files (permission analytics.sql)",
+        )
+        .describe(
+            "The answer's format from `format` (body or query), else the Accept header, else JSON.",
+        )
+        .query("format", "json (the default), csv, arrow or parquet")
+        .json_body("`{\"sql\": \"...\", \"format\"?}`; or the SQL as text/plain")
+        .answers(200, "The rows (JSON; CSV, Arrow IPC or Parquet as asked)"),
+    )
 }
 
 /// The query: a JSON body `{"sql": "...", "format": "csv"}` or the SQL as

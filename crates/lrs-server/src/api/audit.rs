@@ -5,12 +5,11 @@
 use crate::api::state::ApiState;
 use crate::error::ApiError;
 use crate::request::params::Params;
+use crate::request::routes::{Operation, RouteTable};
 use crate::security::audit::note_target;
 use crate::security::extract::{authenticate_principal, AuthState};
 use axum::extract::{FromRef, Request, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use lrs_app::principal::Credential;
 use lrs_store::audit::AuditQuery;
 use serde_json::json;
@@ -25,14 +24,27 @@ const DEFAULT_PAGE: usize = 100;
 
 const MAX_PAGE: usize = 1000;
 
-/// The `/admin/audit` route, itself audited.
-pub fn routes<S>() -> Router<S>
+/// The `/admin/v1/audit` route, itself audited.
+pub fn routes<S>(table: RouteTable<S>) -> RouteTable<S>
 where
     ApiState: FromRef<S>,
     AuthState: FromRef<S>,
     S: Clone + Send + Sync + 'static,
 {
-    Router::new().route("/admin/audit", get(get_audit))
+    table.get(
+        "/admin/v1/audit",
+        get_audit,
+        Operation::new("audit", "A page of the audit trail")
+            .describe("audit.read reads the caller's own tenant, audit.read.all (or a key named by --audit-reader) every tenant.")
+            .query("since", "From this time (RFC 3339)")
+            .query("until", "Before this time (RFC 3339)")
+            .query("tenant", "Only this tenant's records")
+            .query("principal", "Only this principal's records")
+            .query("action", "Only records of this action")
+            .query("limit", "Records per page (at most 1000; default 100)")
+            .query("after", "The sequence number after which the page starts")
+            .answers(200, "`{\"records\": [...], \"more\": next page's URL or null}`"),
+    )
 }
 
 /// `GET /admin/audit?since=&until=&tenant=&principal=&action=&limit=&after=`:
@@ -116,7 +128,7 @@ async fn read_audit(
             url.append_pair(key, value);
         }
         url.append_pair("after", &after.to_string());
-        format!("/admin/audit?{}", url.finish())
+        format!("{}?{}", parts.uri.path(), url.finish())
     });
     let records: Vec<_> = page.records.iter().map(|r| r.to_json()).collect();
     Ok(axum::Json(json!({"records": records, "more": more})).into_response())

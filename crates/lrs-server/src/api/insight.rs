@@ -8,13 +8,13 @@ use crate::api::state::ApiState;
 use crate::error::ApiError;
 use crate::request::body::download;
 use crate::request::params::Params;
+use crate::request::routes::{Operation, RouteTable};
 use crate::security::extract::{Admin, AuthState, CourseModelWrite, Permitted, ProgressReadOwn};
 use axum::body::Bytes;
 use axum::extract::{FromRef, RawQuery, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use lrs_app::closing::{self, Closed};
 use lrs_app::datatheek;
 use lrs_app::insight::course_model::{self, parse_model, set_model};
@@ -25,23 +25,130 @@ use lrs_app::insight::{
 use lrs_app::sheets::SheetFormat;
 use std::sync::Arc;
 
-pub fn routes<S>() -> Router<S>
+/// The `/api/v1` routes of progress, figures and course models.
+pub fn routes<S>(table: RouteTable<S>) -> RouteTable<S>
 where
     ApiState: FromRef<S>,
     AuthState: FromRef<S>,
     S: Clone + Send + Sync + 'static,
 {
-    Router::new()
-        .route("/api/figures/monthly", get(monthly))
-        .route("/api/figures/trend", get(trend))
-        .route("/api/figures/breakdown", get(breakdown))
-        .route("/api/figures/datatheek", get(datatheek))
-        .route("/api/figures/closings", get(list_closings).post(close))
-        .route("/api/progress/learner", get(learner))
-        .route("/api/progress/me", get(me))
-        .route("/api/progress/learners", get(learners))
-        .route("/api/progress/assignments", post(assign))
-        .route("/api/course-model", get(get_model).put(put_model))
+    const FIGURES: &str = "figures";
+    const PROGRESS: &str = "progress";
+    const MONTH: &str = "A month, YYYY-MM (Europe/Amsterdam); default the current one";
+    const SCOPE_LIBRARY: &str = "A library's figures (ISIL); not with app";
+    const SCOPE_APP: &str = "An app's figures (appid); not with library";
+    const VERSION: &str = "live, closed (the default: the latest closed version, else live) or a closed version's number";
+    table
+        .get(
+            "/api/v1/figures/monthly",
+            monthly,
+            Operation::new(FIGURES, "A month's figures as delivered, for the caller's scope")
+                .query("month", MONTH)
+                .query("library", SCOPE_LIBRARY)
+                .query("app", SCOPE_APP)
+                .query("version", VERSION)
+                .answers(200, "The month's figures"),
+        )
+        .get(
+            "/api/v1/figures/trend",
+            trend,
+            Operation::new(FIGURES, "Figures month by month")
+                .query("from", "First month, YYYY-MM; default 11 months before to")
+                .query("to", "Last month, YYYY-MM; default the current one")
+                .query("library", SCOPE_LIBRARY)
+                .query("app", SCOPE_APP)
+                .query("version", "closed (as delivered, the default) or live")
+                .answers(200, "One entry per month"),
+        )
+        .get(
+            "/api/v1/figures/breakdown",
+            breakdown,
+            Operation::new(FIGURES, "A month's figures per library or app (the KB's)")
+                .query("month", MONTH)
+                .query("by", "library (the default) or app")
+                .query("version", VERSION)
+                .answers(200, "One row per library or app"),
+        )
+        .get(
+            "/api/v1/figures/datatheek",
+            datatheek,
+            Operation::new(FIGURES, "The Datatheek workbook of a month")
+                .describe("Headers Figures-Version and Figures-Late-Statements say which version it is and how many statements arrived after closing.")
+                .query("month", "A month, YYYY-MM; default the last complete month")
+                .query("version", VERSION)
+                .query("hits", "statements (the default), launches or both")
+                .answers_as(
+                    200,
+                    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                    "The workbook",
+                ),
+        )
+        .get(
+            "/api/v1/figures/closings",
+            list_closings,
+            Operation::new(FIGURES, "Every closing of a month, oldest first")
+                .query_required("month", "The month, YYYY-MM")
+                .query("library", SCOPE_LIBRARY)
+                .query("app", SCOPE_APP)
+                .answers(200, "The closings, with what arrived after each"),
+        )
+        .post(
+            "/api/v1/figures/closings",
+            close,
+            Operation::new(FIGURES, "Close a month's figures (the KB's, permission figures.close)")
+                .json_body("`{\"month\": \"YYYY-MM\", \"note\"?}`")
+                .answers(201, "A new closed version")
+                .answers(200, "Unchanged: the figures equal the latest closed version"),
+        )
+        .get(
+            "/api/v1/progress/learner",
+            learner,
+            Operation::new(PROGRESS, "One learner's progress")
+                .query("learner", "The learner's id (not with agent)")
+                .query("agent", "The learner as an xAPI agent, JSON (not with learner)")
+                .query("course", "Only this course (IRI)")
+                .answers(200, "Courses, modules, status, scores and time"),
+        )
+        .get(
+            "/api/v1/progress/me",
+            me,
+            Operation::new(PROGRESS, "The signed-in learner's own progress")
+                .describe("For a learner signed in with an OpenID Connect provider; nothing of any other learner.")
+                .answers(200, "Courses, modules, status, scores and time"),
+        )
+        .get(
+            "/api/v1/progress/learners",
+            learners,
+            Operation::new(PROGRESS, "A page of a library's learners")
+                .query("library", "The library (ISIL); required for the KB")
+                .query("course", "Only learners of this course (IRI)")
+                .query("status", "Only learners with this status")
+                .query("sort", "The column to sort by")
+                .query("order", "asc or desc")
+                .query("page", "Page number, from 1")
+                .query("per_page", "Learners per page")
+                .answers(200, "The page of learners and the total"),
+        )
+        .post(
+            "/api/v1/progress/assignments",
+            assign,
+            Operation::new(PROGRESS, "Assign a course's modules to learners")
+                .json_body("`{\"learners\": [ids], \"course\": IRI, \"modules\": [IRIs], \"ready\": bool}`")
+                .answers_as(204, "", "Assigned"),
+        )
+        .get(
+            "/api/v1/course-model",
+            get_model,
+            Operation::new("course-model", "The course model in effect for the caller's tenant")
+                .answers(200, "The course model"),
+        )
+        .put(
+            "/api/v1/course-model",
+            put_model,
+            Operation::new("course-model", "Replace the tenant's course model (permission course_model.write)")
+                .json_body("The course model document")
+                .answers_as(204, "", "Stored"),
+        )
 }
 
 /// Runs a read on the blocking pool (sled reads, decryption).

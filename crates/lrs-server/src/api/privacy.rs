@@ -14,6 +14,7 @@
 
 use crate::api::state::ApiState;
 use crate::error::ApiError;
+use crate::request::routes::{Operation, RouteTable};
 use crate::security::audit::record_admin;
 use crate::security::extract::{
     AuthState, Permitted, PrivacyAccess, PrivacyErase, PrivacyReports, PrivacyRetention,
@@ -22,30 +23,72 @@ use axum::body::Bytes;
 use axum::extract::{FromRef, Path, RawQuery, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::Router;
 use lrs_app::principal::Credential;
 use lrs_app::privacy;
 use lrs_core::events::TenantKindV1;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-pub fn routes<S>() -> Router<S>
+/// The `/admin/v1/privacy` routes.
+pub fn routes<S>(table: RouteTable<S>) -> RouteTable<S>
 where
     ApiState: FromRef<S>,
     AuthState: FromRef<S>,
     S: Clone + Send + Sync + 'static,
 {
-    Router::new()
-        .route("/admin/privacy/erasures", post(erase))
-        .route("/admin/privacy/access", post(access))
-        .route(
-            "/admin/privacy/retention/policies",
-            get(get_policies).put(put_policy),
+    const TAG: &str = "privacy";
+    table
+        .post(
+            "/admin/v1/privacy/erasures",
+            erase,
+            Operation::new(TAG, "Erase a person (the KB's, permission privacy.erase)")
+                .json_body("`{\"agent\": {...}, \"request_id\"?}`")
+                .answers(200, "The erasure report"),
         )
-        .route("/admin/privacy/retention/runs", post(run_retention))
-        .route("/admin/privacy/reports", get(list_reports))
-        .route("/admin/privacy/reports/{id}", get(get_report))
+        .post(
+            "/admin/v1/privacy/access",
+            access,
+            Operation::new(
+                TAG,
+                "Everything held about a person (the KB's, permission privacy.access)",
+            )
+            .json_body("`{\"agent\": {...}}`")
+            .answers(200, "The person's data"),
+        )
+        .get(
+            "/admin/v1/privacy/retention/policies",
+            get_policies,
+            Operation::new(TAG, "The retention policies (permission privacy.retention)")
+                .answers(200, "The policies"),
+        )
+        .put(
+            "/admin/v1/privacy/retention/policies",
+            put_policy,
+            Operation::new(TAG, "Set a retention period (permission privacy.retention)")
+                .json_body("The class and its period (null removes it)")
+                .answers(200, "The policies"),
+        )
+        .post(
+            "/admin/v1/privacy/retention/runs",
+            run_retention,
+            Operation::new(TAG, "Run retention now (permission privacy.retention)")
+                .json_body("`{\"as_of\"?, \"dry_run\"?}`")
+                .answers(200, "The run's report"),
+        )
+        .get(
+            "/admin/v1/privacy/reports",
+            list_reports,
+            Operation::new(TAG, "The privacy reports (permission privacy.reports)")
+                .answers(200, "The reports"),
+        )
+        .get(
+            "/admin/v1/privacy/reports/{id}",
+            get_report,
+            Operation::new(TAG, "One privacy report (permission privacy.reports)")
+                .query("format", "json (the default) or markdown")
+                .answers(200, "The report")
+                .answers_as(200, "text/markdown", "The report as a readable document"),
+        )
 }
 
 fn body<T: for<'de> Deserialize<'de>>(bytes: &Bytes) -> Result<T, ApiError> {

@@ -15,7 +15,8 @@ use crate::ops::counters::{
 use crate::ops::health::{check, Probe};
 use crate::ops::journal::{self, MinuteCounters};
 use crate::request::client::parse_address;
-use axum::extract::{ConnectInfo, Request, State};
+use crate::request::routes::{Operation, RouteTable};
+use axum::extract::{ConnectInfo, FromRef, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use ipnet::IpNet;
@@ -248,6 +249,44 @@ fn backup_gauges(data_dir: &Path, now_unix: i64) -> String {
          {BACKUP_AGE} {}\n",
         (now_unix - finished).max(0)
     )
+}
+
+/// `/metrics` and `/health/*`: no credential, outside the xAPI layers.
+pub fn routes<S>() -> RouteTable<S>
+where
+    Arc<Monitor>: FromRef<S>,
+    S: Clone + Send + Sync + 'static,
+{
+    const TAG: &str = "operations";
+    RouteTable::new()
+        .get(
+            "/metrics",
+            metrics_endpoint,
+            Operation::new(
+                TAG,
+                "Prometheus metrics, to loopback and the allowed networks only",
+            )
+            .public()
+            .answers_as(200, "text/plain", "The Prometheus text exposition"),
+        )
+        .get(
+            "/health/live",
+            live,
+            Operation::new(TAG, "Liveness")
+                .public()
+                .answers(200, "`{\"status\": \"ok\"}`"),
+        )
+        .get(
+            "/health/ready",
+            ready,
+            Operation::new(TAG, "Readiness, with every check")
+                .public()
+                .answers(200, "`{\"status\": \"ready\", \"checks\"}`")
+                .answers(
+                    503,
+                    "`{\"status\": \"not_ready\", \"failing\", \"checks\"}`",
+                ),
+        )
 }
 
 /// `GET /metrics`: the Prometheus text exposition, to loopback and the

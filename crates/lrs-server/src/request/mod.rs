@@ -2,7 +2,8 @@
 //! response, and nothing above it (it imports only `error.rs`): query
 //! parameters, the client's address, the request id, the xAPI version
 //! header, limits of the request head, body limits, content codings and
-//! file downloads, and the CPU budget that keeps heavy work on a body off
+//! file downloads, the route table that lists what a router routes, and
+//! the CPU budget that keeps heavy work on a body off
 //! the async workers.
 
 pub mod body;
@@ -12,4 +13,5 @@ pub mod head;
 pub mod http_date;
 pub mod id;
 pub mod params;
+pub mod routes;
 pub mod version;

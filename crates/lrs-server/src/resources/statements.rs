@@ -26,7 +26,7 @@ use xapi::XapiVersion;
 
 const CONSISTENT_THROUGH: &str = "x-experience-api-consistent-through";
 
-const GET_PARAMS: &[&str] = &[
+pub const GET_PARAMS: &[&str] = &[
     "statementId",
     "voidedStatementId",
     "agent",

@@ -21,14 +21,13 @@
 //! external providers (`oidc.rs`).
 
 use crate::error::ApiError;
+use crate::request::routes::{Operation, RouteTable};
 use crate::security::extract::AuthState;
 use crate::security::tokens::covers;
 use axum::body::Bytes;
 use axum::extract::{FromRef, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::Router;
 use base64::Engine;
 use lrs_app::principal::{Credential, SCOPES};
 use serde_json::json;
@@ -39,17 +38,39 @@ const TOKEN_BODY_LIMIT: usize = 8 * 1024;
 
 /// The token endpoint, the key set and the metadata (outside `/xapi`: no
 /// version header, no CORS).
-pub fn routes<S>() -> Router<S>
+pub fn routes<S>() -> RouteTable<S>
 where
     AuthState: FromRef<S>,
     S: Clone + Send + Sync + 'static,
 {
-    Router::new()
-        .route("/oauth/token", post(token_endpoint))
-        .route("/.well-known/jwks.json", get(jwks_endpoint))
-        .route(
+    const TAG: &str = "oauth";
+    RouteTable::new()
+        .post(
+            "/oauth/token",
+            token_endpoint,
+            Operation::new(TAG, "A bearer token for a credential (client credentials grant, RFC 6749 4.4)")
+                .describe("The client authenticates with HTTP Basic (its key and secret). Errors in RFC 6749 5.2's shape.")
+                .body(
+                    "application/x-www-form-urlencoded",
+                    "grant_type=client_credentials, optionally scope",
+                )
+                .answers(200, "`{\"access_token\", \"token_type\": \"Bearer\", \"expires_in\", \"scope\"}`")
+                .answers(400, "RFC 6749 5.2 error: invalid_request, unsupported_grant_type, invalid_scope")
+                .answers(401, "RFC 6749 5.2 error: invalid_client"),
+        )
+        .get(
+            "/.well-known/jwks.json",
+            jwks_endpoint,
+            Operation::new(TAG, "The public keys that sign access tokens (RFC 7517)")
+                .public()
+                .answers(200, "A JWK set"),
+        )
+        .get(
             "/.well-known/oauth-authorization-server",
-            get(metadata_endpoint),
+            metadata_endpoint,
+            Operation::new(TAG, "Authorization server metadata (RFC 8414)")
+                .public()
+                .answers(200, "The metadata"),
         )
 }
 
