@@ -821,6 +821,22 @@ async fn the_dashboard_works_in_a_real_browser() {
     let (key, secret) = server
         .add_credential("KB schrijver", "kb", &["all"])
         .unwrap();
+    // The KB's role also reads the privacy reports, so the browser checks
+    // that page too.
+    server
+        .lrs(&[
+            "roles",
+            "define",
+            "--name",
+            "kb-inzicht",
+            "--permission",
+            "figures.read",
+            "--permission",
+            "progress.read",
+            "--permission",
+            "privacy.reports",
+        ])
+        .unwrap();
     let reader = server
         .lrs(&[
             "credentials",
@@ -898,6 +914,9 @@ async fn the_dashboard_works_in_a_real_browser() {
 
     // A second server whose sessions end after 6 s without a request.
     let idle = staffed(&["--session-idle-minutes", "0.1"], LIBRARY_ISIL);
+    // A third whose provider also signs learners in, with two learners'
+    // progress: Anne signs in.
+    let learners = learner_world(vec![anne()]).await;
 
     let screenshots = match std::env::var("LRS_SCREENSHOTS") {
         Ok(dir) if !dir.is_empty() => PathBuf::from(dir),
@@ -916,6 +935,13 @@ async fn the_dashboard_works_in_a_real_browser() {
             "secret": main.library.secret, "isil": isil, "name": library_name,
         },
         "oidc": {"button": "Inloggen met KB-account", "name": "Olga Oidc"},
+        "learner": {
+            "base_url": learners.staffed.server.base_url,
+            "button": "Inloggen met KB-account",
+            "name": ANNE_NAME,
+            "courses": ["Digisterker", "Veilig online", "E-mail"],
+            "absent": [BERT_SUB, BERT_NAME, BERTS_COURSE, BERTS_COURSE_NAME, BERTS_MODULE_NAME],
+        },
         "idle": {
             "base_url": idle.server.base_url,
             "username": idle.kb.username, "password": idle.kb.password, "secret": idle.kb.secret,
@@ -966,6 +992,8 @@ mod idp {
         nonce: String,
         challenge: String,
         redirect_uri: String,
+        /// The user who consented: their claims go into the ID token.
+        claims: Value,
     }
 
     #[derive(Default)]
@@ -975,11 +1003,14 @@ mod idp {
         pub pkce_verified: usize,
         /// Token requests refused (wrong secret, verifier, code).
         pub refused: usize,
+        /// Authorization requests so far: the n-th signs in user n (the
+        /// last user again once the list runs out).
+        pub authorized: usize,
     }
 
-    /// An OpenID provider with one consenting user: discovery, authorize
-    /// (answers at once with a code), token (checks the client secret and
-    /// PKCE, signs an RS256 ID token with the nonce), keys.
+    /// An OpenID provider whose users consent in turn: discovery, authorize
+    /// (answers at once with a code for the next user), token (checks the
+    /// client secret and PKCE, signs an RS256 ID token with the nonce), keys.
     pub struct StaffIdp {
         pub issuer: String,
         pub secret: String,
@@ -987,7 +1018,9 @@ mod idp {
     }
 
     impl StaffIdp {
-        pub async fn start(claims: Value) -> Self {
+        /// A provider whose users sign in one after the other.
+        pub async fn start_users(users: Vec<Value>) -> Self {
+            assert!(!users.is_empty());
             use axum::extract::{Form, Query};
             use axum::routing::{get, post};
             use rsa::pkcs1::EncodeRsaPrivateKey;
@@ -1037,14 +1070,19 @@ mod idp {
                         assert_eq!(q["client_id"], CLIENT_ID);
                         assert_eq!(q["code_challenge_method"], "S256");
                         let code = crate::common::new_id();
-                        authorize_seen.lock().unwrap().pending.insert(
+                        let mut seen = authorize_seen.lock().unwrap();
+                        let claims = users[seen.authorized.min(users.len() - 1)].clone();
+                        seen.authorized += 1;
+                        seen.pending.insert(
                             code.clone(),
                             Pending {
                                 nonce: q["nonce"].clone(),
                                 challenge: q["code_challenge"].clone(),
                                 redirect_uri: q["redirect_uri"].clone(),
+                                claims,
                             },
                         );
+                        drop(seen);
                         let mut to = reqwest::Url::parse(&q["redirect_uri"]).unwrap();
                         to.query_pairs_mut()
                             .append_pair("code", &code)
@@ -1086,17 +1124,18 @@ mod idp {
                                 );
                             }
                             seen.pkce_verified += 1;
+                            let pending = pending.unwrap();
                             let now = std::time::SystemTime::now()
                                 .duration_since(std::time::UNIX_EPOCH)
                                 .unwrap()
                                 .as_secs();
-                            let mut id_claims = claims.clone();
+                            let mut id_claims = pending.claims.clone();
                             for (key, value) in [
                                 ("iss", json!(token_issuer)),
                                 ("aud", json!(CLIENT_ID)),
                                 ("iat", json!(now)),
                                 ("exp", json!(now + 300)),
-                                ("nonce", json!(pending.unwrap().nonce)),
+                                ("nonce", json!(pending.nonce)),
                             ] {
                                 id_claims[key] = value;
                             }
@@ -1125,23 +1164,28 @@ mod idp {
             }
         }
 
-        /// The `--staff-oidc` file for a server at `base_url`.
-        pub fn config_file(&self, dir: &std::path::Path, base_url: &str) -> std::path::PathBuf {
+        /// The `--staff-oidc` file for a server at `base_url`, with the
+        /// fields of `extra` added (`{"learners": {}}`: it signs learners in).
+        pub fn config_file(
+            &self,
+            dir: &std::path::Path,
+            base_url: &str,
+            extra: &Value,
+        ) -> std::path::PathBuf {
             let path = dir.join("staff-oidc.json");
-            std::fs::write(
-                &path,
-                json!({
-                    "display_name": "KB-account",
-                    "issuer": self.issuer,
-                    "client_id": CLIENT_ID,
-                    "client_secret_env": SECRET_ENV,
-                    "redirect_url": format!("{base_url}/login/oidc/callback"),
-                    "tenant": {"claim": "kb_tenant", "map": {"KB": "kb"}},
-                    "roles": {"claim": "roles", "map": {"LRS.Inzicht": ["kb-inzicht"]}},
-                })
-                .to_string(),
-            )
-            .unwrap();
+            let mut config = json!({
+                "display_name": "KB-account",
+                "issuer": self.issuer,
+                "client_id": CLIENT_ID,
+                "client_secret_env": SECRET_ENV,
+                "redirect_url": format!("{base_url}/login/oidc/callback"),
+                "tenant": {"claim": "kb_tenant", "map": {"KB": "kb"}},
+                "roles": {"claim": "roles", "map": {"LRS.Inzicht": ["kb-inzicht"]}},
+            });
+            for (key, value) in extra.as_object().into_iter().flatten() {
+                config[key] = value.clone();
+            }
+            std::fs::write(&path, config.to_string()).unwrap();
             path
         }
     }
@@ -1149,10 +1193,24 @@ mod idp {
 
 /// A staffed server that also trusts a test OpenID provider for staff.
 async fn staffed_with_idp(isil: &str) -> (Staffed, idp::StaffIdp, tempfile::TempDir) {
-    let provider = idp::StaffIdp::start(json!({
+    staffed_with_idp_users(isil, vec![olga()], &json!({})).await
+}
+
+/// The provider's staff member: KB, role LRS.Inzicht.
+fn olga() -> Value {
+    json!({
         "sub": "olga-1", "name": "Olga Oidc", "kb_tenant": "KB", "roles": ["LRS.Inzicht", "Other"],
-    }))
-    .await;
+    })
+}
+
+/// A staffed server trusting a test provider whose `users` sign in in
+/// turn, its `--staff-oidc` file with `extra` fields.
+async fn staffed_with_idp_users(
+    isil: &str,
+    users: Vec<Value>,
+    extra: &Value,
+) -> (Staffed, idp::StaffIdp, tempfile::TempDir) {
+    let provider = idp::StaffIdp::start_users(users).await;
     let dir = tempfile::tempdir().unwrap();
     let mut staffed = staffed(&[], isil);
     staffed.server.stop().unwrap();
@@ -1164,7 +1222,7 @@ async fn staffed_with_idp(isil: &str) -> (Staffed, idp::StaffIdp, tempfile::Temp
         .unwrap()
         .port();
     let base = format!("http://127.0.0.1:{port}");
-    let file = provider.config_file(dir.path(), &base);
+    let file = provider.config_file(dir.path(), &base, extra);
     staffed
         .server
         .env
@@ -1276,4 +1334,426 @@ async fn staff_log_in_through_an_openid_provider_with_pkce_state_and_nonce() {
     // The same finish link again: its state was used.
     let replay = client.get(&refresh).await;
     assert!(replay.location().contains("oidc_failed=1") || replay.location() == "/dashboard");
+}
+
+// ---------------------------------------------------------------------------
+// A learner's own progress page (req. 2.12).
+
+const COURSE_TYPE: &str = "https://w3id.org/xapi/cmi5/activitytype/course";
+const MODULE_TYPE: &str = "http://adlnet.gov/expapi/activities/module";
+/// The course both learners follow, and the one only Bert follows.
+const SHARED_COURSE: &str = "https://kb.example/cursus/digisterker";
+const BERTS_COURSE: &str = "https://kb.example/cursus/geheime-gids-voor-bert";
+const BERTS_COURSE_NAME: &str = "Geheime gids voor Bert";
+const BERTS_MODULE: &str = "https://kb.example/cursus/geheime-gids-voor-bert/hoofdstuk-x";
+const BERTS_MODULE_NAME: &str = "Hoofdstuk Xylofoon";
+
+/// The provider's learners: Anne signs in; Bert only has progress.
+const ANNE_SUB: &str = "leerling-anne-5c1";
+const ANNE_NAME: &str = "Anne Leerling";
+const BERT_SUB: &str = "leerling-bert-9d7";
+const BERT_NAME: &str = "Bert Bijzonder";
+
+fn anne() -> Value {
+    json!({"sub": ANNE_SUB, "name": ANNE_NAME})
+}
+
+/// A statement of `actor` about `object` in `course`, with a result.
+fn course_statement(
+    actor: &Value,
+    verb: &str,
+    course: (&str, &str),
+    object: (&str, &str, &str),
+    result: Option<Value>,
+) -> Value {
+    let mut statement = json!({
+        "id": crate::common::new_id(),
+        "actor": actor,
+        "verb": {"id": format!("http://adlnet.gov/expapi/verbs/{verb}"), "display": {"nl-NL": verb}},
+        "object": {"id": object.0, "definition": {"type": object.1, "name": {"nl-NL": object.2}}},
+        "context": {"contextActivities": {"grouping": [
+            {"id": course.0, "definition": {"type": COURSE_TYPE, "name": {"nl-NL": course.1}}}
+        ]}}
+    });
+    if let Some(result) = result {
+        statement["result"] = result;
+    }
+    statement
+}
+
+/// A server whose staff OpenID provider also signs learners in, with the
+/// progress of two learners of that provider (accounts `{homePage: issuer,
+/// name: sub}`), and a KB reader credential for the progress API.
+struct LearnerWorld {
+    staffed: Staffed,
+    provider: idp::StaffIdp,
+    _dir: tempfile::TempDir,
+    reader: (String, String),
+    anne: Value,
+    bert: Value,
+}
+
+async fn learner_world(users: Vec<Value>) -> LearnerWorld {
+    let (mut staffed, provider, dir) =
+        staffed_with_idp_users(LIBRARY_ISIL, users, &json!({"learners": {}})).await;
+    let port: u16 = staffed
+        .server
+        .base_url
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    staffed.server.stop().unwrap();
+    let (key, secret) = staffed
+        .server
+        .add_credential("KB schrijver", "kb", &["all"])
+        .unwrap();
+    let reader = staffed
+        .server
+        .lrs(&[
+            "credentials",
+            "add",
+            "--name",
+            "KB lezer",
+            "--tenant",
+            "kb",
+            "--role",
+            "kb-inzicht",
+        ])
+        .unwrap();
+    let reader = {
+        let (k, s) = reader.trim().split_once(' ').unwrap();
+        (k.to_owned(), s.to_owned())
+    };
+    staffed.server.launch_on(port).unwrap();
+    let anne =
+        json!({"name": ANNE_NAME, "account": {"homePage": provider.issuer, "name": ANNE_SUB}});
+    let bert =
+        json!({"name": BERT_NAME, "account": {"homePage": provider.issuer, "name": BERT_SUB}});
+    let shared = (SHARED_COURSE, "Digisterker");
+    let m1 = (
+        "https://kb.example/cursus/digisterker/veilig-online",
+        MODULE_TYPE,
+        "Veilig online",
+    );
+    let m2 = (
+        "https://kb.example/cursus/digisterker/e-mail",
+        MODULE_TYPE,
+        "E-mail",
+    );
+    let done = |scaled: f64, duration: &str| {
+        Some(
+            json!({"score": {"scaled": scaled}, "completion": true, "success": scaled >= 0.5, "duration": duration}),
+        )
+    };
+    let batch = json!([
+        course_statement(&anne, "launched", shared, m1, None),
+        course_statement(&anne, "completed", shared, m1, done(0.8, "PT12M")),
+        course_statement(&anne, "launched", shared, m2, None),
+        course_statement(
+            &anne,
+            "failed",
+            shared,
+            m2,
+            Some(json!({"score": {"scaled": 0.4}, "success": false, "duration": "PT5M30S"}))
+        ),
+        course_statement(&bert, "launched", shared, m1, None),
+        course_statement(&bert, "passed", shared, m1, done(0.95, "PT20M")),
+        course_statement(
+            &bert,
+            "launched",
+            (BERTS_COURSE, BERTS_COURSE_NAME),
+            (BERTS_MODULE, MODULE_TYPE, BERTS_MODULE_NAME),
+            None
+        ),
+        course_statement(
+            &bert,
+            "completed",
+            (BERTS_COURSE, BERTS_COURSE_NAME),
+            (BERTS_MODULE, MODULE_TYPE, BERTS_MODULE_NAME),
+            done(0.7, "PT7M")
+        ),
+    ]);
+    let writer = staffed.server.client().with_credential(&key, &secret);
+    let reply = writer.post_statements(&batch).await.unwrap();
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    LearnerWorld {
+        staffed,
+        provider,
+        _dir: dir,
+        reader,
+        anne,
+        bert,
+    }
+}
+
+impl LearnerWorld {
+    /// The progress API's answer for `agent`, read by the KB.
+    async fn progress_of(&self, agent: &Value) -> Value {
+        let account = json!({"account": agent["account"]});
+        let response = reqwest::Client::new()
+            .get(format!(
+                "{}/api/progress/learner",
+                self.staffed.server.base_url
+            ))
+            .query(&[("agent", account.to_string())])
+            .basic_auth(&self.reader.0, Some(&self.reader.1))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        response.json().await.unwrap()
+    }
+}
+
+/// Out to the provider, back through the callback's bridge page, and the
+/// finish on our own site: the finish's answer.
+async fn sign_in_through_provider(client: &mut Client, base: &str) -> Visit {
+    let start = client.get("/login/oidc").await;
+    assert_eq!(start.status, StatusCode::SEE_OTHER, "{}", start.body);
+    let at_provider = client.http.get(start.location()).send().await.unwrap();
+    let callback = at_provider.headers()["location"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let bridge = Client::new(base)
+        .get(callback.strip_prefix(base).unwrap())
+        .await;
+    let refresh = bridge
+        .body
+        .split("http-equiv=\"refresh\" content=\"0;url=")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .replace("&amp;", "&");
+    client.get(&refresh).await
+}
+
+/// The value of attribute `name` in the first tag of `html` that has it.
+fn attribute(html: &str, name: &str) -> Option<String> {
+    let marker = format!(" {name}=\"");
+    let start = html.find(&marker)? + marker.len();
+    Some(html[start..].split('"').next()?.replace("&amp;", "&"))
+}
+
+/// What the page shows of one course: status, modules done and total,
+/// score, seconds, and per module (status, score, seconds).
+#[derive(Debug, PartialEq)]
+struct ShownCourse {
+    status: String,
+    done: u64,
+    total: u64,
+    score: Option<f64>,
+    seconds: u64,
+    modules: std::collections::BTreeMap<String, (String, Option<f64>, u64)>,
+}
+
+fn shown_courses(page: &str) -> std::collections::BTreeMap<String, ShownCourse> {
+    let number = |text: Option<String>| text.and_then(|t| t.parse::<u64>().ok()).unwrap();
+    let score = |text: Option<String>| text.filter(|t| !t.is_empty()).map(|t| t.parse().unwrap());
+    page.split("<section class=\"course\"")
+        .skip(1)
+        .map(|section| {
+            let section = section.split("</section>").next().unwrap();
+            let course = attribute(section, "data-course").unwrap();
+            let facts = section.split("</dl>").next().unwrap();
+            let modules = section
+                .split("<tr data-module=")
+                .skip(1)
+                .map(|row| {
+                    let row = format!(" data-module={row}");
+                    (
+                        attribute(&row, "data-module").unwrap(),
+                        (
+                            attribute(&row, "data-status").unwrap(),
+                            score(attribute(&row, "data-score")),
+                            number(attribute(&row, "data-seconds")),
+                        ),
+                    )
+                })
+                .collect();
+            let shown = ShownCourse {
+                status: attribute(facts, "data-status").unwrap(),
+                done: number(attribute(facts, "data-done")),
+                total: number(attribute(facts, "data-total")),
+                score: score(attribute(facts, "data-score")),
+                seconds: number(attribute(facts, "data-seconds")),
+                modules,
+            };
+            (course, shown)
+        })
+        .collect()
+}
+
+/// The same from the progress API's JSON.
+fn api_courses(progress: &Value) -> std::collections::BTreeMap<String, ShownCourse> {
+    progress["courses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|course| {
+            let modules = course["modules"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| {
+                    (
+                        m["module"].as_str().unwrap().to_owned(),
+                        (
+                            m["status"].as_str().unwrap().to_owned(),
+                            m["score"].as_f64(),
+                            m["time_spent_seconds"].as_u64().unwrap(),
+                        ),
+                    )
+                })
+                .collect();
+            (
+                course["course"].as_str().unwrap().to_owned(),
+                ShownCourse {
+                    status: course["status"].as_str().unwrap().to_owned(),
+                    done: course["modules_done"].as_u64().unwrap(),
+                    total: course["modules_total"].as_u64().unwrap(),
+                    score: course["score"].as_f64(),
+                    seconds: course["time_spent_seconds"].as_u64().unwrap(),
+                    modules,
+                },
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_learner_signs_in_and_sees_only_their_own_progress() {
+    let mut world = learner_world(vec![anne(), olga()]).await;
+    let base = world.staffed.server.base_url.clone();
+    let for_anne = world.progress_of(&world.anne).await;
+    let for_bert = world.progress_of(&world.bert).await;
+    let want = api_courses(&for_anne);
+    assert_eq!(
+        want.keys().collect::<Vec<_>>(),
+        [SHARED_COURSE],
+        "Anne follows one course: {for_anne}"
+    );
+
+    // The login page says learners may sign in; Anne does, and lands on her page.
+    let mut anne = Client::new(&base);
+    let login = anne.get("/login").await;
+    assert!(
+        login.body.contains("om uw eigen voortgang te zien"),
+        "{}",
+        login.body
+    );
+    let done = sign_in_through_provider(&mut anne, &base).await;
+    assert_eq!(
+        done.status,
+        StatusCode::SEE_OTHER,
+        "{}\n{}",
+        done.body,
+        world.staffed.server.stderr()
+    );
+    assert_eq!(done.location(), "/my-progress");
+    let page = anne.get("/my-progress").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("<html lang=\"nl\">"));
+    assert!(
+        page.body.contains("<h1>Mijn voortgang</h1>"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains(ANNE_NAME), "her name from the ID token");
+    assert!(page.body.contains("Digisterker") && page.body.contains("Veilig online"));
+
+    // Exactly her courses and modules, with the progress API's status,
+    // score and time.
+    let shown = shown_courses(&page.body);
+    assert_eq!(shown, want, "{}", page.body);
+    let module =
+        &shown[SHARED_COURSE].modules["https://kb.example/cursus/digisterker/veilig-online"];
+    assert_eq!(
+        (module.0.as_str(), module.1, module.2),
+        ("passed", Some(0.8), 720),
+        "the module Anne completed with success: {}",
+        page.body
+    );
+    assert!(page.body.contains("80%") && page.body.contains("12 min"));
+
+    // No trace of Bert: his account, name, id, his own course and module,
+    // his score.
+    let bert_id = for_bert["learner"].as_str().unwrap().to_owned();
+    assert_eq!(bert_id.len(), 32);
+    for trace in [
+        BERT_SUB,
+        BERT_NAME,
+        "Bert",
+        bert_id.as_str(),
+        BERTS_COURSE,
+        BERTS_COURSE_NAME,
+        BERTS_MODULE,
+        BERTS_MODULE_NAME,
+        "95%",
+        "0.95",
+    ] {
+        assert!(
+            !page.body.contains(trace),
+            "Anne's page shows {trace:?}:\n{}",
+            page.body
+        );
+    }
+    // Nor in English.
+    let english = anne.get("/my-progress?lang=en").await;
+    assert!(english.body.contains("<h1>My progress</h1>"));
+    assert_eq!(shown_courses(&english.body), want);
+    for trace in [BERT_SUB, BERT_NAME, BERTS_COURSE, BERTS_COURSE_NAME] {
+        assert!(!english.body.contains(trace), "{trace}");
+    }
+
+    // A learner has no staff pages: they go to their own.
+    for path in ["/dashboard", "/learners", "/privacy", "/login"] {
+        let visit = anne.get(path).await;
+        assert_eq!(visit.status, StatusCode::SEE_OTHER, "{path}");
+        assert!(
+            visit.location().starts_with("/my-progress"),
+            "{path}: {}",
+            visit.location()
+        );
+    }
+    // Logging out needs the session's CSRF token, and ends the session.
+    let refused = anne.post("/logout", &[("csrf", "forged")]).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let out = anne.post("/logout", &[("csrf", &page.csrf())]).await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    assert!(out.location().starts_with("/login?bye=1"));
+    let after = anne.get("/my-progress").await;
+    assert!(
+        after.location().starts_with("/login"),
+        "{}",
+        after.location()
+    );
+
+    // Staff through the same provider keep their pages and get their own
+    // (empty) progress page too; a local staff account has no learner records.
+    let mut olga = Client::new(&base);
+    let done = sign_in_through_provider(&mut olga, &base).await;
+    assert_eq!(done.location(), "/dashboard", "{}", done.body);
+    let own = olga.get("/my-progress").await;
+    assert_eq!(own.status, StatusCode::OK, "{}", own.body);
+    assert!(own.body.contains("Er zijn nog geen leerregistraties van u"));
+    assert!(own.body.contains("href=\"/dashboard\"") && own.body.contains("Olga Oidc"));
+    assert!(!own.body.contains(ANNE_NAME) && !own.body.contains(BERT_NAME));
+    let mut karin = Client::new(&base);
+    karin.login(&mut world.staffed.kb).await;
+    let dashboard = karin.get("/dashboard").await;
+    assert!(
+        !dashboard.body.contains("href=\"/my-progress\""),
+        "no own page link for a local account"
+    );
+    let own = karin.get("/my-progress").await;
+    assert_eq!(own.status, StatusCode::OK);
+    assert!(own
+        .body
+        .contains("Bij deze inlog horen geen eigen leerregistraties"));
+
+    // Both provider logins traded their code with the PKCE verifier.
+    assert_eq!(world.provider.seen.lock().unwrap().pkce_verified, 2);
 }

@@ -29,6 +29,9 @@ pub enum AuthMethod {
     StaffSession,
     /// A staff web session after an OpenID Connect login (`web/oidc_login.rs`).
     StaffOidcSession,
+    /// A learner's web session after an OpenID Connect login: their own
+    /// progress page only (`web/progress.rs`).
+    LearnerOidcSession,
 }
 
 /// Who is calling: the principal every route and the audit trail see.

@@ -455,6 +455,45 @@ pub fn learner_progress(
     learner_progress_with(store, reach, learner, course, &names, &models, true)
 }
 
+/// A learner as the course apps name them in their statements: the xAPI
+/// account `{"homePage": home_page, "name": name}` (docs/learner-page.md:
+/// a learner signed in through the KB's OpenID provider is the account
+/// `{homePage: <issuer>, name: <subject>}` unless the provider's file says
+/// otherwise).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LearnerAccount {
+    pub home_page: String,
+    pub name: String,
+}
+
+impl LearnerAccount {
+    /// The inverse functional identifier the store knows the learner by.
+    pub fn ifi(&self) -> xapi::agent::Ifi {
+        xapi::agent::Ifi {
+            kind: xapi::agent::IfiKind::Account,
+            value: format!("{}\0{}", self.home_page, self.name),
+        }
+    }
+}
+
+/// A learner's own progress (req. 2.12): every course and module of theirs
+/// with status, score and time, as `learner_progress` gives it to the KB
+/// (the same numbers as `GET /api/progress/me`). Someone the store has never
+/// seen has no courses. Nothing of another learner is in it: the records
+/// read are this learner's alone; a course's module list is the course's
+/// (its declared modules, else the modules seen in it).
+pub fn own_progress(store: &Store, account: &LearnerAccount) -> Result<LearnerProgress, AppError> {
+    match store.vault().token_of(&account.ifi()) {
+        Some(token) => learner_progress(store, &Reach::All, &token, None),
+        None => Ok(LearnerProgress {
+            learner: String::new(),
+            name: None,
+            last_activity: None,
+            courses: Vec::new(),
+        }),
+    }
+}
+
 /// What one request reads again and again: course models per tenant, and
 /// the modules seen per scope and course.
 #[derive(Default)]

@@ -211,6 +211,7 @@ fn method_name(method: AuthMethod) -> &'static str {
         AuthMethod::ExternalToken => "external_token",
         AuthMethod::StaffSession => "staff_session",
         AuthMethod::StaffOidcSession => "staff_oidc_session",
+        AuthMethod::LearnerOidcSession => "learner_oidc_session",
     }
 }
 

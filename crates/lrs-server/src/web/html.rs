@@ -13,6 +13,9 @@ use std::fmt::Write;
 pub const PAGE_CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; \
      form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
+/// A signed-in learner's own progress page (`progress.rs`).
+pub const OWN_PROGRESS_PATH: &str = "/my-progress";
+
 /// Text for element content and attribute values (both quoted with ").
 pub fn esc(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -52,6 +55,7 @@ pub enum Current {
     Dashboard,
     Learners,
     Privacy,
+    OwnProgress,
     Login,
 }
 
@@ -59,10 +63,15 @@ pub enum Current {
 pub struct Signed<'a> {
     pub display_name: &'a str,
     pub csrf: &'a str,
+    /// Show the monthly figures in the navigation (staff).
+    pub dashboard: bool,
     /// Show the learners page in the navigation.
     pub learners: bool,
     /// Show the privacy reports page in the navigation.
     pub privacy: bool,
+    /// Show one's own progress in the navigation (a learner, or staff who
+    /// sign in through a provider that also signs learners in).
+    pub own_progress: bool,
 }
 
 /// Everything around a page's main content.
@@ -131,11 +140,13 @@ impl Frame<'_> {
                     text = esc(text)
                 );
             };
-            item(
-                "/dashboard",
-                lang.pick("Maandcijfers", "Monthly figures"),
-                self.current == Current::Dashboard,
-            );
+            if signed.dashboard {
+                item(
+                    "/dashboard",
+                    lang.pick("Maandcijfers", "Monthly figures"),
+                    self.current == Current::Dashboard,
+                );
+            }
             if signed.learners {
                 item(
                     "/learners",
@@ -148,6 +159,13 @@ impl Frame<'_> {
                     "/privacy",
                     lang.pick("Privacyrapporten", "Privacy reports"),
                     self.current == Current::Privacy,
+                );
+            }
+            if signed.own_progress {
+                item(
+                    OWN_PROGRESS_PATH,
+                    lang.pick("Mijn voortgang", "My progress"),
+                    self.current == Current::OwnProgress,
                 );
             }
             out.push_str("</ul></nav>\n");
@@ -261,8 +279,10 @@ mod tests {
             signed: Some(Signed {
                 display_name: "Anna & Bert",
                 csrf: "tok",
+                dashboard: true,
                 learners: true,
                 privacy: false,
+                own_progress: false,
             }),
             path: "/dashboard",
             query: &query,

@@ -142,7 +142,7 @@ fn library_name(state: &WebState, isil: &str) -> Result<Option<String>, ApiError
         }))
 }
 
-fn duration(lang: Lang, seconds: u64) -> String {
+pub(crate) fn duration(lang: Lang, seconds: u64) -> String {
     let minutes = seconds.div_ceil(60);
     if minutes >= 60 {
         format!(
@@ -156,7 +156,7 @@ fn duration(lang: Lang, seconds: u64) -> String {
     }
 }
 
-fn day(timestamp: Option<&str>) -> String {
+pub(crate) fn day(timestamp: Option<&str>) -> String {
     timestamp
         .map(|t| t.chars().take(10).collect())
         .unwrap_or_else(|| "–".to_owned())

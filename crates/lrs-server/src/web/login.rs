@@ -11,7 +11,7 @@ use crate::error::ApiError;
 use crate::web::html::{esc, page_response, see_other, with_cookie, Current, Frame};
 use crate::web::session::{self, StaffLogin, Stage, MAX_CODE_FAILURES};
 use crate::web::state::WebState;
-use crate::web::visitor::{audit, Form, Staff, Visitor};
+use crate::web::visitor::{audit, Form, Learner, Visitor};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -119,6 +119,21 @@ fn password_page(
             with = lang.pick("Inloggen met", "Log in with"),
             name = esc(oidc.display_name()),
         );
+        if oidc.config.learners.is_some() {
+            let _ = writeln!(
+                main,
+                "<p>{learner} {name} {see}</p>",
+                learner = lang.pick(
+                    "Volgt u een cursus? Log dan in met uw",
+                    "Taking a course? Log in with your"
+                ),
+                name = esc(oidc.display_name()),
+                see = lang.pick(
+                    "om uw eigen voortgang te zien.",
+                    "to see your own progress."
+                ),
+            );
+        }
     }
     main.push_str("</div>");
     let response = page_response(status, frame(visitor, title).render(&main));
@@ -132,6 +147,9 @@ fn password_page(
 pub async fn show(State(state): State<WebState>, visitor: Visitor) -> Response {
     if visitor.session.as_ref().is_some_and(|s| s.is_staff()) {
         return see_other("/dashboard", None);
+    }
+    if visitor.session.as_ref().is_some_and(|s| s.is_learner()) {
+        return see_other(crate::web::html::OWN_PROGRESS_PATH, None);
     }
     let lang = visitor.lang;
     let notice = if visitor.param("expired").is_some() {
@@ -428,25 +446,55 @@ pub async fn code(State(state): State<WebState>, visitor: Visitor, form: Form) -
     see_other("/dashboard", Some(session::set_cookie(&new_id)))
 }
 
-/// POST /logout
-pub async fn logout(State(state): State<WebState>, staff: Staff, form: Form) -> Response {
-    if let Err(refused) = staff.check_csrf(&form) {
-        return refused;
+/// POST /logout (staff and learners alike)
+pub async fn logout(State(state): State<WebState>, who: Learner, form: Form) -> Response {
+    let lang = who.lang();
+    match &who.staff {
+        Some(staff) => {
+            if let Err(refused) = staff.check_csrf(&form) {
+                return refused;
+            }
+            state.sessions.remove(&staff.session_id);
+            audit(
+                &state,
+                "staff.logout",
+                Some(&staff.principal.key),
+                Some(&staff.principal.tenant),
+                "staff_session",
+                staff.visitor.client,
+                StatusCode::OK,
+            );
+        }
+        None => {
+            if !form
+                .get("csrf")
+                .is_some_and(|token| session::same_secret(token, &who.csrf))
+            {
+                return who.error(
+                    StatusCode::FORBIDDEN,
+                    lang.pick("Formulier verlopen", "Form expired"),
+                    lang.pick(
+                        "Dit formulier hoort niet (meer) bij uw sessie. Laad de pagina opnieuw en probeer het nog eens.",
+                        "This form does not belong to your session (any more). Reload the page and try again.",
+                    ),
+                );
+            }
+            state.sessions.remove(&who.session_id);
+            audit(
+                &state,
+                "learner.logout",
+                Some(&who.key),
+                None,
+                "learner_oidc",
+                who.visitor.client,
+                StatusCode::OK,
+            );
+        }
     }
-    state.sessions.remove(&staff.session_id);
-    audit(
-        &state,
-        "staff.logout",
-        Some(&staff.principal.key),
-        Some(&staff.principal.tenant),
-        "staff_session",
-        staff.visitor.client,
-        StatusCode::OK,
-    );
     see_other(
         &format!(
             "/login{}",
-            crate::web::html::query(&[("bye", "1"), ("lang", staff.lang().code())])
+            crate::web::html::query(&[("bye", "1"), ("lang", lang.code())])
         ),
         Some(session::clear_cookie()),
     )

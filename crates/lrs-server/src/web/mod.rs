@@ -1,6 +1,7 @@
 //! The web pages for KB and library staff: login (password and TOTP, or an
 //! OpenID provider), sessions, the monthly figures dashboard and the
-//! library's learners, server-rendered HTML without scripts
+//! library's learners; and a learner's own progress page
+//! (docs/learner-page.md); server-rendered HTML without scripts
 //! (docs/dashboard.md). Every read goes through `lrs_app::insight`, like the
 //! JSON API, so both answer the same.
 //!
@@ -19,6 +20,7 @@ pub mod login;
 pub mod oidc_client;
 pub mod oidc_login;
 pub mod privacy;
+pub mod progress;
 pub mod session;
 pub mod state;
 pub mod visitor;
@@ -53,6 +55,7 @@ where
         .route("/learners/assign", post(learners::assign))
         .route("/privacy", get(privacy::show))
         .route("/privacy/download", get(privacy::download))
+        .route(html::OWN_PROGRESS_PATH, get(progress::show))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
 }
 

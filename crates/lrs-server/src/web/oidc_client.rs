@@ -5,6 +5,7 @@
 //! state and nonce. The login pages that use it are `oidc_login.rs`.
 
 use crate::web::session;
+use lrs_app::insight::LearnerAccount;
 use openidconnect::core::{
     CoreAuthDisplay, CoreAuthPrompt, CoreErrorResponseType, CoreGenderClaim, CoreJsonWebKey,
     CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm, CoreProviderMetadata,
@@ -38,6 +39,30 @@ struct ConfigFile {
     scopes: Vec<String>,
     tenant: TenantMapping,
     roles: RoleMapping,
+    /// Present: the provider also signs learners in, who see their own
+    /// progress (`/my-progress`); a login that maps to no staff tenant or
+    /// role is then a learner's, not refused.
+    #[serde(default)]
+    learners: Option<LearnerMapping>,
+}
+
+/// How a learner's login maps to the xAPI account the course apps send:
+/// `{"homePage": home_page, "name": <the claim name_claim>}`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LearnerMapping {
+    /// The account's `homePage`; absent: the issuer, as `/api/progress/me`
+    /// maps a learner's bearer token.
+    #[serde(default)]
+    pub home_page: Option<String>,
+    /// The claim whose value is the account's `name`: `sub` (the default),
+    /// `preferred_username`, `email`, or any other string claim.
+    #[serde(default = "default_name_claim")]
+    pub name_claim: String,
+}
+
+fn default_name_claim() -> String {
+    "sub".into()
 }
 
 fn default_scopes() -> Vec<String> {
@@ -77,6 +102,7 @@ pub struct StaffOidcConfig {
     pub scopes: Vec<String>,
     pub tenant: TenantMapping,
     pub roles: RoleMapping,
+    pub learners: Option<LearnerMapping>,
 }
 
 impl StaffOidcConfig {
@@ -126,6 +152,20 @@ impl StaffOidcConfig {
         if file.roles.map.is_empty() {
             return Err("roles.map must map at least one claim value to roles".into());
         }
+        if let Some(learners) = &file.learners {
+            if let Some(home_page) = &learners.home_page {
+                let parsed = openidconnect::url::Url::parse(home_page)
+                    .map_err(|e| format!("learners.home_page {home_page:?}: {e}"))?;
+                if !matches!(parsed.scheme(), "https" | "http") {
+                    return Err(format!(
+                        "learners.home_page must be an http(s) URL: {home_page}"
+                    ));
+                }
+            }
+            if learners.name_claim.trim().is_empty() {
+                return Err("learners.name_claim must name a claim".into());
+            }
+        }
         let client_secret = match &file.client_secret_env {
             Some(name) => Some(env(name).filter(|s| !s.is_empty()).ok_or_else(|| {
                 format!("the environment variable {name} (client_secret_env) is not set")
@@ -141,9 +181,47 @@ impl StaffOidcConfig {
             scopes: file.scopes,
             tenant: file.tenant,
             roles: file.roles,
+            learners: file.learners,
         })
     }
 
+    /// The xAPI account of a login, if this provider signs learners in:
+    /// `{homePage: learners.home_page or the issuer, name: <name_claim>}`.
+    /// `None` when learners are not configured or the claim is missing.
+    pub fn learner_account(&self, issuer: &str, claims: &LoginClaims) -> Option<LearnerAccount> {
+        let learners = self.learners.as_ref()?;
+        let name = match learners.name_claim.as_str() {
+            "sub" => Some(claims.subject.clone()),
+            "preferred_username" => claims.preferred_username.clone(),
+            "email" => claims.email.clone(),
+            other => claims
+                .other
+                .get(other)
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        }
+        .filter(|name| !name.is_empty())?;
+        Some(LearnerAccount {
+            home_page: learners
+                .home_page
+                .clone()
+                .unwrap_or_else(|| issuer.to_owned()),
+            name,
+        })
+    }
+}
+
+/// The claims of a verified ID token that a login maps.
+#[derive(Debug, Clone, Default)]
+pub struct LoginClaims {
+    pub subject: String,
+    pub preferred_username: Option<String>,
+    pub email: Option<String>,
+    /// Every claim besides the standard ones.
+    pub other: BTreeMap<String, Value>,
+}
+
+impl StaffOidcConfig {
     /// The tenant and roles a login's claims map to; `None` if they map to
     /// no tenant or no role (then the login is refused).
     pub fn map_claims(&self, claims: &BTreeMap<String, Value>) -> Option<(String, Vec<String>)> {
@@ -375,6 +453,56 @@ mod tests {
             None,
             "no tenant claim"
         );
+    }
+
+    #[test]
+    fn a_learner_login_maps_to_the_account_the_course_apps_send() {
+        let claims = LoginClaims {
+            subject: "00u-anna".into(),
+            preferred_username: Some("anna@example.nl".into()),
+            email: None,
+            other: [("kb_id".to_owned(), json!("KB-42"))].into(),
+        };
+        let issuer = "https://login.microsoftonline.com/abc/v2.0";
+        assert_eq!(
+            config(json!({})).unwrap().learner_account(issuer, &claims),
+            None,
+            "no learners section: staff only"
+        );
+        assert_eq!(
+            config(json!({"learners": {}}))
+                .unwrap()
+                .learner_account(issuer, &claims),
+            Some(LearnerAccount {
+                home_page: issuer.into(),
+                name: "00u-anna".into()
+            }),
+            "by default the issuer and the subject, as /api/progress/me"
+        );
+        let custom =
+            config(json!({"learners": {"home_page": "https://www.kb.nl", "name_claim": "kb_id"}}))
+                .unwrap();
+        assert_eq!(
+            custom.learner_account(issuer, &claims),
+            Some(LearnerAccount {
+                home_page: "https://www.kb.nl".into(),
+                name: "KB-42".into()
+            })
+        );
+        let by_email = config(json!({"learners": {"name_claim": "email"}})).unwrap();
+        assert_eq!(
+            by_email.learner_account(issuer, &claims),
+            None,
+            "a missing claim maps to no learner"
+        );
+        for (bad, why) in [
+            (json!({"learners": {"home_page": "kb.nl"}}), "home_page"),
+            (json!({"learners": {"name_claim": " "}}), "name_claim"),
+            (json!({"learners": {"homepage": "x"}}), "unknown field"),
+        ] {
+            let error = config(bad.clone()).unwrap_err();
+            assert!(error.contains(why), "{bad}: {error}");
+        }
     }
 
     #[test]

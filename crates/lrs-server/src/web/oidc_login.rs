@@ -7,7 +7,10 @@
 //! Configured by a JSON file (`--staff-oidc`, docs/dashboard.md): the
 //! issuer, client id, the name of the environment variable holding the
 //! client secret, the redirect URL, and how claims map to a tenant and to
-//! roles. A login whose claims map to no tenant, or to no role, is refused.
+//! roles. A login whose claims map to no tenant, or to no role, is refused,
+//! unless the file's `learners` says the provider also signs learners in:
+//! then it is a learner's login, whose session shows their own progress
+//! (`progress.rs`) and nothing else.
 //!
 //! The session cookie is `SameSite=Strict`, so the browser does not send it
 //! on the provider's cross-site redirect back: `/login/oidc/callback`
@@ -16,8 +19,8 @@
 //! the state is checked against the session.
 
 use crate::web::html::{esc, page_response, see_other, Current, Frame};
-use crate::web::oidc_client::state_matches;
-use crate::web::session::{self, StaffLogin, Stage};
+use crate::web::oidc_client::{state_matches, LoginClaims};
+use crate::web::session::{self, LearnerLogin, StaffLogin, Stage};
 use crate::web::state::WebState;
 use crate::web::visitor::{audit, Visitor};
 use axum::extract::State;
@@ -180,15 +183,16 @@ pub async fn finish(State(state): State<WebState>, visitor: Visitor) -> Response
             .or_else(|| claims.preferred_username().map(|u| u.to_string()))
             .or_else(|| claims.email().map(|e| e.to_string()))
             .unwrap_or_else(|| claims.subject().to_string());
-        let key = format!(
-            "oidc-staff:{}#{}",
-            claims.issuer().as_str(),
-            claims.subject().as_str()
-        );
-        Ok::<_, String>((key, display_name, claims.additional_claims().other.clone()))
+        let login = LoginClaims {
+            subject: claims.subject().to_string(),
+            preferred_username: claims.preferred_username().map(|u| u.to_string()),
+            email: claims.email().map(|e| e.to_string()),
+            other: claims.additional_claims().other.clone(),
+        };
+        Ok::<_, String>((claims.issuer().as_str().to_owned(), display_name, login))
     }
     .await;
-    let (key, display_name, extra) = match outcome {
+    let (issuer, display_name, login) = match outcome {
         Ok(found) => found,
         Err(error) => {
             tracing::warn!(%error, "staff OpenID login failed");
@@ -205,7 +209,35 @@ pub async fn finish(State(state): State<WebState>, visitor: Visitor) -> Response
             return failed(lang);
         }
     };
-    let Some((tenant, roles)) = oidc.config.map_claims(&extra) else {
+    let key = format!("oidc-staff:{issuer}#{}", login.subject);
+    let account = oidc.config.learner_account(&issuer, &login);
+    let Some((tenant, roles)) = oidc.config.map_claims(&login.other) else {
+        if let Some(account) = account {
+            // No staff tenant or role, and the provider signs learners in:
+            // a learner, who sees their own progress and nothing else.
+            let key = format!("oidc-learner:{issuer}#{}", login.subject);
+            let (new_id, _) = state.sessions.rotate(
+                id,
+                Stage::Learner(LearnerLogin {
+                    key: key.clone(),
+                    display_name,
+                    account,
+                }),
+            );
+            audit(
+                &state,
+                "learner.login",
+                Some(&key),
+                None,
+                "learner_oidc",
+                visitor.client,
+                StatusCode::OK,
+            );
+            return see_other(
+                crate::web::html::OWN_PROGRESS_PATH,
+                Some(session::set_cookie(&new_id)),
+            );
+        }
         audit(
             &state,
             "staff.login.oidc",
@@ -231,6 +263,7 @@ pub async fn finish(State(state): State<WebState>, visitor: Visitor) -> Response
             display_name,
             tenant: tenant.clone(),
             roles,
+            account,
         }),
     );
     audit(

@@ -9,6 +9,7 @@
 //! which account still owes its second factor. Each step up gets a fresh
 //! id (no session fixation). A restart ends every session.
 
+use lrs_app::insight::LearnerAccount;
 use lrs_core::Token;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
@@ -44,6 +45,19 @@ pub enum Stage {
     },
     /// Logged in.
     Staff(StaffLogin),
+    /// A learner logged in through the OpenID provider: their own progress
+    /// page only.
+    Learner(LearnerLogin),
+}
+
+/// A learner who logged in: who they are at the provider, and the xAPI
+/// account the course apps know them by.
+#[derive(Debug, Clone)]
+pub struct LearnerLogin {
+    /// `oidc-learner:<issuer>#<subject>`: the audit trail's principal.
+    pub key: String,
+    pub display_name: String,
+    pub account: LearnerAccount,
 }
 
 /// Who is logged in.
@@ -59,6 +73,9 @@ pub enum StaffLogin {
         display_name: String,
         tenant: String,
         roles: Vec<String>,
+        /// The staff member's own xAPI account when the provider also signs
+        /// learners in (they see their own progress page too).
+        account: Option<LearnerAccount>,
     },
 }
 
@@ -75,6 +92,15 @@ pub struct Session {
 impl Session {
     pub fn is_staff(&self) -> bool {
         matches!(self.stage, Stage::Staff(_))
+    }
+
+    pub fn is_learner(&self) -> bool {
+        matches!(self.stage, Stage::Learner(_))
+    }
+
+    /// Logged in, as staff or as a learner.
+    pub fn is_signed_in(&self) -> bool {
+        self.is_staff() || self.is_learner()
     }
 }
 
@@ -132,7 +158,7 @@ impl Sessions {
     }
 
     fn idle_limit(&self, session: &Session) -> Duration {
-        if session.is_staff() {
+        if session.is_signed_in() {
             self.limits.idle
         } else {
             self.limits.idle.min(MAX_LOGIN_IDLE)
@@ -189,7 +215,7 @@ impl Sessions {
             // Still full: drop the least recently seen anonymous session.
             let oldest = map
                 .iter()
-                .filter(|(_, s)| !s.is_staff())
+                .filter(|(_, s)| !s.is_signed_in())
                 .min_by_key(|(_, s)| s.last_seen)
                 .map(|(k, _)| *k);
             if let Some(key) = oldest {

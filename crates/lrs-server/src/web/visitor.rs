@@ -1,6 +1,7 @@
 //! Who is asking a page: the [`Visitor`] (language, session, address) of
 //! any page, the logged-in [`Staff`] member of the pages behind the login,
-//! the posted [`Form`], and the audit record of a login step.
+//! the signed-in [`Learner`] of the own-progress page, the posted [`Form`],
+//! and the audit record of a login step.
 
 use crate::error::ApiError;
 use crate::security::extract::PrincipalSlot;
@@ -11,6 +12,7 @@ use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{header, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
+use lrs_app::insight::LearnerAccount;
 use lrs_app::lang::Lang;
 use lrs_app::principal::{AuthMethod, Credential};
 use std::net::IpAddr;
@@ -94,6 +96,9 @@ pub struct Staff {
     pub display_name: String,
     pub csrf: String,
     pub session_id: String,
+    /// Their own xAPI account, when they signed in through a provider that
+    /// also signs learners in (then they have a progress page of their own).
+    pub own: Option<LearnerAccount>,
 }
 
 impl Staff {
@@ -110,8 +115,10 @@ impl Staff {
             signed: Some(Signed {
                 display_name: &self.display_name,
                 csrf: &self.csrf,
+                dashboard: true,
                 learners: self.principal.may("progress.read"),
                 privacy: self.principal.may("privacy.reports"),
+                own_progress: self.own.is_some(),
             }),
             path: &self.visitor.path,
             query: &self.visitor.query,
@@ -210,8 +217,20 @@ where
         else {
             return Err(to_login(&visitor));
         };
-        let Stage::Staff(login) = &session.stage else {
-            return Err(to_login(&visitor));
+        let login = match &session.stage {
+            Stage::Staff(login) => login,
+            // A learner has their own page, and no staff page.
+            Stage::Learner(_) => {
+                return Err(html::see_other(
+                    &format!(
+                        "{}{}",
+                        crate::web::html::OWN_PROGRESS_PATH,
+                        html::query(&[("lang", visitor.lang.code())])
+                    ),
+                    None,
+                ))
+            }
+            _ => return Err(to_login(&visitor)),
         };
         let state = WebState::from_ref(state);
         let principal = match principal_of(&state, login) {
@@ -229,10 +248,13 @@ where
         if let Some(slot) = parts.extensions.get::<PrincipalSlot>() {
             let _ = slot.0.set(principal.clone());
         }
-        let display_name = match login {
-            StaffLogin::Account { display_name, .. } | StaffLogin::Oidc { display_name, .. } => {
-                display_name.clone()
-            }
+        let (display_name, own) = match login {
+            StaffLogin::Account { display_name, .. } => (display_name.clone(), None),
+            StaffLogin::Oidc {
+                display_name,
+                account,
+                ..
+            } => (display_name.clone(), account.clone()),
         };
         Ok(Staff {
             visitor,
@@ -240,6 +262,7 @@ where
             display_name,
             csrf: session.csrf,
             session_id: id,
+            own,
         })
     }
 }
@@ -273,6 +296,7 @@ fn principal_of(state: &WebState, login: &StaffLogin) -> Result<Option<Credentia
             display_name,
             tenant,
             roles,
+            ..
         } => Ok(Some(Credential {
             key: key.clone(),
             name: display_name.clone(),
@@ -292,6 +316,111 @@ fn principal_of(state: &WebState, login: &StaffLogin) -> Result<Option<Credentia
             expires_micros: None,
             method: AuthMethod::StaffOidcSession,
         })),
+    }
+}
+
+/// Someone signed in who may see their own progress page: a learner, or a
+/// staff member (whose page has their own progress if they signed in
+/// through a provider that also signs learners in, else says they have none).
+pub struct Learner {
+    pub visitor: Visitor,
+    pub display_name: String,
+    pub csrf: String,
+    pub session_id: String,
+    /// The principal the audit trail records.
+    pub key: String,
+    /// The xAPI account whose progress the page shows.
+    pub account: Option<LearnerAccount>,
+    /// Set when the session is a staff member's.
+    pub staff: Option<Staff>,
+}
+
+impl Learner {
+    pub fn lang(&self) -> Lang {
+        self.visitor.lang
+    }
+
+    /// An error page within the frame.
+    pub fn error(&self, status: StatusCode, title: &str, message: &str) -> Response {
+        let main = format!(
+            "<h1>{}</h1>\n<p class=\"notice error\">{}</p>\n<p><a href=\"{}\">{}</a></p>",
+            html::esc(title),
+            html::esc(message),
+            crate::web::html::OWN_PROGRESS_PATH,
+            self.lang().pick("Naar mijn voortgang", "To my progress")
+        );
+        page_response(status, self.frame(title).render(&main))
+    }
+
+    /// The frame of the own-progress page: a staff member keeps their menu.
+    pub fn frame<'a>(&'a self, title: &'a str) -> Frame<'a> {
+        match &self.staff {
+            Some(staff) => staff.frame(title, Current::OwnProgress),
+            None => Frame {
+                lang: self.visitor.lang,
+                title,
+                current: Current::OwnProgress,
+                signed: Some(Signed {
+                    display_name: &self.display_name,
+                    csrf: &self.csrf,
+                    dashboard: false,
+                    learners: false,
+                    privacy: false,
+                    own_progress: true,
+                }),
+                path: &self.visitor.path,
+                query: &self.visitor.query,
+            },
+        }
+    }
+}
+
+impl<S> FromRequestParts<S> for Learner
+where
+    WebState: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+        let visitor = Visitor::from_request_parts(parts, state)
+            .await
+            .unwrap_or_else(|never| match never {});
+        if let (Some(id), Some(session)) = (&visitor.session_id, &visitor.session) {
+            if let Stage::Learner(login) = &session.stage {
+                if let Some(slot) = parts.extensions.get::<PrincipalSlot>() {
+                    let _ = slot.0.set(Credential {
+                        key: login.key.clone(),
+                        name: login.display_name.clone(),
+                        tenant: String::new(),
+                        scopes: Vec::new(),
+                        permissions: Vec::new(),
+                        expires_micros: None,
+                        method: AuthMethod::LearnerOidcSession,
+                    });
+                }
+                return Ok(Learner {
+                    display_name: login.display_name.clone(),
+                    csrf: session.csrf.clone(),
+                    session_id: id.clone(),
+                    key: login.key.clone(),
+                    account: Some(login.account.clone()),
+                    staff: None,
+                    visitor,
+                });
+            }
+        }
+        // Otherwise a staff member (or the login page).
+        let staff = Staff::from_request_parts(parts, state).await?;
+        Ok(Learner {
+            visitor,
+            display_name: staff.display_name.clone(),
+            csrf: staff.csrf.clone(),
+            session_id: staff.session_id.clone(),
+            key: staff.principal.key.clone(),
+            account: staff.own.clone(),
+            staff: Some(staff),
+        })
     }
 }
 
