@@ -332,8 +332,19 @@ pub fn book(data: &Datatheek) -> Book {
     let sheet = book.add_sheet(SHEET_APPS);
     figure_rows(sheet, "Appid", "App", &data.apps, &figures);
 
-    // Top 10: started and completed courses of the reader's total.
+    top_sheet(&mut book, std::slice::from_ref(data), false);
+    definitions_sheet(&mut book, &figures);
+    book
+}
+
+/// Top 10: the started and the completed courses of each month's total,
+/// with the month in a first column when the book holds several months.
+fn top_sheet(book: &mut Book, months: &[Datatheek], month_column: bool) {
     let sheet = book.add_sheet(SHEET_TOP);
+    let first = u16::from(month_column);
+    if month_column {
+        sheet.write_with(0, 0, "Maand", Style::Header);
+    }
     for (col, head) in [
         "Lijst",
         "Plaats",
@@ -344,30 +355,32 @@ pub fn book(data: &Datatheek) -> Book {
     .iter()
     .enumerate()
     {
-        sheet.write_with(0, col as u16, *head, Style::Header);
+        sheet.write_with(0, first + col as u16, *head, Style::Header);
     }
     let mut row = 1;
-    for (list, courses) in [
-        ("Gestarte cursussen", &data.total.top_started),
-        ("Afgeronde cursussen", &data.total.top_completed),
-    ] {
-        for (rank, course) in courses.iter().enumerate() {
-            sheet.write(row, 0, list);
-            sheet.write(row, 1, (rank + 1) as f64);
-            sheet.write(row, 2, course.name.clone().unwrap_or_default());
-            sheet.write(row, 3, course.course.as_str());
-            sheet.write(row, 4, course.count as f64);
-            row += 1;
+    for data in months {
+        for (list, courses) in [
+            ("Gestarte cursussen", &data.total.top_started),
+            ("Afgeronde cursussen", &data.total.top_completed),
+        ] {
+            for (rank, course) in courses.iter().enumerate() {
+                if month_column {
+                    sheet.write(row, 0, data.month.to_string());
+                }
+                sheet.write(row, first, list);
+                sheet.write(row, first + 1, (rank + 1) as f64);
+                sheet.write(row, first + 2, course.name.clone().unwrap_or_default());
+                sheet.write(row, first + 3, course.course.as_str());
+                sheet.write(row, first + 4, course.count as f64);
+                row += 1;
+            }
         }
     }
-    sheet.set_column_width(0, 20.0);
-    sheet.set_column_width(2, 36.0);
-    sheet.set_column_width(3, 48.0);
-    sheet.set_column_width(4, 16.0);
+    sheet.set_column_width(first, 20.0);
+    sheet.set_column_width(first + 2, 36.0);
+    sheet.set_column_width(first + 3, 48.0);
+    sheet.set_column_width(first + 4, 16.0);
     sheet.freeze_rows(1);
-
-    definitions_sheet(&mut book, &figures);
-    book
 }
 
 /// The definitions sheet: the rules, then one row per figure, Dutch then English.
@@ -490,41 +503,7 @@ fn book_range(months: &[Datatheek]) -> Book {
         }
     }
 
-    let sheet = book.add_sheet(SHEET_TOP);
-    for (col, head) in [
-        "Maand",
-        "Lijst",
-        "Plaats",
-        "Cursus",
-        "Cursus-id",
-        "Combinaties cursist–cursus",
-    ]
-    .iter()
-    .enumerate()
-    {
-        sheet.write_with(0, col as u16, *head, Style::Header);
-    }
-    let mut row = 1;
-    for data in months {
-        for (list, courses) in [
-            ("Gestarte cursussen", &data.total.top_started),
-            ("Afgeronde cursussen", &data.total.top_completed),
-        ] {
-            for (rank, course) in courses.iter().enumerate() {
-                sheet.write(row, 0, data.month.to_string());
-                sheet.write(row, 1, list);
-                sheet.write(row, 2, (rank + 1) as f64);
-                sheet.write(row, 3, course.name.clone().unwrap_or_default());
-                sheet.write(row, 4, course.course.as_str());
-                sheet.write(row, 5, course.count as f64);
-                row += 1;
-            }
-        }
-    }
-    sheet.set_column_width(3, 36.0);
-    sheet.set_column_width(4, 48.0);
-    sheet.freeze_rows(1);
-
+    top_sheet(&mut book, months, true);
     definitions_sheet(&mut book, &figures);
     book
 }
