@@ -334,13 +334,7 @@ async fn erasure_leaves_nothing_of_the_person_and_the_figures_unchanged() {
     let scratch = tempfile::tempdir().unwrap();
     let old_backup = scratch.path().join("backup-before");
     let out = server
-        .lrs_outcome(&[
-            "backup",
-            "--to",
-            path(&old_backup),
-            "--data-dir",
-            path(&server.data_dir),
-        ])
+        .lrs_here(&["backup", "--to", path(&old_backup)])
         .unwrap();
     assert!(
         out.status.success(),
