@@ -96,6 +96,7 @@ pub async fn verify(
             }
         }
     }
+    print_sizes(&store, &data.data_dir)?;
     if !chain_only && broken.is_empty() {
         eprintln!("rebuilding every projection from the log into a scratch copy");
         let differences =
@@ -119,6 +120,94 @@ pub async fn verify(
         println!("{line}");
     }
     std::process::exit(2)
+}
+
+/// The data directory by part, on disk, and every sled tree's raw key and
+/// value bytes, each also per statement: what a statement costs, and how
+/// much of the `log/` directory is sled's own overhead (amplification).
+fn print_sizes(store: &Store, data_dir: &Path) -> anyhow::Result<()> {
+    let trees = store.tree_sizes()?;
+    let statements = trees
+        .iter()
+        .find(|tree| tree.name == lrs_store::STATEMENT_IDS_TREE)
+        .map_or(0, |tree| tree.entries);
+    let per = |bytes: u64| {
+        if statements == 0 {
+            "-".to_owned()
+        } else {
+            format!("{:.0}", bytes as f64 / statements as f64)
+        }
+    };
+    println!("sizes: {statements} statements; bytes on disk, and per statement");
+    let mut total = 0;
+    let mut parts: Vec<(String, u64)> = Vec::new();
+    for entry in std::fs::read_dir(data_dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name == "log" {
+            // sled's files apart from the posting-list snapshot beside them
+            for inner in std::fs::read_dir(entry.path())? {
+                let inner = inner?;
+                let inner_name = inner.file_name().to_string_lossy().into_owned();
+                let part = if inner_name.starts_with("postings.") {
+                    format!("log/{inner_name}")
+                } else {
+                    "log/ (sled)".to_owned()
+                };
+                let bytes = disk_bytes(&inner.path());
+                match parts.iter_mut().find(|(name, _)| *name == part) {
+                    Some((_, sum)) => *sum += bytes,
+                    None => parts.push((part, bytes)),
+                }
+            }
+        } else if !name.starts_with(".verify-rebuild") {
+            parts.push((name, disk_bytes(&entry.path())));
+        }
+    }
+    parts.sort();
+    for (name, bytes) in &parts {
+        total += bytes;
+        println!("  {name:<40} {bytes:>15} {:>8}", per(*bytes));
+    }
+    println!("  {:<40} {total:>15} {:>8}", "data directory", per(total));
+    println!("sizes: sled trees, raw (keys + values, before sled's overhead)");
+    let mut raw = 0;
+    for tree in &trees {
+        let bytes = tree.key_bytes + tree.value_bytes;
+        raw += bytes;
+        println!(
+            "  {:<40} {:>15} {:>8}  ({} entries, keys {} B, values {} B)",
+            tree.name,
+            bytes,
+            per(bytes),
+            tree.entries,
+            tree.key_bytes,
+            tree.value_bytes
+        );
+    }
+    println!("  {:<40} {raw:>15} {:>8}", "all trees, raw", per(raw));
+    Ok(())
+}
+
+/// Bytes a file or directory takes on disk (allocated blocks), recursively.
+fn disk_bytes(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(metadata) = std::fs::symlink_metadata(path) else {
+        return 0;
+    };
+    let own = metadata.blocks() * 512;
+    if !metadata.is_dir() {
+        return own;
+    }
+    std::fs::read_dir(path)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|entry| disk_bytes(&entry.path()))
+                .sum::<u64>()
+        })
+        .unwrap_or(0)
+        + own
 }
 
 pub async fn run_backup(data: &DataArgs, to: &Path) -> anyhow::Result<()> {

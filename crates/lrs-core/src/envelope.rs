@@ -59,6 +59,15 @@ pub fn seal(
     attachments: &[AttachmentContent],
     keys: &mut impl KeyRing,
 ) -> Result<Sealed, EnvelopeError> {
+    seal_body_as(statement, attachments, keys, body_plaintext)
+}
+
+fn seal_body_as(
+    statement: &Value,
+    attachments: &[AttachmentContent],
+    keys: &mut impl KeyRing,
+    body_plaintext: fn(&Value) -> Vec<u8>,
+) -> Result<Sealed, EnvelopeError> {
     let mut skeleton = statement.clone();
     let mut cutter = Cutter {
         keys,
@@ -81,9 +90,7 @@ pub fn seal(
     let body = content_cipher
         .encrypt(
             XNonce::from_slice(&body_nonce),
-            serde_json::to_vec(&skeleton)
-                .expect("json encodes")
-                .as_slice(),
+            body_plaintext(&skeleton).as_slice(),
         )
         .expect("encryption of a vec never fails");
     let attachments = attachments
@@ -164,9 +171,47 @@ pub fn open_skeleton(
             sealed.body.as_slice(),
         )
         .map_err(|_| EnvelopeError::Corrupt("statement body does not decrypt"))?;
-    serde_json::from_slice(&body)
+    let json = json_of(body, "statement body does not decompress")?;
+    serde_json::from_slice(&json)
         .map(Some)
         .map_err(|_| EnvelopeError::Corrupt("statement body is not json"))
+}
+
+/// The largest JSON a compressed frame in a sealed part may claim.
+const MAX_JSON_BYTES: usize = 1 << 30;
+
+/// What is encrypted as a statement's body: the skeleton's JSON.
+fn body_plaintext(skeleton: &Value) -> Vec<u8> {
+    compressed_json(serde_json::to_vec(skeleton).expect("json encodes"))
+}
+
+/// The plaintext of a sealed JSON part (a statement's body, a person):
+/// the JSON itself, which always starts with `{`, or, when smaller,
+/// `[dictionary id][zstd frame of the JSON]` (`crate::compress`).
+/// Compressed before it is encrypted: ciphertext does not compress.
+fn compressed_json(json: Vec<u8>) -> Vec<u8> {
+    let frame = crate::compress::compress(&json);
+    if 1 + frame.len() < json.len() {
+        let mut plaintext = Vec::with_capacity(1 + frame.len());
+        plaintext.push(crate::compress::XAPI_V1);
+        plaintext.extend_from_slice(&frame);
+        plaintext
+    } else {
+        json
+    }
+}
+
+/// The JSON of a decrypted part made by [`compressed_json`], or sealed
+/// before compression (plain JSON).
+fn json_of(plaintext: Vec<u8>, what: &'static str) -> Result<Vec<u8>, EnvelopeError> {
+    match plaintext.split_first() {
+        Some((b'{', _)) => Ok(plaintext),
+        Some((&dictionary, frame)) => {
+            crate::compress::decompress(dictionary, frame, MAX_JSON_BYTES)
+                .map_err(|_| EnvelopeError::Corrupt(what))
+        }
+        None => Err(EnvelopeError::Corrupt(what)),
+    }
 }
 
 /// The contents of the statement's attachments; `None` when a subject has been erased.
@@ -218,6 +263,18 @@ fn content_key(
         }
     }
     Ok(Some(content_key))
+}
+
+/// One person's agent object from a sealed statement's `persons`; `None`
+/// once the person is erased.
+pub fn open_person(
+    sealed: &SealedForPersonV1,
+    keys: &impl KeyLookup,
+) -> Result<Option<Value>, EnvelopeError> {
+    match keys.key(&sealed.token) {
+        Some(key) => open_for(sealed, &key).map(Some),
+        None => Ok(None),
+    }
 }
 
 /// Seals any bytes (a document, say) under one person's key.
@@ -315,7 +372,8 @@ impl<K: KeyRing> Cutter<'_, K> {
                 let (token, key) = self.keys.person(&ifi)?;
                 let index = self.persons.len();
                 let person_json = serde_json::to_vec(agent).expect("json encodes");
-                self.persons.push(seal_for(token, &key, &person_json));
+                self.persons
+                    .push(seal_for(token, &key, &compressed_json(person_json)));
                 self.tokens.push(token);
                 subjects.push((token, key));
                 let mut marker = Map::new();
@@ -421,8 +479,11 @@ fn open_bytes(sealed: &SealedForPersonV1, key: &DataKey) -> Result<Vec<u8>, Enve
 }
 
 fn open_for(sealed: &SealedForPersonV1, key: &DataKey) -> Result<Value, EnvelopeError> {
-    serde_json::from_slice(&open_bytes(sealed, key)?)
-        .map_err(|_| EnvelopeError::Corrupt("person is not json"))
+    serde_json::from_slice(&json_of(
+        open_bytes(sealed, key)?,
+        "person does not decompress",
+    )?)
+    .map_err(|_| EnvelopeError::Corrupt("person is not json"))
 }
 
 #[cfg(test)]
@@ -506,6 +567,26 @@ mod tests {
         );
         keys.by_token.remove(&sealed.tokens[0]);
         assert!(open_attachments(&sealed.sealed, &keys).unwrap().is_none());
+    }
+
+    #[test]
+    fn bodies_are_compressed_and_bodies_sealed_before_compression_still_open() {
+        let mut keys = MemoryKeys::default();
+        let compressed = seal(&statement(), &[], &mut keys).unwrap();
+        let json = serde_json::to_vec(&compressed.skeleton).unwrap();
+        // ciphertext = plaintext + the 16-byte tag
+        assert!(compressed.sealed.body.len() < json.len() + 16);
+        // a body as sealed before compression: the skeleton's JSON itself
+        let plain = seal_body_as(&statement(), &[], &mut keys, |skeleton| {
+            serde_json::to_vec(skeleton).unwrap()
+        })
+        .unwrap();
+        assert_eq!(plain.sealed.body.len(), json.len() + 16);
+        assert_eq!(open(&plain.sealed, &keys).unwrap().unwrap(), statement());
+        assert_eq!(
+            open(&compressed.sealed, &keys).unwrap().unwrap(),
+            statement()
+        );
     }
 
     #[test]

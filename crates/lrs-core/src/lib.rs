@@ -6,6 +6,7 @@
 //! through the [`envelope::KeyRing`] trait, the clock and ids as arguments.
 
 pub mod clock;
+pub mod compress;
 pub mod envelope;
 pub mod events;
 pub mod facts;

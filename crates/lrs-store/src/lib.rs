@@ -21,7 +21,9 @@ mod writer;
 pub use error::StoreError;
 pub use log::{ChainBreak, ChainChecker, Head, LogEntry};
 pub use lrs_projections::documents::{context_prefix, document_key, DocumentRef};
+/// The tree with one entry per stored statement (id and tenant → position).
+pub use lrs_projections::statement_index::BY_ID as STATEMENT_IDS_TREE;
 pub use query::{Page, Scope, StatementQuery};
-pub use store::{Store, StoreConfig};
+pub use store::{Store, StoreConfig, TreeSize};
 pub use vault::{MasterKey, Vault};
 pub use writer::{AppendError, DocumentExpectation, PreparedStatement};

@@ -1,18 +1,28 @@
 //! The append-only event log: one sled tree keyed by big-endian position,
 //! each entry versioned and chained with SHA-256 to the one before.
 //!
-//! Entry value layout (format 1, frozen):
-//! `[format: u8 = 1][prev_hash: 32][hash: 32][event: postcard bytes]`, where
-//! `hash = SHA-256(prev_hash || position (u64 BE) || format || event)` and the
-//! first entry's `prev_hash` is 32 zero bytes. No code path removes or
-//! overwrites an entry: [`Log::prepare`] only ever inserts at `head + 1`.
+//! Entry value layout (both formats frozen):
+//! `[format: u8][prev_hash: 32][hash: 32][payload]`, where
+//! `hash = SHA-256(prev_hash || position (u64 BE) || format || payload)` and
+//! the first entry's `prev_hash` is 32 zero bytes. The payload of format 1 is
+//! the event's postcard bytes; of format 2, `[dictionary: u8][zstd frame of
+//! the postcard bytes]` (`lrs_core::compress`). [`Log::prepare`] writes
+//! format 2 when it is smaller, and every reader reads both, so a log
+//! written before compression reads as it always did. The hash covers the
+//! stored bytes, so checking the chain needs no decompression of a frame
+//! it does not decode anyway. No code path removes or overwrites an entry:
+//! [`Log::prepare`] only ever inserts at `head + 1`.
 
 use crate::error::StoreError;
 use lrs_core::{Event, Position};
 use sha2::{Digest, Sha256};
 
 pub const ENTRY_FORMAT_V1: u8 = 1;
+/// A zstd-compressed event (see the module documentation).
+pub const ENTRY_FORMAT_ZSTD: u8 = 2;
 const HEADER: usize = 1 + 32 + 32;
+/// The largest event a compressed entry may hold (a frame claiming more is corrupt).
+const MAX_EVENT_BYTES: usize = 1 << 30;
 
 /// One decoded entry.
 #[derive(Debug, Clone)]
@@ -77,13 +87,13 @@ impl Log {
         let mut head = head;
         for event in events {
             let position = head.position + 1;
-            let bytes = event.encode();
-            let hash = entry_hash(&head.hash, position, ENTRY_FORMAT_V1, &bytes);
-            let mut value = Vec::with_capacity(HEADER + bytes.len());
-            value.push(ENTRY_FORMAT_V1);
+            let (format, payload) = payload_of(event);
+            let hash = entry_hash(&head.hash, position, format, &payload);
+            let mut value = Vec::with_capacity(HEADER + payload.len());
+            value.push(format);
             value.extend_from_slice(&head.hash);
             value.extend_from_slice(&hash);
-            value.extend_from_slice(&bytes);
+            value.extend_from_slice(&payload);
             batch.insert(&position.to_be_bytes(), value);
             head = Head { position, hash };
         }
@@ -234,7 +244,7 @@ impl ChainChecker {
         if entry_hash(&prev, position, value[0], body) != hash {
             return Err(broken("entry hash does not match its content"));
         }
-        if Event::decode(body).is_err() {
+        if decode_event(position, value[0], body).is_err() {
             return Err(broken("event does not decode"));
         }
         self.head = Head { position, hash };
@@ -252,8 +262,37 @@ fn position_of(key: &[u8]) -> Result<Position, StoreError> {
 /// `(prev_hash, hash, event bytes)` of an entry value.
 type EntryParts<'a> = ([u8; 32], [u8; 32], &'a [u8]);
 
+/// The format and payload of an event's entry: compressed when that is smaller.
+fn payload_of(event: &Event) -> (u8, Vec<u8>) {
+    let bytes = event.encode();
+    let frame = lrs_core::compress::compress(&bytes);
+    if 1 + frame.len() < bytes.len() {
+        let mut payload = Vec::with_capacity(1 + frame.len());
+        payload.push(lrs_core::compress::XAPI_V1);
+        payload.extend_from_slice(&frame);
+        (ENTRY_FORMAT_ZSTD, payload)
+    } else {
+        (ENTRY_FORMAT_V1, bytes)
+    }
+}
+
+fn decode_event(position: Position, format: u8, payload: &[u8]) -> Result<Event, StoreError> {
+    let corrupt = |e: String| StoreError::Corrupt(format!("log entry {position}: {e}"));
+    match format {
+        ENTRY_FORMAT_ZSTD => {
+            let (&dictionary, frame) = payload
+                .split_first()
+                .ok_or_else(|| corrupt("empty compressed payload".into()))?;
+            let bytes = lrs_core::compress::decompress(dictionary, frame, MAX_EVENT_BYTES)
+                .map_err(|e| corrupt(e.to_string()))?;
+            Event::decode(&bytes).map_err(|e| corrupt(e.to_string()))
+        }
+        _ => Event::decode(payload).map_err(|e| corrupt(e.to_string())),
+    }
+}
+
 fn split(position: Position, value: &[u8]) -> Result<EntryParts<'_>, StoreError> {
-    if value.len() < HEADER || value[0] != ENTRY_FORMAT_V1 {
+    if value.len() < HEADER || !matches!(value[0], ENTRY_FORMAT_V1 | ENTRY_FORMAT_ZSTD) {
         return Err(StoreError::Corrupt(format!(
             "log entry {position} has an unknown format"
         )));
@@ -265,12 +304,82 @@ fn split(position: Position, value: &[u8]) -> Result<EntryParts<'_>, StoreError>
 
 fn decode_entry(position: Position, value: &[u8]) -> Result<LogEntry, StoreError> {
     let (prev_hash, hash, body) = split(position, value)?;
-    let event = Event::decode(body)
-        .map_err(|e| StoreError::Corrupt(format!("log entry {position}: {e}")))?;
+    let event = decode_event(position, value[0], body)?;
     Ok(LogEntry {
         position,
         prev_hash,
         hash,
         event,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lrs_core::events::{TenantDefinedV1, TenantKindV1};
+
+    fn event(n: u64) -> Event {
+        Event::TenantDefinedV1(TenantDefinedV1 {
+            id: format!("tenant-{n}"),
+            name: "Bibliotheek ".repeat(20),
+            kind: TenantKindV1::Kb,
+            defined_micros: n as i64,
+        })
+    }
+
+    /// An entry as the log wrote every entry before compression (format 1).
+    fn format_1_entry(head: Head, event: &Event) -> (Head, Vec<u8>) {
+        let position = head.position + 1;
+        let bytes = event.encode();
+        let hash = entry_hash(&head.hash, position, ENTRY_FORMAT_V1, &bytes);
+        let mut value = vec![ENTRY_FORMAT_V1];
+        value.extend_from_slice(&head.hash);
+        value.extend_from_slice(&hash);
+        value.extend_from_slice(&bytes);
+        (Head { position, hash }, value)
+    }
+
+    #[test]
+    fn a_log_written_before_compression_reads_and_grows_compressed() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let (log, mut head) = Log::open(&db).unwrap();
+        let mut old = Vec::new();
+        for n in 1..=3 {
+            let (next, value) = format_1_entry(head, &event(n));
+            old.push((next.position, value));
+            head = next;
+        }
+        log.insert_checked(&old).unwrap();
+        let mut batch = sled::Batch::default();
+        let events: Vec<Event> = (4..=6).map(event).collect();
+        let head = log.prepare(head, &events, &mut batch);
+        log.apply(batch).unwrap();
+
+        let formats: Vec<u8> = log.raw_from(1).map(|raw| raw.unwrap().1[0]).collect();
+        assert_eq!(formats, [1, 1, 1, 2, 2, 2]);
+        let read: Vec<Event> = log.read_from(1).map(|e| e.unwrap().event).collect();
+        assert_eq!(read, (1..=6).map(event).collect::<Vec<_>>());
+        assert_eq!(log.verify(|_| {}).unwrap(), Ok(6));
+        let (_, reopened) = Log::open(&db).unwrap();
+        assert_eq!(reopened, head);
+        // compressed entries are smaller than the events they hold
+        let (_, compressed) = log.raw_from(4).next().unwrap().unwrap();
+        assert!(compressed.len() < HEADER + event(4).encode().len());
+    }
+
+    #[test]
+    fn a_changed_byte_in_a_compressed_entry_breaks_the_chain() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let (log, head) = Log::open(&db).unwrap();
+        let mut batch = sled::Batch::default();
+        log.prepare(head, &[event(1), event(2)], &mut batch);
+        log.apply(batch).unwrap();
+        let (_, value) = log.raw_from(2).next().unwrap().unwrap();
+        let mut value = value.to_vec();
+        let last = value.len() - 1;
+        value[last] ^= 1;
+        log.tree.insert(2u64.to_be_bytes(), value).unwrap();
+        let broken = log.verify(|_| {}).unwrap().unwrap_err();
+        assert_eq!(broken.position, 2);
+    }
 }

@@ -37,6 +37,15 @@ impl StoreConfig {
     }
 }
 
+/// One sled tree's raw size ([`Store::tree_sizes`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeSize {
+    pub name: String,
+    pub entries: u64,
+    pub key_bytes: u64,
+    pub value_bytes: u64,
+}
+
 pub struct Store {
     pub(crate) shared: Arc<Shared>,
     log: Arc<Log>,
@@ -200,6 +209,39 @@ impl Store {
     /// Key for the keyed comparison digest of statements.
     pub fn digest_key(&self) -> &[u8; 32] {
         &self.digest_key
+    }
+
+    /// Raw bytes of every sled tree (the log, each read model, `meta`), in
+    /// name order: what the data is before sled's own page overhead, so that
+    /// `lrs verify` can tell raw bytes from amplification.
+    pub fn tree_sizes(&self) -> Result<Vec<TreeSize>, StoreError> {
+        let mut names: Vec<String> = self
+            .shared
+            .db
+            .tree_names()
+            .iter()
+            .map(|name| String::from_utf8_lossy(name).into_owned())
+            .filter(|name| name != "__sled__default")
+            .collect();
+        names.sort();
+        let mut sizes = Vec::with_capacity(names.len());
+        for name in names {
+            let tree = self.shared.db.open_tree(&name)?;
+            let mut size = TreeSize {
+                name,
+                entries: 0,
+                key_bytes: 0,
+                value_bytes: 0,
+            };
+            for item in tree.iter() {
+                let (key, value) = item?;
+                size.entries += 1;
+                size.key_bytes += key.len() as u64;
+                size.value_bytes += value.len() as u64;
+            }
+            sizes.push(size);
+        }
+        Ok(sizes)
     }
 
     pub fn head(&self) -> Position {

@@ -428,8 +428,7 @@ pub fn learner_name(store: &Store, learner: &Token, position: u64) -> Option<Str
         .iter()
         .find(|p| p.token == *learner)?;
     let keys: &lrs_store::Vault = store.vault();
-    let bytes = lrs_core::envelope::open_sealed_bytes(person, keys).ok()??;
-    let agent: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    let agent = lrs_core::envelope::open_person(person, keys).ok()??;
     agent
         .get("name")
         .and_then(|v| v.as_str())

@@ -12,7 +12,6 @@
 //! command line both call [`anonymise_store`].
 
 use chrono::{Datelike, TimeZone};
-use lrs_core::envelope::open_sealed_bytes;
 use lrs_core::events::OriginV1;
 use lrs_core::statement::{format_micros, reassemble};
 use lrs_core::{Event, Token};
@@ -421,13 +420,13 @@ pub fn anonymise_store(
                     if agents.contains_key(&person.token) {
                         continue;
                     }
-                    if let Some(bytes) = open_sealed_bytes(person, store.vault().as_ref())? {
-                        if let Ok(agent) = serde_json::from_slice::<Value>(&bytes) {
-                            if let Some(ifi) = xapi::agent::ifi_of(&agent) {
-                                let mut only = ifi.to_agent_properties();
-                                only.insert("objectType".into(), json!("Agent"));
-                                agents.insert(person.token, Value::Object(only));
-                            }
+                    if let Some(agent) =
+                        lrs_core::envelope::open_person(person, store.vault().as_ref())?
+                    {
+                        if let Some(ifi) = xapi::agent::ifi_of(&agent) {
+                            let mut only = ifi.to_agent_properties();
+                            only.insert("objectType".into(), json!("Agent"));
+                            agents.insert(person.token, Value::Object(only));
                         }
                     }
                 }

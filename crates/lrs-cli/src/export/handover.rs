@@ -163,9 +163,7 @@ pub fn remember_agents(
         if agents.contains_key(&person.token) {
             continue;
         }
-        if let Some(bytes) = open_sealed_bytes(person, vault)? {
-            let agent: Value =
-                serde_json::from_slice(&bytes).context("a sealed agent object is not json")?;
+        if let Some(agent) = lrs_core::envelope::open_person(person, vault)? {
             if let Some(ifi) = xapi::agent::ifi_of(&agent) {
                 let mut only = ifi.to_agent_properties();
                 only.insert("objectType".into(), json!("Agent"));
