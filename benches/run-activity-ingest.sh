@@ -2,12 +2,16 @@
 # Ingest cost of realistic course activity (issue 5: what the progress
 # projection adds per statement): a fresh store, the KB tenant, then
 # `lrs-load fill-activity` twice: single POSTs from 64 clients, then batches
-# of 100 from 4 clients. Run it with the server binary before and after a
-# change (LRS_BIN), one after the other, on a quiet machine.
+# of 100 from 4 clients; before them, the server's HTTP floor (GET
+# /xapi/about with the same credential, 64 clients, FLOOR_SECONDS). Run it
+# with the server binary before and after a change (LRS_BIN), one after the
+# other, on a quiet machine. Ends with `lrs verify` (the data directory by
+# part and each sled tree's raw bytes) when the server is new enough to print them.
 #
 # Environment (all optional):
 #   SINGLE=40000       statements sent as single POSTs (64 clients)
 #   BATCHED=300000     statements sent in batches of 100 (4 clients)
+#   FLOOR_SECONDS=10   seconds of GET /xapi/about
 #   OUT=DIR, KEEP_DATA=1, SKIP_BUILD=1, LRS_BIN, LOAD_BIN   as in run-statements.sh
 set -euo pipefail
 
@@ -15,6 +19,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 SINGLE=${SINGLE:-40000}
 BATCHED=${BATCHED:-300000}
+FLOOR_SECONDS=${FLOOR_SECONDS:-10}
 bench_out lrs-ingest-results
 bench_build
 bench_data_dir lrs-ingest
@@ -29,22 +34,32 @@ load() {
     "$LOAD" --url "$URL" --key "$KEY" --secret "$SECRET" --server-pid "$SERVER_PID" \
         --label "$label" --json "$@" >>"$RESULTS"
 }
+load floor about --clients 64 --duration "$FLOOR_SECONDS"
 load single fill-activity --statements "$SINGLE" --batch 1 --clients 64
 NEXT=$(tail -n1 "$RESULTS" | python3 -c 'import json,sys; print(json.load(sys.stdin)["next_unit"])')
 load batched fill-activity --statements "$BATCHED" --batch 100 --clients 4 --start-unit "$NEXT"
 DU=$(du -sb "$DATA" | cut -f1)
+bench_stop_server
+"$LRS" verify --data-dir "$DATA" --chain-only >"$OUT/verify.txt" 2>/dev/null || true
 {
     cat "$OUT/run.txt"
     echo "data dir $((DU / 1048576)) MiB after $((SINGLE + BATCHED)) statements: $((DU / (SINGLE + BATCHED))) bytes per statement"
     python3 - "$RESULTS" <<'PY'
 import json, sys
-for l in open(sys.argv[1]):
-    r = json.loads(l)
+rows = [json.loads(l) for l in open(sys.argv[1])]
+floor = next((r["requests_per_s"] for r in rows if r["scenario"] == "about"), None)
+for r in rows:
+    if r["scenario"] == "about":
+        lat = r["latency"]
+        print(f"floor    GET /xapi/about, 64 clients: {r['requests_per_s']:>8.0f} req/s, p50 {lat['p50_ms']} p99 {lat['p99_ms']} ms, errors {r['errors']}")
+        continue
     lat, res = r["latency"], r["resources"]
     print(f"{r['label']:8} batch {r['batch']:<4} clients {r['clients']:<3} {r['statements']:>7} statements: "
           f"{r['statements_per_s']:>8.0f} st/s, {r['requests_per_s']:>7.0f} req/s, p50 {lat['p50_ms']} p95 {lat['p95_ms']} "
           f"p99 {lat['p99_ms']} ms, errors {r['errors']}, server CPU {res.get('server_cpu_pct')}%, "
-          f"disk {res.get('server_disk_written_bytes_per_statement')} B/statement")
+          f"disk {res.get('server_disk_written_bytes_per_statement')} B/statement"
+          + (f", {r['requests_per_s'] / floor:.2f}x the floor's requests/s" if floor else ""))
 PY
+    grep -A100 '^sizes:' "$OUT/verify.txt" || true
 } >"$OUT/summary.txt"
 cat "$OUT/summary.txt"

@@ -136,6 +136,15 @@ enum Scenario {
         #[arg(long, default_value_t = 20.0)]
         duration: f64,
     },
+    /// The server's HTTP floor: N clients, each GETting /xapi/about with the
+    /// same authentication back to back (the ceiling any POST rate is
+    /// compared with).
+    About {
+        #[arg(long, default_value_t = 64)]
+        clients: usize,
+        #[arg(long, default_value_t = 20.0)]
+        duration: f64,
+    },
     /// Grow the store by this many statements as fast as it takes them.
     Fill {
         /// Statements to add.
@@ -558,6 +567,22 @@ impl Ctx {
 }
 
 /// POSTs a body; returns the number of statements acknowledged.
+/// `run_posts`' batch size that means GET /xapi/about instead of a POST.
+const ABOUT: usize = usize::MAX;
+
+async fn about(xapi: &Xapi) -> anyhow::Result<()> {
+    let response = xapi.request(reqwest::Method::GET, "/about").send().await?;
+    let status = response.status();
+    let text = response.text().await?;
+    if !status.is_success() || !text.contains("version") {
+        bail!(
+            "GET /xapi/about: {status}: {}",
+            text.chars().take(300).collect::<String>()
+        );
+    }
+    Ok(())
+}
+
 async fn post(xapi: &Xapi, body: Vec<u8>, expected: usize) -> anyhow::Result<usize> {
     let response = xapi
         .request(reqwest::Method::POST, "/statements")
@@ -631,6 +656,23 @@ async fn run_posts(
                     }
                 }
                 let stamp = iso(SystemTime::now());
+                if batch == ABOUT {
+                    let start = Instant::now();
+                    let outcome = about(&ctx.xapi).await;
+                    if start >= measure_from {
+                        match outcome {
+                            Ok(()) => {
+                                result.histogram.record(micros(start.elapsed())).ok();
+                                result.requests += 1;
+                            }
+                            Err(error) => {
+                                result.errors += 1;
+                                result.first_error.get_or_insert(format!("{error:#}"));
+                            }
+                        }
+                    }
+                    continue;
+                }
                 let (body, expected) = if batch == 0 {
                     (
                         serde_json::to_vec(&ctx.model.statement(&mut rng, &stamp)).expect("json"),
@@ -1187,6 +1229,10 @@ fn main() -> anyhow::Result<()> {
             Scenario::PostSingle { clients, duration } => (
                 "post-single",
                 run_posts(ctx.clone(), clients.max(1), 0, duration).await?,
+            ),
+            Scenario::About { clients, duration } => (
+                "about",
+                run_posts(ctx.clone(), clients.max(1), ABOUT, duration).await?,
             ),
             Scenario::PostBatch {
                 clients,

@@ -18,6 +18,10 @@ pub mod statement_index;
 /// The name of one key-value tree that a projection owns.
 pub type TreeName = &'static str;
 
+/// How many leading bytes of a packed tree's key name its bucket
+/// ([`Projection::packed`]); `None`: the key is malformed.
+pub type BucketOf = fn(&[u8]) -> Option<usize>;
+
 /// One change to a read model.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
@@ -46,6 +50,15 @@ pub trait Projection: Send + Sync {
     /// Bump when the read model's layout changes: the store then rebuilds it.
     fn version(&self) -> u32;
     fn trees(&self) -> &'static [TreeName];
+    /// Trees (of [`Projection::trees`]) that the store keeps packed: the
+    /// keys with the same *bucket* (the first bytes of the key, as many as
+    /// the tree's [`BucketOf`] says) share one stored value (a learner's
+    /// records of one course, say). A storage matter only: the fold reads
+    /// and writes single keys as ever. A prefix scan of such a tree must
+    /// stop at or before the end of the bucket.
+    fn packed(&self) -> &'static [(TreeName, BucketOf)] {
+        &[]
+    }
     fn apply(
         &self,
         position: u64,

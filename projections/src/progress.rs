@@ -37,7 +37,8 @@ pub const MODELS: TreeName = "progress.models";
 /// a statement without a learner.
 pub const STATEMENTS: TreeName = "progress.statements";
 /// Learner token ‖ course ‖ 0 ‖ module ‖ 0 ‖ position → [`StatementRecord`]
-/// (course and module empty for statements outside any course).
+/// (course and module empty for statements outside any course). Packed
+/// ([`Projection::packed`]): stored as one value per learner and course.
 pub const LEARNERS: TreeName = "progress.learners";
 /// ISIL ‖ 0 ‖ learner token → [`LibraryMember`].
 pub const LIBRARY: TreeName = "progress.library";
@@ -162,7 +163,12 @@ impl Projection for Progress {
     }
 
     fn version(&self) -> u32 {
-        5
+        // 6: `progress.learners` packed (one stored value per learner and course)
+        6
+    }
+
+    fn packed(&self) -> &'static [(TreeName, crate::BucketOf)] {
+        &[(LEARNERS, learner_course_bucket)]
     }
 
     fn trees(&self) -> &'static [TreeName] {
@@ -860,6 +866,12 @@ pub fn learner_prefix(learner: &Token, course: Option<&str>) -> Vec<u8> {
         key.push(0);
     }
     key
+}
+
+/// The bucket of a `progress.learners` key: learner token ‖ course ‖ 0.
+fn learner_course_bucket(key: &[u8]) -> Option<usize> {
+    let course_end = key.get(16..)?.iter().position(|&b| b == 0)?;
+    Some(16 + course_end + 1)
 }
 
 fn learner_key(learner: &Token, course: &str, module: Option<&str>, position: u64) -> Vec<u8> {

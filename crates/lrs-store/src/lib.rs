@@ -9,6 +9,7 @@ pub mod audit;
 pub mod backup;
 mod error;
 pub mod log;
+mod packed;
 mod progress;
 mod projector;
 pub mod query;

@@ -53,7 +53,11 @@ pub(crate) fn all_projections() -> Vec<Box<dyn Projection>> {
 
 /// The read-model trees every projection declares, in one sled database:
 /// the store's own, or a temporary one that `verify` folds the log into.
-pub(crate) struct Trees(HashMap<TreeName, sled::Tree>);
+pub(crate) struct Trees {
+    trees: HashMap<TreeName, sled::Tree>,
+    /// The trees stored packed (`crate::packed`), with their buckets.
+    packed: HashMap<TreeName, lrs_projections::BucketOf>,
+}
 
 impl Trees {
     pub(crate) fn open(
@@ -61,19 +65,28 @@ impl Trees {
         projections: &[Box<dyn Projection>],
     ) -> Result<Self, StoreError> {
         let mut trees = HashMap::new();
+        let mut packed = HashMap::new();
         for projection in projections {
             for name in projection.trees() {
                 trees.insert(*name, db.open_tree(name)?);
             }
+            packed.extend(projection.packed().iter().copied());
         }
-        Ok(Self(trees))
+        Ok(Self { trees, packed })
     }
 
+    /// The sled tree itself. For a packed tree its keys are buckets: read
+    /// entries through [`ReadModel`] instead.
     pub(crate) fn tree(&self, name: TreeName) -> sled::Tree {
-        self.0
+        self.trees
             .get(name)
             .cloned()
             .unwrap_or_else(|| panic!("tree {name} is not declared by a projection"))
+    }
+
+    /// How a packed tree's keys are bucketed; `None` for a plain tree.
+    pub(crate) fn packed(&self, name: TreeName) -> Option<lrs_projections::BucketOf> {
+        self.packed.get(name).copied()
     }
 
     /// SHA-256 over one tree's keys and values, in order.
@@ -94,10 +107,18 @@ impl Trees {
 
 impl ReadModel for Trees {
     fn get(&self, tree: TreeName, key: &[u8]) -> Option<Vec<u8>> {
+        if let Some(bucket_of) = self.packed(tree) {
+            return crate::packed::get(&self.tree(tree), bucket_of, key)
+                .ok()
+                .flatten();
+        }
         self.tree(tree).get(key).ok().flatten().map(|v| v.to_vec())
     }
 
     fn scan_prefix(&self, tree: TreeName, prefix: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+        if self.packed(tree).is_some() {
+            return crate::packed::scan_prefix(&self.tree(tree), prefix).unwrap_or_default();
+        }
         self.tree(tree)
             .scan_prefix(prefix)
             .filter_map(Result::ok)
@@ -270,16 +291,52 @@ impl<'a> Pending<'a> {
     }
 
     /// Empties the pending changes into one batch per tree, in tree order.
+    /// A packed tree's changes go into its buckets: each bucket with a
+    /// change is read once, changed, and written (or removed when empty).
     pub(crate) fn take_batches(&mut self) -> Vec<(TreeName, sled::Batch)> {
         let mut batches: Vec<(TreeName, sled::Batch)> = Vec::new();
+        let mut buckets: std::collections::BTreeMap<(TreeName, Vec<u8>), crate::packed::Bucket> =
+            std::collections::BTreeMap::new();
         for ((tree, key), change) in std::mem::take(&mut self.changes) {
             if batches.last().is_none_or(|(name, _)| *name != tree) {
                 batches.push((tree, sled::Batch::default()));
+            }
+            if let Some(bucket_of) = self.trees.packed(tree) {
+                let (bucket_key, rest) = crate::packed::split(&key, bucket_of)
+                    .unwrap_or_else(|| panic!("a malformed key for packed tree {tree}"));
+                let bucket = buckets
+                    .entry((tree, bucket_key.to_vec()))
+                    .or_insert_with(|| {
+                        self.trees
+                            .tree(tree)
+                            .get(bucket_key)
+                            .ok()
+                            .flatten()
+                            .and_then(|value| crate::packed::decode(&value).ok())
+                            .unwrap_or_default()
+                    });
+                match change {
+                    Some(value) => bucket.insert(rest.to_vec(), value),
+                    None => bucket.remove(rest),
+                };
+                continue;
             }
             let batch = &mut batches.last_mut().expect("just pushed").1;
             match change {
                 Some(value) => batch.insert(key, value),
                 None => batch.remove(key),
+            }
+        }
+        for ((tree, bucket_key), bucket) in buckets {
+            let batch = &mut batches
+                .iter_mut()
+                .find(|(name, _)| *name == tree)
+                .expect("a batch for every tree with changes")
+                .1;
+            if bucket.is_empty() {
+                batch.remove(bucket_key);
+            } else {
+                batch.insert(bucket_key, crate::packed::encode(&bucket));
             }
         }
         batches
