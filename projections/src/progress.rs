@@ -20,7 +20,7 @@
 //! counters is counted as arriving late.
 
 use crate::course_model::{meaning, CourseModel, ModelCache, MoveOn};
-use crate::statement_index::tenant_hash;
+use crate::statement_index::{by_id_key, decode_by_id, tenant_hash, BY_ID};
 use crate::{Op, Projection, ReadModel, TreeName};
 use lrs_core::events::{ActivityNameV1, ObjectFactV1, StatementStoredV1};
 use lrs_core::token::Token;
@@ -32,9 +32,11 @@ use uuid::Uuid;
 
 /// Tenant → the JSON of its course model.
 pub const MODELS: TreeName = "progress.models";
-/// Statement id ‖ tenant hash → where its [`StatementRecord`] is (what
-/// voiding takes back): a pointer into [`LEARNERS`], or the record itself for
-/// a statement without a learner.
+/// A statement's position ([`statement_record_key`]) → where its
+/// [`StatementRecord`] is (what voiding takes back, found through the
+/// statement index's id → position): a pointer into [`LEARNERS`], or the
+/// record itself for a statement without a learner. Packed: 32 positions
+/// share one stored value, and the keys arrive in order.
 pub const STATEMENTS: TreeName = "progress.statements";
 /// Learner token ‖ course ‖ 0 ‖ module ‖ 0 ‖ position → [`StatementRecord`]
 /// (course and module empty for statements outside any course). Packed
@@ -163,12 +165,16 @@ impl Projection for Progress {
     }
 
     fn version(&self) -> u32 {
-        // 6: `progress.learners` packed (one stored value per learner and course)
+        // 6: `progress.learners` packed (one stored value per learner and
+        // course); `progress.statements` by position, packed
         6
     }
 
     fn packed(&self) -> &'static [(TreeName, crate::BucketOf)] {
-        &[(LEARNERS, learner_course_bucket)]
+        &[
+            (LEARNERS, learner_course_bucket),
+            (STATEMENTS, position_bucket),
+        ]
     }
 
     fn trees(&self) -> &'static [TreeName] {
@@ -281,16 +287,21 @@ impl Progress {
         let tenant = tenant_hash(&stored.tenant);
         if stored.facts.verb_id == VOIDED_VERB {
             if let ObjectFactV1::StatementRef { id } = &stored.facts.object {
-                let key = statement_key(id, &tenant);
-                match edits.get(STATEMENTS, &key) {
-                    Some(bytes) => {
+                // The target's position from the statement index (folded
+                // before this projection); its record, if it was folded.
+                let target = edits
+                    .get(BY_ID, &by_id_key(id, &tenant))
+                    .and_then(|value| decode_by_id(&value))
+                    .map(|(position, _)| statement_record_key(position));
+                match target.and_then(|key| Some((edits.get(STATEMENTS, &key)?, key))) {
+                    Some((bytes, key)) => {
                         if let Some(record) = stored_record(&bytes, edits) {
                             let model = self.model_of(&record.tenant, edits);
                             remove_statement(&record, &model, edits);
                         }
                         edits.delete(STATEMENTS, key);
                     }
-                    None => edits.put(VOIDED, key, vec![]),
+                    None => edits.put(VOIDED, statement_key(id, &tenant), vec![]),
                 }
                 return;
             }
@@ -304,7 +315,8 @@ impl Progress {
         // Voided before it arrived; or folded already (a replay after a
         // crash between these writes and the checkpoint: ids are unique per
         // tenant, so a record means this very event): nothing to add.
-        if edits.get(VOIDED, &key).is_some() || edits.get(STATEMENTS, &key).is_some() {
+        let record_key = statement_record_key(position);
+        if edits.get(VOIDED, &key).is_some() || edits.get(STATEMENTS, &record_key).is_some() {
             return;
         }
         // A learner's statement points at its record in `progress.learners`
@@ -317,7 +329,7 @@ impl Progress {
             ]
             .concat(),
         };
-        edits.put(STATEMENTS, key, value);
+        edits.put(STATEMENTS, record_key, value);
         add_statement(record, &model, edits);
     }
 }
@@ -806,7 +818,7 @@ fn forget_learner(token: &Token, edits: &mut Edits) {
         if let Some(library) = &record.library {
             edits.delete(LIBRARY, library_key(library, token));
         }
-        let key = statement_key(&record.statement_id, &tenant_hash(&record.tenant));
+        let key = statement_record_key(record.position);
         let anonymous = StatementRecord {
             learner: None,
             first_of_registration: false,
@@ -852,6 +864,19 @@ pub fn scope_library(isil: &str) -> Vec<u8> {
 
 pub fn scope_app(appid: &str) -> Vec<u8> {
     [b"a:".as_slice(), appid.as_bytes()].concat()
+}
+
+/// The [`STATEMENTS`] key of the statement at `position`: position / 32
+/// (u64 BE) ‖ position % 32, so that 32 positions share a bucket.
+pub fn statement_record_key(position: u64) -> Vec<u8> {
+    let mut key = (position >> 5).to_be_bytes().to_vec();
+    key.push((position & 31) as u8);
+    key
+}
+
+/// The bucket of a [`STATEMENTS`] key: its first 8 bytes.
+fn position_bucket(key: &[u8]) -> Option<usize> {
+    (key.len() == 9).then_some(8)
 }
 
 pub fn statement_key(id: &Uuid, tenant: &[u8; 8]) -> Vec<u8> {

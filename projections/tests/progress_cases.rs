@@ -44,9 +44,18 @@ impl ReadModel for Memory {
 }
 
 impl Memory {
+    /// Folds the statement index first, as the store does: progress finds
+    /// a voided statement's position through it.
     fn fold(&mut self, projection: &Progress, position: u64, event: &Event) {
         let mut ops = Vec::new();
+        lrs_projections::statement_index::StatementIndex.apply(position, event, self, &mut ops);
+        self.apply(ops);
+        let mut ops = Vec::new();
         projection.apply(position, event, self, &mut ops);
+        self.apply(ops);
+    }
+
+    fn apply(&mut self, ops: Vec<Op>) {
         for op in ops {
             match op {
                 Op::Put { tree, key, value } => {

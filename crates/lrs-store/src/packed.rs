@@ -60,10 +60,7 @@ pub(crate) fn decode(value: &[u8]) -> Result<Bucket, StoreError> {
 
 /// Every entry of `tree` (packed) whose full key starts with `prefix`, in
 /// key order. `prefix` must end at or before the end of a bucket.
-pub(crate) fn scan_prefix(
-    tree: &sled::Tree,
-    prefix: &[u8],
-) -> Result<Entries, StoreError> {
+pub(crate) fn scan_prefix(tree: &sled::Tree, prefix: &[u8]) -> Result<Entries, StoreError> {
     let mut found = Vec::new();
     for item in tree.scan_prefix(prefix) {
         let (bucket_key, value) = item?;
