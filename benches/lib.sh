@@ -69,13 +69,18 @@ bench_build() {
 }
 
 bench_master_key() {
-    # bench_master_key: a new random master key in LRS_MASTER_KEY (exported)
+    # bench_master_key: a new random master key in LRS_MASTER_KEY (exported);
+    # with KEEP_DATA also in $OUT/master-key (mode 600), so the kept data
+    # directory can be opened again (benches/run-analytics.sh DATA_DIR=...)
     if command -v openssl >/dev/null; then
         LRS_MASTER_KEY=$(openssl rand -hex 32)
     else
         LRS_MASTER_KEY=$(python3 -c 'import secrets; print(secrets.token_hex(32))')
     fi
     export LRS_MASTER_KEY
+    if [ -n "${KEEP_DATA:-}" ] && [ -n "${OUT:-}" ]; then
+        (umask 077 && echo "$LRS_MASTER_KEY" >"$OUT/master-key")
+    fi
 }
 
 bench_data_dir() {

@@ -17,7 +17,10 @@
 #   3. `lrs-load progress`: /api/progress/learner for learners with activity
 #      (as the KB and as the library), /api/progress/learners pages and a
 #      course filter (as the library);
-#   4. records the data directory size and the server's RSS.
+#   4. `lrs-load activity-query`: filtered GET /xapi/statements about what
+#      the fill sent (agent, agent and course, verb and since, course with
+#      related activities, registration), QUERY_CLIENTS clients, as the KB;
+#   5. records the data directory size and the server's RSS.
 #
 # Results: one JSON line per lrs-load run in $OUT/results.jsonl, tables on the
 # terminal, a summary in $OUT/summary.txt.
@@ -28,6 +31,7 @@
 #   MIN_FREE_GB=6      keep this much disk free: stop filling (and measure where it got) before
 #   DURATION=30        seconds measured per read scenario (after a 2 s warm-up)
 #   CLIENTS=4          concurrent readers, back to back
+#   QUERY_CLIENTS=8    concurrent readers of the statement queries
 #   LEARNERS=100000    learner pool of the generator
 #   MONTHS=12          months of activity, ending last month
 #   OUT=DIR            where results go (default: a new directory under /tmp)
@@ -42,6 +46,7 @@ STEP=${STEP:-1000000}
 MIN_FREE_GB=${MIN_FREE_GB:-6}
 DURATION=${DURATION:-30}
 CLIENTS=${CLIENTS:-4}
+QUERY_CLIENTS=${QUERY_CLIENTS:-8}
 LEARNERS=${LEARNERS:-100000}
 MONTHS=${MONTHS:-12}
 bench_out lrs-dashboard-results
@@ -126,6 +131,7 @@ measure() {
     snapshot "$label"
     load "$label" dashboard --months "$MONTHS" --clients "$CLIENTS" --duration "$DURATION"
     load "$label" progress --months "$MONTHS" --clients "$CLIENTS" --duration "$DURATION" --units "$unit"
+    load "$label" activity-query --months "$MONTHS" --clients "$QUERY_CLIENTS" --duration "$DURATION" --units "$unit"
 }
 
 START=$(date +%s)
@@ -154,7 +160,7 @@ for r in rows:
     elif s == "snapshot":
         print(f"snapshot [{label}] {r['statements']} statements, data dir {r['data_dir_bytes']/2**30:.1f} GiB "
               f"({r['data_dir_bytes']/max(r['statements'],1):.0f} B/statement), RSS {r['server_rss_kib']//1024} MiB")
-    elif s in ("dashboard", "progress"):
+    elif s in ("dashboard", "progress", "activity-query"):
         print(f"{s} [{label}] {r['clients']} clients: {r['requests_per_s']} req/s, errors {r['errors']}, goals {r['goals']}")
         for k in r["kinds"]:
             l = k["latency"]

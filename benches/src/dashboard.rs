@@ -287,6 +287,16 @@ enum Kind {
     LibLearner,
     LibLearnersPage,
     LibLearnersCourse,
+    /// GET /xapi/statements?agent= (the KB's credential)
+    StmtAgent,
+    /// ?agent=&activity=<course>&related_activities=true
+    StmtAgentCourse,
+    /// ?verb=<completed>&since=<an hour ago>&limit=100
+    StmtVerbSince,
+    /// ?activity=<course>&related_activities=true&limit=50
+    StmtActivityRelated,
+    /// ?registration=
+    StmtRegistration,
 }
 
 impl Kind {
@@ -304,6 +314,11 @@ impl Kind {
             Kind::LibLearner => "lib: learner",
             Kind::LibLearnersPage => "lib: learners",
             Kind::LibLearnersCourse => "lib: learners?course",
+            Kind::StmtAgent => "statements?agent",
+            Kind::StmtAgentCourse => "statements?agent&activity",
+            Kind::StmtVerbSince => "statements?verb&since",
+            Kind::StmtActivityRelated => "statements?activity&related",
+            Kind::StmtRegistration => "statements?registration",
         }
     }
 
@@ -343,6 +358,34 @@ impl Plan {
             }
         }
         0
+    }
+
+    /// A statement the fill sent (a unit's statements are seeded, all but
+    /// their ids): one with a course and a registration when there is one.
+    fn sent_statement(&self, ctx: &Ctx, rng: &mut StdRng) -> Value {
+        let mut fallback = Value::Null;
+        for _ in 0..100 {
+            let u = rng.gen_range(0..self.units.max(1));
+            let (learner, month) = unit(ctx.cli.seed, ctx.cli.learners, &self.months, u);
+            let mut unit_rng = StdRng::seed_from_u64(mix(ctx.cli.seed ^ 0xF11, u));
+            let statements = self
+                .world
+                .learner_month_statements(learner, month, &mut unit_rng);
+            let with_course: Vec<&Value> = statements
+                .iter()
+                .filter(|s| {
+                    s["context"]["registration"].is_string()
+                        && s["context"]["contextActivities"]["grouping"][0]["id"].is_string()
+                })
+                .collect();
+            if let Some(statement) = with_course.get(rng.gen_range(0..with_course.len().max(1))) {
+                return (*statement).clone();
+            }
+            if let Some(statement) = statements.first() {
+                fallback = statement.clone();
+            }
+        }
+        fallback
     }
 
     fn query(
@@ -402,6 +445,47 @@ impl Plan {
                     vec![
                         ("library", self.library.clone()),
                         ("page", page.to_string()),
+                    ],
+                )
+            }
+            Kind::StmtAgent
+            | Kind::StmtAgentCourse
+            | Kind::StmtActivityRelated
+            | Kind::StmtRegistration => {
+                let sent = self.sent_statement(ctx, rng);
+                let agent = ("agent", sent["actor"].to_string());
+                let course = sent["context"]["contextActivities"]["grouping"][0]["id"]
+                    .as_str()
+                    .or(sent["object"]["id"].as_str())
+                    .unwrap_or_default()
+                    .to_owned();
+                let query = match kind {
+                    Kind::StmtAgent => vec![agent],
+                    Kind::StmtAgentCourse => vec![
+                        agent,
+                        ("activity", course),
+                        ("related_activities", "true".into()),
+                    ],
+                    Kind::StmtActivityRelated => vec![
+                        ("activity", course),
+                        ("related_activities", "true".into()),
+                        ("limit", "50".into()),
+                    ],
+                    _ => match sent["context"]["registration"].as_str() {
+                        Some(registration) => vec![("registration", registration.to_owned())],
+                        None => vec![agent],
+                    },
+                };
+                ("/xapi/statements", query)
+            }
+            Kind::StmtVerbSince => {
+                let since = std::time::SystemTime::now() - Duration::from_secs(3600);
+                (
+                    "/xapi/statements",
+                    vec![
+                        ("verb", "http://adlnet.gov/expapi/verbs/completed".into()),
+                        ("since", super::iso(since)),
+                        ("limit", "100".into()),
                     ],
                 )
             }
@@ -484,6 +568,7 @@ async fn run_reads(ctx: Arc<Ctx>, args: ReadArgs, kinds: &[Kind]) -> anyhow::Res
                     .http
                     .get(format!("{}{path}", ctx.cli.url))
                     .query(&query)
+                    .header("X-Experience-API-Version", &ctx.cli.xapi_version)
                     .basic_auth(key, Some(secret))
                     .send()
                     .await;
@@ -630,6 +715,22 @@ pub(crate) async fn run_progress(ctx: Arc<Ctx>, args: ReadArgs) -> anyhow::Resul
             Kind::LibLearner,
             Kind::LibLearnersPage,
             Kind::LibLearnersCourse,
+        ],
+    )
+    .await
+}
+
+/// Filtered statement GETs about what the fill sent, with the KB's credential.
+pub(crate) async fn run_statement_reads(ctx: Arc<Ctx>, args: ReadArgs) -> anyhow::Result<Value> {
+    run_reads(
+        ctx,
+        args,
+        &[
+            Kind::StmtAgent,
+            Kind::StmtAgentCourse,
+            Kind::StmtVerbSince,
+            Kind::StmtActivityRelated,
+            Kind::StmtRegistration,
         ],
     )
     .await

@@ -182,6 +182,10 @@ enum Scenario {
     /// /api/progress/learner for learners with activity, and a library's
     /// /api/progress/learners pages.
     Progress(dashboard::ReadArgs),
+    /// Filtered GET /xapi/statements about what `fill-activity` sent (agent,
+    /// agent and course, verb and since, course with related activities,
+    /// registration).
+    ActivityQuery(dashboard::ReadArgs),
     /// Print the generated world (ISIL codes, appids, courses, months) as JSON.
     World(dashboard::WorldArgs),
 }
@@ -1170,7 +1174,9 @@ fn table(result: &Value) -> String {
             }
         }
         "learners" => out += &learners::table(result, &label),
-        "dashboard" | "progress" => out += &dashboard::table(result, scenario, &label),
+        "dashboard" | "progress" | "activity-query" => {
+            out += &dashboard::table(result, scenario, &label)
+        }
         "fill-activity" => {
             out += &format!(
                 "fill-activity{label}: {} statements in {} s = {} statements/s, {} requests/s (batch {}, {} clients, {} errors), next unit {}\n",
@@ -1280,6 +1286,10 @@ fn main() -> anyhow::Result<()> {
             Scenario::Progress(args) => (
                 "progress",
                 dashboard::run_progress(ctx.clone(), args).await?,
+            ),
+            Scenario::ActivityQuery(args) => (
+                "activity-query",
+                dashboard::run_statement_reads(ctx.clone(), args).await?,
             ),
             Scenario::World(args) => {
                 println!("{}", dashboard::run_world(ctx.clone(), args));
