@@ -5,7 +5,10 @@
 //! (`compress/xapi-v1.txt`): short statements share little with each other
 //! inside one frame, so most of what zstd finds is there. It holds no data
 //! of any store, so nothing personal. A dictionary is frozen once written:
-//! a new one gets a new id, and [`dictionary`] keeps every old one.
+//! a new one gets a new id, and [`decompress`] keeps reading every old one.
+//!
+//! What the store keeps is the *tagged* form ([`compress_tagged`]):
+//! `[dictionary id][zstd frame]`, so the bytes say how to read them back.
 
 use std::cell::RefCell;
 
@@ -16,14 +19,6 @@ const XAPI_V1_BYTES: &[u8] = include_bytes!("compress/xapi-v1.txt");
 /// The level every frame is written at: zstd's default, fast enough for
 /// the writer's path (a statement in a few microseconds).
 const LEVEL: i32 = 3;
-
-/// The dictionary an id names.
-pub fn dictionary(id: u8) -> Option<&'static [u8]> {
-    match id {
-        XAPI_V1 => Some(XAPI_V1_BYTES),
-        _ => None,
-    }
-}
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CompressError {
@@ -55,6 +50,25 @@ pub fn compress(bytes: &[u8]) -> Vec<u8> {
             .compress(bytes)
             .expect("compressing into a large enough buffer does not fail")
     })
+}
+
+/// `[XAPI_V1][compress(bytes)]`: a frame that names its dictionary. A
+/// caller that may also keep `bytes` as they are compares the lengths.
+pub fn compress_tagged(bytes: &[u8]) -> Vec<u8> {
+    let frame = compress(bytes);
+    let mut tagged = Vec::with_capacity(1 + frame.len());
+    tagged.push(XAPI_V1);
+    tagged.extend_from_slice(&frame);
+    tagged
+}
+
+/// The content of a frame made by [`compress_tagged`], if it is at most
+/// `limit` bytes.
+pub fn decompress_tagged(tagged: &[u8], limit: usize) -> Result<Vec<u8>, CompressError> {
+    match tagged.split_first() {
+        Some((&id, frame)) => decompress(id, frame, limit),
+        None => Err(CompressError::Corrupt("empty compressed value".into())),
+    }
 }
 
 /// The content of a frame made by [`compress`] with dictionary `id`, if it
@@ -124,6 +138,9 @@ mod tests {
             statement.len()
         );
         assert_eq!(decompress(XAPI_V1, &frame, 1 << 20).unwrap(), statement);
+        let tagged = compress_tagged(statement);
+        assert_eq!(tagged, [&[XAPI_V1][..], &frame].concat());
+        assert_eq!(decompress_tagged(&tagged, 1 << 20).unwrap(), statement);
     }
 
     #[test]
@@ -142,6 +159,10 @@ mod tests {
         );
         assert!(matches!(
             decompress(XAPI_V1, b"{\"not\":\"zstd\"}", 1 << 20),
+            Err(CompressError::Corrupt(_))
+        ));
+        assert!(matches!(
+            decompress_tagged(&[], 1 << 20),
             Err(CompressError::Corrupt(_))
         ));
     }

@@ -190,12 +190,9 @@ fn body_plaintext(skeleton: &Value) -> Vec<u8> {
 /// `[dictionary id][zstd frame of the JSON]` (`crate::compress`).
 /// Compressed before it is encrypted: ciphertext does not compress.
 fn compressed_json(json: Vec<u8>) -> Vec<u8> {
-    let frame = crate::compress::compress(&json);
-    if 1 + frame.len() < json.len() {
-        let mut plaintext = Vec::with_capacity(1 + frame.len());
-        plaintext.push(crate::compress::XAPI_V1);
-        plaintext.extend_from_slice(&frame);
-        plaintext
+    let tagged = crate::compress::compress_tagged(&json);
+    if tagged.len() < json.len() {
+        tagged
     } else {
         json
     }
@@ -204,13 +201,10 @@ fn compressed_json(json: Vec<u8>) -> Vec<u8> {
 /// The JSON of a decrypted part made by [`compressed_json`], or sealed
 /// before compression (plain JSON).
 fn json_of(plaintext: Vec<u8>, what: &'static str) -> Result<Vec<u8>, EnvelopeError> {
-    match plaintext.split_first() {
-        Some((b'{', _)) => Ok(plaintext),
-        Some((&dictionary, frame)) => {
-            crate::compress::decompress(dictionary, frame, MAX_JSON_BYTES)
-                .map_err(|_| EnvelopeError::Corrupt(what))
-        }
-        None => Err(EnvelopeError::Corrupt(what)),
+    match plaintext.first() {
+        Some(b'{') => Ok(plaintext),
+        _ => crate::compress::decompress_tagged(&plaintext, MAX_JSON_BYTES)
+            .map_err(|_| EnvelopeError::Corrupt(what)),
     }
 }
 

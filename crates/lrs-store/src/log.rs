@@ -265,12 +265,9 @@ type EntryParts<'a> = ([u8; 32], [u8; 32], &'a [u8]);
 /// The format and payload of an event's entry: compressed when that is smaller.
 fn payload_of(event: &Event) -> (u8, Vec<u8>) {
     let bytes = event.encode();
-    let frame = lrs_core::compress::compress(&bytes);
-    if 1 + frame.len() < bytes.len() {
-        let mut payload = Vec::with_capacity(1 + frame.len());
-        payload.push(lrs_core::compress::XAPI_V1);
-        payload.extend_from_slice(&frame);
-        (ENTRY_FORMAT_ZSTD, payload)
+    let tagged = lrs_core::compress::compress_tagged(&bytes);
+    if tagged.len() < bytes.len() {
+        (ENTRY_FORMAT_ZSTD, tagged)
     } else {
         (ENTRY_FORMAT_V1, bytes)
     }
@@ -280,10 +277,7 @@ fn decode_event(position: Position, format: u8, payload: &[u8]) -> Result<Event,
     let corrupt = |e: String| StoreError::Corrupt(format!("log entry {position}: {e}"));
     match format {
         ENTRY_FORMAT_ZSTD => {
-            let (&dictionary, frame) = payload
-                .split_first()
-                .ok_or_else(|| corrupt("empty compressed payload".into()))?;
-            let bytes = lrs_core::compress::decompress(dictionary, frame, MAX_EVENT_BYTES)
+            let bytes = lrs_core::compress::decompress_tagged(payload, MAX_EVENT_BYTES)
                 .map_err(|e| corrupt(e.to_string()))?;
             Event::decode(&bytes).map_err(|e| corrupt(e.to_string()))
         }

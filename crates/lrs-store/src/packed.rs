@@ -8,8 +8,9 @@
 //! records of one course are a few dozen small values that always arrive
 //! out of order; as one compressed value they cost one key.
 //!
-//! Bucket value (format 1): `[1][zstd frame (lrs_core::compress) of the
-//! postcard encoding of the sorted (rest of the key, value) pairs]`.
+//! Bucket value: the postcard encoding of the sorted (rest of the key,
+//! value) pairs, compressed in `lrs_core::compress`'s tagged form
+//! (`[dictionary id][zstd frame]`).
 //! Deterministic: the same entries give the same bytes, so a rebuilt tree
 //! equals the stored one byte for byte.
 
@@ -17,7 +18,6 @@ use crate::error::StoreError;
 use lrs_projections::BucketOf;
 use std::collections::BTreeMap;
 
-const FORMAT: u8 = 1;
 /// The largest bucket a frame may claim (a corrupt one claiming more is refused).
 const MAX_BUCKET_BYTES: usize = 256 << 20;
 
@@ -35,27 +35,16 @@ pub(crate) fn split(key: &[u8], bucket_of: BucketOf) -> Option<(&[u8], &[u8])> {
 pub(crate) fn encode(bucket: &Bucket) -> Vec<u8> {
     let pairs: Vec<(&Vec<u8>, &Vec<u8>)> = bucket.iter().collect();
     let bytes = postcard::to_stdvec(&pairs).expect("pairs encode");
-    let mut value = vec![FORMAT];
-    value.extend_from_slice(&lrs_core::compress::compress(&bytes));
-    value
+    lrs_core::compress::compress_tagged(&bytes)
 }
 
 pub(crate) fn decode(value: &[u8]) -> Result<Bucket, StoreError> {
     let corrupt = |what: String| StoreError::Corrupt(format!("packed bucket: {what}"));
-    match value.split_first() {
-        Some((&FORMAT, frame)) => {
-            let bytes = lrs_core::compress::decompress(
-                lrs_core::compress::XAPI_V1,
-                frame,
-                MAX_BUCKET_BYTES,
-            )
-            .map_err(|e| corrupt(e.to_string()))?;
-            let pairs: Vec<(Vec<u8>, Vec<u8>)> =
-                postcard::from_bytes(&bytes).map_err(|e| corrupt(e.to_string()))?;
-            Ok(pairs.into_iter().collect())
-        }
-        _ => Err(corrupt("unknown format".into())),
-    }
+    let bytes = lrs_core::compress::decompress_tagged(value, MAX_BUCKET_BYTES)
+        .map_err(|e| corrupt(e.to_string()))?;
+    let pairs: Vec<(Vec<u8>, Vec<u8>)> =
+        postcard::from_bytes(&bytes).map_err(|e| corrupt(e.to_string()))?;
+    Ok(pairs.into_iter().collect())
 }
 
 /// Every entry of `tree` (packed) whose full key starts with `prefix`, in

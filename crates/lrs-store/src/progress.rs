@@ -25,8 +25,7 @@ impl Store {
     ) -> Result<Vec<StatementRecord>, StoreError> {
         let prefix = progress::learner_prefix(learner, course);
         let mut records = Vec::new();
-        // packed: one stored value per learner, course and module
-        for (_, value) in crate::packed::scan_prefix(&self.shared.tree(LEARNERS), &prefix)? {
+        for (_, value) in self.shared.trees().entries(LEARNERS, &prefix)? {
             records.push(postcard::from_bytes(&value).map_err(|e| corrupt("progress record", e))?);
         }
         Ok(records)

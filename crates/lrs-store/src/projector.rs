@@ -84,6 +84,26 @@ impl Trees {
             .unwrap_or_else(|| panic!("tree {name} is not declared by a projection"))
     }
 
+    /// Every entry of a tree whose key starts with `prefix`, in key order,
+    /// packed or not: what the stores' reads use (the fold's reads go
+    /// through [`ReadModel`], which has no errors to return).
+    pub(crate) fn entries(
+        &self,
+        name: TreeName,
+        prefix: &[u8],
+    ) -> Result<crate::packed::Entries, StoreError> {
+        let tree = self.tree(name);
+        if self.packed(name).is_some() {
+            return crate::packed::scan_prefix(&tree, prefix);
+        }
+        tree.scan_prefix(prefix)
+            .map(|item| {
+                let (key, value) = item?;
+                Ok((key.to_vec(), value.to_vec()))
+            })
+            .collect()
+    }
+
     /// How a packed tree's keys are bucketed; `None` for a plain tree.
     pub(crate) fn packed(&self, name: TreeName) -> Option<lrs_projections::BucketOf> {
         self.packed.get(name).copied()
