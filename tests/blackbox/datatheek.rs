@@ -219,18 +219,8 @@ async fn the_datatheek_workbook_holds_the_dashboards_numbers() {
     let library_isil = month.world.libraries[0].clone();
     let app = month.world.apps[0].clone();
     let mut server = TestServer::prepare(Path::new(env!("CARGO_BIN_EXE_lrs-under-test"))).unwrap();
+    define_kb_and_library(&server, &library_isil);
     for args in [
-        vec!["--id", "kb", "--name", "KB", "--kind", "kb"],
-        vec![
-            "--id",
-            "bieb",
-            "--name",
-            "Bibliotheek Groot",
-            "--kind",
-            "library",
-            "--isil",
-            &library_isil,
-        ],
         // A defined library without any activity: the KB's workbook lists it with zeros.
         vec![
             "--id",
