@@ -188,7 +188,9 @@ async fn store_with_backup(scratch: &Path) -> (TestServer, PathBuf) {
     (server, backup_dir)
 }
 
-/// Walks a segment file: (position, byte offset of the entry's record, record length).
+/// Walks a segment file: (position of the entry's first event, byte offset
+/// of the entry's record, record length). A group's statements share an
+/// entry (a chunk of up to 32).
 fn segment_records(bytes: &[u8]) -> Vec<(u64, usize, usize)> {
     let mut records = Vec::new();
     let mut offset = 8;
@@ -214,10 +216,21 @@ async fn verify_names_the_entry_holding_a_single_flipped_byte_in_a_backup() {
         .path();
     let original = std::fs::read(&segment).unwrap();
     let records = segment_records(&original);
-    assert!(records.len() > 150);
+    // The batch of 200 is in chunks (entry format 3) of up to 32 statements.
+    let chunks: Vec<_> = records
+        .iter()
+        .filter(|(_, offset, _)| original[offset + 12] == 3)
+        .collect();
+    assert!(chunks.len() >= 6, "{records:?}");
     // Inside the entry (past the 12-byte record header and the 65-byte
-    // entry header) of three different entries, one at a time.
-    for &(position, offset, length) in [&records[17], &records[100], &records[150]] {
+    // entry header) of four different entries, one at a time: a lone
+    // event's and three chunks'.
+    for &(position, offset, length) in [
+        &records[1],
+        chunks[0],
+        chunks[chunks.len() / 2],
+        chunks[chunks.len() - 1],
+    ] {
         let mut damaged = original.clone();
         let at = offset + 12 + 65 + (length - 12 - 65) / 2;
         damaged[at] ^= 0x20;
@@ -252,7 +265,7 @@ async fn verify_finds_a_single_flipped_byte_in_the_live_log() {
         .unwrap()
         .to_owned();
 
-    // Where entry 120's bytes lie in sled's file. sled writes pages
+    // Where the bytes of the entry (a chunk) holding position 120 lie in sled's file. sled writes pages
     // append-only, so older versions of a page may sit there too; each
     // occurrence is flipped on its own copy of the data directory.
     let segment = std::fs::read_dir(backup_dir.join("segments"))
@@ -262,7 +275,11 @@ async fn verify_finds_a_single_flipped_byte_in_the_live_log() {
         .unwrap()
         .path();
     let bytes = std::fs::read(&segment).unwrap();
-    let (_, offset, length) = segment_records(&bytes)[119];
+    let (_, offset, length) = segment_records(&bytes)
+        .into_iter()
+        .take_while(|(first, _, _)| *first <= 120)
+        .last()
+        .unwrap();
     let entry_body = &bytes[offset + 12 + 65..offset + length];
     let needle = &entry_body[..entry_body.len().min(48)];
     let db = std::fs::read(server.data_dir.join("log").join("db")).unwrap();
@@ -272,7 +289,10 @@ async fn verify_finds_a_single_flipped_byte_in_the_live_log() {
         .filter(|(_, w)| *w == needle)
         .map(|(i, _)| i)
         .collect();
-    assert!(!occurrences.is_empty(), "entry 120 is in sled's file");
+    assert!(
+        !occurrences.is_empty(),
+        "the entry holding position 120 is in sled's file"
+    );
 
     let mut detected = 0;
     for (n, at) in occurrences.iter().enumerate() {
@@ -302,12 +322,12 @@ async fn verify_finds_a_single_flipped_byte_in_the_live_log() {
         }
     }
     eprintln!(
-        "flipped entry 120 in {} copies of its page: {detected} found, the rest superseded",
+        "flipped the entry holding position 120 in {} copies of its page: {detected} found, the rest superseded",
         occurrences.len()
     );
     assert!(
         detected > 0,
-        "flipping the live copy of entry 120 is found ({} copies tried)",
+        "flipping the live copy of the entry holding position 120 is found ({} copies tried)",
         occurrences.len()
     );
 }

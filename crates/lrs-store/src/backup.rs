@@ -327,17 +327,16 @@ pub fn backup(
     // manifest names: removed, so they neither fill the disk nor confuse.
     remove_unlisted_segments(dir, &manifest)?;
 
-    // The log, in segments of at most SEGMENT_ENTRIES.
+    // The log, in segments of about SEGMENT_ENTRIES positions (a segment
+    // ends after the entry that reaches them: a chunk is never split).
     let mut bytes_copied = 0u64;
     let mut checker = ChainChecker::after(previous);
     let mut entries = source.log().raw_from(previous.position + 1);
     let total = target.position - previous.position;
     while checker.head().position < target.position {
         let first = checker.head().position + 1;
-        let last = (first + SEGMENT_ENTRIES - 1).min(target.position);
-        let name = format!("segments/{first:020}-{last:020}.lrslog");
-        let path = dir.join(&name);
-        let temporary = dir.join(format!("{name}.tmp"));
+        let until = (first + SEGMENT_ENTRIES - 1).min(target.position);
+        let temporary = dir.join(format!("segments/{first:020}.lrslog.tmp"));
         let file = File::create(&temporary).map_err(io(&temporary))?;
         let mut writer = BufWriter::with_capacity(1 << 20, file);
         let mut hasher = Sha256::new();
@@ -347,7 +346,7 @@ pub fn backup(
         };
         write(SEGMENT_MAGIC)?;
         let mut segment_bytes = SEGMENT_MAGIC.len() as u64;
-        while checker.head().position < last {
+        while checker.head().position < until {
             let (position, value) = entries.next().ok_or_else(|| {
                 BackupError::Store(StoreError::Corrupt(format!(
                     "the log ends before its head {}",
@@ -364,7 +363,7 @@ pub fn backup(
             write(&(value.len() as u32).to_be_bytes())?;
             write(&value)?;
             segment_bytes += 12 + value.len() as u64;
-            if position % 100_000 == 0 {
+            if crate::log::crossed(position - 1, checker.head().position, 100_000) {
                 progress(Progress {
                     phase: "copying log",
                     done: position - previous.position,
@@ -377,6 +376,9 @@ pub fn backup(
             .map_err(|e| io(&temporary)(e.into_error()))?;
         file.sync_all().map_err(io(&temporary))?;
         drop(file);
+        let last = checker.head().position;
+        let name = format!("segments/{first:020}-{last:020}.lrslog");
+        let path = dir.join(&name);
         std::fs::rename(&temporary, &path).map_err(io(&path))?;
         sync_dir(&dir.join("segments"))?;
         bytes_copied += segment_bytes;
@@ -545,7 +547,7 @@ fn verify_segments(
                 entry(&pending)?;
                 pending.clear();
             }
-            if position % 100_000 == 0 {
+            if crate::log::crossed(position - 1, checker.head().position, 100_000) {
                 progress(Progress {
                     phase: "verifying",
                     done: position,
@@ -743,10 +745,8 @@ fn restore_into(
         ChainChecker::new().head(),
         progress,
         |entries| {
-            for (_, value) in entries {
-                if let Some(token) = erased_in_entry(value) {
-                    erased.insert(token);
-                }
+            for (position, value) in entries {
+                erased.extend(erased_in_entry(*position, value));
             }
             log.insert_checked(entries)?;
             Ok(())
@@ -769,22 +769,18 @@ fn restore_into(
     Ok((head, vault.len() as u64, zeroed))
 }
 
-/// The person a raw log entry erases, if it is a `PersonErasedV1` (its
-/// variant tag is checked before anything is decoded).
-fn erased_in_entry(value: &[u8]) -> Option<lrs_core::Token> {
-    const HEADER: usize = 1 + 32 + 32;
-    let event = value.get(HEADER..)?;
-    if event.first() != Some(&PERSON_ERASED_TAG) {
-        return None;
-    }
-    match lrs_core::Event::decode(event) {
-        Ok(lrs_core::Event::PersonErasedV1(erased)) => Some(erased.token),
-        _ => None,
-    }
+/// The people a raw log entry erases: its `PersonErasedV1` events, in any
+/// entry format (the chain checker has decoded the entry before).
+fn erased_in_entry(position: Position, value: &[u8]) -> Vec<lrs_core::Token> {
+    crate::log::events_in(position, value)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|event| match event {
+            lrs_core::Event::PersonErasedV1(erased) => Some(erased.token),
+            _ => None,
+        })
+        .collect()
 }
-
-/// The postcard tag of `Event::PersonErasedV1` (its variant index).
-const PERSON_ERASED_TAG: u8 = 15;
 
 /// Waits until nothing in this process holds sled's lock on `db_file` any
 /// more. sled 0.34 releases it when the last of its background I/O jobs
@@ -1135,16 +1131,33 @@ mod window_tests {
     use super::*;
 
     #[test]
-    fn the_erased_tag_is_the_variant_index() {
-        let event = lrs_core::Event::PersonErasedV1(lrs_core::events::PersonErasedV1 {
-            token: lrs_core::Token([1; 16]),
-            time_micros: 0,
-            reason: lrs_core::events::ErasureReasonV1::Request {
-                request_id: "r".into(),
-            },
-            who: "t".into(),
-        });
-        assert_eq!(event.encode()[0], PERSON_ERASED_TAG);
+    fn a_restore_finds_an_erasure_in_every_entry_format() {
+        let erased = |n: u8| {
+            lrs_core::Event::PersonErasedV1(lrs_core::events::PersonErasedV1 {
+                token: lrs_core::Token([n; 16]),
+                time_micros: 0,
+                reason: lrs_core::events::ErasureReasonV1::Request {
+                    request_id: "r".into(),
+                },
+                who: "t".into(),
+            })
+        };
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let (log, mut head) = Log::open(&db).unwrap();
+        // a lone event (format 1 or 2), then a group of two (a chunk)
+        for group in [vec![erased(1)], vec![erased(2), erased(3)]] {
+            let mut batch = sled::Batch::default();
+            head = log.prepare(head, &group, &mut batch);
+            log.apply(batch).unwrap();
+        }
+        let found: Vec<lrs_core::Token> = log
+            .raw_from(1)
+            .flat_map(|raw| {
+                let (position, value) = raw.unwrap();
+                erased_in_entry(position, &value)
+            })
+            .collect();
+        assert_eq!(found, [1, 2, 3].map(|n| lrs_core::Token([n; 16])));
     }
 
     #[test]

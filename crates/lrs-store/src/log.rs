@@ -1,17 +1,28 @@
 //! The append-only event log: one sled tree keyed by big-endian position,
 //! each entry versioned and chained with SHA-256 to the one before.
 //!
-//! Entry value layout (both formats frozen):
+//! Entry value layout (every format frozen):
 //! `[format: u8][prev_hash: 32][hash: 32][payload]`, where
 //! `hash = SHA-256(prev_hash || position (u64 BE) || format || payload)` and
-//! the first entry's `prev_hash` is 32 zero bytes. The payload of format 1 is
-//! the event's postcard bytes; of format 2, `[dictionary: u8][zstd frame of
-//! the postcard bytes]` (`lrs_core::compress`). [`Log::prepare`] writes
-//! format 2 when it is smaller, and every reader reads both, so a log
-//! written before compression reads as it always did. The hash covers the
-//! stored bytes, so checking the chain needs no decompression of a frame
-//! it does not decode anyway. No code path removes or overwrites an entry:
-//! [`Log::prepare`] only ever inserts at `head + 1`.
+//! the first entry's `prev_hash` is 32 zero bytes. The key is the position
+//! of the entry's (first) event.
+//! - Format 1: one event, the payload its postcard bytes.
+//! - Format 2: one event, the payload `[dictionary: u8][zstd frame of the
+//!   postcard bytes]` (`lrs_core::compress`).
+//! - Format 3, a *chunk*: several events at consecutive positions (at most
+//!   [`CHUNK_EVENTS`], from one commit group), the payload `[count: u16
+//!   BE][dictionary: u8][zstd frame]` whose content is each event's postcard
+//!   bytes after their length (u32 BE). Compressed together, the clear facts
+//!   that statements share (course and module IRIs, verbs, the tenant) are
+//!   stored about once per chunk, and sled pays its per-key cost once
+//!   (docs/adr/0005). Every event of a chunk has the chunk's hashes.
+//!
+//! [`Log::prepare`] writes a group's events as chunks, a lone event as
+//! format 2 (or 1 when compression does not pay), and every reader reads
+//! all three, so a log written before chunks reads as it always did. The
+//! hash covers the stored bytes, so checking the chain needs no
+//! decompression. No code path removes or overwrites an entry:
+//! [`Log::prepare`] only ever inserts after the head.
 
 use crate::error::StoreError;
 use lrs_core::{Event, Position};
@@ -20,6 +31,12 @@ use sha2::{Digest, Sha256};
 pub const ENTRY_FORMAT_V1: u8 = 1;
 /// A zstd-compressed event (see the module documentation).
 pub const ENTRY_FORMAT_ZSTD: u8 = 2;
+/// Several events compressed together (see the module documentation).
+pub const ENTRY_FORMAT_CHUNK: u8 = 3;
+/// The most events one chunk holds. Reading one event decompresses its
+/// whole chunk: 32 realistic statements are ~54 KB of postcard, ~8 µs of
+/// zstd; larger chunks saved little more (docs/adr/0005).
+pub const CHUNK_EVENTS: usize = 32;
 const HEADER: usize = 1 + 32 + 32;
 /// The largest event a compressed entry may hold (a frame claiming more is corrupt).
 const MAX_EVENT_BYTES: usize = 1 << 30;
@@ -74,20 +91,24 @@ impl Log {
                 hash: [0; 32],
             },
             Some((key, value)) => {
-                let position = position_of(&key)?;
-                let (_, hash, _) = split(position, &value)?;
-                Head { position, hash }
+                let first = position_of(&key)?;
+                let (_, hash, _) = split(first, &value)?;
+                Head {
+                    position: first + span(first, &value)? - 1,
+                    hash,
+                }
             }
         };
         Ok((Log { tree }, head))
     }
 
-    /// Encodes `events` as the entries after `head`, into `batch`. Returns the new head.
+    /// Encodes `events` as the entries after `head`, into `batch`: chunks
+    /// of at most [`CHUNK_EVENTS`]. Returns the new head.
     pub fn prepare(&self, head: Head, events: &[Event], batch: &mut sled::Batch) -> Head {
         let mut head = head;
-        for event in events {
+        for chunk in events.chunks(CHUNK_EVENTS) {
             let position = head.position + 1;
-            let (format, payload) = payload_of(event);
+            let (format, payload) = payload_of(chunk);
             let hash = entry_hash(&head.hash, position, format, &payload);
             let mut value = Vec::with_capacity(HEADER + payload.len());
             value.push(format);
@@ -95,7 +116,10 @@ impl Log {
             value.extend_from_slice(&hash);
             value.extend_from_slice(&payload);
             batch.insert(&position.to_be_bytes(), value);
-            head = Head { position, hash };
+            head = Head {
+                position: position + chunk.len() as u64 - 1,
+                hash,
+            };
         }
         head
     }
@@ -106,9 +130,23 @@ impl Log {
     }
 
     pub fn get(&self, position: Position) -> Result<Option<LogEntry>, StoreError> {
-        match self.tree.get(position.to_be_bytes())? {
-            None => Ok(None),
-            Some(value) => decode_entry(position, &value).map(Some),
+        let Some(item) = self.tree.range(..=position.to_be_bytes()).next_back() else {
+            return Ok(None);
+        };
+        let (key, value) = item?;
+        decode_at(position_of(&key)?, &value, position)
+    }
+
+    /// The key of the entry that holds `position` (the first position of its
+    /// chunk), or `position` itself when no entry holds it.
+    fn key_holding(&self, position: Position) -> Position {
+        // A storage error here surfaces again on the range read that follows.
+        match self.tree.range(..=position.to_be_bytes()).next_back() {
+            Some(Ok((key, value))) => match position_of(&key) {
+                Ok(first) if span(first, &value).is_ok_and(|span| first + span > position) => first,
+                _ => position,
+            },
+            _ => position,
         }
     }
 
@@ -117,19 +155,30 @@ impl Log {
         &self,
         from: Position,
     ) -> impl Iterator<Item = Result<LogEntry, StoreError>> + '_ {
-        self.tree.range(from.to_be_bytes()..).map(|item| {
-            let (key, value) = item?;
-            decode_entry(position_of(&key)?, &value)
-        })
+        let start = self.key_holding(from);
+        self.tree
+            .range(start.to_be_bytes()..)
+            .flat_map(move |item| {
+                let entries = item
+                    .map_err(StoreError::from)
+                    .and_then(|(key, value)| decode_all(position_of(&key)?, &value));
+                match entries {
+                    Ok(entries) => entries.into_iter().map(Ok).collect::<Vec<_>>(),
+                    Err(error) => vec![Err(error)],
+                }
+            })
+            .filter(move |entry| entry.as_ref().map_or(true, |e| e.position >= from))
     }
 
-    /// Raw entries (`position`, stored bytes) from `from` on, in order: what
-    /// a backup copies, byte for byte.
+    /// Raw entries (the position of their first event, stored bytes), in
+    /// order, from the one that holds `from`: what a backup copies, byte
+    /// for byte.
     pub fn raw_from(
         &self,
         from: Position,
     ) -> impl Iterator<Item = Result<(Position, sled::IVec), StoreError>> + '_ {
-        self.tree.range(from.to_be_bytes()..).map(|item| {
+        let start = self.key_holding(from);
+        self.tree.range(start.to_be_bytes()..).map(|item| {
             let (key, value) = item?;
             Ok((position_of(&key)?, value))
         })
@@ -148,7 +197,7 @@ impl Log {
     }
 
     /// Walks the whole chain, calling `progress(position)` every 100,000
-    /// entries. Returns the number of entries, or the first break. An entry
+    /// positions. Returns the number of entries, or the first break. An entry
     /// sled cannot read (its page fails sled's checksum) is a break at the
     /// first position not read.
     pub fn verify(
@@ -178,8 +227,9 @@ impl Log {
             if let Err(chain_break) = checker.check(position, &value) {
                 return Ok(Err(chain_break));
             }
-            if position % 100_000 == 0 {
-                progress(position);
+            let head = checker.head().position;
+            if crossed(position - 1, head, 100_000) {
+                progress(head);
             }
         }
         Ok(Ok(checker.head().position))
@@ -244,12 +294,27 @@ impl ChainChecker {
         if entry_hash(&prev, position, value[0], body) != hash {
             return Err(broken("entry hash does not match its content"));
         }
-        if decode_event(position, value[0], body).is_err() {
-            return Err(broken("event does not decode"));
-        }
-        self.head = Head { position, hash };
+        let events =
+            decode_events(position, value[0], body).map_err(|_| broken("event does not decode"))?;
+        self.head = Head {
+            position: position + events.len() as u64 - 1,
+            hash,
+        };
         Ok(())
     }
+}
+
+/// Whether counting from `before` to `after` passed a multiple of `step`
+/// (for progress reports when an entry may hold many positions).
+pub fn crossed(before: Position, after: Position, step: u64) -> bool {
+    after / step > before / step
+}
+
+/// The events a raw entry holds (one, or a chunk's), for a reader of raw
+/// entries such as a restore.
+pub fn events_in(position: Position, value: &[u8]) -> Result<Vec<Event>, StoreError> {
+    let (_, _, body) = split(position, value)?;
+    decode_events(position, value[0], body)
 }
 
 fn position_of(key: &[u8]) -> Result<Position, StoreError> {
@@ -262,31 +327,100 @@ fn position_of(key: &[u8]) -> Result<Position, StoreError> {
 /// `(prev_hash, hash, event bytes)` of an entry value.
 type EntryParts<'a> = ([u8; 32], [u8; 32], &'a [u8]);
 
-/// The format and payload of an event's entry: compressed when that is smaller.
-fn payload_of(event: &Event) -> (u8, Vec<u8>) {
-    let bytes = event.encode();
-    let tagged = lrs_core::compress::compress_tagged(&bytes);
-    if tagged.len() < bytes.len() {
-        (ENTRY_FORMAT_ZSTD, tagged)
-    } else {
-        (ENTRY_FORMAT_V1, bytes)
+/// The format and payload of an entry holding `events` (at least one): a
+/// chunk for several; for one, compressed when that is smaller.
+fn payload_of(events: &[Event]) -> (u8, Vec<u8>) {
+    if let [event] = events {
+        let bytes = event.encode();
+        let tagged = lrs_core::compress::compress_tagged(&bytes);
+        return if tagged.len() < bytes.len() {
+            (ENTRY_FORMAT_ZSTD, tagged)
+        } else {
+            (ENTRY_FORMAT_V1, bytes)
+        };
+    }
+    let mut content = Vec::new();
+    for event in events {
+        let bytes = event.encode();
+        content.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+        content.extend_from_slice(&bytes);
+    }
+    let count = u16::try_from(events.len()).expect("a chunk holds at most CHUNK_EVENTS");
+    let mut payload = count.to_be_bytes().to_vec();
+    payload.extend_from_slice(&lrs_core::compress::compress_tagged(&content));
+    (ENTRY_FORMAT_CHUNK, payload)
+}
+
+/// How many positions an entry value holds, from its header alone.
+fn span(position: Position, value: &[u8]) -> Result<u64, StoreError> {
+    let (_, _, body) = split(position, value)?;
+    if value[0] != ENTRY_FORMAT_CHUNK {
+        return Ok(1);
+    }
+    match body.get(..2) {
+        Some(&[high, low]) if u16::from_be_bytes([high, low]) > 0 => {
+            Ok(u64::from(u16::from_be_bytes([high, low])))
+        }
+        _ => Err(StoreError::Corrupt(format!(
+            "log entry {position}: a chunk without events"
+        ))),
     }
 }
 
-fn decode_event(position: Position, format: u8, payload: &[u8]) -> Result<Event, StoreError> {
+/// The postcard bytes of each event of a chunk's payload.
+fn chunk_events(position: Position, payload: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
     let corrupt = |e: String| StoreError::Corrupt(format!("log entry {position}: {e}"));
+    let count = match payload.get(..2) {
+        Some(&[high, low]) => usize::from(u16::from_be_bytes([high, low])),
+        _ => return Err(corrupt("a chunk without its count".into())),
+    };
+    let content = lrs_core::compress::decompress_tagged(&payload[2..], MAX_EVENT_BYTES)
+        .map_err(|e| corrupt(e.to_string()))?;
+    let mut events = Vec::with_capacity(count);
+    let mut rest = content.as_slice();
+    while let Some((length, after)) = rest.split_first_chunk::<4>() {
+        let length = u32::from_be_bytes(*length) as usize;
+        let bytes = after
+            .get(..length)
+            .ok_or_else(|| corrupt("a chunk's event is cut short".into()))?;
+        events.push(bytes.to_vec());
+        rest = &after[length..];
+    }
+    if !rest.is_empty() || events.len() != count || count == 0 {
+        return Err(corrupt(format!(
+            "a chunk says {count} events but holds {}",
+            events.len()
+        )));
+    }
+    Ok(events)
+}
+
+/// The events of an entry's payload, in order.
+fn decode_events(position: Position, format: u8, payload: &[u8]) -> Result<Vec<Event>, StoreError> {
+    let decode = |bytes: &[u8]| {
+        Event::decode(bytes).map_err(|e| StoreError::Corrupt(format!("log entry {position}: {e}")))
+    };
     match format {
+        ENTRY_FORMAT_CHUNK => chunk_events(position, payload)?
+            .iter()
+            .map(|bytes| decode(bytes))
+            .collect(),
         ENTRY_FORMAT_ZSTD => {
             let bytes = lrs_core::compress::decompress_tagged(payload, MAX_EVENT_BYTES)
-                .map_err(|e| corrupt(e.to_string()))?;
-            Event::decode(&bytes).map_err(|e| corrupt(e.to_string()))
+                .map_err(|e| StoreError::Corrupt(format!("log entry {position}: {e}")))?;
+            Ok(vec![decode(&bytes)?])
         }
-        _ => Event::decode(payload).map_err(|e| corrupt(e.to_string())),
+        _ => Ok(vec![decode(payload)?]),
     }
 }
 
 fn split(position: Position, value: &[u8]) -> Result<EntryParts<'_>, StoreError> {
-    if value.len() < HEADER || !matches!(value[0], ENTRY_FORMAT_V1 | ENTRY_FORMAT_ZSTD) {
+    if value.len() < HEADER
+        || !matches!(
+            value[0],
+            ENTRY_FORMAT_V1 | ENTRY_FORMAT_ZSTD | ENTRY_FORMAT_CHUNK
+        )
+    {
         return Err(StoreError::Corrupt(format!(
             "log entry {position} has an unknown format"
         )));
@@ -296,15 +430,46 @@ fn split(position: Position, value: &[u8]) -> Result<EntryParts<'_>, StoreError>
     Ok((prev, hash, &value[HEADER..]))
 }
 
-fn decode_entry(position: Position, value: &[u8]) -> Result<LogEntry, StoreError> {
-    let (prev_hash, hash, body) = split(position, value)?;
-    let event = decode_event(position, value[0], body)?;
-    Ok(LogEntry {
+/// Every event of the entry whose key is `first`.
+fn decode_all(first: Position, value: &[u8]) -> Result<Vec<LogEntry>, StoreError> {
+    let (prev_hash, hash, body) = split(first, value)?;
+    Ok(decode_events(first, value[0], body)?
+        .into_iter()
+        .zip(first..)
+        .map(|(event, position)| LogEntry {
+            position,
+            prev_hash,
+            hash,
+            event,
+        })
+        .collect())
+}
+
+/// The event at `position` of the entry whose key is `first`, if it holds it.
+fn decode_at(
+    first: Position,
+    value: &[u8],
+    position: Position,
+) -> Result<Option<LogEntry>, StoreError> {
+    let (prev_hash, hash, body) = split(first, value)?;
+    let event = if value[0] == ENTRY_FORMAT_CHUNK {
+        if position >= first + span(first, value)? {
+            return Ok(None);
+        }
+        let events = chunk_events(first, body)?;
+        Event::decode(&events[(position - first) as usize])
+            .map_err(|e| StoreError::Corrupt(format!("log entry {position}: {e}")))?
+    } else if position == first {
+        decode_events(first, value[0], body)?.remove(0)
+    } else {
+        return Ok(None);
+    };
+    Ok(Some(LogEntry {
         position,
         prev_hash,
         hash,
         event,
-    })
+    }))
 }
 
 #[cfg(test)]
@@ -344,16 +509,18 @@ mod tests {
             head = next;
         }
         log.insert_checked(&old).unwrap();
-        let mut batch = sled::Batch::default();
-        let events: Vec<Event> = (4..=6).map(event).collect();
-        let head = log.prepare(head, &events, &mut batch);
-        log.apply(batch).unwrap();
+        // a group of one (format 2), then a group of three (a chunk)
+        for group in [vec![event(4)], (5..=7).map(event).collect()] {
+            let mut batch = sled::Batch::default();
+            head = log.prepare(head, &group, &mut batch);
+            log.apply(batch).unwrap();
+        }
 
         let formats: Vec<u8> = log.raw_from(1).map(|raw| raw.unwrap().1[0]).collect();
-        assert_eq!(formats, [1, 1, 1, 2, 2, 2]);
+        assert_eq!(formats, [1, 1, 1, 2, 3]);
         let read: Vec<Event> = log.read_from(1).map(|e| e.unwrap().event).collect();
-        assert_eq!(read, (1..=6).map(event).collect::<Vec<_>>());
-        assert_eq!(log.verify(|_| {}).unwrap(), Ok(6));
+        assert_eq!(read, (1..=7).map(event).collect::<Vec<_>>());
+        assert_eq!(log.verify(|_| {}).unwrap(), Ok(7));
         let (_, reopened) = Log::open(&db).unwrap();
         assert_eq!(reopened, head);
         // compressed entries are smaller than the events they hold
@@ -362,12 +529,83 @@ mod tests {
     }
 
     #[test]
-    fn a_changed_byte_in_a_compressed_entry_breaks_the_chain() {
+    fn a_group_is_stored_in_chunks_and_every_position_reads() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let (log, head) = Log::open(&db).unwrap();
+        let events: Vec<Event> = (1..=70).map(event).collect();
+        let mut batch = sled::Batch::default();
+        let head = log.prepare(head, &events, &mut batch);
+        log.apply(batch).unwrap();
+        assert_eq!(head.position, 70);
+
+        let raw: Vec<(Position, u8)> = log
+            .raw_from(1)
+            .map(|raw| raw.map(|(p, v)| (p, v[0])).unwrap())
+            .collect();
+        assert_eq!(raw, [(1, 3), (33, 3), (65, 3)], "chunks of 32, 32 and 6");
+        for position in 1..=70 {
+            let entry = log.get(position).unwrap().unwrap();
+            assert_eq!(entry.position, position);
+            assert_eq!(entry.event, event(position));
+        }
+        assert!(log.get(71).unwrap().is_none());
+        // reading from inside a chunk starts at that position
+        let from_40: Vec<Position> = log.read_from(40).map(|e| e.unwrap().position).collect();
+        assert_eq!(from_40, (40..=70).collect::<Vec<_>>());
+        assert_eq!(log.raw_from(40).next().unwrap().unwrap().0, 33);
+        // the chain: verified, the head after reopening, a chunk's hash for each of its events
+        let mut reported = Vec::new();
+        assert_eq!(log.verify(|p| reported.push(p)).unwrap(), Ok(70));
+        assert_eq!(Log::open(&db).unwrap().1, head);
+        assert_eq!(log.get(70).unwrap().unwrap().hash, head.hash);
+        assert_eq!(log.get(66).unwrap().unwrap().hash, head.hash);
+        // the shared facts are stored about once: a chunk is smaller than its events apart
+        let chunked: usize = log.raw_from(1).map(|raw| raw.unwrap().1.len()).sum();
+        let apart: usize = events
+            .iter()
+            .map(|e| HEADER + payload_of(std::slice::from_ref(e)).1.len())
+            .sum();
+        assert!(
+            chunked * 3 < apart,
+            "{chunked} bytes chunked, {apart} apart"
+        );
+        // events_in gives a raw chunk's events
+        let (first, value) = log.raw_from(33).next().unwrap().unwrap();
+        assert_eq!(events_in(first, &value).unwrap(), events[32..64].to_vec());
+    }
+
+    #[test]
+    fn a_changed_byte_in_a_chunk_breaks_the_chain_at_the_chunk() {
         let db = sled::Config::new().temporary(true).open().unwrap();
         let (log, head) = Log::open(&db).unwrap();
         let mut batch = sled::Batch::default();
-        log.prepare(head, &[event(1), event(2)], &mut batch);
+        let events: Vec<Event> = (1..=40).map(event).collect();
+        log.prepare(head, &events, &mut batch);
         log.apply(batch).unwrap();
+        let (first, value) = log.raw_from(33).next().unwrap().unwrap();
+        assert_eq!(first, 33);
+        let mut changed = value.to_vec();
+        let middle = changed.len() / 2;
+        changed[middle] ^= 1;
+        log.tree.insert(33u64.to_be_bytes(), changed).unwrap();
+        let broken = log.verify(|_| {}).unwrap().unwrap_err();
+        assert_eq!(broken.position, 33);
+        // a chunk that claims more events than it holds is refused too
+        let mut lying = value.to_vec();
+        lying[HEADER + 1] += 1;
+        assert!(decode_all(33, &lying).is_err());
+    }
+
+    #[test]
+    fn a_changed_byte_in_a_compressed_entry_breaks_the_chain() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let (log, head) = Log::open(&db).unwrap();
+        let mut head = head;
+        for n in 1..=2 {
+            let mut batch = sled::Batch::default();
+            head = log.prepare(head, &[event(n)], &mut batch);
+            log.apply(batch).unwrap();
+        }
         let (_, value) = log.raw_from(2).next().unwrap().unwrap();
         let mut value = value.to_vec();
         let last = value.len() - 1;
