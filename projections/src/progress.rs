@@ -44,6 +44,10 @@ pub const STATEMENTS: TreeName = "progress.statements";
 pub const LEARNERS: TreeName = "progress.learners";
 /// ISIL ‖ 0 ‖ learner token → [`LibraryMember`].
 pub const LIBRARY: TreeName = "progress.library";
+/// ISIL ‖ 0 ‖ course ‖ 0 ‖ learner token → count (u64 BE) of the learner's
+/// records of that course naming that library: a library's learners of one
+/// course, without reading every learner of the library.
+pub const LIBRARY_COURSES: TreeName = "progress.library_courses";
 /// Scope ‖ 0 ‖ course ‖ 0 ‖ module → (): modules seen in a scope.
 pub const MODULES: TreeName = "progress.modules";
 /// Month ‖ scope ‖ 0 ‖ figure ‖ member → (): a learner (or learner–course
@@ -167,7 +171,8 @@ impl Projection for Progress {
     fn version(&self) -> u32 {
         // 6: `progress.learners` packed (one stored value per learner and
         // course); `progress.statements` by position, packed
-        6
+        // 7: `progress.library_courses`
+        7
     }
 
     fn packed(&self) -> &'static [(TreeName, crate::BucketOf)] {
@@ -183,6 +188,7 @@ impl Projection for Progress {
             STATEMENTS,
             LEARNERS,
             LIBRARY,
+            LIBRARY_COURSES,
             MODULES,
             MEMBERS,
             COUNTERS,
@@ -797,6 +803,13 @@ fn contribute(record: &StatementRecord, sign: i64, edits: &mut Edits) {
             Some(member) => edits.put(LIBRARY, key, postcard::to_stdvec(&member).expect("encodes")),
             None => edits.delete(LIBRARY, key),
         }
+        if let Some(course) = &record.course {
+            edits.add_count(
+                LIBRARY_COURSES,
+                library_course_key(library, course, &learner),
+                sign,
+            );
+        }
     }
 }
 
@@ -817,6 +830,9 @@ fn forget_learner(token: &Token, edits: &mut Edits) {
         }
         if let Some(library) = &record.library {
             edits.delete(LIBRARY, library_key(library, token));
+            if let Some(course) = &record.course {
+                edits.delete(LIBRARY_COURSES, library_course_key(library, course, token));
+            }
         }
         let key = statement_record_key(record.position);
         let anonymous = StatementRecord {
@@ -913,6 +929,14 @@ pub fn library_key(isil: &str, learner: &Token) -> Vec<u8> {
 
 pub fn library_prefix(isil: &str) -> Vec<u8> {
     [isil.as_bytes(), &[0]].concat()
+}
+
+pub fn library_course_key(isil: &str, course: &str, learner: &Token) -> Vec<u8> {
+    [&library_course_prefix(isil, course)[..], &learner.0].concat()
+}
+
+pub fn library_course_prefix(isil: &str, course: &str) -> Vec<u8> {
+    [isil.as_bytes(), &[0], course.as_bytes(), &[0]].concat()
 }
 
 pub fn module_key(scope: &[u8], course: &str, module: &str) -> Vec<u8> {
@@ -1051,15 +1075,17 @@ impl<'a> Edits<'a> {
     }
 
     fn add_counter(&mut self, key: Vec<u8>, delta: i64) {
-        let current = self
-            .get(COUNTERS, &key)
-            .map(|v| decode_u64(&v))
-            .unwrap_or(0);
+        self.add_count(COUNTERS, key, delta);
+    }
+
+    /// Adds `delta` to the count (u64 BE) at `key`; a count of 0 is no key.
+    fn add_count(&mut self, tree: TreeName, key: Vec<u8>, delta: i64) {
+        let current = self.get(tree, &key).map(|v| decode_u64(&v)).unwrap_or(0);
         let next = (current as i64 + delta).max(0) as u64;
         if next == 0 {
-            self.delete(COUNTERS, key);
+            self.delete(tree, key);
         } else {
-            self.put(COUNTERS, key, next.to_be_bytes().to_vec());
+            self.put(tree, key, next.to_be_bytes().to_vec());
         }
     }
 

@@ -282,6 +282,37 @@ async fn each_reader_sees_its_own_progress_and_figures() {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(error_path(&body), "$.learners[0]");
 
+    // The course filter of the learner list: a course Ana has activity in
+    // at library A, one she only has a module of set ready in, one she has
+    // nothing in (library A's only learner is Ana).
+    let ready_only = "https://kb.example/cursus/alleen-klaargezet";
+    let (status, body, _) = lib_a
+        .send(
+            reqwest::Method::POST,
+            "/api/progress/assignments",
+            &[],
+            Some(json!({"learners": [ana_id], "course": ready_only, "modules": [format!("{ready_only}/m1")]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    for (course, total) in [
+        (COURSE, 1),
+        (ready_only, 1),
+        ("https://kb.example/cursus/niets", 0),
+    ] {
+        let page = lib_a
+            .ok("/api/progress/learners", &[("course", course)])
+            .await;
+        assert_eq!(page["total"], total, "{course}: {page}");
+    }
+    let page = kb
+        .ok(
+            "/api/progress/learners",
+            &[("library", LIB_B), ("course", COURSE)],
+        )
+        .await;
+    assert_eq!(page["total"], 1, "Bob's activity at library B: {page}");
+
     // A course model: checked against the schema, then in effect.
     let (status, body, _) = kb
         .send(

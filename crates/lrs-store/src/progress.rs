@@ -8,7 +8,7 @@ use lrs_core::token::Token;
 use lrs_core::Event;
 use lrs_projections::progress::{
     self, decode_u64, ActivityName, Assignment, ClosedMonth, LibraryMember, StatementRecord,
-    ASSIGNED, CLOSED, COUNTERS, LATE, LEARNERS, LIBRARY, MODELS, MODULES, NAMES,
+    ASSIGNED, CLOSED, COUNTERS, LATE, LEARNERS, LIBRARY, LIBRARY_COURSES, MODELS, MODULES, NAMES,
 };
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
@@ -62,6 +62,43 @@ impl Store {
                 .map_err(|e| corrupt("library learner key", e))?;
             let member = postcard::from_bytes(&value).map_err(|e| corrupt("library learner", e))?;
             found.push((Token(token), member));
+        }
+        Ok(found)
+    }
+
+    /// The learners with records of `course` naming this library (any
+    /// status; the caller decides what to show).
+    pub fn library_course_learners(
+        &self,
+        isil: &str,
+        course: &str,
+    ) -> Result<Vec<Token>, StoreError> {
+        let prefix = progress::library_course_prefix(isil, course);
+        let mut found = Vec::new();
+        for item in self.shared.tree(LIBRARY_COURSES).scan_prefix(&prefix) {
+            let (key, _) = item?;
+            let token: [u8; 16] = key[prefix.len()..]
+                .try_into()
+                .map_err(|e| corrupt("library course key", e))?;
+            found.push(Token(token));
+        }
+        Ok(found)
+    }
+
+    /// The learners with modules of `course` set ready, by anyone.
+    pub fn learners_assigned_to(&self, course: &str) -> Result<Vec<Token>, StoreError> {
+        let mut found = Vec::new();
+        for item in self.shared.tree(ASSIGNED).iter() {
+            let (key, _) = item?;
+            let (Some(token), Some(rest)) = (key.get(..16), key.get(16..)) else {
+                continue;
+            };
+            if rest.starts_with(course.as_bytes()) && rest.get(course.len()) == Some(&0) {
+                let token: [u8; 16] = token.try_into().expect("16 bytes");
+                if found.last() != Some(&Token(token)) {
+                    found.push(Token(token));
+                }
+            }
         }
         Ok(found)
     }

@@ -680,6 +680,17 @@ pub fn library_learners(
     let per_page = filter.per_page.clamp(1, MAX_PER_PAGE);
     let page = filter.page.max(1);
     let mut members = store.library_learners(isil)?;
+    if let Some(course) = &filter.course {
+        // Only who can show the course: activity in it at this library, or
+        // modules of it set ready (the rows are still checked below).
+        let mut candidates: BTreeSet<[u8; 16]> = store
+            .library_course_learners(isil, course)?
+            .into_iter()
+            .map(|token| token.0)
+            .collect();
+        candidates.extend(store.learners_assigned_to(course)?.iter().map(|t| t.0));
+        members.retain(|(token, _)| candidates.contains(&token.0));
+    }
     let mut courses: BTreeSet<String> = BTreeSet::new();
     for (course, _) in store.figure_courses_of_library(isil)? {
         courses.insert(course);
