@@ -44,9 +44,11 @@ pub const STATEMENTS: TreeName = "progress.statements";
 pub const LEARNERS: TreeName = "progress.learners";
 /// ISIL ‖ 0 ‖ learner token → [`LibraryMember`].
 pub const LIBRARY: TreeName = "progress.library";
-/// ISIL ‖ 0 ‖ course ‖ 0 ‖ learner token → count (u64 BE) of the learner's
-/// records of that course naming that library: a library's learners of one
-/// course, without reading every learner of the library.
+/// ISIL ‖ 0 ‖ course ‖ 0 ‖ learner token → (): the learner has records of
+/// that course naming that library. A library's learners of one course,
+/// without reading every learner of the library. Written at the first such
+/// record only (a count would rewrite the key at every statement); taking a
+/// record back asks the learner's remaining records of the course.
 pub const LIBRARY_COURSES: TreeName = "progress.library_courses";
 /// Scope ‖ 0 ‖ course ‖ 0 ‖ module → (): modules seen in a scope.
 pub const MODULES: TreeName = "progress.modules";
@@ -804,11 +806,21 @@ fn contribute(record: &StatementRecord, sign: i64, edits: &mut Edits) {
             None => edits.delete(LIBRARY, key),
         }
         if let Some(course) = &record.course {
-            edits.add_count(
-                LIBRARY_COURSES,
-                library_course_key(library, course, &learner),
-                sign,
-            );
+            let key = library_course_key(library, course, &learner);
+            if sign > 0 {
+                if edits.get(LIBRARY_COURSES, &key).is_none() {
+                    edits.put(LIBRARY_COURSES, key, vec![]);
+                }
+            } else {
+                let still = edits
+                    .scan_prefix(LEARNERS, &learner_prefix(&learner, Some(course)))
+                    .into_iter()
+                    .filter_map(|(_, v)| postcard::from_bytes::<StatementRecord>(&v).ok())
+                    .any(|other| other.library.as_deref() == Some(library.as_str()));
+                if !still {
+                    edits.delete(LIBRARY_COURSES, key);
+                }
+            }
         }
     }
 }
@@ -1075,17 +1087,15 @@ impl<'a> Edits<'a> {
     }
 
     fn add_counter(&mut self, key: Vec<u8>, delta: i64) {
-        self.add_count(COUNTERS, key, delta);
-    }
-
-    /// Adds `delta` to the count (u64 BE) at `key`; a count of 0 is no key.
-    fn add_count(&mut self, tree: TreeName, key: Vec<u8>, delta: i64) {
-        let current = self.get(tree, &key).map(|v| decode_u64(&v)).unwrap_or(0);
+        let current = self
+            .get(COUNTERS, &key)
+            .map(|v| decode_u64(&v))
+            .unwrap_or(0);
         let next = (current as i64 + delta).max(0) as u64;
         if next == 0 {
-            self.delete(tree, key);
+            self.delete(COUNTERS, key);
         } else {
-            self.put(tree, key, next.to_be_bytes().to_vec());
+            self.put(COUNTERS, key, next.to_be_bytes().to_vec());
         }
     }
 

@@ -1,8 +1,8 @@
 //! Projection tests as data: each file in `tests/progress/` gives events
 //! (a course model, statements, voidings, assignments) and the read model
 //! they must fold into: every learner's progress per course and module,
-//! every figure counter, every library's learners, the names of courses and
-//! modules, the closed months. Each case is folded twice, in the given order
+//! every figure counter, every library's learners (and its learners per
+//! course), the names of courses and modules, the closed months. Each case is folded twice, in the given order
 //! and with its statements in reverse arrival order, and both must give the
 //! expected snapshot; the fold must also give identical trees when repeated
 //! from scratch. A case may close a month after its first `close_after`
@@ -320,6 +320,26 @@ fn snapshot(memory: &Memory, learners: &[String]) -> Value {
     for list in libraries.values_mut() {
         list.sort();
     }
+    // library → course → its learners there (progress.library_courses)
+    let mut library_courses: BTreeMap<String, BTreeMap<String, Vec<String>>> = BTreeMap::new();
+    for (key, _) in memory.tree(progress::LIBRARY_COURSES) {
+        let isil_end = key.iter().position(|&b| b == 0).unwrap();
+        let course_end = isil_end + 1 + key[isil_end + 1..].iter().position(|&b| b == 0).unwrap();
+        let who = learners
+            .iter()
+            .find(|n| token(n).0 == key[course_end + 1..])
+            .cloned()
+            .unwrap_or_else(|| "?".into());
+        library_courses
+            .entry(String::from_utf8_lossy(&key[..isil_end]).into_owned())
+            .or_default()
+            .entry(String::from_utf8_lossy(&key[isil_end + 1..course_end]).into_owned())
+            .or_default()
+            .push(who);
+    }
+    for list in library_courses.values_mut().flat_map(|c| c.values_mut()) {
+        list.sort();
+    }
     let mut names = Map::new();
     for (key, value) in memory.tree(progress::NAMES) {
         let name: progress::ActivityName = postcard::from_bytes(&value).unwrap();
@@ -343,8 +363,12 @@ fn snapshot(memory: &Memory, learners: &[String]) -> Value {
                 .push(record.version);
         }
     }
-    let mut snapshot =
-        json!({"progress": progress_view, "figures": figures, "libraries": libraries});
+    let mut snapshot = json!({
+        "progress": progress_view,
+        "figures": figures,
+        "libraries": libraries,
+        "library_courses": library_courses,
+    });
     if !names.is_empty() {
         snapshot["names"] = Value::Object(names);
     }
