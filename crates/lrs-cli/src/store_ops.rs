@@ -176,7 +176,7 @@ fn print_sizes(store: &Store, data_dir: &Path) -> anyhow::Result<()> {
         let bytes = tree.key_bytes + tree.value_bytes;
         raw += bytes;
         println!(
-            "  {:<40} {:>15} {:>8}  ({} entries, keys {} B, values {} B)",
+            "  {:<40} {:>15} {:>8}  ({} sled keys: {} B, values {} B)",
             tree.name,
             bytes,
             per(bytes),
