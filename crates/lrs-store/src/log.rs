@@ -27,6 +27,7 @@
 use crate::error::StoreError;
 use lrs_core::{Event, Position};
 use sha2::{Digest, Sha256};
+use std::ops::Range;
 
 pub const ENTRY_FORMAT_V1: u8 = 1;
 /// A zstd-compressed event (see the module documentation).
@@ -130,22 +131,40 @@ impl Log {
     }
 
     pub fn get(&self, position: Position) -> Result<Option<LogEntry>, StoreError> {
-        let Some(item) = self.tree.range(..=position.to_be_bytes()).next_back() else {
-            return Ok(None);
-        };
-        let (key, value) = item?;
-        decode_at(position_of(&key)?, &value, position)
+        match self.entry_at_or_before(position) {
+            None => Ok(None),
+            Some(item) => {
+                let (first, value) = item?;
+                decode_at(first, &value, position)
+            }
+        }
+    }
+
+    /// The last entry whose key is at most `position` (the one that holds
+    /// it, if any does): its key's position and its value.
+    fn entry_at_or_before(
+        &self,
+        position: Position,
+    ) -> Option<Result<(Position, sled::IVec), StoreError>> {
+        self.tree
+            .range(..=position.to_be_bytes())
+            .next_back()
+            .map(|item| {
+                let (key, value) = item?;
+                Ok((position_of(&key)?, value))
+            })
     }
 
     /// The key of the entry that holds `position` (the first position of its
     /// chunk), or `position` itself when no entry holds it.
     fn key_holding(&self, position: Position) -> Position {
         // A storage error here surfaces again on the range read that follows.
-        match self.tree.range(..=position.to_be_bytes()).next_back() {
-            Some(Ok((key, value))) => match position_of(&key) {
-                Ok(first) if span(first, &value).is_ok_and(|span| first + span > position) => first,
-                _ => position,
-            },
+        match self.entry_at_or_before(position) {
+            Some(Ok((first, value)))
+                if span(first, &value).is_ok_and(|span| first + span > position) =>
+            {
+                first
+            }
             _ => position,
         }
     }
@@ -357,57 +376,63 @@ fn span(position: Position, value: &[u8]) -> Result<u64, StoreError> {
     if value[0] != ENTRY_FORMAT_CHUNK {
         return Ok(1);
     }
-    match body.get(..2) {
+    Ok(chunk_count(position, body)? as u64)
+}
+
+fn corrupt_entry(position: Position, what: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("log entry {position}: {what}"))
+}
+
+/// A chunk's number of events (at least one), from its payload's first bytes.
+fn chunk_count(position: Position, payload: &[u8]) -> Result<usize, StoreError> {
+    match payload.get(..2) {
         Some(&[high, low]) if u16::from_be_bytes([high, low]) > 0 => {
-            Ok(u64::from(u16::from_be_bytes([high, low])))
+            Ok(usize::from(u16::from_be_bytes([high, low])))
         }
-        _ => Err(StoreError::Corrupt(format!(
-            "log entry {position}: a chunk without events"
-        ))),
+        _ => Err(corrupt_entry(position, "a chunk without events")),
     }
 }
 
-/// The postcard bytes of each event of a chunk's payload.
-fn chunk_events(position: Position, payload: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
-    let corrupt = |e: String| StoreError::Corrupt(format!("log entry {position}: {e}"));
-    let count = match payload.get(..2) {
-        Some(&[high, low]) => usize::from(u16::from_be_bytes([high, low])),
-        _ => return Err(corrupt("a chunk without its count".into())),
-    };
+/// A chunk's decompressed content and where each event's postcard bytes
+/// lie in it.
+fn chunk_events(
+    position: Position,
+    payload: &[u8],
+) -> Result<(Vec<u8>, Vec<Range<usize>>), StoreError> {
+    let count = chunk_count(position, payload)?;
     let content = lrs_core::compress::decompress_tagged(&payload[2..], MAX_EVENT_BYTES)
-        .map_err(|e| corrupt(e.to_string()))?;
+        .map_err(|e| corrupt_entry(position, e))?;
     let mut events = Vec::with_capacity(count);
-    let mut rest = content.as_slice();
-    while let Some((length, after)) = rest.split_first_chunk::<4>() {
-        let length = u32::from_be_bytes(*length) as usize;
-        let bytes = after
-            .get(..length)
-            .ok_or_else(|| corrupt("a chunk's event is cut short".into()))?;
-        events.push(bytes.to_vec());
-        rest = &after[length..];
+    let mut at = 0;
+    while let Some(length) = content.get(at..at + 4) {
+        let start = at + 4;
+        let end = start + u32::from_be_bytes(length.try_into().expect("4 bytes")) as usize;
+        if end > content.len() {
+            return Err(corrupt_entry(position, "a chunk's event is cut short"));
+        }
+        events.push(start..end);
+        at = end;
     }
-    if !rest.is_empty() || events.len() != count || count == 0 {
-        return Err(corrupt(format!(
-            "a chunk says {count} events but holds {}",
-            events.len()
-        )));
+    if at != content.len() || events.len() != count {
+        return Err(corrupt_entry(
+            position,
+            format!("a chunk says {count} events but holds {}", events.len()),
+        ));
     }
-    Ok(events)
+    Ok((content, events))
 }
 
 /// The events of an entry's payload, in order.
 fn decode_events(position: Position, format: u8, payload: &[u8]) -> Result<Vec<Event>, StoreError> {
-    let decode = |bytes: &[u8]| {
-        Event::decode(bytes).map_err(|e| StoreError::Corrupt(format!("log entry {position}: {e}")))
-    };
+    let decode = |bytes: &[u8]| Event::decode(bytes).map_err(|e| corrupt_entry(position, e));
     match format {
-        ENTRY_FORMAT_CHUNK => chunk_events(position, payload)?
-            .iter()
-            .map(|bytes| decode(bytes))
-            .collect(),
+        ENTRY_FORMAT_CHUNK => {
+            let (content, events) = chunk_events(position, payload)?;
+            events.into_iter().map(|at| decode(&content[at])).collect()
+        }
         ENTRY_FORMAT_ZSTD => {
             let bytes = lrs_core::compress::decompress_tagged(payload, MAX_EVENT_BYTES)
-                .map_err(|e| StoreError::Corrupt(format!("log entry {position}: {e}")))?;
+                .map_err(|e| corrupt_entry(position, e))?;
             Ok(vec![decode(&bytes)?])
         }
         _ => Ok(vec![decode(payload)?]),
@@ -453,12 +478,12 @@ fn decode_at(
 ) -> Result<Option<LogEntry>, StoreError> {
     let (prev_hash, hash, body) = split(first, value)?;
     let event = if value[0] == ENTRY_FORMAT_CHUNK {
-        if position >= first + span(first, value)? {
+        let index = (position - first) as usize;
+        if index >= chunk_count(first, body)? {
             return Ok(None);
         }
-        let events = chunk_events(first, body)?;
-        Event::decode(&events[(position - first) as usize])
-            .map_err(|e| StoreError::Corrupt(format!("log entry {position}: {e}")))?
+        let (content, events) = chunk_events(first, body)?;
+        Event::decode(&content[events[index].clone()]).map_err(|e| corrupt_entry(position, e))?
     } else if position == first {
         decode_events(first, value[0], body)?.remove(0)
     } else {

@@ -11,6 +11,14 @@ use lrs_projections::progress::{
     ASSIGNED, CLOSED, COUNTERS, LATE, LEARNERS, LIBRARY, LIBRARY_COURSES, MODELS, MODULES, NAMES,
 };
 
+/// The learner token that ends a key after `prefix`.
+fn token_after(key: &[u8], prefix: &[u8], what: &str) -> Result<Token, StoreError> {
+    let token: [u8; 16] = key[prefix.len()..]
+        .try_into()
+        .map_err(|e| corrupt(what, e))?;
+    Ok(Token(token))
+}
+
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {e}"))
 }
@@ -57,11 +65,9 @@ impl Store {
         let mut found = Vec::new();
         for item in self.shared.tree(LIBRARY).scan_prefix(&prefix) {
             let (key, value) = item?;
-            let token: [u8; 16] = key[prefix.len()..]
-                .try_into()
-                .map_err(|e| corrupt("library learner key", e))?;
+            let token = token_after(&key, &prefix, "library learner key")?;
             let member = postcard::from_bytes(&value).map_err(|e| corrupt("library learner", e))?;
-            found.push((Token(token), member));
+            found.push((token, member));
         }
         Ok(found)
     }
@@ -74,15 +80,11 @@ impl Store {
         course: &str,
     ) -> Result<Vec<Token>, StoreError> {
         let prefix = progress::library_course_prefix(isil, course);
-        let mut found = Vec::new();
-        for item in self.shared.tree(LIBRARY_COURSES).scan_prefix(&prefix) {
-            let (key, _) = item?;
-            let token: [u8; 16] = key[prefix.len()..]
-                .try_into()
-                .map_err(|e| corrupt("library course key", e))?;
-            found.push(Token(token));
-        }
-        Ok(found)
+        self.shared
+            .tree(LIBRARY_COURSES)
+            .scan_prefix(&prefix)
+            .map(|item| token_after(&item?.0, &prefix, "library course key"))
+            .collect()
     }
 
     /// The learners with modules of `course` set ready, by anyone.

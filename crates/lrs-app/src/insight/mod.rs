@@ -683,13 +683,12 @@ pub fn library_learners(
     if let Some(course) = &filter.course {
         // Only who can show the course: activity in it at this library, or
         // modules of it set ready (the rows are still checked below).
-        let mut candidates: BTreeSet<[u8; 16]> = store
+        let mut candidates: BTreeSet<Token> = store
             .library_course_learners(isil, course)?
             .into_iter()
-            .map(|token| token.0)
             .collect();
-        candidates.extend(store.learners_assigned_to(course)?.iter().map(|t| t.0));
-        members.retain(|(token, _)| candidates.contains(&token.0));
+        candidates.extend(store.learners_assigned_to(course)?);
+        members.retain(|(token, _)| candidates.contains(token));
     }
     let mut courses: BTreeSet<String> = BTreeSet::new();
     for (course, _) in store.figure_courses_of_library(isil)? {
