@@ -36,7 +36,8 @@ pub const ENTRY_FORMAT_ZSTD: u8 = 2;
 pub const ENTRY_FORMAT_CHUNK: u8 = 3;
 /// The most events one chunk holds. Reading one event decompresses its
 /// whole chunk: 32 realistic statements are ~54 KB of postcard, ~8 µs of
-/// zstd; larger chunks saved little more (docs/adr/0005).
+/// zstd; larger chunks saved little more, and chunks of 8 made sled's files
+/// 20 % larger (docs/adr/0005).
 pub const CHUNK_EVENTS: usize = 32;
 const HEADER: usize = 1 + 32 + 32;
 /// The largest event a compressed entry may hold (a frame claiming more is corrupt).
