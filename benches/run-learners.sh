@@ -22,6 +22,10 @@
 #   REPORT_EVERY=60    seconds between interim report lines
 #   POOL=50000         size of the learner pool (at least LEARNERS)
 #   FILL_TO=0          pre-fill the store with this many statements first (`fill` scenario)
+#   DATA_DIR=DIR       run on this existing, stopped data directory instead of a
+#                      fresh one (its master key in LRS_MASTER_KEY; a credential
+#                      for the KB tenant is added to it); the server starts cold
+#                      on it, as after a restart
 #   OUT=DIR            where results go (default: a new directory under /tmp)
 #   KEEP_DATA=1        keep the data directory
 #   VERIFY=1           run `lrs verify` on the data directory after the server stopped
@@ -54,10 +58,17 @@ if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((LEARNERS + STAFF +
     echo "warning: open files limit $(ulimit -n) is below LEARNERS + STAFF; connections may fail" >&2
 fi
 
-bench_data_dir lrs-learners
-bench_master_key
-# The credential is issued with the server stopped (the data directory is locked while it runs).
-read -r KEY SECRET < <(bench_credential learners-soak)
+if [ -n "${DATA_DIR:-}" ]; then
+    DATA=$DATA_DIR
+    : "${LRS_MASTER_KEY:?must hold the master key of DATA_DIR}"
+    export LRS_MASTER_KEY
+    # The credential is issued with the server stopped (the data directory is locked while it runs).
+    read -r KEY SECRET < <(bench_credential learners-soak --tenant kb --scope all)
+else
+    bench_data_dir lrs-learners
+    bench_master_key
+    read -r KEY SECRET < <(bench_credential learners-soak)
+fi
 bench_start_server
 
 {

@@ -141,6 +141,38 @@ impl Log {
         }
     }
 
+    /// The entries at `positions`, in their order (`None` where there is
+    /// none). Consecutive positions of one chunk read and decompress it once:
+    /// a page of one agent's statements lies mostly in a few chunks, since a
+    /// learner's statements arrive together.
+    pub fn get_many(&self, positions: &[Position]) -> Result<Vec<Option<LogEntry>>, StoreError> {
+        let mut found = Vec::with_capacity(positions.len());
+        let mut held: Option<HeldChunk> = None;
+        for &position in positions {
+            if let Some(chunk) = held.as_ref().filter(|chunk| chunk.holds(position)) {
+                found.push(Some(chunk.entry(position)?));
+                continue;
+            }
+            let Some(item) = self.entry_at_or_before(position) else {
+                found.push(None);
+                continue;
+            };
+            let (first, value) = item?;
+            if value.first() == Some(&ENTRY_FORMAT_CHUNK) {
+                let chunk = HeldChunk::read(first, &value)?;
+                found.push(if chunk.holds(position) {
+                    Some(chunk.entry(position)?)
+                } else {
+                    None
+                });
+                held = Some(chunk);
+            } else {
+                found.push(decode_at(first, &value, position)?);
+            }
+        }
+        Ok(found)
+    }
+
     /// The last entry whose key is at most `position` (the one that holds
     /// it, if any does): its key's position and its value.
     fn entry_at_or_before(
@@ -479,12 +511,10 @@ fn decode_at(
 ) -> Result<Option<LogEntry>, StoreError> {
     let (prev_hash, hash, body) = split(first, value)?;
     let event = if value[0] == ENTRY_FORMAT_CHUNK {
-        let index = (position - first) as usize;
-        if index >= chunk_count(first, body)? {
+        if position - first >= chunk_count(first, body)? as u64 {
             return Ok(None);
         }
-        let (content, events) = chunk_events(first, body)?;
-        Event::decode(&content[events[index].clone()]).map_err(|e| corrupt_entry(position, e))?
+        return HeldChunk::read(first, value)?.entry(position).map(Some);
     } else if position == first {
         decode_events(first, value[0], body)?.remove(0)
     } else {
@@ -496,6 +526,45 @@ fn decode_at(
         hash,
         event,
     }))
+}
+
+/// A chunk read and decompressed, to take several of its events.
+struct HeldChunk {
+    first: Position,
+    prev_hash: [u8; 32],
+    hash: [u8; 32],
+    content: Vec<u8>,
+    events: Vec<Range<usize>>,
+}
+
+impl HeldChunk {
+    /// The chunk whose key is `first` (a format-3 value).
+    fn read(first: Position, value: &[u8]) -> Result<Self, StoreError> {
+        let (prev_hash, hash, body) = split(first, value)?;
+        let (content, events) = chunk_events(first, body)?;
+        Ok(Self {
+            first,
+            prev_hash,
+            hash,
+            content,
+            events,
+        })
+    }
+
+    fn holds(&self, position: Position) -> bool {
+        position >= self.first && position - self.first < self.events.len() as u64
+    }
+
+    /// The event at `position`, which the chunk holds.
+    fn entry(&self, position: Position) -> Result<LogEntry, StoreError> {
+        let at = self.events[(position - self.first) as usize].clone();
+        Ok(LogEntry {
+            position,
+            prev_hash: self.prev_hash,
+            hash: self.hash,
+            event: Event::decode(&self.content[at]).map_err(|e| corrupt_entry(position, e))?,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -546,6 +615,11 @@ mod tests {
         assert_eq!(formats, [1, 1, 1, 2, 3]);
         let read: Vec<Event> = log.read_from(1).map(|e| e.unwrap().event).collect();
         assert_eq!(read, (1..=7).map(event).collect::<Vec<_>>());
+        let wanted = [7, 5, 4, 2, 1, 6, 8];
+        assert_eq!(
+            parts(log.get_many(&wanted).unwrap()),
+            parts(wanted.iter().map(|&p| log.get(p).unwrap()).collect())
+        );
         assert_eq!(log.verify(|_| {}).unwrap(), Ok(7));
         let (_, reopened) = Log::open(&db).unwrap();
         assert_eq!(reopened, head);
@@ -598,6 +672,21 @@ mod tests {
         // events_in gives a raw chunk's events
         let (first, value) = log.raw_from(33).next().unwrap().unwrap();
         assert_eq!(events_in(first, &value).unwrap(), events[32..64].to_vec());
+        // get_many answers as get does, in any order, across and within chunks
+        let wanted = [70, 69, 66, 65, 64, 40, 33, 32, 1, 71, 500, 2, 65];
+        let many = parts(log.get_many(&wanted).unwrap());
+        let one_by_one = parts(wanted.iter().map(|&p| log.get(p).unwrap()).collect());
+        assert_eq!(many, one_by_one);
+        assert_eq!(many.iter().filter(|e| e.is_none()).count(), 2);
+    }
+
+    type Parts = Option<(Position, [u8; 32], [u8; 32], Event)>;
+
+    fn parts(entries: Vec<Option<LogEntry>>) -> Vec<Parts> {
+        entries
+            .into_iter()
+            .map(|e| e.map(|e| (e.position, e.prev_hash, e.hash, e.event)))
+            .collect()
     }
 
     #[test]

@@ -393,6 +393,21 @@ impl Store {
             .and_then(|entry| entry.event.into_statement()))
     }
 
+    /// The statement events at `positions`, in their order (`None` where
+    /// a position holds no statement); a chunk holding several of them is
+    /// read once ([`Log::get_many`]).
+    pub fn statements_at(
+        &self,
+        positions: &[Position],
+    ) -> Result<Vec<Option<StatementStoredV2>>, StoreError> {
+        Ok(self
+            .log
+            .get_many(positions)?
+            .into_iter()
+            .map(|entry| entry.and_then(|entry| entry.event.into_statement()))
+            .collect())
+    }
+
     /// A credential's current record.
     pub fn credential(&self, key: &str) -> Result<Option<CredentialRecord>, StoreError> {
         self.record(credentials::CREDENTIALS, key)

@@ -450,8 +450,8 @@ pub(crate) fn open_positions(
 ) -> Result<(Vec<Value>, Vec<AttachmentContent>), ApiError> {
     let mut statements = Vec::with_capacity(positions.len());
     let mut contents = Vec::new();
-    for position in positions {
-        let Some(stored) = store.statement_at(*position)?.map(|v2| v2.statement) else {
+    for stored in store.statements_at(positions)? {
+        let Some(stored) = stored.map(|v2| v2.statement) else {
             continue;
         };
         let Some(statement) =
