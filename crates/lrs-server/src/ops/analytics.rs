@@ -105,65 +105,7 @@ async fn follow(
         if head.changed().await.is_err() {
             return;
         }
-        gather(&store, interval).await;
-        head.borrow_and_update();
-    }
-}
-
-/// While the log grows by at least this many positions per second, the
-/// follower keeps gathering (up to [`GATHER_INTERVALS`] intervals): a run
-/// writes a file per library, tenant and month it touches, so under heavy
-/// ingest frequent runs make many small files, each costing a zstd context
-/// per column (docs/performance.md, "Lever 6").
-const BUSY_POSITIONS_PER_SECOND: f64 = 1_000.0;
-
-/// The longest the follower gathers a busy log, in intervals (60 s at the
-/// default 10 s interval): the Parquet files are at most that far behind.
-const GATHER_INTERVALS: u32 = 6;
-
-/// Waits `interval`, then, while the log keeps growing fast (a bulk
-/// import, a peak), another interval, up to [`GATHER_INTERVALS`] in all
-/// or until a run would fill a file ([`lrs_analytics::FLUSH_ROWS`]).
-async fn gather(store: &Store, interval: Duration) {
-    let started = store.head();
-    let mut before = started;
-    for _ in 0..GATHER_INTERVALS {
         tokio::time::sleep(interval).await;
-        let now = store.head();
-        if !keep_gathering(started, before, now, interval) {
-            return;
-        }
-        before = now;
-    }
-}
-
-/// Whether the log, at `now` after one more `interval` (it was at `before`
-/// then, at `started` when the gathering began), grows fast enough to wait
-/// another interval, and not yet by a whole file's worth.
-fn keep_gathering(started: u64, before: u64, now: u64, interval: Duration) -> bool {
-    let grown = now.saturating_sub(before) as f64;
-    let busy = grown >= BUSY_POSITIONS_PER_SECOND * interval.as_secs_f64();
-    busy && now.saturating_sub(started) < lrs_analytics::FLUSH_ROWS as u64
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn gathers_while_the_log_grows_fast_and_until_a_file_is_full() {
-        let ten = Duration::from_secs(10);
-        // 10,000 positions in 10 s is busy; 9,999 is not
-        assert!(keep_gathering(0, 0, 10_000, ten));
-        assert!(!keep_gathering(0, 0, 9_999, ten));
-        // the rate of the last interval counts, not the average
-        assert!(!keep_gathering(0, 40_000, 45_000, ten));
-        assert!(keep_gathering(0, 40_000, 50_000, ten));
-        // a shorter interval needs proportionally fewer
-        assert!(keep_gathering(0, 0, 200, Duration::from_millis(200)));
-        // a whole file's worth is written at once
-        let full = lrs_analytics::FLUSH_ROWS as u64;
-        assert!(!keep_gathering(0, full - 20_000, full, ten));
-        assert!(keep_gathering(0, full - 20_000, full - 1, ten));
+        head.borrow_and_update();
     }
 }
