@@ -948,7 +948,7 @@ pub fn library_course_key(isil: &str, course: &str, learner: &Token) -> Vec<u8> 
 }
 
 pub fn library_course_prefix(isil: &str, course: &str) -> Vec<u8> {
-    [isil.as_bytes(), &[0], course.as_bytes(), &[0]].concat()
+    [&library_prefix(isil)[..], course.as_bytes(), &[0]].concat()
 }
 
 pub fn module_key(scope: &[u8], course: &str, module: &str) -> Vec<u8> {

@@ -510,16 +510,16 @@ fn decode_at(
     position: Position,
 ) -> Result<Option<LogEntry>, StoreError> {
     let (prev_hash, hash, body) = split(first, value)?;
-    let event = if value[0] == ENTRY_FORMAT_CHUNK {
+    if value[0] == ENTRY_FORMAT_CHUNK {
         if position - first >= chunk_count(first, body)? as u64 {
             return Ok(None);
         }
         return HeldChunk::read(first, value)?.entry(position).map(Some);
-    } else if position == first {
-        decode_events(first, value[0], body)?.remove(0)
-    } else {
+    }
+    if position != first {
         return Ok(None);
-    };
+    }
+    let event = decode_events(first, value[0], body)?.remove(0);
     Ok(Some(LogEntry {
         position,
         prev_hash,
