@@ -44,11 +44,12 @@ pub const STATEMENTS: TreeName = "progress.statements";
 pub const LEARNERS: TreeName = "progress.learners";
 /// ISIL ‖ 0 ‖ learner token → [`LibraryMember`].
 pub const LIBRARY: TreeName = "progress.library";
-/// ISIL ‖ 0 ‖ course ‖ 0 ‖ learner token → (): the learner has records of
-/// that course naming that library. A library's learners of one course,
-/// without reading every learner of the library. Written at the first such
-/// record only (a count would rewrite the key at every statement); taking a
-/// record back asks the learner's remaining records of the course.
+/// ISIL ‖ 0 ‖ course ‖ 0 ‖ learner token → [`CourseSummary`] of the
+/// learner's records of that course naming that library. A library's
+/// learners of one course, with what its learner list filters and sorts
+/// on, without reading each learner's records. A new record folds into the
+/// summary (rewritten only when it changes); taking a record back, or
+/// moving a course completion, sums up the remaining records again.
 pub const LIBRARY_COURSES: TreeName = "progress.library_courses";
 /// Scope ‖ 0 ‖ course ‖ 0 ‖ module → (): modules seen in a scope.
 pub const MODULES: TreeName = "progress.modules";
@@ -174,7 +175,8 @@ impl Projection for Progress {
         // 6: `progress.learners` packed (one stored value per learner and
         // course); `progress.statements` by position, packed
         // 7: `progress.library_courses`
-        7
+        // 8: `progress.library_courses` holds a [`CourseSummary`]
+        8
     }
 
     fn packed(&self) -> &'static [(TreeName, crate::BucketOf)] {
@@ -542,6 +544,13 @@ fn set_flags(key: &[u8], edits: &mut Edits, change: impl FnOnce(&mut StatementRe
         key.to_vec(),
         postcard::to_stdvec(&new).expect("encodes"),
     );
+    if new.completes_course != old.completes_course {
+        if let (Some(learner), Some(course), Some(library)) =
+            (new.learner, &new.course, &new.library)
+        {
+            sum_up_again(&learner, course, library, edits);
+        }
+    }
     let after = memberships_of(&new);
     add_memberships(&after, edits);
     let lost: Vec<(Vec<u8>, Vec<Vec<u8>>)> = memberships_of(&old)
@@ -806,22 +815,44 @@ fn contribute(record: &StatementRecord, sign: i64, edits: &mut Edits) {
             None => edits.delete(LIBRARY, key),
         }
         if let Some(course) = &record.course {
-            let key = library_course_key(library, course, &learner);
             if sign > 0 {
-                if edits.get(LIBRARY_COURSES, &key).is_none() {
-                    edits.put(LIBRARY_COURSES, key, vec![]);
+                let key = library_course_key(library, course, &learner);
+                let before = edits.get(LIBRARY_COURSES, &key);
+                let mut summary = before
+                    .as_deref()
+                    .and_then(|bytes| postcard::from_bytes::<CourseSummary>(bytes).ok())
+                    .unwrap_or_else(|| CourseSummary::first(record));
+                summary.add(record);
+                let after = postcard::to_stdvec(&summary).expect("encodes");
+                if before.as_ref() != Some(&after) {
+                    edits.put(LIBRARY_COURSES, key, after);
                 }
             } else {
-                let still = edits
-                    .scan_prefix(LEARNERS, &learner_prefix(&learner, Some(course)))
-                    .into_iter()
-                    .filter_map(|(_, v)| postcard::from_bytes::<StatementRecord>(&v).ok())
-                    .any(|other| other.library.as_deref() == Some(library.as_str()));
-                if !still {
-                    edits.delete(LIBRARY_COURSES, key);
-                }
+                sum_up_again(&learner, course, library, edits);
             }
         }
+    }
+}
+
+/// Sums up a learner's records of a course that name a library afresh
+/// (after one was taken back or changed its flags): writes the
+/// [`CourseSummary`], or deletes it when none is left.
+fn sum_up_again(learner: &Token, course: &str, library: &str, edits: &mut Edits) {
+    let key = library_course_key(library, course, learner);
+    let records: Vec<StatementRecord> = edits
+        .scan_prefix(LEARNERS, &learner_prefix(learner, Some(course)))
+        .into_iter()
+        .filter_map(|(_, v)| postcard::from_bytes::<StatementRecord>(&v).ok())
+        .filter(|r| r.library.as_deref() == Some(library))
+        .collect();
+    match CourseSummary::of(&records) {
+        Some(summary) => {
+            let after = postcard::to_stdvec(&summary).expect("encodes");
+            if edits.get(LIBRARY_COURSES, &key).as_ref() != Some(&after) {
+                edits.put(LIBRARY_COURSES, key, after);
+            }
+        }
+        None => edits.delete(LIBRARY_COURSES, key),
     }
 }
 
@@ -1210,6 +1241,139 @@ fn status_of(bits: u8, anything: bool) -> Status {
     }
 }
 
+/// Whether a record's meaning counts as something happening (more than
+/// enrolling; a statement the model gives no meaning counts too).
+fn means_anything(bits: u8) -> bool {
+    bits & !meaning::ENROLLED != 0 || bits == 0
+}
+
+/// A course's status from its own records' status, its modules' and
+/// whether its declared structure is complete: passed / completed / failed
+/// from its own records, completed (at least) by structure, else in
+/// progress if anything happened in it, else enrolled.
+fn course_status(
+    own: Status,
+    modules: impl Iterator<Item = Status> + Clone,
+    structural: bool,
+) -> Status {
+    let anything = own >= Status::InProgress || modules.clone().any(|m| m >= Status::InProgress);
+    let enrolled = own == Status::Enrolled || modules.clone().any(|m| m == Status::Enrolled);
+    match own {
+        _ if structural => own.max(Status::Completed),
+        Status::Passed | Status::Completed | Status::Failed => own,
+        _ if anything => Status::InProgress,
+        _ if enrolled => Status::Enrolled,
+        _ => Status::NotStarted,
+    }
+}
+
+/// What a learner's records of one course say, folded without their
+/// times, scores and durations: enough for a status and for modules done
+/// out of modules known (a library's learner list filters and sorts on
+/// these). Order-independent, like [`course_tallies`]: a record is folded
+/// in by OR-ing its meaning, so [`CourseSummary::add`] and
+/// [`CourseSummary::of`] agree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CourseSummary {
+    /// The tenant of every record, whose course model declares the
+    /// course's modules; `None` when they came from more than one (a
+    /// reader then folds the records themselves).
+    pub tenant: Option<String>,
+    /// The course's own records (no module).
+    pub own: Meaning,
+    /// A record completes the course by its declared structure.
+    pub structural: bool,
+    /// Each module with records: [`module_hash`] of its id and its records'
+    /// meaning, in hash order.
+    pub modules: Vec<([u8; 8], Meaning)>,
+}
+
+/// Meaning bits OR-ed over records, and whether any meant more than
+/// enrolling (as [`tally`] folds them).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Meaning {
+    pub bits: u8,
+    pub anything: bool,
+}
+
+impl Meaning {
+    fn add(&mut self, bits: u8) {
+        self.bits |= bits;
+        self.anything |= means_anything(bits);
+    }
+
+    pub fn status(self) -> Status {
+        status_of(self.bits, self.anything)
+    }
+}
+
+/// The 8 bytes that stand for a module id in a [`CourseSummary`].
+pub fn module_hash(module: &str) -> [u8; 8] {
+    tenant_hash(module)
+}
+
+impl CourseSummary {
+    /// An empty summary of records from `record`'s tenant.
+    pub fn first(record: &StatementRecord) -> Self {
+        Self {
+            tenant: Some(record.tenant.clone()),
+            own: Meaning::default(),
+            structural: false,
+            modules: Vec::new(),
+        }
+    }
+
+    /// Folds in one more record.
+    pub fn add(&mut self, record: &StatementRecord) {
+        if self.tenant.as_deref() != Some(record.tenant.as_str()) {
+            self.tenant = None;
+        }
+        self.structural |= record.completes_course;
+        match record.module.as_deref() {
+            None => self.own.add(record.meaning),
+            Some(module) => {
+                let hash = module_hash(module);
+                match self.modules.binary_search_by(|(h, _)| h.cmp(&hash)) {
+                    Ok(at) => self.modules[at].1.add(record.meaning),
+                    Err(at) => {
+                        let mut meaning = Meaning::default();
+                        meaning.add(record.meaning);
+                        self.modules.insert(at, (hash, meaning));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The summary of some records (`None` if there are none).
+    pub fn of<'r>(records: impl IntoIterator<Item = &'r StatementRecord>) -> Option<Self> {
+        let mut records = records.into_iter();
+        let first = records.next()?;
+        let mut summary = Self::first(first);
+        summary.add(first);
+        for record in records {
+            summary.add(record);
+        }
+        Some(summary)
+    }
+
+    /// The course's status, as [`course_tallies`] gives it.
+    pub fn status(&self) -> Status {
+        course_status(
+            self.own.status(),
+            self.modules.iter().map(|(_, m)| m.status()),
+            self.structural,
+        )
+    }
+
+    /// Whether the module with this hash has records and is done.
+    pub fn module_done(&self, hash: &[u8; 8]) -> bool {
+        self.modules
+            .binary_search_by(|(h, _)| h.cmp(hash))
+            .is_ok_and(|at| self.modules[at].1.status().is_done())
+    }
+}
+
 /// Tallies records of one module (or of a course's own).
 pub fn tally<'r>(records: impl IntoIterator<Item = &'r StatementRecord>) -> Tally {
     let mut bits = 0u8;
@@ -1221,7 +1385,7 @@ pub fn tally<'r>(records: impl IntoIterator<Item = &'r StatementRecord>) -> Tall
     let mut last: Option<i64> = None;
     for record in records {
         bits |= record.meaning;
-        anything |= record.meaning & !meaning::ENROLLED != 0 || record.meaning == 0;
+        anything |= means_anything(record.meaning);
         if let Some(s) = record.score_scaled {
             score = Some(score.map_or(s, |best: f64| best.max(s)));
         }
@@ -1278,18 +1442,8 @@ pub fn course_tallies(records: &[StatementRecord]) -> Vec<CourseTally> {
                 .into_iter()
                 .map(|(module, records)| (module.to_owned(), tally(records)))
                 .collect();
-            let anything = own.status >= Status::InProgress
-                || modules.values().any(|m| m.status >= Status::InProgress);
-            let enrolled = own.status == Status::Enrolled
-                || modules.values().any(|m| m.status == Status::Enrolled);
             let structural = by_structure.contains(course);
-            let status = match own.status {
-                _ if structural => own.status.max(Status::Completed),
-                Status::Passed | Status::Completed | Status::Failed => own.status,
-                _ if anything => Status::InProgress,
-                _ if enrolled => Status::Enrolled,
-                _ => Status::NotStarted,
-            };
+            let status = course_status(own.status, modules.values().map(|m| m.status), structural);
             let last_micros = modules
                 .values()
                 .filter_map(|m| m.last_micros)

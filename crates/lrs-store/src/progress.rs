@@ -7,9 +7,11 @@ use lrs_core::events::FiguresClosedV1;
 use lrs_core::token::Token;
 use lrs_core::Event;
 use lrs_projections::progress::{
-    self, decode_u64, ActivityName, Assignment, ClosedMonth, LibraryMember, StatementRecord,
-    ASSIGNED, CLOSED, COUNTERS, LATE, LEARNERS, LIBRARY, LIBRARY_COURSES, MODELS, MODULES, NAMES,
+    self, decode_u64, ActivityName, Assignment, ClosedMonth, CourseSummary, LibraryMember,
+    StatementRecord, ASSIGNED, CLOSED, COUNTERS, LATE, LEARNERS, LIBRARY, LIBRARY_COURSES, MODELS,
+    MODULES, NAMES,
 };
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The learner token that ends a key after `prefix`.
 fn token_after(key: &[u8], prefix: &[u8], what: &str) -> Result<Token, StoreError> {
@@ -73,23 +75,32 @@ impl Store {
     }
 
     /// The learners with records of `course` naming this library (any
-    /// status; the caller decides what to show).
-    pub fn library_course_learners(
+    /// status; the caller decides what to show), each with the summary of
+    /// those records.
+    pub fn library_course_summaries(
         &self,
         isil: &str,
         course: &str,
-    ) -> Result<Vec<Token>, StoreError> {
+    ) -> Result<Vec<(Token, CourseSummary)>, StoreError> {
         let prefix = progress::library_course_prefix(isil, course);
-        self.shared
-            .tree(LIBRARY_COURSES)
-            .scan_prefix(&prefix)
-            .map(|item| token_after(&item?.0, &prefix, "library course key"))
-            .collect()
+        let mut found = Vec::new();
+        for item in self.shared.tree(LIBRARY_COURSES).scan_prefix(&prefix) {
+            let (key, value) = item?;
+            let token = token_after(&key, &prefix, "library course key")?;
+            let summary =
+                postcard::from_bytes(&value).map_err(|e| corrupt("library course summary", e))?;
+            found.push((token, summary));
+        }
+        Ok(found)
     }
 
-    /// The learners with modules of `course` set ready, by anyone.
-    pub fn learners_assigned_to(&self, course: &str) -> Result<Vec<Token>, StoreError> {
-        let mut found = Vec::new();
+    /// The learners with modules of `course` set ready, by anyone, and
+    /// those modules. One pass over every assignment.
+    pub fn assigned_to(
+        &self,
+        course: &str,
+    ) -> Result<BTreeMap<Token, BTreeSet<String>>, StoreError> {
+        let mut found: BTreeMap<Token, BTreeSet<String>> = BTreeMap::new();
         for item in self.shared.tree(ASSIGNED).iter() {
             let (key, _) = item?;
             let (Some(token), Some(rest)) = (key.get(..16), key.get(16..)) else {
@@ -97,9 +108,8 @@ impl Store {
             };
             if rest.starts_with(course.as_bytes()) && rest.get(course.len()) == Some(&0) {
                 let token: [u8; 16] = token.try_into().expect("16 bytes");
-                if found.last() != Some(&Token(token)) {
-                    found.push(Token(token));
-                }
+                let module = String::from_utf8_lossy(&rest[course.len() + 1..]).into_owned();
+                found.entry(Token(token)).or_default().insert(module);
             }
         }
         Ok(found)

@@ -5,11 +5,13 @@
 //! functions, so they answer the same.
 
 pub mod course_model;
+mod learner_list;
 pub mod model;
 pub mod vocabulary;
 
 use crate::error::AppError;
 use crate::principal::Credential;
+pub use learner_list::{library_learners, MAX_PER_PAGE};
 use lrs_core::clock::now_micros;
 use lrs_core::events::TenantKindV1;
 use lrs_store::Store;
@@ -663,168 +665,6 @@ fn course_progress(
         last_activity: tally.and_then(|t| t.last_micros).map(rfc3339),
         modules,
     })
-}
-
-/// The most learners on one page of the library list.
-pub const MAX_PER_PAGE: usize = 200;
-
-/// A library's learners with their progress, filtered, sorted, one page.
-pub fn library_learners(
-    store: &Store,
-    isil: &str,
-    filter: &LearnersFilter,
-) -> Result<LearnersPage, AppError> {
-    let names = Names::load(store)?;
-    let models = TenantModels::default();
-    let reach = Reach::Library(isil.to_owned());
-    let per_page = filter.per_page.clamp(1, MAX_PER_PAGE);
-    let page = filter.page.max(1);
-    let mut members = store.library_learners(isil)?;
-    if let Some(course) = &filter.course {
-        // Only who can show the course: activity in it at this library, or
-        // modules of it set ready (the rows are still checked below).
-        let mut candidates: BTreeSet<Token> = store
-            .library_course_learners(isil, course)?
-            .into_iter()
-            .collect();
-        candidates.extend(store.learners_assigned_to(course)?);
-        members.retain(|(token, _)| candidates.contains(token));
-    }
-    let mut courses: BTreeSet<String> = BTreeSet::new();
-    for (course, _) in store.figure_courses_of_library(isil)? {
-        courses.insert(course);
-    }
-    // The cheap case: newest first without filters needs progress of one page only.
-    let needs_all = filter.course.is_some()
-        || filter.status.is_some()
-        || filter.sort != LearnerSort::LastActivity;
-    // Names are decrypted for the page's rows only, unless sorting by name.
-    let by_name = filter.sort == LearnerSort::Name;
-    let mut rows: Vec<(LearnerProgress, &lrs_projections::progress::LibraryMember)> = Vec::new();
-    let total;
-    if needs_all {
-        for (token, member) in &members {
-            let progress = learner_progress_with(
-                store,
-                &reach,
-                token,
-                filter.course.as_deref(),
-                &names,
-                &models,
-                false,
-            )?;
-            if let Some(course) = &filter.course {
-                if progress.courses.iter().all(|c| &c.course != course) {
-                    continue;
-                }
-            }
-            if let Some(status) = filter.status {
-                if progress.courses.iter().all(|c| c.status != status) {
-                    continue;
-                }
-            }
-            rows.push((progress, member));
-        }
-        if by_name {
-            for (progress, member) in rows.iter_mut() {
-                progress.name = learner_name(
-                    store,
-                    &parse_learner(&progress.learner, "")?,
-                    member.last_position,
-                );
-            }
-        }
-        match filter.sort {
-            LearnerSort::LastActivity => rows.sort_by(|a, b| {
-                (a.1.last_micros, &a.0.learner).cmp(&(b.1.last_micros, &b.0.learner))
-            }),
-            LearnerSort::Name => rows.sort_by(|a, b| {
-                a.0.name
-                    .as_deref()
-                    .map(str::to_lowercase)
-                    .cmp(&b.0.name.as_deref().map(str::to_lowercase))
-                    .then_with(|| a.0.learner.cmp(&b.0.learner))
-            }),
-            LearnerSort::Progress => rows.sort_by(|a, b| {
-                progress_fraction(&a.0)
-                    .total_cmp(&progress_fraction(&b.0))
-                    .then_with(|| a.0.learner.cmp(&b.0.learner))
-            }),
-            LearnerSort::Status => rows.sort_by(|a, b| {
-                best_status(&a.0)
-                    .cmp(&best_status(&b.0))
-                    .then_with(|| a.0.learner.cmp(&b.0.learner))
-            }),
-        }
-        if filter.descending {
-            rows.reverse();
-        }
-        total = rows.len();
-        rows = rows
-            .into_iter()
-            .skip((page - 1) * per_page)
-            .take(per_page)
-            .collect();
-    } else {
-        // By last activity without filters: sorted by the library index
-        // alone, progress read for one page.
-        members.sort_by_key(|(token, member)| (member.last_micros, token.0));
-        if filter.descending {
-            members.reverse();
-        }
-        total = members.len();
-        for (token, member) in members.iter().skip((page - 1) * per_page).take(per_page) {
-            let progress =
-                learner_progress_with(store, &reach, token, None, &names, &models, false)?;
-            rows.push((progress, member));
-        }
-    }
-    if !by_name {
-        for (progress, member) in rows.iter_mut() {
-            progress.name = learner_name(
-                store,
-                &parse_learner(&progress.learner, "")?,
-                member.last_position,
-            );
-        }
-    }
-    Ok(LearnersPage {
-        library: isil.to_owned(),
-        filter: LearnersFilter {
-            page,
-            per_page,
-            ..filter.clone()
-        },
-        total,
-        rows: rows.into_iter().map(|(p, _)| p).collect(),
-        courses: courses
-            .into_iter()
-            .map(|c| {
-                let name = names.of(&c);
-                (c, name)
-            })
-            .collect(),
-    })
-}
-
-fn progress_fraction(progress: &LearnerProgress) -> f64 {
-    let (done, total) = progress.courses.iter().fold((0u32, 0u32), |(d, t), c| {
-        (d + c.modules_done, t + c.modules_total)
-    });
-    if total == 0 {
-        0.0
-    } else {
-        done as f64 / total as f64
-    }
-}
-
-fn best_status(progress: &LearnerProgress) -> Status {
-    progress
-        .courses
-        .iter()
-        .map(|c| c.status)
-        .max()
-        .unwrap_or(Status::NotStarted)
 }
 
 /// Parses a learner id (32 hex digits, as [`LearnerProgress::learner`]).
