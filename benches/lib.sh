@@ -85,10 +85,12 @@ bench_master_key() {
 
 bench_data_dir() {
     # bench_data_dir PREFIX: DATA=a new directory under $TMPDIR named
-    # PREFIX.XXXXXX, removed at exit unless KEEP_DATA (a script may then put
-    # its data directory and others inside it: DATA=$DATA/data)
+    # PREFIX.XXXXXX, removed at exit unless KEEP_DATA (then its path is in
+    # $OUT/data-dir; a script may put its data directory and others inside
+    # it: DATA=$DATA/data)
     DATA=$(mktemp -d "${TMPDIR:-/tmp}/$1.XXXXXX")
     BENCH_REMOVE=$DATA
+    if [ -n "${KEEP_DATA:-}" ] && [ -n "${OUT:-}" ]; then echo "$DATA" >"$OUT/data-dir"; fi
 }
 
 bench_credential() {

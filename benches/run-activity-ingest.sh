@@ -9,6 +9,13 @@
 # part and each sled tree's raw bytes) when the server is new enough to print them.
 #
 # Environment (all optional):
+#   DATA_DIR=DIR       run on this existing, stopped data directory (with a
+#                      tenant `kb`; its master key in LRS_MASTER_KEY) instead
+#                      of a fresh one: the rates at that store's size
+#   START_UNIT=0       the generator's first learner-month (on a DATA_DIR
+#                      filled by fill-activity: its last `next_unit`, so that
+#                      the statements are new)
+#   LEARNERS=50000 MONTHS=12   the generator's world (as the fill's)
 #   SINGLE=40000       statements sent as single POSTs (64 clients)
 #   BATCHED=300000     statements sent in batches of 100 (4 clients)
 #   FLOOR_SECONDS=10   seconds of GET /xapi/about
@@ -20,11 +27,21 @@ source "$(dirname "$0")/lib.sh"
 SINGLE=${SINGLE:-40000}
 BATCHED=${BATCHED:-300000}
 FLOOR_SECONDS=${FLOOR_SECONDS:-10}
+START_UNIT=${START_UNIT:-0}
+LEARNERS=${LEARNERS:-50000}
+MONTHS=${MONTHS:-12}
 bench_out lrs-ingest-results
 bench_build
-bench_data_dir lrs-ingest
-bench_master_key
-"$LRS" tenants define --id kb --name KB --kind kb --data-dir "$DATA" >/dev/null
+if [ -n "${DATA_DIR:-}" ]; then
+    DATA=$DATA_DIR
+    : "${LRS_MASTER_KEY:?must hold the master key of DATA_DIR}"
+    export LRS_MASTER_KEY
+else
+    bench_data_dir lrs-ingest
+    bench_master_key
+    "$LRS" tenants define --id kb --name KB --kind kb --data-dir "$DATA" >/dev/null
+fi
+DU_BEFORE=$(du -sb "$DATA" | cut -f1)
 read -r KEY SECRET < <(bench_credential ingest --tenant kb --scope all)
 bench_start_server
 bench_header | tee "$OUT/run.txt" >&2
@@ -32,18 +49,18 @@ load() {
     local label=$1
     shift
     "$LOAD" --url "$URL" --key "$KEY" --secret "$SECRET" --server-pid "$SERVER_PID" \
-        --label "$label" --json "$@" >>"$RESULTS"
+        --learners "$LEARNERS" --label "$label" --json "$@" >>"$RESULTS"
 }
 load floor about --clients 64 --duration "$FLOOR_SECONDS"
-load single fill-activity --statements "$SINGLE" --batch 1 --clients 64
+load single fill-activity --months "$MONTHS" --statements "$SINGLE" --batch 1 --clients 64 --start-unit "$START_UNIT"
 NEXT=$(tail -n1 "$RESULTS" | python3 -c 'import json,sys; print(json.load(sys.stdin)["next_unit"])')
-load batched fill-activity --statements "$BATCHED" --batch 100 --clients 4 --start-unit "$NEXT"
-DU=$(du -sb "$DATA" | cut -f1)
+load batched fill-activity --months "$MONTHS" --statements "$BATCHED" --batch 100 --clients 4 --start-unit "$NEXT"
+DU=$(($(du -sb "$DATA" | cut -f1) - DU_BEFORE))
 bench_stop_server
 "$LRS" verify --data-dir "$DATA" --chain-only >"$OUT/verify.txt" 2>/dev/null || true
 {
     cat "$OUT/run.txt"
-    echo "data dir $((DU / 1048576)) MiB after $((SINGLE + BATCHED)) statements: $((DU / (SINGLE + BATCHED))) bytes per statement"
+    echo "data dir grew by $((DU / 1048576)) MiB with $((SINGLE + BATCHED)) statements: $((DU / (SINGLE + BATCHED))) bytes per statement"
     python3 - "$RESULTS" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
