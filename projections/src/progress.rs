@@ -1270,41 +1270,32 @@ fn course_status(
 /// What a learner's records of one course say, folded without their
 /// times, scores and durations: enough for a status and for modules done
 /// out of modules known (a library's learner list filters and sorts on
-/// these). Order-independent, like [`course_tallies`]: a record is folded
-/// in by OR-ing its meaning, so [`CourseSummary::add`] and
-/// [`CourseSummary::of`] agree.
+/// these). Order-independent, like [`course_tallies`]: the status of
+/// records together is the highest status of each ([`record_status`]), so
+/// [`CourseSummary::add`] and [`CourseSummary::of`] agree, and a summary
+/// changes (and is rewritten) only when a status rises or a module is new.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CourseSummary {
     /// The tenant of every record, whose course model declares the
     /// course's modules; `None` when they came from more than one (a
     /// reader then folds the records themselves).
     pub tenant: Option<String>,
-    /// The course's own records (no module).
-    pub own: Meaning,
+    /// The status of the course's own records (no module).
+    pub own: Status,
+    /// The highest status of any module.
+    pub best_module: Status,
     /// A record completes the course by its declared structure.
     pub structural: bool,
-    /// Each module with records: [`module_hash`] of its id and its records'
-    /// meaning, in hash order.
-    pub modules: Vec<([u8; 8], Meaning)>,
+    /// Each module with records: [`module_hash`] of its id and whether it
+    /// is done, in hash order.
+    pub modules: Vec<([u8; 8], bool)>,
 }
 
-/// Meaning bits OR-ed over records, and whether any meant more than
-/// enrolling (as [`tally`] folds them).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Meaning {
-    pub bits: u8,
-    pub anything: bool,
-}
-
-impl Meaning {
-    fn add(&mut self, bits: u8) {
-        self.bits |= bits;
-        self.anything |= means_anything(bits);
-    }
-
-    pub fn status(self) -> Status {
-        status_of(self.bits, self.anything)
-    }
+/// The status one record gives its module (or its course's own): the
+/// status of several records is the highest of theirs, as [`tally`] folds
+/// their meanings.
+pub fn record_status(bits: u8) -> Status {
+    status_of(bits, means_anything(bits))
 }
 
 /// The 8 bytes that stand for a module id in a [`CourseSummary`].
@@ -1317,7 +1308,8 @@ impl CourseSummary {
     pub fn first(record: &StatementRecord) -> Self {
         Self {
             tenant: Some(record.tenant.clone()),
-            own: Meaning::default(),
+            own: Status::NotStarted,
+            best_module: Status::NotStarted,
             structural: false,
             modules: Vec::new(),
         }
@@ -1329,17 +1321,15 @@ impl CourseSummary {
             self.tenant = None;
         }
         self.structural |= record.completes_course;
+        let status = record_status(record.meaning);
         match record.module.as_deref() {
-            None => self.own.add(record.meaning),
+            None => self.own = self.own.max(status),
             Some(module) => {
+                self.best_module = self.best_module.max(status);
                 let hash = module_hash(module);
                 match self.modules.binary_search_by(|(h, _)| h.cmp(&hash)) {
-                    Ok(at) => self.modules[at].1.add(record.meaning),
-                    Err(at) => {
-                        let mut meaning = Meaning::default();
-                        meaning.add(record.meaning);
-                        self.modules.insert(at, (hash, meaning));
-                    }
+                    Ok(at) => self.modules[at].1 |= status.is_done(),
+                    Err(at) => self.modules.insert(at, (hash, status.is_done())),
                 }
             }
         }
@@ -1357,20 +1347,18 @@ impl CourseSummary {
         Some(summary)
     }
 
-    /// The course's status, as [`course_tallies`] gives it.
+    /// The course's status, as [`course_tallies`] gives it: "any module in
+    /// progress" is the best module's being in progress or beyond; "any
+    /// module enrolled" counts only when none is beyond enrolled.
     pub fn status(&self) -> Status {
-        course_status(
-            self.own.status(),
-            self.modules.iter().map(|(_, m)| m.status()),
-            self.structural,
-        )
+        course_status(self.own, std::iter::once(self.best_module), self.structural)
     }
 
     /// Whether the module with this hash has records and is done.
     pub fn module_done(&self, hash: &[u8; 8]) -> bool {
         self.modules
             .binary_search_by(|(h, _)| h.cmp(hash))
-            .is_ok_and(|at| self.modules[at].1.status().is_done())
+            .is_ok_and(|at| self.modules[at].1)
     }
 }
 
@@ -1460,4 +1448,26 @@ pub fn course_tallies(records: &[StatementRecord]) -> Vec<CourseTally> {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What lets a summary keep a status instead of meaning bits: for any
+    /// two records' meanings, the status of both together (as `tally` folds
+    /// them) is the higher of their statuses.
+    #[test]
+    fn the_status_of_records_together_is_the_highest_of_theirs() {
+        for a in 0..=u8::MAX {
+            for b in 0..=u8::MAX {
+                let together = status_of(a | b, means_anything(a) || means_anything(b));
+                assert_eq!(
+                    together,
+                    record_status(a).max(record_status(b)),
+                    "{a:#010b} {b:#010b}"
+                );
+            }
+        }
+    }
 }
