@@ -98,9 +98,13 @@ bench_credential() {
     # on DATA, with the server stopped (it locks the data directory); prints
     # "KEY SECRET": read -r KEY SECRET < <(bench_credential bench)
     [ -z "$SERVER_PID" ] || bench_die "bench_credential: stop the server first"
-    local name=$1
+    local name=$1 line
     shift
-    "$LRS" credentials add --name "$name" "$@" --data-dir "$DATA"
+    # Captured first: a caller reading it through `< <(...)` goes on only
+    # once `lrs` has exited and let go of the data directory's lock (on a
+    # large store it takes seconds to close).
+    line=$("$LRS" credentials add --name "$name" "$@" --data-dir "$DATA")
+    echo "$line"
 }
 
 bench_free_port() {

@@ -24,6 +24,8 @@
 #   DURATION=20           seconds of each read scenario (step 1)
 #   LEARNERS_DURATION=120 seconds of the learners' steady phase (step 3)
 #   SINGLE=40000 BATCHED=300000   as in run-activity-ingest.sh
+#   FROM_STEP=1           2 to 4: go on with an earlier run's store in the
+#                         same OUT (kept with KEEP_DATA), from that step
 #   OUT=DIR, SKIP_BUILD=1, LRS_BIN, LOAD_BIN, KEEP_DATA=1   as in lib.sh
 set -euo pipefail
 
@@ -41,11 +43,15 @@ step() {
     echo "## $(($(date +%s) - START)) s: $*" >&2
 }
 
-step "1. fill to $SIZE, then reads"
-OUT=$OUT/dashboard KEEP_DATA=1 SIZES=$SIZE DURATION=$DURATION LEARNERS=$WORLD_LEARNERS \
-    benches/run-dashboard.sh
+FROM_STEP=${FROM_STEP:-1}
+if [ "$FROM_STEP" -le 1 ]; then
+    step "1. fill to $SIZE, then reads"
+    OUT=$OUT/dashboard KEEP_DATA=1 SIZES=$SIZE DURATION=$DURATION LEARNERS=$WORLD_LEARNERS \
+        benches/run-dashboard.sh
+fi
 STORE_DIR=$(cat "$OUT/dashboard/data-dir")
 BENCH_REMOVE=$STORE_DIR
+DATA=$STORE_DIR
 LRS_MASTER_KEY=$(cat "$OUT/dashboard/master-key")
 export LRS_MASTER_KEY
 NEXT_UNIT=$(python3 - "$OUT/dashboard/results.jsonl" <<'PY'
@@ -55,13 +61,15 @@ print([r for r in rows if r["scenario"] == "fill-activity"][-1]["next_unit"])
 PY
 )
 
-step "2. ingest rates on the store of $SIZE"
-OUT=$OUT/ingest DATA_DIR=$STORE_DIR START_UNIT=$NEXT_UNIT LEARNERS=$WORLD_LEARNERS \
-    benches/run-activity-ingest.sh
-
-step "3. 5,000 simulated learners"
-OUT=$OUT/learners DATA_DIR=$STORE_DIR DURATION=$LEARNERS_DURATION benches/run-learners.sh
-
+if [ "$FROM_STEP" -le 2 ]; then
+    step "2. ingest rates on the store of $SIZE"
+    OUT=$OUT/ingest DATA_DIR=$STORE_DIR START_UNIT=$NEXT_UNIT LEARNERS=$WORLD_LEARNERS \
+        benches/run-activity-ingest.sh
+fi
+if [ "$FROM_STEP" -le 3 ]; then
+    step "3. 5,000 simulated learners"
+    OUT=$OUT/learners DATA_DIR=$STORE_DIR DURATION=$LEARNERS_DURATION benches/run-learners.sh
+fi
 step "4. analytics"
 OUT=$OUT/analytics DATA_DIR=$STORE_DIR LEARNERS=$WORLD_LEARNERS benches/run-analytics.sh
 
