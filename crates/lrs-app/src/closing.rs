@@ -626,29 +626,12 @@ mod tests {
                 "definition": {"type": "https://w3id.org/xapi/cmi5/activitytype/course", "name": {"nl-NL": "Cursus A"}}}]}},
             "timestamp": time
         });
-        crate::ingest::prepare(
-            store,
-            statement,
-            &serde_json::json!({"mbox": "mailto:lrs@example.nl"}),
-            xapi::XapiVersion::V1_0_3,
-            "$",
-            &[],
-            lrs_core::events::OriginV1 {
-                app: Some("app-a".into()),
-                library: Some("NL-0001".into()),
-            },
-        )
-        .unwrap()
+        crate::testing::prepare(store, statement, "NL-0001")
     }
 
     #[tokio::test]
     async fn a_closed_month_stays_put_and_counts_what_arrives_late() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(lrs_store::StoreConfig::new(
-            dir.path(),
-            lrs_store::MasterKey([7; 32]),
-        ))
-        .unwrap();
+        let (_dir, store) = crate::testing::temp_store();
         let october = Month::new(2026, 10).unwrap();
         let append = |statements| store.append_statements("kb".into(), "k".into(), statements);
         append(vec![

@@ -22,6 +22,8 @@ pub mod secrets;
 pub mod sheets;
 pub mod staff;
 pub mod tenancy;
+#[cfg(test)]
+mod testing;
 pub mod totp;
 
 pub use error::{AppError, AppResult};

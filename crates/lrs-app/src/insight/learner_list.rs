@@ -70,9 +70,10 @@ pub fn library_learners(
         course.is_some() || filter.status.is_some() || filter.sort != LearnerSort::LastActivity;
     let mut rows: Vec<Row> = Vec::new();
     for (token, member) in &members {
+        // (Standings exist only with a course filter, so only when needs_all.)
         let summed_up = match &mut standings {
-            Some(standings) if needs_all => standings.of(store, &models, token)?,
-            _ => None,
+            Some(standings) => standings.of(store, &models, token)?,
+            None => None,
         };
         let row = match summed_up {
             Some((status, fraction)) => {
@@ -180,6 +181,9 @@ impl<'m> Row<'m> {
     }
 }
 
+/// A course's declared modules ([`module_hash`]es): in order, and as a set.
+type Declared = (Vec<[u8; 8]>, BTreeSet<[u8; 8]>);
+
 /// A library's learners of one course as the read model sums them up:
 /// status and modules done out of modules known, as the learner's progress
 /// in that course would show them, without reading their records.
@@ -192,8 +196,9 @@ struct CourseStandings {
     /// The modules learners of the library were seen in (hashes), read
     /// when first needed.
     seen: Option<BTreeSet<[u8; 8]>>,
-    /// Each tenant's declared modules of the course (hashes, in order).
-    declared: HashMap<String, Vec<[u8; 8]>>,
+    /// Each tenant's declared modules of the course: hashes in order, and
+    /// as a set.
+    declared: HashMap<String, Declared>,
 }
 
 impl CourseStandings {
@@ -227,23 +232,23 @@ impl CourseStandings {
         let summary = self.summaries.get(token);
         // The model of the records' tenant declares the modules; modules
         // set ready without records count with no model.
-        let declared = match summary.map(|s| s.tenant.as_deref()) {
+        let none: Declared = (Vec::new(), BTreeSet::new());
+        let (declared, declared_set) = match summary.map(|s| s.tenant.as_deref()) {
             Some(None) => return Ok(None),
-            Some(Some(tenant)) => match self.declared.get(tenant) {
-                Some(declared) => declared.clone(),
-                None => {
+            Some(Some(tenant)) => {
+                if !self.declared.contains_key(tenant) {
                     let model = models.get(store, tenant)?;
                     let declared: Vec<[u8; 8]> = model
                         .declared_course(&self.course)
                         .map(|c| c.modules.iter().map(|m| module_hash(&m.id)).collect())
                         .unwrap_or_default();
-                    self.declared.insert(tenant.to_owned(), declared.clone());
-                    declared
+                    let set = declared.iter().copied().collect();
+                    self.declared.insert(tenant.to_owned(), (declared, set));
                 }
-            },
-            None => Vec::new(),
+                &self.declared[tenant]
+            }
+            None => &none,
         };
-        let declared_set: BTreeSet<[u8; 8]> = declared.iter().copied().collect();
         let mut others: BTreeSet<[u8; 8]> = BTreeSet::new();
         if declared.is_empty() {
             let seen = match &mut self.seen {
@@ -304,7 +309,8 @@ fn best_status(progress: &LearnerProgress) -> Status {
 mod tests {
     use super::*;
     use crate::insight::course_model::{parse_model, set_model};
-    use serde_json::{json, Value};
+    use crate::testing::{prepare, temp_store};
+    use serde_json::json;
 
     const COURSES: [&str; 4] = [
         "https://kb.example/cursus/c0",
@@ -333,22 +339,6 @@ mod tests {
         }
     }
 
-    fn prepare(store: &Store, statement: Value, library: &str) -> lrs_store::PreparedStatement {
-        crate::ingest::prepare(
-            store,
-            statement,
-            &json!({"mbox": "mailto:lrs@example.nl"}),
-            xapi::XapiVersion::V1_0_3,
-            "$",
-            &[],
-            lrs_core::events::OriginV1 {
-                app: Some("app-a".into()),
-                library: Some(library.into()),
-            },
-        )
-        .unwrap()
-    }
-
     /// For every learner of two libraries and every course: what the
     /// summaries say (may the learner show, status, modules done out of
     /// known) is what folding their records says, through statements of
@@ -356,12 +346,7 @@ mod tests {
     /// voided statements and modules set ready without activity.
     #[tokio::test]
     async fn summaries_sort_and_filter_as_the_records_do() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(lrs_store::StoreConfig::new(
-            dir.path(),
-            lrs_store::MasterKey([9; 32]),
-        ))
-        .unwrap();
+        let (_dir, store) = temp_store();
         let model = parse_model(
             json!({"courses": [{"id": COURSES[0], "modules": [
                 {"id": format!("{}/m0", COURSES[0])},
