@@ -14,6 +14,8 @@ pub mod privacy;
 pub mod progress;
 pub mod staff_accounts;
 pub mod statement_index;
+#[cfg(test)]
+pub(crate) mod testing;
 
 /// The name of one key-value tree that a projection owns.
 pub type TreeName = &'static str;

@@ -278,23 +278,8 @@ impl Projection for Privacy {
 mod tests {
     use super::*;
     use lrs_core::events::{ErasureReasonV1, PersonErasedV1, RetentionPolicySetV1};
-    use std::collections::BTreeMap;
 
-    #[derive(Default)]
-    struct Memory(BTreeMap<(TreeName, Vec<u8>), Vec<u8>>);
-
-    impl ReadModel for Memory {
-        fn get(&self, tree: TreeName, key: &[u8]) -> Option<Vec<u8>> {
-            self.0.get(&(tree, key.to_vec())).cloned()
-        }
-        fn scan_prefix(&self, tree: TreeName, prefix: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
-            self.0
-                .iter()
-                .filter(|((t, k), _)| *t == tree && k.starts_with(prefix))
-                .map(|((_, k), v)| (k.clone(), v.clone()))
-                .collect()
-        }
-    }
+    use crate::testing::Memory;
 
     impl Memory {
         fn fold(&mut self, position: u64, event: &Event) {

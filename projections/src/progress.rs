@@ -126,8 +126,8 @@ pub struct StatementRecord {
     pub completes_course: bool,
 }
 
-/// The names an activity's latest definition gave (the latest stored
-/// statement that named it).
+/// The names an activity's latest definition gave, and the statement
+/// that first gave them (a later one with the same names changes nothing).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActivityName {
     pub stored_micros: i64,
@@ -176,7 +176,9 @@ impl Projection for Progress {
         // course); `progress.statements` by position, packed
         // 7: `progress.library_courses`
         // 8: `progress.library_courses` holds a [`CourseSummary`]
-        8
+        // 9: `progress.names` keeps the statement that first gave the
+        // current names (a repeat of the same names writes nothing)
+        9
     }
 
     fn packed(&self) -> &'static [(TreeName, crate::BucketOf)] {
@@ -345,7 +347,10 @@ impl Progress {
 }
 
 /// Keeps the names the statement gives its course and module, when its
-/// definition is the latest (by `stored`, then position).
+/// definition is the latest (by `stored`, then position) and names them
+/// differently from the last one: most statements repeat their course's
+/// names, and a key rewritten with the same names would cost sled a write
+/// each time (docs/performance.md, "Lever 10").
 fn remember_names(
     record: &StatementRecord,
     stored_micros: i64,
@@ -359,13 +364,14 @@ fn remember_names(
         let Some(named) = names.iter().find(|n| n.id == id) else {
             continue;
         };
-        let newer = edits
+        let changed = edits
             .get(NAMES, id.as_bytes())
             .and_then(|v| postcard::from_bytes::<ActivityName>(&v).ok())
             .is_none_or(|known| {
                 (known.stored_micros, known.position) <= (stored_micros, record.position)
+                    && known.names != named.names
             });
-        if newer {
+        if changed {
             let value = ActivityName {
                 stored_micros,
                 position: record.position,
@@ -1453,6 +1459,61 @@ pub fn course_tallies(records: &[StatementRecord]) -> Vec<CourseTally> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::testing::Memory;
+
+    /// The names writes of one statement naming course `c` in `names`,
+    /// applied to `state`.
+    fn name_course(state: &mut Memory, position: u64, names: &[(&str, &str)]) -> usize {
+        let record = StatementRecord {
+            statement_id: Uuid::nil(),
+            position,
+            tenant: "t".into(),
+            app: None,
+            library: None,
+            learner: None,
+            meaning: 0,
+            time_micros: 0,
+            course: Some("c".into()),
+            module: None,
+            about_course: false,
+            score_scaled: None,
+            duration_ms: None,
+            registration: None,
+            first_of_registration: false,
+            completes_course: false,
+        };
+        let given = [ActivityNameV1 {
+            id: "c".into(),
+            names: names
+                .iter()
+                .map(|(tag, text)| (tag.to_string(), text.to_string()))
+                .collect(),
+        }];
+        let mut edits = Edits::new(&*state);
+        remember_names(&record, position as i64, &given, &mut edits);
+        let changes: Vec<_> = edits.changes.into_iter().collect();
+        for ((tree, key), value) in &changes {
+            state
+                .0
+                .insert((tree, key.clone()), value.clone().expect("a put"));
+        }
+        changes.len()
+    }
+
+    #[test]
+    fn a_repeat_of_the_same_names_writes_nothing() {
+        let mut state = Memory::default();
+        assert_eq!(name_course(&mut state, 1, &[("nl", "Cursus")]), 1);
+        assert_eq!(name_course(&mut state, 2, &[("nl", "Cursus")]), 0);
+        let known: ActivityName = postcard::from_bytes(&state.get(NAMES, b"c").unwrap()).unwrap();
+        assert_eq!(known.position, 1, "the statement that first gave them");
+        // A new name is written, and the latest wins.
+        assert_eq!(name_course(&mut state, 3, &[("nl", "Cursus 2")]), 1);
+        assert_eq!(name_course(&mut state, 4, &[("nl", "Cursus 2")]), 0);
+        let known: ActivityName = postcard::from_bytes(&state.get(NAMES, b"c").unwrap()).unwrap();
+        assert_eq!((known.position, known.names[0].1.as_str()), (3, "Cursus 2"));
+    }
 
     /// What lets a summary keep a status instead of meaning bits: for any
     /// two records' meanings, the status of both together (as `tally` folds
