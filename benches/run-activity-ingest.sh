@@ -6,7 +6,8 @@
 # /xapi/about with the same credential, 64 clients, FLOOR_SECONDS). Run it
 # with the server binary before and after a change (LRS_BIN), one after the
 # other, on a quiet machine. Ends with `lrs verify` (the data directory by
-# part and each sled tree's raw bytes) when the server is new enough to print them.
+# part and each sled tree's raw bytes) when the server is new enough to print them;
+# $OUT/tree-writes.txt: the keys and bytes the server wrote to each sled tree.
 #
 # Environment (all optional):
 #   DATA_DIR=DIR       run on this existing, stopped data directory (with a
@@ -56,6 +57,8 @@ load single fill-activity --months "$MONTHS" --statements "$SINGLE" --batch 1 --
 NEXT=$(tail -n1 "$RESULTS" | python3 -c 'import json,sys; print(json.load(sys.stdin)["next_unit"])')
 load batched fill-activity --months "$MONTHS" --statements "$BATCHED" --batch 100 --clients 4 --start-unit "$NEXT"
 DU=$(($(du -sb "$DATA" | cut -f1) - DU_BEFORE))
+# Keys and bytes written to each sled tree since the server started.
+curl -s "$URL/metrics" | grep '^lrs_store_tree_writ' >"$OUT/tree-writes.txt" || true
 bench_stop_server
 "$LRS" verify --data-dir "$DATA" --chain-only >"$OUT/verify.txt" 2>/dev/null || true
 {

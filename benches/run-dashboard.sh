@@ -23,7 +23,8 @@
 #   5. records the data directory size and the server's RSS.
 #
 # Results: one JSON line per lrs-load run in $OUT/results.jsonl, tables on the
-# terminal, a summary in $OUT/summary.txt.
+# terminal, a summary in $OUT/summary.txt, and at each size the keys and bytes
+# the server wrote to each sled tree (from /metrics) in $OUT/tree-writes-<size>.txt.
 #
 # Environment (all optional):
 #   SIZES="1000000 10000000"  store sizes to measure at (statements)
@@ -124,6 +125,9 @@ snapshot() {
     read -r rss hwm < <(bench_rss)
     echo "{\"scenario\":\"snapshot\",\"label\":\"$label\",\"statements\":$stored,\"units\":$unit,\"data_dir_bytes\":$du_bytes,\"server_rss_kib\":$rss,\"server_hwm_kib\":$hwm}" >>"$RESULTS"
     echo "snapshot [$label]: $stored statements ($unit learner-months), data dir $(du -sh "$DATA" | cut -f1), server RSS $((rss / 1024)) MiB (peak $((hwm / 1024)) MiB)" >&2
+    # What the fill wrote to each sled tree (keys and bytes since the server
+    # started; sled's files grow per written key, docs/adr/0004).
+    curl -s "$URL/metrics" | grep '^lrs_store_tree_writ' >"$OUT/tree-writes-$label.txt" || true
 }
 
 measure() {

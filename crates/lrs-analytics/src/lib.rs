@@ -12,6 +12,6 @@ pub mod sql;
 pub mod storage;
 
 pub use error::{AnalyticsError, QueryError};
-pub use export::{Checkpoint, Exporter, RunProgress, RunReport};
+pub use export::{Checkpoint, Exporter, RunProgress, RunReport, FLUSH_ROWS};
 pub use sql::{Format, QueryLimits, Reach, Session};
 pub use storage::Target;

@@ -80,6 +80,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .map(|url| url.trim_end_matches('/').to_owned());
     let analytics = analytics.into_config(&data.data_dir)?;
     let _follower = lrs_server::ops::analytics::start(store.clone(), &analytics);
+    let _warming = lrs_server::ops::background::warm(store.clone());
     let mut config = ServeConfig::new(data.data_dir.clone(), local);
     config.xapi.origin_extensions = tenancy.into_extensions();
     config.ops = monitoring.into_config();

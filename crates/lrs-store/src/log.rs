@@ -75,6 +75,8 @@ pub fn entry_hash(
 
 pub struct Log {
     tree: sled::Tree,
+    /// Entries written since the log was opened, and their bytes.
+    pub(crate) written: crate::store::Written,
 }
 
 /// The tip of the chain.
@@ -101,7 +103,13 @@ impl Log {
                 }
             }
         };
-        Ok((Log { tree }, head))
+        Ok((
+            Log {
+                tree,
+                written: Default::default(),
+            },
+            head,
+        ))
     }
 
     /// Encodes `events` as the entries after `head`, into `batch`: chunks
@@ -117,6 +125,7 @@ impl Log {
             value.extend_from_slice(&head.hash);
             value.extend_from_slice(&hash);
             value.extend_from_slice(&payload);
+            self.written.add(8 + value.len());
             batch.insert(&position.to_be_bytes(), value);
             head = Head {
                 position: position + chunk.len() as u64 - 1,

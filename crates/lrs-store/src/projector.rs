@@ -57,6 +57,8 @@ pub(crate) struct Trees {
     trees: HashMap<TreeName, sled::Tree>,
     /// The trees stored packed (`crate::packed`), with their buckets.
     packed: HashMap<TreeName, lrs_projections::BucketOf>,
+    /// What was written to each tree since it was opened ([`Trees::written`]).
+    written: HashMap<TreeName, crate::store::Written>,
 }
 
 impl Trees {
@@ -66,13 +68,35 @@ impl Trees {
     ) -> Result<Self, StoreError> {
         let mut trees = HashMap::new();
         let mut packed = HashMap::new();
+        let mut written = HashMap::new();
         for projection in projections {
             for name in projection.trees() {
                 trees.insert(*name, db.open_tree(name)?);
+                written.insert(*name, Default::default());
             }
             packed.extend(projection.packed().iter().copied());
         }
-        Ok(Self { trees, packed })
+        Ok(Self {
+            trees,
+            packed,
+            written,
+        })
+    }
+
+    /// Keys written (set or removed) to each tree since it was opened and
+    /// their bytes: sled's files grow by a cost per written key more than
+    /// per byte (docs/adr/0004), so this tells which read model costs disk.
+    pub(crate) fn written(&self) -> Vec<crate::store::TreeWrites> {
+        self.written
+            .iter()
+            .map(|(name, written)| written.report(name))
+            .collect()
+    }
+
+    fn count(&self, tree: TreeName, key: &[u8], value: Option<&[u8]>) {
+        if let Some(written) = self.written.get(tree) {
+            written.add(key.len() + value.map_or(0, <[u8]>::len));
+        }
     }
 
     /// The sled tree itself. For a packed tree its keys are buckets: read
@@ -341,6 +365,7 @@ impl<'a> Pending<'a> {
                 };
                 continue;
             }
+            self.trees.count(tree, &key, change.as_deref());
             let batch = &mut batches.last_mut().expect("just pushed").1;
             match change {
                 Some(value) => batch.insert(key, value),
@@ -354,9 +379,12 @@ impl<'a> Pending<'a> {
                 .expect("a batch for every tree with changes")
                 .1;
             if bucket.is_empty() {
+                self.trees.count(tree, &bucket_key, None);
                 batch.remove(bucket_key);
             } else {
-                batch.insert(bucket_key, crate::packed::encode(&bucket));
+                let value = crate::packed::encode(&bucket);
+                self.trees.count(tree, &bucket_key, Some(&value));
+                batch.insert(bucket_key, value);
             }
         }
         batches

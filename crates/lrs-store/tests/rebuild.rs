@@ -394,3 +394,51 @@ async fn followers_read_from_a_position_and_follow_the_tail() {
     assert_eq!(*follow.borrow(), 4);
     store.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn warming_reads_every_read_model_entry_and_stops_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(StoreConfig::new(dir.path(), MasterKey([6; 32]))).unwrap();
+    let statements: Vec<_> = (0..40)
+        .map(|n| {
+            prepare(
+                &store,
+                Uuid::new_v4(),
+                learner(
+                    n,
+                    "completed",
+                    json!({"id": format!("https://c.example/m{n}")}),
+                ),
+            )
+        })
+        .collect();
+    store
+        .append_statements("t".into(), "k".into(), statements)
+        .await
+        .unwrap();
+    let running = std::sync::atomic::AtomicBool::new(false);
+    let warmed = store.warm_read_models(&running).unwrap();
+    // Every tree but the log's own and the store's bookkeeping is a read model.
+    let sizes: Vec<_> = store
+        .tree_sizes()
+        .unwrap()
+        .into_iter()
+        .filter(|tree| !["log", "meta", "checkpoints"].contains(&tree.name.as_str()))
+        .collect();
+    assert_eq!(warmed.trees, sizes.len() as u64, "{sizes:?}");
+    assert_eq!(
+        warmed.entries,
+        sizes.iter().map(|tree| tree.entries).sum::<u64>()
+    );
+    assert_eq!(
+        warmed.bytes,
+        sizes
+            .iter()
+            .map(|tree| tree.key_bytes + tree.value_bytes)
+            .sum::<u64>()
+    );
+    assert!(warmed.entries > 40, "{warmed:?}");
+    let stopped = std::sync::atomic::AtomicBool::new(true);
+    assert_eq!(store.warm_read_models(&stopped).unwrap().entries, 0);
+    store.close().await.unwrap();
+}

@@ -25,6 +25,10 @@ pub const LOG_SIZE: &str = "lrs_log_size_bytes";
 
 pub const PROJECTION_LAG: &str = "lrs_projection_lag_entries";
 
+pub const TREE_WRITES: &str = "lrs_store_tree_writes_total";
+
+pub const TREE_WRITTEN_BYTES: &str = "lrs_store_tree_written_bytes_total";
+
 pub const AUTH_FAILURES: &str = "lrs_auth_failures_total";
 
 pub const RATE_LIMITED: &str = "lrs_rate_limited_total";
@@ -175,6 +179,15 @@ fn describe() {
     describe_gauge!(
         PROJECTION_LAG,
         "Log entries not yet folded into the projection (log head minus its checkpoint)"
+    );
+    describe_counter!(
+        TREE_WRITES,
+        "Keys written to each sled tree (the log's entries, each read model's keys or packed buckets) since the process started, by tree"
+    );
+    describe_counter!(
+        TREE_WRITTEN_BYTES,
+        Unit::Bytes,
+        "Bytes of the keys and values written to each sled tree since the process started, by tree"
     );
     describe_counter!(AUTH_FAILURES, "Failed authentications, by reason");
     describe_counter!(RATE_LIMITED, "Requests refused by a rate limit, by limit");

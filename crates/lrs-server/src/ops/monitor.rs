@@ -10,7 +10,7 @@
 use crate::error::ApiError;
 use crate::ops::counters::{
     prometheus, BACKUP_AGE, BACKUP_LAST_SUCCESS, LOG_HEAD, LOG_SIZE, PROJECTION_LAG,
-    STATEMENTS_INGESTED,
+    STATEMENTS_INGESTED, TREE_WRITES, TREE_WRITTEN_BYTES,
 };
 use crate::ops::health::{check, Probe};
 use crate::ops::journal::{self, MinuteCounters};
@@ -133,6 +133,10 @@ impl Monitor {
         // report head minus their checkpoint here.
         for projection in PROJECTIONS {
             metrics::gauge!(PROJECTION_LAG, "projection" => *projection).set(0.0);
+        }
+        for tree in self.store.tree_writes() {
+            metrics::counter!(TREE_WRITES, "tree" => tree.name.clone()).absolute(tree.writes);
+            metrics::counter!(TREE_WRITTEN_BYTES, "tree" => tree.name).absolute(tree.bytes);
         }
         self.process.collect();
         handle.run_upkeep();
