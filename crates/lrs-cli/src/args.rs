@@ -370,7 +370,8 @@ pub struct AnalyticsArgs {
     #[arg(long, env = "LRS_ANALYTICS_DIR")]
     pub analytics_dir: Option<String>,
     /// Seconds to wait after the log grows before new statements are
-    /// written out (they are batched meanwhile).
+    /// written out (they are batched meanwhile); while the log keeps
+    /// growing by 1,000 positions a second, up to six such waits.
     #[arg(long, env = "LRS_ANALYTICS_INTERVAL", default_value_t = 10.0)]
     pub analytics_interval: f64,
     /// Do not write Parquet files while serving (`lrs analytics export`

@@ -1,7 +1,8 @@
 //! Background work of `lrs serve` that must never hold up a request: it
 //! runs on threads of its own at the lowest CPU priority, so requests and
 //! the log writer always come first. The analytics follower (`analytics.rs`)
-//! is one; warming the read models after a start is the other.
+//! is one; warming the read models after a start is the other
+//! (docs/adr/0007).
 
 use lrs_store::Store;
 use std::sync::atomic::{AtomicBool, Ordering};
