@@ -125,6 +125,34 @@ bench_wait_port() {
     return 1
 }
 
+bench_wait_follower() {
+    # bench_wait_follower [SECONDS]: waits (default at most 600 s) until the
+    # running server's Parquet follower has folded the log up to its head
+    # (`$DATA/analytics/checkpoint.json` against lrs_log_head_position in
+    # /metrics), printing progress every 10 s; so that reads are measured on
+    # a settled server, not beside a follower still writing a bulk load
+    # (docs/performance.md, 7 Dec). Returns 1 on timeout.
+    local limit=${1:-600} started head folded
+    started=$(date +%s)
+    while true; do
+        head=$(curl -s "$URL/metrics" | awk '/^lrs_log_head_position /{printf "%d", $2}')
+        folded=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['position'])" \
+            "$DATA/analytics/checkpoint.json" 2>/dev/null || echo 0)
+        if [ -n "$head" ] && [ "$folded" -ge "$head" ]; then
+            echo "# the Parquet follower is at the head ($head) after $(($(date +%s) - started)) s" >&2
+            return 0
+        fi
+        if [ $(($(date +%s) - started)) -ge "$limit" ]; then
+            echo "# the Parquet follower is still at $folded of $head after $limit s; measuring anyway" >&2
+            return 1
+        fi
+        if [ $((($(date +%s) - started) % 10)) -eq 0 ]; then
+            echo "# waiting for the Parquet follower: $folded of $head" >&2
+        fi
+        sleep 1
+    done
+}
+
 # shellcheck disable=SC2119,SC2120 # the serve arguments are optional
 bench_start_server() {
     # bench_start_server [SERVE ARGS...]: `lrs serve --data-dir "$DATA"` on a

@@ -11,7 +11,9 @@
 #      grouping or parent activities with the course type, modules, verbs,
 #      scores, durations; ISIL and appid in the context extensions), in steps
 #      of STEP statements, stopping early if the disk has less than
-#      MIN_FREE_GB free;
+#      MIN_FREE_GB free; then waits (up to 10 minutes) for the Parquet
+#      follower to reach the log's head, so that the reads below meet a
+#      settled server;
 #   2. `lrs-load dashboard`: /api/figures/monthly (total, ?library=, ?app=),
 #      /trend and /breakdown as the KB, /monthly and /trend as the library;
 #   3. `lrs-load progress`: /api/progress/learner for learners with activity
@@ -133,6 +135,7 @@ snapshot() {
 measure() {
     local label=$1
     snapshot "$label"
+    bench_wait_follower 600 || true
     load "$label" dashboard --months "$MONTHS" --clients "$CLIENTS" --duration "$DURATION"
     load "$label" progress --months "$MONTHS" --clients "$CLIENTS" --duration "$DURATION" --units "$unit"
     load "$label" activity-query --months "$MONTHS" --clients "$QUERY_CLIENTS" --duration "$DURATION" --units "$unit"

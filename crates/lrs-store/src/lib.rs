@@ -18,6 +18,7 @@ mod staff;
 pub mod store;
 pub mod vault;
 mod writer;
+mod written;
 
 pub use error::StoreError;
 pub use log::{ChainBreak, ChainChecker, Head, LogEntry};
@@ -25,6 +26,7 @@ pub use lrs_projections::documents::{context_prefix, document_key, DocumentRef};
 /// The tree with one entry per stored statement (id and tenant → position).
 pub use lrs_projections::statement_index::BY_ID as STATEMENT_IDS_TREE;
 pub use query::{Page, Scope, StatementQuery};
-pub use store::{Store, StoreConfig, TreeSize, TreeWrites, WarmReport};
+pub use store::{Store, StoreConfig, TreeSize, WarmReport};
 pub use vault::{MasterKey, Vault};
 pub use writer::{AppendError, DocumentExpectation, PreparedStatement};
+pub use written::TreeWrites;

@@ -76,7 +76,7 @@ pub fn entry_hash(
 pub struct Log {
     tree: sled::Tree,
     /// Entries written since the log was opened, and their bytes.
-    pub(crate) written: crate::store::Written,
+    pub(crate) written: crate::written::Written,
 }
 
 /// The tip of the chain.

@@ -58,7 +58,7 @@ pub(crate) struct Trees {
     /// The trees stored packed (`crate::packed`), with their buckets.
     packed: HashMap<TreeName, lrs_projections::BucketOf>,
     /// What was written to each tree since it was opened ([`Trees::written`]).
-    written: HashMap<TreeName, crate::store::Written>,
+    written: HashMap<TreeName, crate::written::Written>,
 }
 
 impl Trees {
@@ -86,7 +86,7 @@ impl Trees {
     /// Keys written (set or removed) to each tree since it was opened and
     /// their bytes: sled's files grow by a cost per written key more than
     /// per byte (docs/adr/0004), so this tells which read model costs disk.
-    pub(crate) fn written(&self) -> Vec<crate::store::TreeWrites> {
+    pub(crate) fn written(&self) -> Vec<crate::written::TreeWrites> {
         self.written
             .iter()
             .map(|(name, written)| written.report(name))

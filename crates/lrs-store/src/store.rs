@@ -46,38 +46,6 @@ pub struct TreeSize {
     pub value_bytes: u64,
 }
 
-/// Keys written to one tree since the store opened ([`Store::tree_writes`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TreeWrites {
-    pub name: String,
-    /// Keys set or removed (a packed tree: buckets).
-    pub writes: u64,
-    /// Their keys' and values' bytes.
-    pub bytes: u64,
-}
-
-/// A running count of written keys and bytes.
-#[derive(Debug, Default)]
-pub(crate) struct Written {
-    writes: AtomicU64,
-    bytes: AtomicU64,
-}
-
-impl Written {
-    pub(crate) fn add(&self, bytes: usize) {
-        self.writes.fetch_add(1, Ordering::Relaxed);
-        self.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
-    }
-
-    pub(crate) fn report(&self, name: &str) -> TreeWrites {
-        TreeWrites {
-            name: name.to_owned(),
-            writes: self.writes.load(Ordering::Relaxed),
-            bytes: self.bytes.load(Ordering::Relaxed),
-        }
-    }
-}
-
 /// What [`Store::warm_read_models`] read.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WarmReport {
@@ -305,7 +273,7 @@ impl Store {
     /// Keys written to each tree (the log's entries and every read model's)
     /// since the store opened, by name: with `/metrics`, which read model
     /// costs sled its bytes (sled's files grow per written key).
-    pub fn tree_writes(&self) -> Vec<TreeWrites> {
+    pub fn tree_writes(&self) -> Vec<crate::written::TreeWrites> {
         let mut writes = self.shared.trees.written();
         writes.push(self.log.written.report("log"));
         writes.sort_by(|a, b| a.name.cmp(&b.name));
