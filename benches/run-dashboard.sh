@@ -134,8 +134,8 @@ snapshot() {
 
 measure() {
     local label=$1
-    snapshot "$label"
     bench_wait_follower 600 || true
+    snapshot "$label"
     load "$label" dashboard --months "$MONTHS" --clients "$CLIENTS" --duration "$DURATION"
     load "$label" progress --months "$MONTHS" --clients "$CLIENTS" --duration "$DURATION" --units "$unit"
     load "$label" activity-query --months "$MONTHS" --clients "$QUERY_CLIENTS" --duration "$DURATION" --units "$unit"
