@@ -46,6 +46,32 @@ pub struct TreeSize {
     pub value_bytes: u64,
 }
 
+impl TreeSize {
+    fn empty(name: String) -> Self {
+        Self {
+            name,
+            entries: 0,
+            key_bytes: 0,
+            value_bytes: 0,
+        }
+    }
+
+    /// Reads `tree` front to back, counting its entries and bytes; false
+    /// if `stop` was set before the end.
+    fn read(&mut self, tree: &sled::Tree, stop: &AtomicBool) -> Result<bool, StoreError> {
+        for item in tree.iter() {
+            if stop.load(Ordering::Relaxed) {
+                return Ok(false);
+            }
+            let (key, value) = item?;
+            self.entries += 1;
+            self.key_bytes += key.len() as u64;
+            self.value_bytes += value.len() as u64;
+        }
+        Ok(true)
+    }
+}
+
 /// What [`Store::warm_read_models`] read.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WarmReport {
@@ -249,18 +275,8 @@ impl Store {
         let mut sizes = Vec::with_capacity(names.len());
         for name in names {
             let tree = self.shared.db.open_tree(&name)?;
-            let mut size = TreeSize {
-                name,
-                entries: 0,
-                key_bytes: 0,
-                value_bytes: 0,
-            };
-            for item in tree.iter() {
-                let (key, value) = item?;
-                size.entries += 1;
-                size.key_bytes += key.len() as u64;
-                size.value_bytes += value.len() as u64;
-            }
+            let mut size = TreeSize::empty(name);
+            size.read(&tree, &AtomicBool::new(false))?;
             sizes.push(size);
         }
         Ok(sizes)
@@ -301,13 +317,12 @@ impl Store {
         });
         let mut report = WarmReport::default();
         for name in names {
-            for item in self.shared.tree(name).iter() {
-                if stop.load(Ordering::Relaxed) {
-                    return Ok(report);
-                }
-                let (key, value) = item?;
-                report.entries += 1;
-                report.bytes += (key.len() + value.len()) as u64;
+            let mut size = TreeSize::empty(name.to_owned());
+            let complete = size.read(&self.shared.tree(name), stop)?;
+            report.entries += size.entries;
+            report.bytes += size.key_bytes + size.value_bytes;
+            if !complete {
+                return Ok(report);
             }
             report.trees += 1;
         }
