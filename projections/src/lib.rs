@@ -24,6 +24,17 @@ pub type TreeName = &'static str;
 /// ([`Projection::packed`]); `None`: the key is malformed.
 pub type BucketOf = fn(&[u8]) -> Option<usize>;
 
+/// How a resident tree's records are shaped ([`Projection::resident`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resident {
+    /// The keys' fixed width; `None`: keys of any length that the
+    /// projection only ever reads whole (`get`, never `scan_prefix`), which
+    /// the store keeps as 16-byte digests.
+    pub key_len: Option<usize>,
+    /// The values' fixed width.
+    pub value_len: usize,
+}
+
 /// One change to a read model.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
@@ -59,6 +70,13 @@ pub trait Projection: Send + Sync {
     /// and writes single keys as ever. A prefix scan of such a tree must
     /// stop at or before the end of the bucket.
     fn packed(&self) -> &'static [(TreeName, BucketOf)] {
+        &[]
+    }
+    /// Trees (of [`Projection::trees`]) that the store keeps in memory
+    /// rather than on disk, with their keys' and values' fixed widths: saved
+    /// when the store closes, folded again from the log after a crash. A
+    /// storage matter only, as [`Projection::packed`].
+    fn resident(&self) -> &'static [(TreeName, Resident)] {
         &[]
     }
     fn apply(

@@ -54,7 +54,8 @@ pub const LIBRARY_COURSES: TreeName = "progress.library_courses";
 /// Scope ‖ 0 ‖ course ‖ 0 ‖ module → (): modules seen in a scope.
 pub const MODULES: TreeName = "progress.modules";
 /// Month ‖ scope ‖ 0 ‖ figure ‖ member → (): a learner (or learner–course
-/// pair) counted in that figure.
+/// pair) counted in that figure. Only ever read whole: resident, kept by the
+/// store as key digests in memory ([`Projection::resident`]).
 pub const MEMBERS: TreeName = "progress.members";
 /// Month ‖ scope ‖ 0 ‖ figure [‖ course] → count (u64 BE).
 pub const COUNTERS: TreeName = "progress.counters";
@@ -178,7 +179,18 @@ impl Projection for Progress {
         // 8: `progress.library_courses` holds a [`CourseSummary`]
         // 9: `progress.names` keeps the statement that first gave the
         // current names (a repeat of the same names writes nothing)
-        9
+        // 10: `progress.members` resident (in memory, docs/adr/0008)
+        10
+    }
+
+    fn resident(&self) -> &'static [(TreeName, crate::Resident)] {
+        &[(
+            MEMBERS,
+            crate::Resident {
+                key_len: None,
+                value_len: 0,
+            },
+        )]
     }
 
     fn packed(&self) -> &'static [(TreeName, crate::BucketOf)] {

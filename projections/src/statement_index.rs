@@ -1,13 +1,14 @@
 //! The statement query index, in two parts:
 //!
-//! - [`StatementIndex`], a projection into sled trees: statement ids, voiding
-//!   and who references whom. Small, and needed by the writer for conflicts.
+//! - [`StatementIndex`], a projection into read-model trees: statement ids
+//!   (kept in memory by the store: [`Projection::resident`]), voiding and who
+//!   references whom. Needed by the writer for conflicts.
 //! - [`Postings`], an in-memory fold: one sorted list of log positions per
 //!   filter term (and per scope), plus `stored` per position. Rebuilt from the
 //!   log when the store opens. Keeping the lists in memory replaced about 14
 //!   sled inserts per statement (see docs/performance.md).
 //!
-//! Layout of the sled trees (all integers big-endian):
+//! Layout of the trees (all integers big-endian):
 //! - `by_id`: `uuid(16) tenant(8)` -> `position(8) flags(1)`; flag 1 = voiding statement
 //! - `voided`: `tenant(8) uuid(16)` -> position of the voiding statement
 //! - `referrers`: `tenant(8) uuid(16) position(8)` -> empty: who references a statement id
@@ -102,12 +103,24 @@ impl Projection for StatementIndex {
         "statement_index"
     }
 
+    /// 3: `by_id` resident (in memory, docs/adr/0008): an older store
+    /// folds the index again on open, and its sled tree is dropped.
     fn version(&self) -> u32 {
-        2
+        3
     }
 
     fn trees(&self) -> &'static [TreeName] {
         &[BY_ID, VOIDED, REFERRERS]
+    }
+
+    fn resident(&self) -> &'static [(TreeName, crate::Resident)] {
+        &[(
+            BY_ID,
+            crate::Resident {
+                key_len: Some(24),
+                value_len: 9,
+            },
+        )]
     }
 
     fn apply(&self, position: u64, event: &Event, state: &dyn ReadModel, out: &mut Vec<Op>) {

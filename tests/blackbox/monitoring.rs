@@ -131,16 +131,22 @@ async fn metrics_count_requests_new_statements_and_failed_logins() {
     // Head: the credential, then three statements.
     assert_eq!(sample(&after, "lrs_log_head_position", &[]), Some(4.0));
     assert!(sample(&after, "lrs_log_size_bytes", &[]).unwrap() > 0.0);
-    // Every statement wrote its id's key; the log wrote at least one entry
-    // per group (the credential's and the statements').
+    // Every statement's id is a record of the resident id index (in memory,
+    // 33 bytes each), not a sled write; the log wrote at least one entry per
+    // group (the credential's and the statements').
     let by_id = [r#"tree="statements.by_id""#];
     assert_eq!(
-        sample(&after, "lrs_store_tree_writes_total", &by_id),
+        sample(&after, "lrs_store_resident_records", &by_id),
         Some(3.0)
     );
-    assert!(sample(&after, "lrs_store_tree_written_bytes_total", &by_id).unwrap() >= 3.0 * 16.0);
+    assert_eq!(
+        sample(&after, "lrs_store_resident_bytes", &by_id),
+        Some(99.0)
+    );
+    assert_eq!(sample(&after, "lrs_store_tree_writes_total", &by_id), None);
     let log = [r#"tree="log""#];
     assert!(sample(&after, "lrs_store_tree_writes_total", &log).unwrap() >= 1.0);
+    assert!(sample(&after, "lrs_store_tree_written_bytes_total", &log).unwrap() >= 3.0 * 100.0);
     assert!(sample(&after, "process_resident_memory_bytes", &[]).unwrap() > 0.0);
     assert!(!after.contains("monitoring/"), "no activity ids in metrics");
 }

@@ -149,11 +149,12 @@ fn print_sizes(store: &Store, data_dir: &Path) -> anyhow::Result<()> {
             for inner in std::fs::read_dir(entry.path())? {
                 let inner = inner?;
                 let inner_name = inner.file_name().to_string_lossy().into_owned();
-                let part = if inner_name.starts_with("postings.") {
-                    format!("log/{inner_name}")
-                } else {
-                    "log/ (sled)".to_owned()
-                };
+                let part =
+                    if inner_name.starts_with("postings.") || inner_name.starts_with("resident.") {
+                        format!("log/{inner_name}")
+                    } else {
+                        "log/ (sled)".to_owned()
+                    };
                 let bytes = disk_bytes(&inner.path());
                 match parts.iter_mut().find(|(name, _)| *name == part) {
                     Some((_, sum)) => *sum += bytes,
@@ -172,7 +173,7 @@ fn print_sizes(store: &Store, data_dir: &Path) -> anyhow::Result<()> {
     println!("  {:<40} {total:>15} {:>8}", "data directory", per(total));
     println!("sizes: sled trees, raw (keys + values, before sled's overhead)");
     let mut raw = 0;
-    for tree in &trees {
+    for tree in trees.iter().filter(|tree| !tree.in_memory) {
         let bytes = tree.key_bytes + tree.value_bytes;
         raw += bytes;
         println!(
@@ -186,6 +187,17 @@ fn print_sizes(store: &Store, data_dir: &Path) -> anyhow::Result<()> {
         );
     }
     println!("  {:<40} {raw:>15} {:>8}", "all trees, raw", per(raw));
+    println!("sizes: trees kept in memory (saved in log/resident.snapshot on close)");
+    for tree in trees.iter().filter(|tree| tree.in_memory) {
+        let bytes = tree.key_bytes + tree.value_bytes;
+        println!(
+            "  {:<40} {:>15} {:>8}  ({} records)",
+            tree.name,
+            bytes,
+            per(bytes),
+            tree.entries
+        );
+    }
     Ok(())
 }
 

@@ -13,6 +13,7 @@ mod packed;
 mod progress;
 mod projector;
 pub mod query;
+mod resident;
 pub mod retention;
 mod staff;
 pub mod store;

@@ -7,6 +7,7 @@
 
 use crate::error::StoreError;
 use crate::log::{Head, Log};
+use crate::resident::ResidentTree;
 use crate::vault::Vault;
 use lrs_core::events::StatementStoredV2;
 use lrs_core::{Event, Position};
@@ -18,6 +19,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64};
 use std::sync::Arc;
+use std::sync::RwLock;
 use tokio::sync::watch;
 
 /// State shared by the writer thread and the readers.
@@ -38,6 +40,10 @@ pub(crate) struct Shared {
     pub(crate) writing: AtomicBool,
     /// Statements appended since this process opened the store.
     pub(crate) statements_appended: AtomicU64,
+    /// The resident trees' journal since their snapshot (`crate::resident`);
+    /// `None` while it does not describe them (then the next catch-up ends
+    /// by saving a snapshot and starting a new one).
+    pub(crate) journal: std::sync::Mutex<Option<crate::resident::Journal>>,
 }
 
 pub(crate) fn all_projections() -> Vec<Box<dyn Projection>> {
@@ -51,10 +57,12 @@ pub(crate) fn all_projections() -> Vec<Box<dyn Projection>> {
     ]
 }
 
-/// The read-model trees every projection declares, in one sled database:
-/// the store's own, or a temporary one that `verify` folds the log into.
+/// The read-model trees every projection declares, in one sled database
+/// (the store's own, or a temporary one that `verify` folds the log into),
+/// except the resident ones, which live in memory (`crate::resident`).
 pub(crate) struct Trees {
     trees: HashMap<TreeName, sled::Tree>,
+    resident: HashMap<TreeName, RwLock<ResidentTree>>,
     /// The trees stored packed (`crate::packed`), with their buckets.
     packed: HashMap<TreeName, lrs_projections::BucketOf>,
     /// What was written to each tree since it was opened ([`Trees::written`]).
@@ -67,20 +75,119 @@ impl Trees {
         projections: &[Box<dyn Projection>],
     ) -> Result<Self, StoreError> {
         let mut trees = HashMap::new();
+        let mut resident = HashMap::new();
         let mut packed = HashMap::new();
         let mut written = HashMap::new();
+        let existing = db.tree_names();
         for projection in projections {
             for name in projection.trees() {
-                trees.insert(*name, db.open_tree(name)?);
-                written.insert(*name, Default::default());
+                match projection.resident().iter().find(|(r, _)| r == name) {
+                    Some((_, layout)) => {
+                        resident.insert(*name, RwLock::new(ResidentTree::new(*layout)));
+                        // A store from before the tree became resident: its
+                        // sled copy goes (the projection's version changed
+                        // with it, so it is folded again into memory).
+                        if existing.iter().any(|e| e.as_ref() == name.as_bytes()) {
+                            db.drop_tree(name)?;
+                        }
+                    }
+                    None => {
+                        trees.insert(*name, db.open_tree(name)?);
+                        written.insert(*name, Default::default());
+                    }
+                }
             }
             packed.extend(projection.packed().iter().copied());
         }
         Ok(Self {
             trees,
+            resident,
             packed,
             written,
         })
+    }
+
+    /// A resident tree (`None`: the tree is in sled).
+    fn resident(&self, name: TreeName) -> Option<&RwLock<ResidentTree>> {
+        self.resident.get(name)
+    }
+
+    /// The resident trees, by name.
+    pub(crate) fn resident_trees(&self) -> Vec<(TreeName, &RwLock<ResidentTree>)> {
+        let mut trees: Vec<_> = self.resident.iter().map(|(n, t)| (*n, t)).collect();
+        trees.sort_by_key(|(name, _)| *name);
+        trees
+    }
+
+    /// Replaces a resident tree's records (a snapshot loaded on open).
+    pub(crate) fn replace_resident(&self, name: TreeName, tree: ResidentTree) {
+        if let Some(current) = self.resident(name) {
+            *current.write().expect("resident lock") = tree;
+        }
+    }
+
+    /// Empties a tree, resident or in sled.
+    pub(crate) fn clear(&self, name: TreeName) -> Result<(), StoreError> {
+        match self.resident(name) {
+            Some(tree) => tree.write().expect("resident lock").clear(),
+            None => self.tree(name).clear()?,
+        }
+        Ok(())
+    }
+
+    /// The trees' stored key and value widths, by name (for the journal).
+    pub(crate) fn resident_widths(&self, name: &str) -> Option<(usize, usize)> {
+        let (_, tree) = self.resident.iter().find(|(n, _)| **n == name)?;
+        let tree = tree.read().expect("resident lock");
+        Some((tree.stored_key_len(), tree.layout().value_len))
+    }
+
+    /// A commit's resident changes with their keys as stored (digests for
+    /// trees of keys of any length), in tree order.
+    fn stored_changes(&self, changes: ResidentChanges) -> ResidentChanges {
+        changes
+            .into_iter()
+            .map(|(name, key, value)| {
+                let tree = self
+                    .resident(name)
+                    .expect("resident changes are for resident trees")
+                    .read()
+                    .expect("resident lock");
+                tree.check(&key, value.as_deref());
+                let key = tree.stored(&key).into_owned();
+                (name, key, value)
+            })
+            .collect()
+    }
+
+    /// Applies resident changes (keys as stored), after the commit's sled part.
+    pub(crate) fn apply_stored<K: AsRef<[u8]>, V: AsRef<[u8]>>(
+        &self,
+        name: &str,
+        changes: impl IntoIterator<Item = (K, Option<V>)>,
+    ) {
+        let Some((_, tree)) = self.resident.iter().find(|(n, _)| **n == name) else {
+            return;
+        };
+        let mut tree = tree.write().expect("resident lock");
+        for (key, value) in changes {
+            match value {
+                Some(value) => tree.insert_stored(key.as_ref(), value.as_ref()),
+                None => tree.remove_stored(key.as_ref()),
+            }
+        }
+    }
+
+    fn apply_resident(&self, changes: ResidentChanges) {
+        let mut changes = changes.into_iter().peekable();
+        while let Some((name, _, _)) = changes.peek() {
+            let name = *name;
+            let mut these = Vec::new();
+            while let Some((_, key, value)) = changes.next_if(|(n, _, _)| *n == name) {
+                these.push((key, value));
+            }
+            self.apply_stored(name, these);
+        }
     }
 
     /// Keys written (set or removed) to each tree since it was opened and
@@ -100,12 +207,12 @@ impl Trees {
     }
 
     /// The sled tree itself. For a packed tree its keys are buckets: read
-    /// entries through [`ReadModel`] instead.
+    /// entries through [`ReadModel`] instead. A resident tree has none.
     pub(crate) fn tree(&self, name: TreeName) -> sled::Tree {
         self.trees
             .get(name)
             .cloned()
-            .unwrap_or_else(|| panic!("tree {name} is not declared by a projection"))
+            .unwrap_or_else(|| panic!("tree {name} is not a sled tree of a projection"))
     }
 
     /// Every entry of a tree whose key starts with `prefix`, in key order,
@@ -116,6 +223,9 @@ impl Trees {
         name: TreeName,
         prefix: &[u8],
     ) -> Result<crate::packed::Entries, StoreError> {
+        if let Some(tree) = self.resident(name) {
+            return Ok(tree.read().expect("resident lock").scan_prefix(prefix));
+        }
         let tree = self.tree(name);
         if self.packed(name).is_some() {
             return crate::packed::scan_prefix(&tree, prefix);
@@ -138,12 +248,21 @@ impl Trees {
         use sha2::{Digest, Sha256};
         let mut hasher = Sha256::new();
         hasher.update(name.as_bytes());
+        let mut add = |key: &[u8], value: &[u8]| {
+            hasher.update((key.len() as u64).to_be_bytes());
+            hasher.update(key);
+            hasher.update((value.len() as u64).to_be_bytes());
+            hasher.update(value);
+        };
+        if let Some(tree) = self.resident(name) {
+            for (key, value) in tree.read().expect("resident lock").iter() {
+                add(key, value);
+            }
+            return Ok(hasher.finalize().into());
+        }
         for item in self.tree(name).iter() {
             let (key, value) = item?;
-            hasher.update((key.len() as u64).to_be_bytes());
-            hasher.update(&key);
-            hasher.update((value.len() as u64).to_be_bytes());
-            hasher.update(&value);
+            add(&key, &value);
         }
         Ok(hasher.finalize().into())
     }
@@ -151,6 +270,9 @@ impl Trees {
 
 impl ReadModel for Trees {
     fn get(&self, tree: TreeName, key: &[u8]) -> Option<Vec<u8>> {
+        if let Some(resident) = self.resident(tree) {
+            return resident.read().expect("resident lock").get(key);
+        }
         if let Some(bucket_of) = self.packed(tree) {
             return crate::packed::get(&self.tree(tree), bucket_of, key)
                 .ok()
@@ -160,6 +282,9 @@ impl ReadModel for Trees {
     }
 
     fn scan_prefix(&self, tree: TreeName, prefix: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+        if let Some(resident) = self.resident(tree) {
+            return resident.read().expect("resident lock").scan_prefix(prefix);
+        }
         if self.packed(tree).is_some() {
             return crate::packed::scan_prefix(&self.tree(tree), prefix).unwrap_or_default();
         }
@@ -244,12 +369,29 @@ impl Shared {
         only: Option<&dyn Projection>,
     ) -> Result<(), StoreError> {
         let checkpoints = self.checkpoints_at(position, only);
-        let batches = pending.take_batches();
+        let Batches { batches, resident } = pending.take_batches();
+        let resident = self.trees.stored_changes(resident);
+        // The journal first: a crash after it and before the transaction
+        // leaves a record past the checkpoint, which opening drops.
+        let covers: Option<Vec<&str>> = match only {
+            None => Some(Vec::new()),
+            Some(projection) if !projection.resident().is_empty() => Some(vec![projection.name()]),
+            Some(_) => None,
+        };
+        let mut journal = self.journal.lock().expect("journal lock");
+        let undo = match (journal.as_mut(), &covers) {
+            (Some(journal), Some(covers)) => {
+                let start = journal.len();
+                journal.append(position, covers, &resident)?;
+                Some(start)
+            }
+            _ => None,
+        };
         let mut trees: Vec<sled::Tree> = batches.iter().map(|(name, _)| self.tree(name)).collect();
         trees.push(self.meta.clone());
         use sled::transaction::{ConflictableTransactionError, TransactionError};
         use sled::Transactional;
-        trees
+        let committed = trees
             .as_slice()
             .transaction(|views| {
                 for (view, (_, batch)) in views.iter().zip(&batches) {
@@ -266,7 +408,15 @@ impl Shared {
                 TransactionError::Abort(()) => {
                     StoreError::Corrupt("projection commit aborted".into())
                 }
-            })
+            });
+        if let Err(error) = committed {
+            if let (Some(journal), Some(start)) = (journal.as_mut(), undo) {
+                journal.undo(start)?;
+            }
+            return Err(error);
+        }
+        self.trees.apply_resident(resident);
+        Ok(())
     }
 }
 
@@ -328,20 +478,29 @@ impl<'a> Pending<'a> {
     /// Writes everything pending, one batch per tree, without checkpoints
     /// (for scratch trees; the store's own go through [`Shared::commit`]).
     pub(crate) fn flush(&mut self) -> Result<(), StoreError> {
-        for (tree, batch) in self.take_batches() {
+        let Batches { batches, resident } = self.take_batches();
+        for (tree, batch) in batches {
             self.trees.tree(tree).apply_batch(batch)?;
         }
+        self.trees
+            .apply_resident(self.trees.stored_changes(resident));
         Ok(())
     }
 
-    /// Empties the pending changes into one batch per tree, in tree order.
-    /// A packed tree's changes go into its buckets: each bucket with a
-    /// change is read once, changed, and written (or removed when empty).
-    pub(crate) fn take_batches(&mut self) -> Vec<(TreeName, sled::Batch)> {
+    /// Empties the pending changes into one batch per sled tree, in tree
+    /// order, and the resident trees' changes. A packed tree's changes go
+    /// into its buckets: each bucket with a change is read once, changed,
+    /// and written (or removed when empty).
+    fn take_batches(&mut self) -> Batches {
         let mut batches: Vec<(TreeName, sled::Batch)> = Vec::new();
+        let mut resident = Vec::new();
         let mut buckets: std::collections::BTreeMap<(TreeName, Vec<u8>), crate::packed::Bucket> =
             std::collections::BTreeMap::new();
         for ((tree, key), change) in std::mem::take(&mut self.changes) {
+            if self.trees.resident(tree).is_some() {
+                resident.push((tree, key, change));
+                continue;
+            }
             if batches.last().is_none_or(|(name, _)| *name != tree) {
                 batches.push((tree, sled::Batch::default()));
             }
@@ -387,9 +546,19 @@ impl<'a> Pending<'a> {
                 batch.insert(bucket_key, value);
             }
         }
-        batches
+        Batches { batches, resident }
     }
 }
+
+/// A commit's writes: one batch per sled tree, and the resident trees'
+/// changes (applied in memory once the sled part is committed).
+struct Batches {
+    batches: Vec<(TreeName, sled::Batch)>,
+    resident: ResidentChanges,
+}
+
+/// Changes to resident trees, in tree order.
+type ResidentChanges = Vec<crate::resident::TreeChange>;
 
 impl ReadModel for Pending<'_> {
     fn get(&self, tree: TreeName, key: &[u8]) -> Option<Vec<u8>> {
@@ -559,6 +728,220 @@ pub(crate) fn build_postings(
     Ok(())
 }
 
+/// Brings the resident trees (`crate::resident`) to their projections'
+/// checkpoints: the snapshot saved on close, then the journal of every
+/// commit since. A projection whose trees do not reach its checkpoint that
+/// way (no snapshot, another log, a journal that lost its tail to a power
+/// loss, a different version) has its checkpoint dropped, so that
+/// [`catch_up`] folds it again from the log's start. Runs before
+/// [`catch_up`]; returns the projections it left to fold again.
+pub(crate) fn load_resident(shared: &Shared, log: &Log) -> Result<Vec<&'static str>, StoreError> {
+    let owners: Vec<&dyn Projection> = shared
+        .projections
+        .iter()
+        .map(|projection| projection.as_ref())
+        .filter(|projection| !projection.resident().is_empty())
+        .collect();
+    let owner_of = |tree: &str| {
+        owners
+            .iter()
+            .copied()
+            .find(|owner| owner.resident().iter().any(|(name, _)| *name == tree))
+    };
+    let layouts: Vec<(TreeName, lrs_projections::Resident)> = owners
+        .iter()
+        .flat_map(|owner| owner.resident().iter().copied())
+        .collect();
+    // Where each owner's trees are: empty (position 0) until the snapshot
+    // says otherwise; `None`: unknown.
+    let mut reached: HashMap<&str, Option<Position>> =
+        owners.iter().map(|owner| (owner.name(), Some(0))).collect();
+    let mut resume_at = None;
+    let dir = &shared.snapshot_dir;
+    let snapshot = crate::resident::load(dir, &layouts);
+    if let Some((head, trees)) = snapshot {
+        if entry_hash_at(log, head.position)? == Some(head.hash) {
+            for owner in &owners {
+                reached.insert(owner.name(), None);
+            }
+            let mut complete: HashMap<&str, usize> = HashMap::new();
+            for (name, version, tree) in trees {
+                let owner = owner_of(name).expect("load keeps known trees only");
+                if version == owner.version() {
+                    shared.trees.replace_resident(name, tree);
+                    *complete.entry(owner.name()).or_default() += 1;
+                }
+            }
+            for owner in &owners {
+                if complete.get(owner.name()) == Some(&owner.resident().len()) {
+                    reached.insert(owner.name(), Some(head.position));
+                }
+            }
+            resume_at = replay_journal(shared, &owners, head, &mut reached)?;
+        }
+    }
+    let mut refold = Vec::new();
+    for owner in &owners {
+        let Some((version, position)) = shared.checkpoint(*owner)? else {
+            continue;
+        };
+        if version == owner.version() && reached[owner.name()] == Some(position) {
+            continue;
+        }
+        for (name, _) in owner.resident() {
+            shared.trees.clear(name)?;
+        }
+        if position > 0 {
+            tracing::info!(
+                projection = owner.name(),
+                position,
+                "its in-memory trees do not reach its checkpoint: folding it again from the log"
+            );
+            refold.push(owner.name());
+        }
+        shared.meta.remove(Shared::checkpoint_key(*owner))?;
+    }
+    if let (Some(len), true) = (resume_at, refold.is_empty()) {
+        *shared.journal.lock().expect("journal lock") =
+            Some(crate::resident::Journal::resume(dir, len)?);
+    }
+    Ok(refold)
+}
+
+/// Applies the journal after the snapshot at `base` to the resident trees
+/// of the projections in `reached` that the snapshot brought to `base`,
+/// moving each to the position of the last commit that covered it. A
+/// record past a projection's checkpoint is a commit that never happened
+/// (a crash between the two); it may only be the last. Returns the length
+/// of the journal to go on appending after, if it can be.
+fn replay_journal(
+    shared: &Shared,
+    owners: &[&dyn Projection],
+    base: Head,
+    reached: &mut HashMap<&str, Option<Position>>,
+) -> Result<Option<u64>, StoreError> {
+    let mut checkpoints: HashMap<&str, Position> = HashMap::new();
+    for owner in owners {
+        if let Some((_, position)) = shared.checkpoint(*owner)? {
+            checkpoints.insert(owner.name(), position);
+        }
+    }
+    let mut applied_len = None;
+    let mut uncommitted = false;
+    let mut consistent = true;
+    let journal = crate::resident::read_journal(
+        &shared.snapshot_dir,
+        |tree| shared.trees.resident_widths(tree),
+        |record, end| {
+            if !consistent {
+                return;
+            }
+            if uncommitted {
+                consistent = false; // a record after one that never happened
+                return;
+            }
+            let covered: Vec<&str> = owners
+                .iter()
+                .map(|owner| owner.name())
+                .filter(|name| record.covers.is_empty() || record.covers.iter().any(|c| c == name))
+                .collect();
+            if covered
+                .iter()
+                .any(|name| checkpoints.get(name).is_none_or(|c| record.position > *c))
+            {
+                uncommitted = true;
+                return;
+            }
+            for (tree, changes) in record.changes {
+                let owner = owners
+                    .iter()
+                    .find(|owner| owner.resident().iter().any(|(name, _)| *name == tree));
+                if owner.is_some_and(|owner| covered.contains(&owner.name())) {
+                    shared.trees.apply_stored(&tree, changes);
+                }
+            }
+            for name in covered {
+                if let Some(at) = reached.get_mut(name) {
+                    if at.is_some() {
+                        *at = Some(record.position);
+                    }
+                }
+            }
+            applied_len = Some(end);
+        },
+    );
+    let journal = match journal {
+        Ok(journal) => journal,
+        Err(error) => {
+            tracing::warn!(%error, "resident journal unreadable");
+            None
+        }
+    };
+    match journal {
+        Some(journal_base) if journal_base == base && consistent => {
+            // Nothing applied: the journal is its header alone.
+            Ok(Some(
+                applied_len.unwrap_or(crate::resident::JOURNAL_HEADER_LEN),
+            ))
+        }
+        Some(journal_base) if journal_base == base => {
+            for at in reached.values_mut() {
+                *at = None;
+            }
+            Ok(None)
+        }
+        // A journal from before the snapshot (a close that stopped between
+        // saving the snapshot and starting the journal), or none: the
+        // snapshot alone stands; a new journal starts after the catch-up.
+        _ => Ok(None),
+    }
+}
+
+/// Saves the resident trees at the checkpoint their projections share, and
+/// starts a new, empty journal after it (on close, and after a catch-up
+/// that folded one of them again). Saves nothing if the checkpoints differ
+/// (a writer that stopped on an error): the next open folds them again.
+pub(crate) fn save_resident(shared: &Shared, log: &Log) -> Result<(), StoreError> {
+    let mut at = None;
+    let mut versions: HashMap<TreeName, u32> = HashMap::new();
+    for projection in &shared.projections {
+        if projection.resident().is_empty() {
+            continue;
+        }
+        let checkpoint = shared.checkpoint(projection.as_ref())?.map(|(_, p)| p);
+        if checkpoint.is_none() || at.is_some_and(|at| Some(at) != checkpoint) {
+            return Ok(());
+        }
+        at = checkpoint;
+        for (name, _) in projection.resident() {
+            versions.insert(name, projection.version());
+        }
+    }
+    let Some(position) = at else {
+        return Ok(());
+    };
+    let Some(hash) = entry_hash_at(log, position)? else {
+        return Ok(());
+    };
+    let head = Head { position, hash };
+    let mut journal = shared.journal.lock().expect("journal lock");
+    let trees = shared.trees.resident_trees();
+    let guards: Vec<_> = trees
+        .iter()
+        .map(|(name, tree)| (*name, tree.read().expect("resident lock")))
+        .collect();
+    let views: Vec<(TreeName, u32, &ResidentTree)> = guards
+        .iter()
+        .map(|(name, guard)| (*name, versions[name], &**guard))
+        .collect();
+    crate::resident::save(&shared.snapshot_dir, head, &views)?;
+    *journal = Some(crate::resident::Journal::create(
+        &shared.snapshot_dir,
+        head,
+    )?);
+    Ok(())
+}
+
 pub(crate) fn apply_projection(
     pending: &mut Pending<'_>,
     projection: &dyn Projection,
@@ -605,8 +988,12 @@ pub(crate) fn catch_up_from(
                 position + 1
             }
             _ => {
+                if !projection.resident().is_empty() {
+                    // The journal no longer describes the trees.
+                    *shared.journal.lock().expect("journal lock") = None;
+                }
                 for name in projection.trees() {
-                    shared.tree(name).clear()?;
+                    shared.trees.clear(name)?;
                 }
                 1
             }
@@ -640,5 +1027,8 @@ pub(crate) fn catch_up_from(
     }
     shared.save_checkpoints(head.position)?;
     shared.make_durable()?;
+    if shared.journal.lock().expect("journal lock").is_none() {
+        save_resident(shared, log)?;
+    }
     build_postings(shared, log, head, !from_scratch)
 }

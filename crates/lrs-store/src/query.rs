@@ -9,6 +9,7 @@ use lrs_projections::statement_index::{
     by_id_key, decode_by_id, string_term, tenant_hash, tenant_term, voided_key, Term, TermKind,
     BY_ID, VOIDED,
 };
+use lrs_projections::ReadModel;
 use uuid::Uuid;
 
 /// Whose statements a reader may see.
@@ -63,11 +64,10 @@ impl Store {
         statement_id: &Uuid,
     ) -> Result<Option<Found>, StoreError> {
         let shared = self.shared();
-        let by_id = shared.tree(BY_ID);
         let hit = match scope {
             Scope::Tenant(tenant) | Scope::Mine { tenant, .. } => {
                 let tenant = tenant_hash(tenant);
-                match by_id.get(by_id_key(statement_id, &tenant))? {
+                match shared.trees().get(BY_ID, &by_id_key(statement_id, &tenant)) {
                     Some(value) => {
                         let keep = match scope {
                             Scope::Mine { credential, .. } => {
@@ -84,8 +84,7 @@ impl Store {
             // (by tenant hash) that the reader may see.
             Scope::All | Scope::Library(_) => {
                 let mut hit = None;
-                for item in by_id.scan_prefix(statement_id.as_bytes()) {
-                    let (key, value) = item?;
+                for (key, value) in shared.trees().entries(BY_ID, statement_id.as_bytes())? {
                     let keep = match scope {
                         Scope::Library(isil) => self.written_by(&value, |_, origin| {
                             origin.library.as_deref() == Some(isil.as_str())
@@ -119,7 +118,6 @@ impl Store {
     /// access request) add these.
     pub fn voided_positions(&self) -> Result<Vec<Position>, StoreError> {
         let shared = self.shared();
-        let by_id = shared.tree(BY_ID);
         let mut positions = Vec::new();
         for item in shared.tree(VOIDED).iter() {
             let (key, _) = item?;
@@ -130,7 +128,7 @@ impl Store {
                 return Err(StoreError::Corrupt("voided key".into()));
             };
             // A voiding that arrived before its target: nothing stored yet.
-            if let Some(value) = by_id.get(by_id_key(&id, &tenant))? {
+            if let Some(value) = shared.trees().get(BY_ID, &by_id_key(&id, &tenant)) {
                 if let Some((position, false)) = decode_by_id(&value) {
                     positions.push(position);
                 }

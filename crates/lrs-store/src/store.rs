@@ -5,8 +5,9 @@
 use crate::error::StoreError;
 use crate::log::{Head, Log, LogEntry};
 use crate::projector::{
-    all_projections, apply_projection, catch_up, entry_hash_at, read_witness,
-    save_postings_snapshot, LogStatements, Pending, Shared, Trees, REPLAY_FLUSH_KEYS,
+    all_projections, apply_projection, catch_up, entry_hash_at, load_resident, read_witness,
+    save_postings_snapshot, save_resident, LogStatements, Pending, Shared, Trees,
+    REPLAY_FLUSH_KEYS,
 };
 use crate::vault::{MasterKey, Vault};
 use crate::writer::{self, AppendError, DocumentExpectation, PreparedStatement, Request};
@@ -37,13 +38,15 @@ impl StoreConfig {
     }
 }
 
-/// One sled tree's raw size ([`Store::tree_sizes`]).
+/// One tree's raw size ([`Store::tree_sizes`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TreeSize {
     pub name: String,
     pub entries: u64,
     pub key_bytes: u64,
     pub value_bytes: u64,
+    /// A resident tree: in memory (and its snapshot file), not in sled.
+    pub in_memory: bool,
 }
 
 impl TreeSize {
@@ -53,6 +56,7 @@ impl TreeSize {
             entries: 0,
             key_bytes: 0,
             value_bytes: 0,
+            in_memory: false,
         }
     }
 
@@ -82,13 +86,11 @@ pub struct WarmReport {
     pub bytes: u64,
 }
 
-/// The trees the writer looks up at every statement (the statement's id,
-/// the learner's records and memberships, the registration's first record,
-/// the library's course summary, State documents): warmed first.
-const WARM_FIRST: [&str; 6] = [
-    lrs_projections::statement_index::BY_ID,
+/// The sled trees the writer looks up at every statement (the learner's
+/// records, the registration's first record, the library's course summary,
+/// State documents): warmed first.
+const WARM_FIRST: [&str; 4] = [
     lrs_projections::progress::LEARNERS,
-    lrs_projections::progress::MEMBERS,
     lrs_projections::progress::FIRSTS,
     lrs_projections::progress::LIBRARY_COURSES,
     lrs_projections::documents::BY_KEY,
@@ -105,6 +107,9 @@ pub struct Store {
     /// snapshot), read before anything else: `verify` checks the log still
     /// reaches it with the same hash, which catches a log that lost its tail.
     witness: Option<Head>,
+    /// Projections whose in-memory trees had no snapshot at their
+    /// checkpoint when the store opened, and were folded again from the log.
+    refolded: Vec<&'static str>,
 }
 
 impl Store {
@@ -140,8 +145,10 @@ impl Store {
             last_stored_micros: AtomicI64::new(0),
             writing: AtomicBool::new(false),
             statements_appended: AtomicU64::new(0),
+            journal: std::sync::Mutex::new(None),
         });
         let log = Arc::new(log);
+        let refolded = load_resident(&shared, &log)?;
         catch_up(&shared, &log, head)?;
         if let Some(entry) = last_statement(&log, head)? {
             shared.last_stored_micros.store(entry, Ordering::SeqCst);
@@ -162,12 +169,20 @@ impl Store {
             digest_key,
             data_dir: config.data_dir,
             witness,
+            refolded,
         }))
     }
 
     /// The data directory the store lives in.
     pub fn data_dir(&self) -> &std::path::Path {
         &self.data_dir
+    }
+
+    /// Projections that opening folded again from the log's start because
+    /// their in-memory trees had no snapshot at their checkpoint (the store
+    /// was not closed cleanly since they last changed: docs/adr/0008).
+    pub fn refolded_on_open(&self) -> &[&'static str] {
+        &self.refolded
     }
 
     /// The head recorded at the last clean shutdown, if there was one.
@@ -233,10 +248,12 @@ impl Store {
         for projection in &projections {
             for name in projection.trees() {
                 if trees.digest(name)? != self.shared.trees.digest(name)? {
+                    let stored = self.shared.trees.entries(name, &[])?;
+                    let rebuilt = trees.entries(name, &[])?;
                     differences.push(format!(
                         "projection {}, tree {name}: {}",
                         projection.name(),
-                        first_difference(&self.shared.tree(name), &trees.tree(name))?
+                        first_difference(stored.into_iter(), rebuilt.into_iter())
                     ));
                 }
             }
@@ -261,7 +278,8 @@ impl Store {
 
     /// Raw bytes of every sled tree (the log, each read model, `meta`), in
     /// name order: what the data is before sled's own page overhead, so that
-    /// `lrs verify` can tell raw bytes from amplification.
+    /// `lrs verify` can tell raw bytes from amplification; then the resident
+    /// trees (in memory).
     pub fn tree_sizes(&self) -> Result<Vec<TreeSize>, StoreError> {
         let mut names: Vec<String> = self
             .shared
@@ -279,7 +297,29 @@ impl Store {
             size.read(&tree, &AtomicBool::new(false))?;
             sizes.push(size);
         }
+        sizes.extend(self.resident_sizes());
         Ok(sizes)
+    }
+
+    /// The trees kept in memory (docs/adr/0008), by name: their records and
+    /// bytes (what they cost in memory, beyond the shards' spare room).
+    /// Cheap: no tree is read.
+    pub fn resident_sizes(&self) -> Vec<TreeSize> {
+        self.shared
+            .trees
+            .resident_trees()
+            .into_iter()
+            .map(|(name, tree)| {
+                let tree = tree.read().expect("resident lock");
+                TreeSize {
+                    name: name.to_owned(),
+                    entries: tree.len(),
+                    key_bytes: tree.len() * tree.stored_key_len() as u64,
+                    value_bytes: tree.len() * tree.layout().value_len as u64,
+                    in_memory: true,
+                }
+            })
+            .collect()
     }
 
     pub fn head(&self) -> Position {
@@ -307,7 +347,14 @@ impl Store {
             .shared
             .projections
             .iter()
-            .flat_map(|projection| projection.trees().iter().copied())
+            .flat_map(|projection| {
+                let resident = projection.resident();
+                projection
+                    .trees()
+                    .iter()
+                    .copied()
+                    .filter(move |name| !resident.iter().any(|(r, _)| r == name))
+            })
             .collect();
         names.sort_by_key(|name| {
             WARM_FIRST
@@ -596,12 +643,16 @@ impl Store {
             let _ = handle.join();
         }
         self.shared.make_durable()?;
-        save_postings_snapshot(&self.shared, &self.log)
+        save_postings_snapshot(&self.shared, &self.log)?;
+        save_resident(&self.shared, &self.log)
     }
 }
 
-/// Where two trees first differ, for a report (keys in hex, shortened).
-fn first_difference(stored: &sled::Tree, rebuilt: &sled::Tree) -> Result<String, StoreError> {
+/// Where two trees' entries first differ, for a report (keys in hex, shortened).
+fn first_difference(
+    mut left: impl Iterator<Item = (Vec<u8>, Vec<u8>)>,
+    mut right: impl Iterator<Item = (Vec<u8>, Vec<u8>)>,
+) -> String {
     let show = |key: &[u8]| {
         let text = hex::encode(key);
         if text.len() > 48 {
@@ -610,23 +661,21 @@ fn first_difference(stored: &sled::Tree, rebuilt: &sled::Tree) -> Result<String,
             text
         }
     };
-    let mut left = stored.iter();
-    let mut right = rebuilt.iter();
     loop {
-        match (left.next().transpose()?, right.next().transpose()?) {
-            (None, None) => return Ok("same keys and values, different order".into()),
-            (Some((key, _)), None) => return Ok(format!("stored has extra key {}", show(&key))),
-            (None, Some((key, _))) => return Ok(format!("stored lacks key {}", show(&key))),
+        match (left.next(), right.next()) {
+            (None, None) => return "same keys and values, different order".into(),
+            (Some((key, _)), None) => return format!("stored has extra key {}", show(&key)),
+            (None, Some((key, _))) => return format!("stored lacks key {}", show(&key)),
             (Some((a, va)), Some((b, vb))) => {
                 if a != b {
-                    return Ok(format!(
+                    return format!(
                         "stored has key {} where the rebuild has {}",
                         show(&a),
                         show(&b)
-                    ));
+                    );
                 }
                 if va != vb {
-                    return Ok(format!("the value of key {} differs", show(&a)));
+                    return format!("the value of key {} differs", show(&a));
                 }
             }
         }

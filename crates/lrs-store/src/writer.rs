@@ -258,7 +258,6 @@ fn commit_group(
     let mut replies = Vec::with_capacity(group.len());
     // Ids appended earlier in this group: (tenant, id) -> (position, digest).
     let mut in_group: HashMap<([u8; 8], Uuid), (Position, [u8; 32])> = HashMap::new();
-    let by_id = shared.tree(BY_ID);
     // Documents written or deleted earlier in this group: key -> ETag (None: gone).
     let mut documents_in_group: HashMap<Vec<u8>, Option<String>> = HashMap::new();
 
@@ -353,7 +352,7 @@ fn commit_group(
                     let existing = match in_group.get(&(tenant_key, statement.statement_id)) {
                         Some(found) => Some(*found),
                         None => match existing_statement(
-                            &by_id,
+                            shared.trees(),
                             log,
                             &tenant_key,
                             &statement.statement_id,
@@ -467,12 +466,13 @@ fn current_etag(shared: &Shared, key: &[u8]) -> Result<Option<String>, StoreErro
 }
 
 fn existing_statement(
-    by_id: &sled::Tree,
+    trees: &crate::projector::Trees,
     log: &Log,
     tenant: &[u8; 8],
     statement_id: &Uuid,
 ) -> Result<Option<(Position, [u8; 32])>, StoreError> {
-    let Some(value) = by_id.get(by_id_key(statement_id, tenant))? else {
+    use lrs_projections::ReadModel;
+    let Some(value) = trees.get(BY_ID, &by_id_key(statement_id, tenant)) else {
         return Ok(None);
     };
     let (position, _) =

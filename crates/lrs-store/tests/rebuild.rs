@@ -289,7 +289,15 @@ async fn dropping_and_replaying_every_projection_gives_identical_bytes() {
         dir.path().join("log/postings.snapshot").exists(),
         "close saves the posting lists"
     );
+    assert!(
+        dir.path().join("log/resident.snapshot").exists(),
+        "close saves the statement ids and members kept in memory"
+    );
     let store = Store::open(StoreConfig::new(dir.path(), MasterKey([3; 32]))).unwrap();
+    assert!(
+        store.refolded_on_open().is_empty(),
+        "after a clean close the ids come from the snapshot"
+    );
     assert_eq!(store.projections_digest().unwrap(), before);
     // 45 events of statements and voiding, then the erasure and the retention policy.
     assert!(matches!(store.verify_chain(|_| {}).unwrap(), Ok(47)));
@@ -298,9 +306,10 @@ async fn dropping_and_replaying_every_projection_gives_identical_bytes() {
     // then a "crash": the store is dropped without close, so the snapshot on
     // disk is older than the log. Opening replays the tail after it and must
     // give what a rebuild from scratch gives.
+    let (void_old_id, refer_old_id) = (Uuid::new_v4(), Uuid::new_v4());
     let void_old = prepare(
         &store,
-        Uuid::new_v4(),
+        void_old_id,
         learner(
             96,
             "voided",
@@ -309,7 +318,7 @@ async fn dropping_and_replaying_every_projection_gives_identical_bytes() {
     );
     let refer_old = prepare(
         &store,
-        Uuid::new_v4(),
+        refer_old_id,
         learner(
             95,
             "commented",
@@ -323,6 +332,16 @@ async fn dropping_and_replaying_every_projection_gives_identical_bytes() {
     drop(store);
     // The writer thread lets go of the database once it sees the channel close.
     let store = reopen_when_released(dir.path());
+    assert!(
+        store.refolded_on_open().is_empty(),
+        "the snapshot and the journal of the commits since reach the checkpoints"
+    );
+    for id in [ids[9], void_old_id, refer_old_id] {
+        assert!(store
+            .find_statement(&Scope::Tenant("t1".into()), &id)
+            .unwrap()
+            .is_some());
+    }
     let from_stale_snapshot = store.projections_digest().unwrap();
     assert_ne!(
         from_stale_snapshot, before,
@@ -341,6 +360,57 @@ async fn dropping_and_replaying_every_projection_gives_identical_bytes() {
             .unwrap()
             .voided
     );
+    let before_loss = store.projections_digest().unwrap();
+    store.close().await.unwrap();
+    drop(store);
+    let journal = dir.path().join("log/resident.journal");
+    let header = 48;
+    assert_eq!(
+        std::fs::metadata(&journal).unwrap().len(),
+        header,
+        "close saves a snapshot and starts a new journal"
+    );
+
+    // A power loss: the journal (not synced) loses what the last commit
+    // wrote to it, sled (synced) keeps it. Opening sees the journal end
+    // before the checkpoints and folds both projections again.
+    let store = Store::open(StoreConfig::new(dir.path(), MasterKey([3; 32]))).unwrap();
+    assert!(store.refolded_on_open().is_empty(), "a clean close before");
+    let lost_id = Uuid::new_v4();
+    store
+        .append_statements(
+            "t1".into(),
+            "k".into(),
+            vec![prepare(
+                &store,
+                lost_id,
+                learner(92, "completed", json!({"id": "https://c.example/module3"})),
+            )],
+        )
+        .await
+        .unwrap();
+    let with_lost = store.projections_digest().unwrap();
+    assert_ne!(with_lost, before_loss);
+    drop(store);
+    // Once the writer has let go (an open that replays the journal and is
+    // dropped), the journal is cut back as the power loss would.
+    drop(reopen_when_released(dir.path()));
+    assert!(std::fs::metadata(&journal).unwrap().len() > header);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&journal)
+        .unwrap()
+        .set_len(header)
+        .unwrap();
+    let store = reopen_when_released(dir.path());
+    assert_eq!(store.refolded_on_open(), ["statement_index", "progress"]);
+    assert_eq!(store.projections_digest().unwrap(), with_lost);
+    assert!(store
+        .find_statement(&Scope::Tenant("t1".into()), &lost_id)
+        .unwrap()
+        .is_some());
+    store.rebuild_projections().await.unwrap();
+    assert_eq!(store.projections_digest().unwrap(), with_lost);
     store.close().await.unwrap();
 }
 
@@ -418,13 +488,31 @@ async fn warming_reads_every_read_model_entry_and_stops_when_asked() {
         .unwrap();
     let running = std::sync::atomic::AtomicBool::new(false);
     let warmed = store.warm_read_models(&running).unwrap();
-    // Every tree but the log's own and the store's bookkeeping is a read model.
+    // Every sled tree but the log's own and the store's bookkeeping is a
+    // read model; the resident ones are in memory already.
     let sizes: Vec<_> = store
         .tree_sizes()
         .unwrap()
         .into_iter()
         .filter(|tree| !["log", "meta", "checkpoints"].contains(&tree.name.as_str()))
+        .filter(|tree| !tree.in_memory)
         .collect();
+    let resident: Vec<_> = store.resident_sizes();
+    assert_eq!(
+        resident
+            .iter()
+            .map(|tree| tree.name.as_str())
+            .collect::<Vec<_>>(),
+        ["progress.members", "statements.by_id"]
+    );
+    assert_eq!(resident[1].entries, 40, "one id per statement");
+    assert_eq!(resident[1].key_bytes + resident[1].value_bytes, 40 * 33);
+    assert!(resident[0].entries > 0, "{resident:?}");
+    assert_eq!(
+        resident[0].key_bytes,
+        resident[0].entries * 16,
+        "key digests"
+    );
     assert_eq!(warmed.trees, sizes.len() as u64, "{sizes:?}");
     assert_eq!(
         warmed.entries,

@@ -29,6 +29,10 @@ pub const TREE_WRITES: &str = "lrs_store_tree_writes_total";
 
 pub const TREE_WRITTEN_BYTES: &str = "lrs_store_tree_written_bytes_total";
 
+pub const RESIDENT_RECORDS: &str = "lrs_store_resident_records";
+
+pub const RESIDENT_BYTES: &str = "lrs_store_resident_bytes";
+
 pub const AUTH_FAILURES: &str = "lrs_auth_failures_total";
 
 pub const RATE_LIMITED: &str = "lrs_rate_limited_total";
@@ -188,6 +192,15 @@ fn describe() {
         TREE_WRITTEN_BYTES,
         Unit::Bytes,
         "Bytes of the keys and values written to each sled tree since the process started, by tree"
+    );
+    describe_gauge!(
+        RESIDENT_RECORDS,
+        "Records of each read-model tree kept in memory instead of sled, by tree"
+    );
+    describe_gauge!(
+        RESIDENT_BYTES,
+        Unit::Bytes,
+        "Bytes of the keys and values of each read-model tree kept in memory, by tree"
     );
     describe_counter!(AUTH_FAILURES, "Failed authentications, by reason");
     describe_counter!(RATE_LIMITED, "Requests refused by a rate limit, by limit");

@@ -10,7 +10,7 @@
 use crate::error::ApiError;
 use crate::ops::counters::{
     prometheus, BACKUP_AGE, BACKUP_LAST_SUCCESS, LOG_HEAD, LOG_SIZE, PROJECTION_LAG,
-    STATEMENTS_INGESTED, TREE_WRITES, TREE_WRITTEN_BYTES,
+    RESIDENT_BYTES, RESIDENT_RECORDS, STATEMENTS_INGESTED, TREE_WRITES, TREE_WRITTEN_BYTES,
 };
 use crate::ops::health::{check, Probe};
 use crate::ops::journal::{self, MinuteCounters};
@@ -137,6 +137,11 @@ impl Monitor {
         for tree in self.store.tree_writes() {
             metrics::counter!(TREE_WRITES, "tree" => tree.name.clone()).absolute(tree.writes);
             metrics::counter!(TREE_WRITTEN_BYTES, "tree" => tree.name).absolute(tree.bytes);
+        }
+        for tree in self.store.resident_sizes() {
+            let bytes = tree.key_bytes + tree.value_bytes;
+            metrics::gauge!(RESIDENT_RECORDS, "tree" => tree.name.clone()).set(tree.entries as f64);
+            metrics::gauge!(RESIDENT_BYTES, "tree" => tree.name).set(bytes as f64);
         }
         self.process.collect();
         handle.run_upkeep();
