@@ -831,6 +831,7 @@ fn replay_journal(
     let mut consistent = true;
     let journal = crate::resident::read_journal(
         &shared.snapshot_dir,
+        base,
         |tree| shared.trees.resident_widths(tree),
         |record, end| {
             if !consistent {

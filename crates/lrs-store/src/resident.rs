@@ -521,12 +521,14 @@ pub(crate) struct JournalRecord {
     pub(crate) changes: Vec<(String, Vec<Change>)>,
 }
 
-/// Reads a journal: its base head, then calls `each` with every whole
-/// record in order and the offset where it ends (stopping at a torn or
-/// damaged one). Returns the base, or `None` with no journal. `widths`
-/// gives a tree's stored key and value widths.
+/// Reads a journal: its base head and, if that is `follows` (the snapshot
+/// it must continue), calls `each` with every whole record in order and the
+/// offset where it ends (stopping at a torn or damaged one). Returns the
+/// base, or `None` with no journal. `widths` gives a tree's stored key and
+/// value widths.
 pub(crate) fn read_journal(
     dir: &Path,
+    follows: Head,
     widths: impl Fn(&str) -> Option<(usize, usize)>,
     mut each: impl FnMut(JournalRecord, u64),
 ) -> std::io::Result<Option<Head>> {
@@ -546,6 +548,9 @@ pub(crate) fn read_journal(
         position: u64::from_be_bytes(header[8..16].try_into().expect("8 bytes")),
         hash: header[16..48].try_into().expect("32 bytes"),
     };
+    if base != follows {
+        return Ok(Some(base));
+    }
     let mut len = header.len() as u64;
     loop {
         let mut length = [0u8; 4];
@@ -731,11 +736,20 @@ mod tests {
         let read = |dir: &Path| {
             let mut records = Vec::new();
             let found =
-                read_journal(dir, widths, |record, end| records.push((record, end))).unwrap();
+                read_journal(dir, base, widths, |record, end| records.push((record, end))).unwrap();
             (found, records)
         };
         let (found, records) = read(dir.path());
         assert_eq!(found.unwrap().position, 5);
+        // Another snapshot's journal: its base is read, its records not.
+        let other = Head {
+            position: 5,
+            hash: [8; 32],
+        };
+        let mut seen = 0;
+        let found = read_journal(dir.path(), other, widths, |_, _| seen += 1).unwrap();
+        assert_eq!(found.unwrap().hash, [9; 32]);
+        assert_eq!(seen, 0);
         let positions: Vec<u64> = records.iter().map(|(r, _)| r.position).collect();
         assert_eq!(positions, [6, 7, 9]);
         assert_eq!(records[1].0.covers, ["p"]);
