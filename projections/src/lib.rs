@@ -73,9 +73,10 @@ pub trait Projection: Send + Sync {
         &[]
     }
     /// Trees (of [`Projection::trees`]) that the store keeps in memory
-    /// rather than on disk, with their keys' and values' fixed widths: saved
-    /// when the store closes, folded again from the log after a crash. A
-    /// storage matter only, as [`Projection::packed`].
+    /// rather than in sled, with their records' shape: saved when the store
+    /// closes, with a journal of every commit since; the projection is
+    /// folded again from the log when those do not reach its checkpoint (a
+    /// power loss). A storage matter only, as [`Projection::packed`].
     fn resident(&self) -> &'static [(TreeName, Resident)] {
         &[]
     }

@@ -4,18 +4,20 @@
 //! length, and are only ever read whole, keeps a 16-byte digest of each key
 //! instead (the first 16 bytes of its SHA-256: spread evenly over the
 //! shards; two of ten million keys share one with a chance of ~10⁻²⁵).
-//! sled spends ~150–450 bytes of
-//! disk on every small key written at random (docs/adr/0004); a resident
-//! record costs its own bytes of memory and nothing on disk while the store
-//! runs.
+//! sled spends ~150–450 bytes of disk on every small key written at random
+//! (docs/adr/0004); a resident record costs its own bytes of memory, and on
+//! disk its share of a snapshot and a journal.
 //!
 //! Such a tree is saved in `resident.snapshot` beside the posting lists
-//! when the store closes, with the log position and entry hash it reaches,
-//! and loaded on open when it still matches its projection's checkpoint.
-//! After a crash (or with no snapshot) it does not: the owning projection's
-//! checkpoint is dropped, and opening folds that projection again from the
-//! log's start, as after a version change. The log stays the only durable
-//! truth; a resident tree is a projection like any other, rebuilt the same.
+//! when the store closes, with the log position and entry hash it reaches;
+//! every commit since appends its changes to `resident.journal` (the
+//! [`Journal`]). Opening loads the snapshot and the journal up to the
+//! owning projection's checkpoint (`projector::load_resident`). When they
+//! do not reach it (a power loss took the journal's tail, no snapshot,
+//! another log), the checkpoint is dropped and opening folds that
+//! projection again from the log's start, as after a version change. The
+//! log stays the only durable truth; a resident tree is a projection like
+//! any other, rebuilt the same.
 //!
 //! [`Projection::resident`]: lrs_projections::Projection::resident
 
