@@ -11,8 +11,9 @@
 #
 # The functions share these variables: OUT and RESULTS (bench_out), LRS and
 # LOAD (bench_build), DATA (bench_data_dir, or set by the script), and
-# SERVER_PID, PORT, URL (bench_start_server; SERVER_PID is empty while no
-# server runs). bench_start_server serves whatever DATA names when it is
+# SERVER_PID, PORT, URL (bench_start_server, and STARTED_IN with
+# bench_start_server_timed; SERVER_PID is empty while no server runs).
+# bench_start_server serves whatever DATA names when it is
 # called, so a script may stop the server, point DATA elsewhere and start it
 # again.
 #
@@ -175,6 +176,17 @@ bench_start_server() {
         tail -n 20 "$OUT/server.log" >&2 || true
         bench_die "the server did not start on $URL (log: $OUT/server.log)"
     fi
+}
+
+# shellcheck disable=SC2034,SC2119,SC2120 # STARTED_IN is for the scripts; the serve arguments are optional
+bench_start_server_timed() {
+    # bench_start_server_timed [SERVE ARGS...]: bench_start_server, and in
+    # STARTED_IN the seconds (one decimal) until the port accepted
+    # connections: how long opening the store took
+    local t0
+    t0=$(date +%s.%N)
+    bench_start_server "$@"
+    STARTED_IN=$(python3 -c "print(round($(date +%s.%N) - $t0, 1))")
 }
 
 bench_stop_server() {

@@ -41,11 +41,8 @@ fill() {
     NEXT=$(tail -n1 "$RESULTS" | python3 -c 'import json,sys; print(json.load(sys.stdin)["next_unit"])')
 }
 timed_start() {
-    local t0
-    t0=$(date +%s.%N)
-    bench_start_server
-    echo "$1: listens after $(python3 -c "print(round($(date +%s.%N) - $t0, 1))") s" |
-        tee -a "$OUT/summary.txt"
+    bench_start_server_timed
+    echo "$1: listens after $STARTED_IN s" | tee -a "$OUT/summary.txt"
 }
 crash() {
     kill -9 "$SERVER_PID"

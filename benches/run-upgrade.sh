@@ -37,9 +37,8 @@ fill --label old fill-activity --statements "$SIZE" --batch 500 --clients 4 --pr
 bench_stop_server
 
 LRS=$NEW_BIN
-start=$(date +%s.%N)
-bench_start_server
-echo "$NEW_BIN listens after $(python3 -c "print(round($(date +%s.%N) - $start, 1))") s on the store of $SIZE statements written by $OLD_BIN" |
+bench_start_server_timed
+echo "$NEW_BIN listens after $STARTED_IN s on the store of $SIZE statements written by $OLD_BIN" |
     tee "$OUT/upgrade.txt"
 NEXT=$(tail -n1 "$RESULTS" | python3 -c 'import json,sys; print(json.load(sys.stdin)["next_unit"])')
 fill --label new fill-activity --statements 2000 --batch 100 --clients 2 --start-unit "$NEXT"

@@ -8,6 +8,7 @@
 pub mod audit;
 pub mod backup;
 mod error;
+mod files;
 pub mod log;
 mod packed;
 mod progress;

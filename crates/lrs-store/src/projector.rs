@@ -108,7 +108,7 @@ impl Trees {
     }
 
     /// A resident tree (`None`: the tree is in sled).
-    fn resident(&self, name: TreeName) -> Option<&RwLock<ResidentTree>> {
+    pub(crate) fn resident(&self, name: &str) -> Option<&RwLock<ResidentTree>> {
         self.resident.get(name)
     }
 
@@ -137,8 +137,7 @@ impl Trees {
 
     /// The trees' stored key and value widths, by name (for the journal).
     pub(crate) fn resident_widths(&self, name: &str) -> Option<(usize, usize)> {
-        let (_, tree) = self.resident.iter().find(|(n, _)| **n == name)?;
-        let tree = tree.read().expect("resident lock");
+        let tree = self.resident(name)?.read().expect("resident lock");
         Some((tree.stored_key_len(), tree.layout().value_len))
     }
 
@@ -166,7 +165,7 @@ impl Trees {
         name: &str,
         changes: impl IntoIterator<Item = (K, Option<V>)>,
     ) {
-        let Some((_, tree)) = self.resident.iter().find(|(n, _)| **n == name) else {
+        let Some(tree) = self.resident(name) else {
             return;
         };
         let mut tree = tree.write().expect("resident lock");
@@ -647,16 +646,11 @@ pub(crate) fn save_postings_snapshot(shared: &Shared, log: &Log) -> Result<(), S
     let bytes = postcard::to_stdvec(&(position, entry_hash, &*postings))
         .map_err(|e| StoreError::Corrupt(format!("encoding postings snapshot: {e}")))?;
     drop(postings);
-    let path = shared.snapshot_dir.join(SNAPSHOT_FILE);
-    let temporary = path.with_extension("tmp");
-    {
+    crate::files::replace(&shared.snapshot_dir.join(SNAPSHOT_FILE), |file| {
         use std::io::Write;
-        let mut file = std::fs::File::create(&temporary)?;
         file.write_all(&[POSTINGS_FORMAT])?;
-        file.write_all(&bytes)?;
-        file.sync_all()?;
-    }
-    std::fs::rename(&temporary, &path)?;
+        file.write_all(&bytes)
+    })?;
     tracing::info!(position, bytes = bytes.len(), "posting lists saved");
     Ok(())
 }
@@ -742,12 +736,6 @@ pub(crate) fn load_resident(shared: &Shared, log: &Log) -> Result<Vec<&'static s
         .map(|projection| projection.as_ref())
         .filter(|projection| !projection.resident().is_empty())
         .collect();
-    let owner_of = |tree: &str| {
-        owners
-            .iter()
-            .copied()
-            .find(|owner| owner.resident().iter().any(|(name, _)| *name == tree))
-    };
     let layouts: Vec<(TreeName, lrs_projections::Resident)> = owners
         .iter()
         .flat_map(|owner| owner.resident().iter().copied())
@@ -766,7 +754,7 @@ pub(crate) fn load_resident(shared: &Shared, log: &Log) -> Result<Vec<&'static s
             }
             let mut complete: HashMap<&str, usize> = HashMap::new();
             for (name, version, tree) in trees {
-                let owner = owner_of(name).expect("load keeps known trees only");
+                let owner = owner_of(&owners, name).expect("load keeps known trees only");
                 if version == owner.version() {
                     shared.trees.replace_resident(name, tree);
                     *complete.entry(owner.name()).or_default() += 1;
@@ -788,9 +776,7 @@ pub(crate) fn load_resident(shared: &Shared, log: &Log) -> Result<Vec<&'static s
         if version == owner.version() && reached[owner.name()] == Some(position) {
             continue;
         }
-        for (name, _) in owner.resident() {
-            shared.trees.clear(name)?;
-        }
+        // Without a checkpoint, catch-up empties its trees and folds it again.
         if position > 0 {
             tracing::info!(
                 projection = owner.name(),
@@ -806,6 +792,14 @@ pub(crate) fn load_resident(shared: &Shared, log: &Log) -> Result<Vec<&'static s
             Some(crate::resident::Journal::resume(dir, len)?);
     }
     Ok(refold)
+}
+
+/// The projection of `owners` that declares the resident tree `tree`.
+fn owner_of<'a>(owners: &[&'a dyn Projection], tree: &str) -> Option<&'a dyn Projection> {
+    owners
+        .iter()
+        .copied()
+        .find(|owner| owner.resident().iter().any(|(name, _)| *name == tree))
 }
 
 /// Applies the journal after the snapshot at `base` to the resident trees
@@ -854,10 +848,7 @@ fn replay_journal(
                 return;
             }
             for (tree, changes) in record.changes {
-                let owner = owners
-                    .iter()
-                    .find(|owner| owner.resident().iter().any(|(name, _)| *name == tree));
-                if owner.is_some_and(|owner| covered.contains(&owner.name())) {
+                if owner_of(owners, &tree).is_some_and(|owner| covered.contains(&owner.name())) {
                     shared.trees.apply_stored(&tree, changes);
                 }
             }

@@ -264,35 +264,31 @@ pub(crate) fn save(
             self.inner.flush()
         }
     }
-    let path = dir.join(SNAPSHOT_FILE);
-    let temporary = path.with_extension("tmp");
-    let file = std::fs::File::create(&temporary)?;
-    let mut out = Hashing {
-        inner: BufWriter::with_capacity(1 << 20, file),
-        hasher: Sha256::new(),
-    };
-    out.write_all(&[FORMAT])?;
-    out.write_all(&head.position.to_be_bytes())?;
-    out.write_all(&head.hash)?;
-    out.write_all(&(trees.len() as u32).to_be_bytes())?;
-    for (name, version, tree) in trees {
-        out.write_all(&(name.len() as u16).to_be_bytes())?;
-        out.write_all(name.as_bytes())?;
-        out.write_all(&version.to_be_bytes())?;
-        let layout = tree.layout();
-        out.write_all(&(layout.key_len.unwrap_or(0) as u16).to_be_bytes())?;
-        out.write_all(&(layout.value_len as u16).to_be_bytes())?;
-        out.write_all(&tree.len().to_be_bytes())?;
-        for shard in &tree.shards {
-            out.write_all(shard)?;
+    crate::files::replace(&dir.join(SNAPSHOT_FILE), |file| {
+        let mut out = Hashing {
+            inner: BufWriter::with_capacity(1 << 20, file),
+            hasher: Sha256::new(),
+        };
+        out.write_all(&[FORMAT])?;
+        out.write_all(&head.position.to_be_bytes())?;
+        out.write_all(&head.hash)?;
+        out.write_all(&(trees.len() as u32).to_be_bytes())?;
+        for (name, version, tree) in trees {
+            out.write_all(&(name.len() as u16).to_be_bytes())?;
+            out.write_all(name.as_bytes())?;
+            out.write_all(&version.to_be_bytes())?;
+            let layout = tree.layout();
+            out.write_all(&(layout.key_len.unwrap_or(0) as u16).to_be_bytes())?;
+            out.write_all(&(layout.value_len as u16).to_be_bytes())?;
+            out.write_all(&tree.len().to_be_bytes())?;
+            for shard in &tree.shards {
+                out.write_all(shard)?;
+            }
         }
-    }
-    let digest = out.hasher.finalize();
-    let mut inner = out.inner;
-    inner.write_all(&digest)?;
-    let file = inner.into_inner().map_err(|e| e.into_error())?;
-    file.sync_all()?;
-    std::fs::rename(&temporary, &path)?;
+        let digest = out.hasher.finalize();
+        out.inner.write_all(&digest)?;
+        out.inner.flush()
+    })?;
     tracing::info!(position = head.position, "resident read models saved");
     Ok(())
 }
@@ -430,16 +426,16 @@ impl Journal {
     /// file, synced, then renamed over the old one).
     pub(crate) fn create(dir: &Path, base: Head) -> std::io::Result<Self> {
         let path = dir.join(JOURNAL_FILE);
-        let temporary = path.with_extension("tmp-journal");
-        let mut file = std::fs::File::create(&temporary)?;
-        file.write_all(JOURNAL_MAGIC)?;
-        file.write_all(&base.position.to_be_bytes())?;
-        file.write_all(&base.hash)?;
-        file.sync_all()?;
-        std::fs::rename(&temporary, &path)?;
-        let len = file.metadata()?.len();
+        crate::files::replace(&path, |file| {
+            file.write_all(JOURNAL_MAGIC)?;
+            file.write_all(&base.position.to_be_bytes())?;
+            file.write_all(&base.hash)
+        })?;
         let file = std::fs::OpenOptions::new().append(true).open(&path)?;
-        Ok(Self { file, len })
+        Ok(Self {
+            file,
+            len: JOURNAL_HEADER_LEN,
+        })
     }
 
     /// Appends one commit's changes.

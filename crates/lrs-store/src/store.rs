@@ -347,14 +347,8 @@ impl Store {
             .shared
             .projections
             .iter()
-            .flat_map(|projection| {
-                let resident = projection.resident();
-                projection
-                    .trees()
-                    .iter()
-                    .copied()
-                    .filter(move |name| !resident.iter().any(|(r, _)| r == name))
-            })
+            .flat_map(|projection| projection.trees().iter().copied())
+            .filter(|name| self.shared.trees.resident(name).is_none())
             .collect();
         names.sort_by_key(|name| {
             WARM_FIRST
