@@ -367,7 +367,7 @@ impl<K: KeyRing> Cutter<'_, K> {
                 let index = self.persons.len();
                 let person_json = serde_json::to_vec(agent).expect("json encodes");
                 self.persons
-                    .push(seal_for(token, &key, &compressed_json(person_json)));
+                    .push(seal_person(token, &key, &compressed_json(person_json)));
                 self.tokens.push(token);
                 subjects.push((token, key));
                 let mut marker = Map::new();
@@ -452,7 +452,43 @@ fn random_nonce() -> [u8; 24] {
 }
 
 fn seal_for(token: Token, key: &DataKey, plaintext: &[u8]) -> SealedForPersonV1 {
-    let nonce = random_nonce();
+    seal_with_nonce(token, key, plaintext, random_nonce())
+}
+
+/// Seals a person's agent object with a synthetic nonce (docs/adr/0009):
+/// the nonce is a MAC of the plaintext under a key derived from the
+/// person's own, so the same agent object of the same person seals to the
+/// same bytes. The authority of an app's statements, and a learner's own
+/// agent in a run of their statements, then repeat within a log chunk and
+/// its one zstd frame stores them once. What that shows a reader of the log
+/// without the keys, that two sealed agents of one token are equal, the
+/// token in clear beside them already says; a different plaintext still
+/// gets a different nonce, and erasing the key erases the MAC key with it.
+fn seal_person(token: Token, key: &DataKey, plaintext: &[u8]) -> SealedForPersonV1 {
+    seal_with_nonce(token, key, plaintext, synthetic_nonce(key, plaintext))
+}
+
+fn synthetic_nonce(key: &DataKey, plaintext: &[u8]) -> [u8; 24] {
+    use hmac::{Hmac, Mac};
+    type HmacSha256 = Hmac<sha2::Sha256>;
+    let mut derive =
+        <HmacSha256 as Mac>::new_from_slice(&key.0).expect("HMAC takes any key length");
+    derive.update(b"lrs envelope: person nonce key v1");
+    let nonce_key = derive.finalize().into_bytes();
+    let mut mac =
+        <HmacSha256 as Mac>::new_from_slice(&nonce_key).expect("HMAC takes any key length");
+    mac.update(plaintext);
+    let mut nonce = [0u8; 24];
+    nonce.copy_from_slice(&mac.finalize().into_bytes()[..24]);
+    nonce
+}
+
+fn seal_with_nonce(
+    token: Token,
+    key: &DataKey,
+    plaintext: &[u8],
+    nonce: [u8; 24],
+) -> SealedForPersonV1 {
     let ciphertext = XChaCha20Poly1305::new(&key.0.into())
         .encrypt(XNonce::from_slice(&nonce), plaintext)
         .expect("encryption of a vec never fails");
@@ -580,6 +616,31 @@ mod tests {
         assert_eq!(
             open(&compressed.sealed, &keys).unwrap().unwrap(),
             statement()
+        );
+    }
+
+    #[test]
+    fn a_person_seals_to_the_same_bytes_and_content_keys_never_repeat() {
+        let mut keys = MemoryKeys::default();
+        let first = seal(&statement(), &[], &mut keys).unwrap();
+        let second = seal(&statement(), &[], &mut keys).unwrap();
+        assert_eq!(first.sealed.persons, second.sealed.persons);
+        assert_ne!(first.sealed.subject_shares, second.sealed.subject_shares);
+        assert_ne!(first.sealed.body_nonce, second.sealed.body_nonce);
+        // another name for the same person: another nonce, other bytes
+        let mut renamed = statement();
+        renamed["actor"]["name"] = json!("Anna de Vries-Jansen");
+        let third = seal(&renamed, &[], &mut keys).unwrap();
+        assert_eq!(third.sealed.persons[0].token, first.sealed.persons[0].token);
+        assert_ne!(third.sealed.persons[0].nonce, first.sealed.persons[0].nonce);
+        assert_eq!(first.sealed.persons[1], third.sealed.persons[1]);
+        assert_eq!(open(&third.sealed, &keys).unwrap().unwrap(), renamed);
+        // the same agent object under another person's key: other bytes
+        let agent = serde_json::to_vec(&statement()["actor"]).unwrap();
+        let (anna, bram) = (DataKey([1; 32]), DataKey([2; 32]));
+        assert_ne!(
+            seal_person(Token([1; 16]), &anna, &agent).ciphertext,
+            seal_person(Token([1; 16]), &bram, &agent).ciphertext
         );
     }
 
