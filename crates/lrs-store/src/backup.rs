@@ -88,7 +88,7 @@ impl OfflineSource {
                 data_dir.display()
             )));
         }
-        let db = sled::Config::new().path(log_dir).open()?;
+        let db = crate::segments::log_config(&log_dir).open()?;
         let (log, head) = Log::open(&db)?;
         Ok(Self {
             _db: db,
@@ -733,8 +733,7 @@ fn restore_into(
     mut erased: std::collections::HashSet<lrs_core::Token>,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<(Head, u64, usize), BackupError> {
-    let db = sled::Config::new()
-        .path(data_dir.join("log"))
+    let db = crate::segments::log_config(&data_dir.join("log"))
         .flush_every_ms(None)
         .open()
         .map_err(StoreError::from)?;

@@ -16,6 +16,7 @@ mod projector;
 pub mod query;
 mod resident;
 pub mod retention;
+mod segments;
 mod staff;
 pub mod store;
 pub mod vault;

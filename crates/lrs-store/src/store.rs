@@ -116,8 +116,7 @@ impl Store {
     /// Opens (or creates) the data directory and starts the writer.
     pub fn open(config: StoreConfig) -> Result<Arc<Store>, StoreError> {
         std::fs::create_dir_all(&config.data_dir)?;
-        let db = sled::Config::new()
-            .path(config.data_dir.join("log"))
+        let db = crate::segments::log_config(&config.data_dir.join("log"))
             .cache_capacity(config.cache_capacity)
             .flush_every_ms(None)
             .open()?;

@@ -1,0 +1,68 @@
+//! sled's segment size (docs/adr/0010). sled writes its pages into
+//! fixed-size segments of one file (`log/db`), moves the live pages out of a
+//! segment once half of it is garbage, and writes a page larger than a
+//! quarter of a segment as a file of its own (`log/blobs/`). The read
+//! models rewrite small pages at random places all the time, so the size
+//! decides how much garbage the file carries: 64 KiB segments keep a store
+//! of the learners' scenario at ~0.6× the bytes of sled's default 512 KiB.
+//!
+//! sled records the size in `log/conf` when it creates the database and
+//! refuses to open it with another, so a store keeps the size it was made
+//! with: every open of an existing log reads it back from there. A store
+//! made before takes the new size through `lrs backup` and `lrs restore`
+//! (docs/operations.md, "Upgrading").
+
+use std::path::Path;
+
+/// The segment size of a log sled creates from now on.
+pub(crate) const NEW_SEGMENT_SIZE: usize = 64 * 1024;
+
+/// sled's configuration for the log directory `log_dir`: its path and the
+/// segment size it was created with (or [`NEW_SEGMENT_SIZE`] for a new one).
+pub(crate) fn log_config(log_dir: &Path) -> sled::Config {
+    sled::Config::new()
+        .path(log_dir)
+        .segment_size(recorded_segment_size(log_dir).unwrap_or(NEW_SEGMENT_SIZE))
+}
+
+/// The segment size sled recorded in `log_dir/conf` (a line
+/// `segment_size: N` followed by a checksum); `None` for a new directory.
+/// A `conf` without a readable size is left to sled to refuse.
+pub(crate) fn recorded_segment_size(log_dir: &Path) -> Option<usize> {
+    let bytes = std::fs::read(log_dir.join("conf")).ok()?;
+    String::from_utf8_lossy(&bytes).lines().find_map(|line| {
+        line.strip_prefix("segment_size:")
+            .and_then(|size| size.trim().parse().ok())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_log_gets_the_new_size_and_an_old_one_keeps_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let new = dir.path().join("new");
+        drop(log_config(&new).open().unwrap());
+        assert_eq!(recorded_segment_size(&new), Some(NEW_SEGMENT_SIZE));
+
+        // a log made by sled's default (512 KiB), as every store before
+        let old = dir.path().join("old");
+        let db = sled::Config::new().path(&old).open().unwrap();
+        db.insert(b"k", b"v".as_slice()).unwrap();
+        db.flush().unwrap();
+        drop(db);
+        assert_eq!(recorded_segment_size(&old), Some(512 * 1024));
+        let db = log_config(&old).open().unwrap();
+        assert_eq!(db.get(b"k").unwrap().as_deref(), Some(b"v".as_slice()));
+        drop(db);
+        assert_eq!(recorded_segment_size(&old), Some(512 * 1024));
+        // what sled itself does when asked for another size
+        assert!(sled::Config::new()
+            .path(&old)
+            .segment_size(NEW_SEGMENT_SIZE)
+            .open()
+            .is_err());
+    }
+}
