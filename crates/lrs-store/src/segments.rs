@@ -2,9 +2,15 @@
 //! fixed-size segments of one file (`log/db`), moves the live pages out of a
 //! segment once half of it is garbage, and writes a page larger than a
 //! quarter of a segment as a file of its own (`log/blobs/`). The read
-//! models rewrite small pages at random places all the time, so the size
-//! decides how much garbage the file carries: 64 KiB segments keep a store
-//! of the learners' scenario at ~0.6× the bytes of sled's default 512 KiB.
+//! models rewrite small pages at random places all the time, and the log's
+//! chunks are 20–27 KB: at sled's default 512 KiB they go between the two
+//! files, and the garbage in both is what a store pays most for. 16 MiB
+//! segments (the most sled allows) keep every page in `log/db` and a store
+//! of the learners' scenario of ten million statements at 0.92× the bytes
+//! (docs/performance.md, "Levers 12 and 13"). Smaller segments saved more
+//! bytes but not time: the first write after every start walks all the
+//! segments once per segment (sled 0.34's `SegmentAccountant::stabilize`),
+//! which at 64 KiB stalled that write for 25 s at ten million statements.
 //!
 //! sled records the size in `log/conf` when it creates the database and
 //! refuses to open it with another, so a store keeps the size it was made
@@ -15,7 +21,7 @@
 use std::path::Path;
 
 /// The segment size of a log sled creates from now on.
-pub(crate) const NEW_SEGMENT_SIZE: usize = 64 * 1024;
+pub(crate) const NEW_SEGMENT_SIZE: usize = 16 * 1024 * 1024;
 
 /// sled's configuration for the log directory `log_dir`: its path and the
 /// segment size it was created with (or [`NEW_SEGMENT_SIZE`] for a new one).
