@@ -189,6 +189,12 @@ bench_start_server_timed() {
     STARTED_IN=$(python3 -c "print(round($(date +%s.%N) - $t0, 1))")
 }
 
+bench_next_unit() {
+    # bench_next_unit: the `next_unit` of the last lrs-load run in RESULTS
+    # (a fill), where the next fill goes on: NEXT=$(bench_next_unit)
+    tail -n1 "$RESULTS" | python3 -c 'import json,sys; print(json.load(sys.stdin)["next_unit"])'
+}
+
 bench_stop_server() {
     # bench_stop_server: SIGTERM to the server, waits for it to exit, prints
     # "# server stopped (SIGTERM) in S s, exit status N" to stderr; nothing

@@ -54,7 +54,7 @@ load() {
 }
 load floor about --clients 64 --duration "$FLOOR_SECONDS"
 load single fill-activity --months "$MONTHS" --statements "$SINGLE" --batch 1 --clients 64 --start-unit "$START_UNIT"
-NEXT=$(tail -n1 "$RESULTS" | python3 -c 'import json,sys; print(json.load(sys.stdin)["next_unit"])')
+NEXT=$(bench_next_unit)
 load batched fill-activity --months "$MONTHS" --statements "$BATCHED" --batch 100 --clients 4 --start-unit "$NEXT"
 DU=$(($(du -sb "$DATA" | cut -f1) - DU_BEFORE))
 # Keys and bytes written to each sled tree since the server started.

@@ -33,12 +33,13 @@ bench_data_dir lrs-restart
 bench_master_key
 "$LRS" tenants define --id kb --name KB --kind kb --data-dir "$DATA" >/dev/null
 read -r KEY SECRET < <(bench_credential restart --tenant kb --scope all)
+NEXT=0
 fill() {
-    # fill LABEL COUNT
+    # fill LABEL COUNT BATCH CLIENTS: from NEXT on, which it moves past the fill
     "$LOAD" --url "$URL" --key "$KEY" --secret "$SECRET" --server-pid "$SERVER_PID" \
-        --learners 100000 --json --label "$1" fill-activity --statements "$2" --batch 100 \
-        --clients 2 --start-unit "$NEXT" --progress-every 30 >>"$RESULTS"
-    NEXT=$(tail -n1 "$RESULTS" | python3 -c 'import json,sys; print(json.load(sys.stdin)["next_unit"])')
+        --learners 100000 --json --label "$1" fill-activity --statements "$2" --batch "$3" \
+        --clients "$4" --start-unit "$NEXT" --progress-every 30 >>"$RESULTS"
+    NEXT=$(bench_next_unit)
 }
 timed_start() {
     bench_start_server_timed
@@ -55,17 +56,14 @@ refolds() {
 }
 
 bench_start_server
-"$LOAD" --url "$URL" --key "$KEY" --secret "$SECRET" --server-pid "$SERVER_PID" \
-    --learners 100000 --json --label fill fill-activity --statements "$SIZE" --batch 500 \
-    --clients 4 --progress-every 30 >>"$RESULTS"
-NEXT=$(tail -n1 "$RESULTS" | python3 -c 'import json,sys; print(json.load(sys.stdin)["next_unit"])')
+fill fill "$SIZE" 500 4
 bench_stop_server
 timed_start "after a clean stop (snapshot)"
-fill before-kill-1 "$STEP"
+fill before-kill-1 "$STEP" 100 2
 crash
 timed_start "after kill -9 (snapshot + journal)"
 refolds
-fill before-kill-2 "$STEP"
+fill before-kill-2 "$STEP" 100 2
 crash
 truncate -s 48 "$DATA/log/resident.journal"
 timed_start "after kill -9 with the journal cut to its header (a power loss)"

@@ -40,7 +40,7 @@ LRS=$NEW_BIN
 bench_start_server_timed
 echo "$NEW_BIN listens after $STARTED_IN s on the store of $SIZE statements written by $OLD_BIN" |
     tee "$OUT/upgrade.txt"
-NEXT=$(tail -n1 "$RESULTS" | python3 -c 'import json,sys; print(json.load(sys.stdin)["next_unit"])')
+NEXT=$(bench_next_unit)
 fill --label new fill-activity --statements 2000 --batch 100 --clients 2 --start-unit "$NEXT"
 bench_stop_server
 "$LRS" verify --data-dir "$DATA" 2>/dev/null | grep -E '^(ok|PROJECTION|BROKEN)' | tee -a "$OUT/upgrade.txt"

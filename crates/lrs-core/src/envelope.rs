@@ -469,18 +469,17 @@ fn seal_person(token: Token, key: &DataKey, plaintext: &[u8]) -> SealedForPerson
 }
 
 fn synthetic_nonce(key: &DataKey, plaintext: &[u8]) -> [u8; 24] {
-    use hmac::{Hmac, Mac};
-    type HmacSha256 = Hmac<sha2::Sha256>;
-    let mut derive =
-        <HmacSha256 as Mac>::new_from_slice(&key.0).expect("HMAC takes any key length");
-    derive.update(b"lrs envelope: person nonce key v1");
-    let nonce_key = derive.finalize().into_bytes();
-    let mut mac =
-        <HmacSha256 as Mac>::new_from_slice(&nonce_key).expect("HMAC takes any key length");
-    mac.update(plaintext);
-    let mut nonce = [0u8; 24];
-    nonce.copy_from_slice(&mac.finalize().into_bytes()[..24]);
-    nonce
+    fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
+        use hmac::{Hmac, Mac};
+        let mut mac =
+            <Hmac<sha2::Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
+        mac.update(data);
+        mac.finalize().into_bytes().into()
+    }
+    let nonce_key = hmac_sha256(&key.0, b"lrs envelope: person nonce key v1");
+    hmac_sha256(&nonce_key, plaintext)[..24]
+        .try_into()
+        .expect("24 of 32 bytes")
 }
 
 fn seal_with_nonce(
