@@ -7,7 +7,7 @@
 # larger than the limit is read from the disk as on a machine with less RAM
 # than the data directory (issue 19: "data directory larger than the page
 # cache"). Needs root and the cgroup memory controller (v2, or v1 mounted
-# at /sys/fs/cgroup/memory). The page cache is dropped before the server
+# at /sys/fs/cgroup/memory; only v1 has been run so far). The page cache is dropped before the server
 # starts; after the queries the cgroup's peak usage and page cache are
 # printed beside the data directory's size.
 #
@@ -41,6 +41,10 @@ if grep -qw memory /sys/fs/cgroup/cgroup.controllers 2>/dev/null; then
     HOME_CGROUP=/sys/fs/cgroup$(awk -F: '$1 == "0" {print $3}' /proc/self/cgroup)
     CGROUP=/sys/fs/cgroup/lrs-bench-$$
     mkdir "$CGROUP"
+    [ -e "$CGROUP/memory.max" ] || {
+        rmdir "$CGROUP"
+        bench_die "cgroup v2 without the memory controller for child groups (add +memory to /sys/fs/cgroup/cgroup.subtree_control)"
+    }
     echo "$limit_bytes" >"$CGROUP/memory.max"
     peak() { cat "$CGROUP/memory.peak" 2>/dev/null || echo 0; }
     cache() { awk '$1 == "file" {print $2}' "$CGROUP/memory.stat"; }
@@ -56,6 +60,9 @@ else
 fi
 small_memory_cleanup() {
     bench_cleanup
+    # If the script stopped while this shell was inside the cgroup, leave it
+    # first: a cgroup with a process in it cannot be removed.
+    echo $$ >"$HOME_CGROUP/cgroup.procs" 2>/dev/null || true
     rmdir "$CGROUP" 2>/dev/null || true
 }
 trap small_memory_cleanup EXIT
