@@ -24,7 +24,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// What the generated activity looks like (the same for every scenario of
 /// a run: pass the same values, with the same global `--seed`,
@@ -291,7 +291,7 @@ enum Kind {
     StmtAgent,
     /// ?agent=&activity=<course>&related_activities=true
     StmtAgentCourse,
-    /// ?verb=<completed>&since=<an hour ago>&limit=100
+    /// ?verb=<completed>&since=<an hour before the newest statement>&limit=100
     StmtVerbSince,
     /// ?activity=<course>&related_activities=true&limit=50
     StmtActivityRelated,
@@ -342,6 +342,11 @@ struct Plan {
     units: u64,
     /// Pages of the library's learners list (learned from the answers).
     pages: AtomicUsize,
+    /// What `?verb&since` counts back an hour from: the newest statement's
+    /// `stored` when the run began, so that a store filled hours before
+    /// (kept, then queried again) is asked about its last hour of writes
+    /// and not about an hour in which nothing was written.
+    newest_stored: SystemTime,
 }
 
 impl Plan {
@@ -479,7 +484,7 @@ impl Plan {
                 ("/xapi/statements", query)
             }
             Kind::StmtVerbSince => {
-                let since = std::time::SystemTime::now() - Duration::from_secs(3600);
+                let since = self.newest_stored - Duration::from_secs(3600);
                 (
                     "/xapi/statements",
                     vec![
@@ -508,6 +513,29 @@ impl Plan {
 
 type Stats = super::KindStats;
 
+/// The `stored` of the newest statement the KB's credential can read (now
+/// for an empty store).
+async fn newest_stored(ctx: &Ctx) -> anyhow::Result<SystemTime> {
+    let response = ctx
+        .xapi
+        .http
+        .get(format!("{}/xapi/statements", ctx.cli.url))
+        .query(&[("limit", "1")])
+        .header("X-Experience-API-Version", &ctx.cli.xapi_version)
+        .basic_auth(&ctx.cli.key, Some(&ctx.cli.secret))
+        .send()
+        .await?
+        .error_for_status()?;
+    let page: Value = response.json().await?;
+    let Some(stored) = page["statements"][0]["stored"].as_str() else {
+        return Ok(SystemTime::now());
+    };
+    let stored = xapi::validate::parse_timestamp(stored).ok_or_else(|| {
+        anyhow::anyhow!("the newest statement's stored {stored:?} is no timestamp")
+    })?;
+    Ok(UNIX_EPOCH + Duration::from_micros(stored.timestamp_micros().max(0) as u64))
+}
+
 async fn run_reads(ctx: Arc<Ctx>, args: ReadArgs, kinds: &[Kind]) -> anyhow::Result<Value> {
     let world = world(&ctx, &args.activity);
     let library_index = args.library_index.min(world.libraries.len() - 1);
@@ -518,6 +546,11 @@ async fn run_reads(ctx: Arc<Ctx>, args: ReadArgs, kinds: &[Kind]) -> anyhow::Res
         library_index,
         units: args.units,
         pages: AtomicUsize::new(1),
+        newest_stored: if kinds.contains(&Kind::StmtVerbSince) {
+            newest_stored(&ctx).await?
+        } else {
+            SystemTime::now()
+        },
     });
     let with_library = !args.library_key.is_empty();
     let kinds: Vec<Kind> = kinds
