@@ -421,7 +421,11 @@ pub async fn get_statements(
             Some(next) => format!("/xapi/statements?{more_query}&cursor={next}"),
             None => String::new(),
         };
-        let result = json!({ "statements": statements, "more": more });
+        // Moved in, not copied: `json!` would clone every statement.
+        let mut result = serde_json::Map::new();
+        result.insert("statements".into(), Value::Array(statements));
+        result.insert("more".into(), Value::String(more));
+        let result = Value::Object(result);
         Ok::<_, ApiError>(if with_attachments {
             attachments::multipart_response(&result, contents)
         } else {
