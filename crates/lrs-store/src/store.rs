@@ -131,6 +131,8 @@ impl Store {
         let meta = db.open_tree("meta")?;
         let (head_tx, _) = watch::channel(head.position);
         let db_file = std::fs::File::open(config.data_dir.join("log").join("db"))?;
+        let advised = crate::segments::advise_random_reads(&config.data_dir.join("log").join("db"));
+        tracing::debug!(advised, "log/db: reads advised random");
         let shared = Arc::new(Shared {
             db,
             postings: Default::default(),
