@@ -336,14 +336,7 @@ pub fn write_anchor(
         anchor_hash: hex::encode(anchor_hash),
     })
     .map_err(|e| StoreError::Corrupt(format!("encoding the audit anchor: {e}")))?;
-    let temporary = dir.join(format!("{ANCHOR_FILE}.tmp"));
-    {
-        let mut file = File::create(&temporary)?;
-        file.write_all(&text)?;
-        file.sync_all()?;
-    }
-    std::fs::rename(&temporary, dir.join(ANCHOR_FILE))?;
-    File::open(dir)?.sync_all()?;
+    crate::files::replace(&dir.join(ANCHOR_FILE), |file| file.write_all(&text))?;
     Ok(())
 }
 
@@ -931,7 +924,7 @@ fn open_segment(dir: &Path, path: &Path) -> Result<File, StoreError> {
         .mode(0o600)
         .open(path)?;
     if !existed {
-        File::open(dir)?.sync_all()?;
+        crate::files::sync_dir(dir)?;
     }
     Ok(file)
 }

@@ -245,22 +245,14 @@ pub fn read_manifest(dir: &Path) -> Result<Option<Manifest>, BackupError> {
     Ok(Some(manifest))
 }
 
-/// Writes `bytes` to `dir/name` atomically: a synced temporary, renamed,
-/// then the directory synced.
+/// Writes `bytes` to `dir/name` atomically ([`crate::files::replace`]).
 fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), BackupError> {
     let path = dir.join(name);
-    let temporary = dir.join(format!(".{name}.tmp"));
-    {
-        let mut file = File::create(&temporary).map_err(io(&temporary))?;
-        file.write_all(bytes).map_err(io(&temporary))?;
-        file.sync_all().map_err(io(&temporary))?;
-    }
-    std::fs::rename(&temporary, &path).map_err(io(&path))?;
-    sync_dir(dir)
+    crate::files::replace(&path, |file| file.write_all(bytes)).map_err(io(&path))
 }
 
 fn sync_dir(dir: &Path) -> Result<(), BackupError> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
+    crate::files::sync_dir(dir).map_err(io(dir))
 }
 
 /// Runs one backup into `dir` (created if missing): the entries after the
