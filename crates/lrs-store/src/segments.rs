@@ -33,8 +33,8 @@ use std::path::Path;
 /// the pages that would have been read again. A sequential reader (a
 /// backup, the follower catching up) loses little: sled reads a page whole
 /// anyway. RocksDB does the same to its table files by default
-/// (`advise_random_on_open`). Measured in docs/performance.md ("Statement
-/// reads at ten million with less memory").
+/// (`advise_random_on_open`). Measured in docs/performance.md ("Levers 14
+/// and 15: statement pages at ten million with less memory").
 #[cfg(target_os = "linux")]
 pub(crate) fn advise_random_reads(db: &Path) -> usize {
     let Ok(db) = db.canonicalize() else {
