@@ -30,9 +30,13 @@ use std::path::Path;
 /// reads such leaves at random places, and the kernel's readahead, seeing a
 /// large read, reads on past it: megabytes nobody asked for (`vda` here
 /// reads ahead 8 MiB), which cost CPU to read and push out of the page cache
-/// the pages that would have been read again. A sequential reader (a
-/// backup, the follower catching up) loses little: sled reads a page whole
-/// anyway. RocksDB does the same to its table files by default
+/// the pages that would have been read again. A sequential reader of the
+/// store (the analytics follower catching up, `lrs analytics rebuild`)
+/// loses the readahead but not the page: sled reads a page whole (a
+/// rebuild at 10 M ran at 0.95× the session before's, one run each, not
+/// apportioned). A backup of a stopped store opens sled on its own and is
+/// not advised; one taken from a running server reads through this store.
+/// RocksDB does the same to its table files by default
 /// (`advise_random_on_open`). Measured in docs/performance.md ("Levers 14
 /// and 15: statement pages at ten million with less memory").
 #[cfg(target_os = "linux")]
