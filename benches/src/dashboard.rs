@@ -516,18 +516,15 @@ type Stats = super::KindStats;
 /// The `stored` of the newest statement the KB's credential can read (now
 /// for an empty store).
 async fn newest_stored(ctx: &Ctx) -> anyhow::Result<SystemTime> {
-    let response = ctx
-        .xapi
-        .http
-        .get(format!("{}/xapi/statements", ctx.cli.url))
-        .query(&[("limit", "1")])
-        .header("X-Experience-API-Version", &ctx.cli.xapi_version)
-        .basic_auth(&ctx.cli.key, Some(&ctx.cli.secret))
-        .send()
-        .await?
-        .error_for_status()?;
-    let page: Value = response.json().await?;
-    let Some(stored) = page["statements"][0]["stored"].as_str() else {
+    let reply = ctx.xapi.get_statements(&[("limit", "1")]).await?;
+    if !reply.status.is_success() {
+        anyhow::bail!(
+            "GET /xapi/statements?limit=1: {} {}",
+            reply.status,
+            reply.text
+        );
+    }
+    let Some(stored) = reply.body["statements"][0]["stored"].as_str() else {
         return Ok(SystemTime::now());
     };
     let stored = xapi::validate::parse_timestamp(stored).ok_or_else(|| {
