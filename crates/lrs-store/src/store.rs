@@ -130,8 +130,9 @@ impl Store {
         let trees = Trees::open(&db, &projections)?;
         let meta = db.open_tree("meta")?;
         let (head_tx, _) = watch::channel(head.position);
-        let db_file = std::fs::File::open(config.data_dir.join("log").join("db"))?;
-        let advised = crate::segments::advise_random_reads(&config.data_dir.join("log").join("db"));
+        let db_path = config.data_dir.join("log").join("db");
+        let db_file = std::fs::File::open(&db_path)?;
+        let advised = crate::segments::advise_random_reads(&db_path);
         tracing::debug!(advised, "log/db: reads advised random");
         let shared = Arc::new(Shared {
             db,
