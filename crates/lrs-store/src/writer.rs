@@ -1,13 +1,11 @@
 //! The single writer: group commit. Requests queue on a channel; the writer
 //! takes everything queued, checks conflicts, appends the whole group to the
-//! log, folds it into the projections in step with the log, makes it durable
-//! with one flush (after syncing any new vault entries), and only then
-//! answers each request. The projections that follow the log (progress) it
-//! folds after the answers, many groups at once (docs/adr/0011).
+//! log, folds it into the projections, makes it durable with one flush
+//! (after syncing any new vault entries), and only then answers each request.
 
 use crate::error::StoreError;
 use crate::log::{Head, Log};
-use crate::projector::{apply_projections, fold_following, rebuild_all, Covering, Pending, Shared};
+use crate::projector::{apply_projections, rebuild_all, Pending, Shared};
 use lrs_core::events::{
     ActivityNameV1, ContextFactsV1, OriginV1, SealedStatementV1, StatementFactsV1,
     StatementStoredV1, StatementStoredV4,
@@ -97,106 +95,20 @@ pub(crate) enum Request {
     Shutdown(oneshot::Sender<()>),
     /// Drop every projection and fold the whole log again (no appends meanwhile).
     Rebuild(oneshot::Sender<Result<(), StoreError>>),
-    /// A reader waits for the projections that follow the log: fold them
-    /// after the group this joins (`Following::wait`).
-    Settle,
 }
 
 const MAX_GROUP_EVENTS: usize = 20_000;
-
-/// The projections that follow the log are folded once this many events
-/// wait for them, or once the oldest has waited `StoreConfig::follow_delay`,
-/// or when a reader asks, whichever comes first; and whenever nothing is
-/// queued and at least [`FOLLOW_IDLE_EVENTS`] wait (the writer's idle time,
-/// while the requests of the next group are still being prepared).
-const FOLLOW_EVENTS: usize = 4_096;
-const FOLLOW_IDLE_EVENTS: usize = 256;
-/// The default of `StoreConfig::follow_delay`.
-pub(crate) const FOLLOW_DELAY: std::time::Duration = std::time::Duration::from_millis(100);
-
-/// What the writer appended that the projections that follow the log have
-/// not folded yet, in log order.
-#[derive(Default)]
-struct Behind {
-    events: Vec<(Position, Event)>,
-    since: Option<std::time::Instant>,
-}
-
-impl Behind {
-    fn waited(&self) -> std::time::Duration {
-        self.since
-            .map_or(std::time::Duration::ZERO, |since| since.elapsed())
-    }
-
-    fn add(&mut self, first: Position, events: Vec<Event>) {
-        if events.is_empty() {
-            return;
-        }
-        self.since.get_or_insert_with(std::time::Instant::now);
-        self.events.extend(
-            events
-                .into_iter()
-                .enumerate()
-                .map(|(offset, event)| (first + offset as u64, event)),
-        );
-    }
-
-    /// Folds them up to the head. An error is logged and the events
-    /// dropped: the next fold reads the log from where they stopped.
-    fn fold(&mut self, shared: &Shared, log: &Log, head: Position) {
-        if let Err(error) = fold_following(shared, log, head, &self.events) {
-            tracing::error!(%error, "folding the read models that follow the log failed");
-        }
-        self.events.clear();
-        self.since = None;
-    }
-}
 
 pub(crate) fn run(
     shared: Arc<Shared>,
     log: Arc<Log>,
     mut head: Head,
     mut requests: mpsc::Receiver<Request>,
-    follow_delay: std::time::Duration,
 ) {
     let mut last_stored = shared.last_stored_micros.load(Ordering::SeqCst);
     let mut shutdown = None;
     let mut derived = None;
-    let mut behind = Behind::default();
-    // For waiting on the channel at most until the following fold is due.
-    let timer = match tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-    {
-        Ok(timer) => timer,
-        Err(error) => {
-            tracing::error!(%error, "log writer: no timer runtime");
-            return;
-        }
-    };
-    loop {
-        use tokio::sync::mpsc::error::TryRecvError;
-        let first = match requests.try_recv() {
-            Ok(request) => Some(request),
-            Err(TryRecvError::Disconnected) => None,
-            // Nothing queued: the writer's idle time folds what waits.
-            Err(TryRecvError::Empty) if behind.events.len() >= FOLLOW_IDLE_EVENTS => {
-                behind.fold(&shared, &log, head.position);
-                continue;
-            }
-            Err(TryRecvError::Empty) if behind.events.is_empty() => requests.blocking_recv(),
-            Err(TryRecvError::Empty) => {
-                let due = follow_delay.saturating_sub(behind.waited());
-                match timer.block_on(async { tokio::time::timeout(due, requests.recv()).await }) {
-                    Ok(first) => first,
-                    Err(_) => {
-                        behind.fold(&shared, &log, head.position);
-                        continue;
-                    }
-                }
-            }
-        };
-        let Some(first) = first else { break };
+    while let Some(first) = requests.blocking_recv() {
         let mut group = Vec::new();
         let mut queued = 0;
         let mut next = Some(first);
@@ -210,40 +122,19 @@ pub(crate) fn run(
                 break;
             }
             if let Request::Rebuild(reply) = request {
-                // The rebuild folds every projection to the head.
-                behind = Behind::default();
                 let _ = reply.send(rebuild_all(&shared, &log, head));
                 break;
             }
-            if !matches!(request, Request::Settle) {
-                queued += group_size(&request);
-                group.push(request);
-            }
+            queued += group_size(&request);
+            group.push(request);
             if queued >= MAX_GROUP_EVENTS {
                 break;
             }
             next = requests.try_recv().ok();
         }
-        commit_and_answer(
-            &shared,
-            &log,
-            &mut head,
-            &mut last_stored,
-            group,
-            &mut behind,
-        );
-        let wanted = shared.following.wanted.swap(false, Ordering::SeqCst);
-        if wanted
-            || derived.is_some()
-            || shutdown.is_some()
-            || behind.events.len() >= FOLLOW_EVENTS
-            || behind.waited() >= follow_delay
-        {
-            behind.fold(&shared, &log, head.position);
-        }
-        // After the group before it is committed and every read model has
-        // it: the derivation reads the read models at the head, and its
-        // event goes right after.
+        commit_and_answer(&shared, &log, &mut head, &mut last_stored, group);
+        // After the group before it is committed: the derivation reads the
+        // read models at the head, and its event goes right after.
         if let Some((derive, reply)) = derived.take() {
             match derive() {
                 Some(event) => {
@@ -252,14 +143,7 @@ pub(crate) fn run(
                         event: Box::new(event),
                         reply: event_reply,
                     }];
-                    commit_and_answer(
-                        &shared,
-                        &log,
-                        &mut head,
-                        &mut last_stored,
-                        group,
-                        &mut behind,
-                    );
+                    commit_and_answer(&shared, &log, &mut head, &mut last_stored, group);
                     let _ = reply.send(
                         answer
                             .blocking_recv()
@@ -273,12 +157,10 @@ pub(crate) fn run(
             }
         }
         if let Some(reply) = shutdown.take() {
-            behind.fold(&shared, &log, head.position);
             let _ = reply.send(());
             break;
         }
     }
-    behind.fold(&shared, &log, head.position);
     tracing::info!(position = head.position, "log writer stopped");
 }
 
@@ -289,13 +171,12 @@ fn commit_and_answer(
     head: &mut Head,
     last_stored: &mut i64,
     group: Vec<Request>,
-    behind: &mut Behind,
 ) {
     if group.is_empty() {
         return;
     }
     shared.writing.store(true, Ordering::SeqCst);
-    match commit_group(shared, log, head, last_stored, group, behind) {
+    match commit_group(shared, log, head, last_stored, group) {
         Ok(replies) => {
             shared
                 .last_stored_micros
@@ -322,8 +203,7 @@ fn group_size(request: &Request) -> usize {
         | Request::Document { .. }
         | Request::Derived { .. }
         | Request::Shutdown(_)
-        | Request::Rebuild(_)
-        | Request::Settle => 1,
+        | Request::Rebuild(_) => 1,
     }
 }
 
@@ -373,7 +253,6 @@ fn commit_group(
     head: &mut Head,
     last_stored: &mut i64,
     group: Vec<Request>,
-    behind: &mut Behind,
 ) -> Result<Vec<Reply>, (StoreError, Vec<Reply>)> {
     let mut events = Vec::new();
     let mut replies = Vec::with_capacity(group.len());
@@ -384,10 +263,7 @@ fn commit_group(
 
     for request in group {
         match request {
-            Request::Shutdown(_)
-            | Request::Rebuild(_)
-            | Request::Derived { .. }
-            | Request::Settle => {
+            Request::Shutdown(_) | Request::Rebuild(_) | Request::Derived { .. } => {
                 unreachable!("control requests never join a group")
             }
             Request::Event { event, reply } => {
@@ -558,7 +434,7 @@ fn commit_group(
                 &mut pending,
             )?;
         }
-        shared.commit(&mut pending, new_head.position, Covering::InStep)?;
+        shared.commit(&mut pending, new_head.position, None)?;
         shared.make_durable()?;
         Ok(new_head)
     })();
@@ -572,7 +448,6 @@ fn commit_group(
                 .statements_appended
                 .fetch_add(statements as u64, std::sync::atomic::Ordering::SeqCst);
             *head = new_head;
-            behind.add(first_position, events);
             Ok(replies)
         }
         Err(error) => Err((error, replies)),
