@@ -141,15 +141,46 @@ pub fn open(
     sealed: &SealedStatementV1,
     keys: &impl KeyLookup,
 ) -> Result<Option<Value>, EnvelopeError> {
+    open_remembering(sealed, keys, &mut OpenedPeople::default())
+}
+
+/// The people already opened for one answer (a page of statements): a
+/// person's unchanged agent is sealed to the same bytes (synthetic nonces,
+/// docs/adr/0009), so a page of one learner's statements decrypts,
+/// decompresses and parses their agent (and the app's authority) once.
+/// A hit needs the same token, nonce and ciphertext, and the person's key
+/// is looked up every time, so an erased person is never served from here.
+#[derive(Default)]
+pub struct OpenedPeople(std::collections::HashMap<(Token, [u8; 24]), (Vec<u8>, Value)>);
+
+/// [`open`], with the people already opened for the same answer.
+pub fn open_remembering(
+    sealed: &SealedStatementV1,
+    keys: &impl KeyLookup,
+    opened: &mut OpenedPeople,
+) -> Result<Option<Value>, EnvelopeError> {
     let Some(skeleton) = open_skeleton(sealed, keys)? else {
         return Ok(None);
     };
     let mut people = Vec::with_capacity(sealed.persons.len());
     for person in &sealed.persons {
-        people.push(match keys.key(&person.token) {
-            Some(key) => Some(open_for(person, &key)?),
-            None => None,
-        });
+        let Some(key) = keys.key(&person.token) else {
+            people.push(None);
+            continue;
+        };
+        let slot = (person.token, person.nonce);
+        match opened.0.get(&slot) {
+            Some((ciphertext, agent)) if *ciphertext == person.ciphertext => {
+                people.push(Some(agent.clone()));
+            }
+            _ => {
+                let agent = open_for(person, &key)?;
+                opened
+                    .0
+                    .insert(slot, (person.ciphertext.clone(), agent.clone()));
+                people.push(Some(agent));
+            }
+        }
     }
     let mut statement = skeleton;
     put_people_back(&mut statement, sealed, &people)?;
@@ -650,6 +681,36 @@ mod tests {
         let anna = sealed.tokens[0];
         keys.by_token.remove(&anna);
         assert!(open(&sealed.sealed, &keys).unwrap().is_none());
+    }
+
+    #[test]
+    fn people_opened_once_per_answer_give_what_opening_each_gives() {
+        let mut keys = MemoryKeys::default();
+        let first = seal(&statement(), &[], &mut keys).unwrap();
+        let mut renamed = statement();
+        renamed["actor"]["name"] = json!("Anna de Vries-Jansen");
+        let second = seal(&renamed, &[], &mut keys).unwrap();
+        let third = seal(&statement(), &[], &mut keys).unwrap();
+        let mut opened = OpenedPeople::default();
+        for sealed in [&first, &second, &third] {
+            assert_eq!(
+                open_remembering(&sealed.sealed, &keys, &mut opened).unwrap(),
+                open(&sealed.sealed, &keys).unwrap()
+            );
+        }
+        // Anna's two agents, Bram, the authority and the team member: each once.
+        assert_eq!(opened.0.len(), first.sealed.persons.len() + 1);
+        // Same token and nonce but other bytes: opened, not taken from memory.
+        let mut forged = third.sealed.clone();
+        forged.persons[0].ciphertext = second.sealed.persons[0].ciphertext.clone();
+        assert!(open_remembering(&forged, &keys, &mut opened).is_err());
+        // An erased bystander is replaced even though they were opened before.
+        let bram = first.tokens[2];
+        keys.by_token.remove(&bram);
+        let again = open_remembering(&first.sealed, &keys, &mut opened)
+            .unwrap()
+            .unwrap();
+        assert_eq!(again["context"]["instructor"], erased_agent(&bram));
     }
 
     #[test]

@@ -11,7 +11,18 @@ pub fn reassemble(
     stored: &StatementStoredV1,
     keys: &impl KeyLookup,
 ) -> Result<Option<Value>, EnvelopeError> {
-    let Some(Value::Object(body)) = envelope::open(&stored.sealed, keys)? else {
+    reassemble_remembering(stored, keys, &mut envelope::OpenedPeople::default())
+}
+
+/// [`reassemble`] for one of many statements of the same answer, with the
+/// people already opened for it (`envelope::OpenedPeople`).
+pub fn reassemble_remembering(
+    stored: &StatementStoredV1,
+    keys: &impl KeyLookup,
+    opened: &mut envelope::OpenedPeople,
+) -> Result<Option<Value>, EnvelopeError> {
+    let Some(Value::Object(body)) = envelope::open_remembering(&stored.sealed, keys, opened)?
+    else {
         return Ok(None);
     };
     let stored_at = format_micros(stored.stored_micros);

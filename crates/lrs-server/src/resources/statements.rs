@@ -14,8 +14,8 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use lrs_app::ingest::{authority_of, prepare};
 use lrs_app::principal::Credential;
-use lrs_core::envelope::{open_attachments, AttachmentContent};
-use lrs_core::statement::{format_micros, reassemble};
+use lrs_core::envelope::{open_attachments, AttachmentContent, OpenedPeople};
+use lrs_core::statement::{format_micros, reassemble, reassemble_remembering};
 use lrs_projections::statement_index::{string_term, TermKind};
 use lrs_store::{AppendError, PreparedStatement, Scope, StatementQuery, Store};
 use serde_json::{json, Value};
@@ -454,12 +454,13 @@ pub(crate) fn open_positions(
 ) -> Result<(Vec<Value>, Vec<AttachmentContent>), ApiError> {
     let mut statements = Vec::with_capacity(positions.len());
     let mut contents = Vec::new();
+    let mut opened = OpenedPeople::default();
     for stored in store.statements_at(positions)? {
         let Some(stored) = stored.map(|v2| v2.statement) else {
             continue;
         };
-        let Some(statement) =
-            reassemble(&stored, store.vault().as_ref()).map_err(ApiError::internal)?
+        let Some(statement) = reassemble_remembering(&stored, store.vault().as_ref(), &mut opened)
+            .map_err(ApiError::internal)?
         else {
             continue;
         };
