@@ -170,6 +170,23 @@ async fn wait_for_rows(sql: &Sql<'_>, expected: u64) {
     }
 }
 
+/// Waits until `sql` (a count) answers `expected`: a voiding's mark can
+/// reach the Parquet files in a later flush of the export than the rows.
+async fn wait_for_count(sql: &Sql<'_>, query: &str, expected: u64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let n = sql.count(query).await;
+        if n == expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{query}: {n}, expected {expected}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// The figures of one scope and month from `/api/figures/monthly`.
 async fn api_figures(api: &Api, month: &str, scope: Option<(&str, &str)>) -> BTreeMap<String, u64> {
     let mut query = vec![("month", month)];
@@ -286,6 +303,12 @@ async fn parquet_files_answer_like_the_lrs() {
     );
     let kb_sql = Sql(&kb);
     wait_for_rows(&kb_sql, posted).await;
+    wait_for_count(
+        &kb_sql,
+        "SELECT count(*) FROM statements WHERE voided",
+        voided,
+    )
+    .await;
 
     // The same counts as the statement API: it leaves voided statements out.
     let api_count = api_statement_count(&server, &kb_key.0, &kb_key.1).await;
