@@ -141,7 +141,7 @@ pub fn open(
     sealed: &SealedStatementV1,
     keys: &impl KeyLookup,
 ) -> Result<Option<Value>, EnvelopeError> {
-    open_remembering(sealed, keys, &mut OpenedPeople::default())
+    open_with(sealed, keys, open_for)
 }
 
 /// The people already opened for one answer (a page of statements): a
@@ -153,34 +153,46 @@ pub fn open(
 #[derive(Default)]
 pub struct OpenedPeople(std::collections::HashMap<(Token, [u8; 24]), (Vec<u8>, Value)>);
 
+impl OpenedPeople {
+    /// The person's agent: from memory if opened before, else opened now.
+    fn open(&mut self, person: &SealedForPersonV1, key: &DataKey) -> Result<Value, EnvelopeError> {
+        let slot = (person.token, person.nonce);
+        if let Some((ciphertext, agent)) = self.0.get(&slot) {
+            if *ciphertext == person.ciphertext {
+                return Ok(agent.clone());
+            }
+        }
+        let agent = open_for(person, key)?;
+        self.0
+            .insert(slot, (person.ciphertext.clone(), agent.clone()));
+        Ok(agent)
+    }
+}
+
 /// [`open`], with the people already opened for the same answer.
 pub fn open_remembering(
     sealed: &SealedStatementV1,
     keys: &impl KeyLookup,
     opened: &mut OpenedPeople,
 ) -> Result<Option<Value>, EnvelopeError> {
+    open_with(sealed, keys, |person, key| opened.open(person, key))
+}
+
+/// [`open`], opening each person whose key is there with `open_person`.
+fn open_with(
+    sealed: &SealedStatementV1,
+    keys: &impl KeyLookup,
+    mut open_person: impl FnMut(&SealedForPersonV1, &DataKey) -> Result<Value, EnvelopeError>,
+) -> Result<Option<Value>, EnvelopeError> {
     let Some(skeleton) = open_skeleton(sealed, keys)? else {
         return Ok(None);
     };
     let mut people = Vec::with_capacity(sealed.persons.len());
     for person in &sealed.persons {
-        let Some(key) = keys.key(&person.token) else {
-            people.push(None);
-            continue;
-        };
-        let slot = (person.token, person.nonce);
-        match opened.0.get(&slot) {
-            Some((ciphertext, agent)) if *ciphertext == person.ciphertext => {
-                people.push(Some(agent.clone()));
-            }
-            _ => {
-                let agent = open_for(person, &key)?;
-                opened
-                    .0
-                    .insert(slot, (person.ciphertext.clone(), agent.clone()));
-                people.push(Some(agent));
-            }
-        }
+        people.push(match keys.key(&person.token) {
+            Some(key) => Some(open_person(person, &key)?),
+            None => None,
+        });
     }
     let mut statement = skeleton;
     put_people_back(&mut statement, sealed, &people)?;

@@ -11,7 +11,10 @@ pub fn reassemble(
     stored: &StatementStoredV1,
     keys: &impl KeyLookup,
 ) -> Result<Option<Value>, EnvelopeError> {
-    reassemble_remembering(stored, keys, &mut envelope::OpenedPeople::default())
+    Ok(with_clear_fields(
+        stored,
+        envelope::open(&stored.sealed, keys)?,
+    ))
 }
 
 /// [`reassemble`] for one of many statements of the same answer, with the
@@ -21,9 +24,14 @@ pub fn reassemble_remembering(
     keys: &impl KeyLookup,
     opened: &mut envelope::OpenedPeople,
 ) -> Result<Option<Value>, EnvelopeError> {
-    let Some(Value::Object(body)) = envelope::open_remembering(&stored.sealed, keys, opened)?
-    else {
-        return Ok(None);
+    let body = envelope::open_remembering(&stored.sealed, keys, opened)?;
+    Ok(with_clear_fields(stored, body))
+}
+
+/// The opened body with what is kept in clear added (`None` stays `None`).
+fn with_clear_fields(stored: &StatementStoredV1, body: Option<Value>) -> Option<Value> {
+    let Some(Value::Object(body)) = body else {
+        return None;
     };
     let stored_at = format_micros(stored.stored_micros);
     let mut statement = Map::with_capacity(body.len() + 3);
@@ -39,7 +47,7 @@ pub fn reassemble_remembering(
         statement.insert("timestamp".into(), Value::String(stored_at.clone()));
     }
     statement.insert("stored".into(), Value::String(stored_at));
-    Ok(Some(Value::Object(statement)))
+    Some(Value::Object(statement))
 }
 
 /// RFC 3339 in UTC with microseconds, e.g. `2026-11-23T10:14:21.123456Z`.
