@@ -414,6 +414,117 @@ async fn dropping_and_replaying_every_projection_gives_identical_bytes() {
     store.close().await.unwrap();
 }
 
+/// Progress follows the log behind the acknowledgement (docs/adr/0011).
+/// With a delay of an hour the follower thread folds only when asked: a write is
+/// answered while progress lacks it, a read of progress waits until it has
+/// it, a voiding that arrives before its target gives what a fold in step
+/// gives, a batch of 100 is folded whole in step, and closing brings it to
+/// the head.
+#[tokio::test]
+async fn progress_follows_the_log_and_its_reads_wait_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = StoreConfig::new(dir.path(), MasterKey([3; 32]));
+    config.follow_delay = std::time::Duration::from_secs(3600);
+    let store = Store::open(config).unwrap();
+    let (done, target) = (Uuid::new_v4(), Uuid::new_v4());
+    let first = vec![
+        prepare(
+            &store,
+            done,
+            learner(7, "completed", json!({"id": "https://c.example/module1"})),
+        ),
+        prepare(
+            &store,
+            Uuid::new_v4(),
+            learner(
+                7,
+                "voided",
+                json!({"objectType": "StatementRef", "id": target}),
+            ),
+        ),
+    ];
+    store
+        .append_statements("t1".into(), "k".into(), first)
+        .await
+        .unwrap();
+    let then = vec![prepare(
+        &store,
+        target,
+        learner(7, "passed", json!({"id": "https://c.example/module2"})),
+    )];
+    store
+        .append_statements("t1".into(), "k".into(), then)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.following_behind(),
+        3,
+        "answered before progress folded it"
+    );
+    let learner7 = store
+        .vault()
+        .token_of(&xapi::agent::ifi_of(&json!({"mbox": "mailto:learner7@example.nl"})).unwrap())
+        .unwrap();
+    let records = store.progress_records(&learner7, None).unwrap();
+    assert_eq!(store.following_behind(), 0, "the read waited for the fold");
+    let ids: Vec<Uuid> = records.iter().map(|r| r.statement_id).collect();
+    assert_eq!(
+        ids,
+        [done],
+        "the target, voided before it arrived, counts for nothing"
+    );
+    let folded_behind = store.projections_digest().unwrap();
+    store.rebuild_projections().await.unwrap();
+    assert_eq!(
+        store.projections_digest().unwrap(),
+        folded_behind,
+        "folded behind equals folded in step from scratch"
+    );
+    let later = vec![prepare(
+        &store,
+        Uuid::new_v4(),
+        learner(8, "completed", json!({"id": "https://c.example/module1"})),
+    )];
+    store
+        .append_statements("t1".into(), "k".into(), later)
+        .await
+        .unwrap();
+    assert_eq!(store.following_behind(), 1);
+    // A batch of 100 is folded whole by the writer, after the follower has
+    // folded what it held.
+    let batch: Vec<_> = (0..100)
+        .map(|n| {
+            prepare(
+                &store,
+                Uuid::new_v4(),
+                learner(
+                    9 + n % 3,
+                    "experienced",
+                    json!({"id": "https://c.example/module3"}),
+                ),
+            )
+        })
+        .collect();
+    store
+        .append_statements("t1".into(), "k".into(), batch)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.following_behind(),
+        0,
+        "a large group folds progress in step"
+    );
+    let folded_whole = store.projections_digest().unwrap();
+    store.rebuild_projections().await.unwrap();
+    assert_eq!(store.projections_digest().unwrap(), folded_whole);
+    store.close().await.unwrap();
+    drop(store);
+    let store = reopen_when_released(dir.path());
+    assert!(store.refolded_on_open().is_empty(), "closed at the head");
+    assert_eq!(store.following_behind(), 0);
+    store.close().await.unwrap();
+}
+
 /// A follower (how projections outside the writer and exports catch up):
 /// read from a position, then wait for the head to move and read the rest.
 #[tokio::test]
