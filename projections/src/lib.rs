@@ -80,17 +80,6 @@ pub trait Projection: Send + Sync {
     fn resident(&self) -> &'static [(TreeName, Resident)] {
         &[]
     }
-    /// A heavy read model that may fold behind the acknowledgement: the
-    /// store answers a write once the log and the other read models have it,
-    /// and folds this one a few milliseconds later, many groups at once; a
-    /// read of it first waits until it reaches the head the reader saw. Its
-    /// fold may read another projection's trees only where an entry, once
-    /// written, never changes (what a later event adds must not alter the
-    /// fold of an earlier one). A scheduling matter only, as
-    /// [`Projection::packed`]: the bytes are the same.
-    fn follows(&self) -> bool {
-        false
-    }
     fn apply(
         &self,
         position: u64,

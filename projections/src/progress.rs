@@ -193,15 +193,6 @@ impl Projection for Progress {
         )]
     }
 
-    /// Progress follows the log behind the acknowledgement. It reads one
-    /// tree of another projection, `statements.by_id`, for a voiding
-    /// statement's target: an id's entry never changes once written, and a
-    /// target stored after the voiding statement has no record here yet
-    /// when the voiding statement is folded, in step or behind.
-    fn follows(&self) -> bool {
-        true
-    }
-
     fn packed(&self) -> &'static [(TreeName, crate::BucketOf)] {
         &[
             (LEARNERS, learner_course_bucket),

@@ -482,11 +482,6 @@ mod tests {
             assert!(sample(&text, LOG_SIZE, &[]).unwrap() > 0.0);
             let lag = [r#"projection="statement_index""#];
             assert_eq!(sample(&text, PROJECTION_LAG, &lag), Some(0.0));
-            let progress_lag = sample(&text, PROJECTION_LAG, &[r#"projection="progress""#]);
-            assert!(
-                progress_lag.is_some_and(|lag| lag <= store.head() as f64),
-                "{text}"
-            );
             assert_eq!(sample(&text, BUILD_INFO, &[r#"version=""#]), Some(1.0));
             assert!(sample(&text, "process_resident_memory_bytes", &[]).unwrap() > 0.0);
             assert!(sample(&text, "process_cpu_seconds_total", &[]).is_some());

@@ -33,7 +33,6 @@ impl Store {
         learner: &Token,
         course: Option<&str>,
     ) -> Result<Vec<StatementRecord>, StoreError> {
-        self.settle()?;
         let prefix = progress::learner_prefix(learner, course);
         let mut records = Vec::new();
         for (_, value) in self.shared.trees().entries(LEARNERS, &prefix)? {
@@ -47,7 +46,6 @@ impl Store {
         &self,
         learner: &Token,
     ) -> Result<Vec<(String, String, Assignment)>, StoreError> {
-        self.settle()?;
         let mut found = Vec::new();
         for item in self.shared.tree(ASSIGNED).scan_prefix(learner.0) {
             let (key, value) = item?;
@@ -65,7 +63,6 @@ impl Store {
 
     /// The learners of a library, with their latest statement.
     pub fn library_learners(&self, isil: &str) -> Result<Vec<(Token, LibraryMember)>, StoreError> {
-        self.settle()?;
         let prefix = progress::library_prefix(isil);
         let mut found = Vec::new();
         for item in self.shared.tree(LIBRARY).scan_prefix(&prefix) {
@@ -85,7 +82,6 @@ impl Store {
         isil: &str,
         course: &str,
     ) -> Result<Vec<(Token, CourseSummary)>, StoreError> {
-        self.settle()?;
         let prefix = progress::library_course_prefix(isil, course);
         let mut found = Vec::new();
         for item in self.shared.tree(LIBRARY_COURSES).scan_prefix(&prefix) {
@@ -104,7 +100,6 @@ impl Store {
         &self,
         course: &str,
     ) -> Result<BTreeMap<Token, BTreeSet<String>>, StoreError> {
-        self.settle()?;
         let mut found: BTreeMap<Token, BTreeSet<String>> = BTreeMap::new();
         for item in self.shared.tree(ASSIGNED).iter() {
             let (key, _) = item?;
@@ -122,7 +117,6 @@ impl Store {
 
     /// Whether a learner has any statement naming this library.
     pub fn is_library_learner(&self, isil: &str, learner: &Token) -> Result<bool, StoreError> {
-        self.settle()?;
         Ok(self
             .shared
             .tree(LIBRARY)
@@ -132,7 +126,6 @@ impl Store {
     /// The modules of a course that learners in a figure scope have
     /// statements for.
     pub fn modules_seen(&self, scope: &[u8], course: &str) -> Result<Vec<String>, StoreError> {
-        self.settle()?;
         let prefix = progress::module_prefix(scope, course);
         let mut found = Vec::new();
         for item in self.shared.tree(MODULES).scan_prefix(&prefix) {
@@ -150,7 +143,6 @@ impl Store {
         figure: u8,
         course: Option<&str>,
     ) -> Result<u64, StoreError> {
-        self.settle()?;
         let key = progress::counter_key(&month, scope, figure, course);
         Ok(self
             .shared
@@ -168,7 +160,6 @@ impl Store {
         month: [u8; 6],
         scope_prefix: &[u8],
     ) -> Result<Vec<(Vec<u8>, u8, String, u64)>, StoreError> {
-        self.settle()?;
         let prefix = [month.as_slice(), scope_prefix].concat();
         let mut found = Vec::new();
         for item in self.shared.tree(COUNTERS).scan_prefix(&prefix) {
@@ -188,7 +179,6 @@ impl Store {
 
     /// A tenant's course model as set (JSON), if it set one.
     pub fn course_model_json(&self, tenant: &str) -> Result<Option<String>, StoreError> {
-        self.settle()?;
         Ok(self
             .shared
             .tree(MODELS)
@@ -198,7 +188,6 @@ impl Store {
 
     /// Every tenant's course model as set: (tenant, JSON).
     pub fn course_models(&self) -> Result<Vec<(String, String)>, StoreError> {
-        self.settle()?;
         let mut found = Vec::new();
         for item in self.shared.tree(MODELS).iter() {
             let (key, value) = item?;
@@ -216,7 +205,6 @@ impl Store {
         &self,
         isil: &str,
     ) -> Result<Vec<(String, usize)>, StoreError> {
-        self.settle()?;
         let prefix = [progress::scope_library(isil).as_slice(), &[0]].concat();
         let mut found: Vec<(String, usize)> = Vec::new();
         for item in self.shared.tree(MODULES).scan_prefix(&prefix) {
@@ -236,7 +224,6 @@ impl Store {
 
     /// The names of an activity's latest definition (a course or module).
     pub fn activity_name(&self, id: &str) -> Result<Option<ActivityName>, StoreError> {
-        self.settle()?;
         match self.shared.tree(NAMES).get(id.as_bytes())? {
             Some(bytes) => Ok(Some(
                 postcard::from_bytes(&bytes).map_err(|e| corrupt("activity name", e))?,
@@ -247,7 +234,6 @@ impl Store {
 
     /// Every closing of a month (`YYYYMM`), oldest first.
     pub fn closings_of(&self, month: [u8; 6]) -> Result<Vec<ClosedMonth>, StoreError> {
-        self.settle()?;
         let mut found = Vec::new();
         for item in self.shared.tree(CLOSED).scan_prefix(month) {
             let (key, value) = item?;
@@ -260,7 +246,6 @@ impl Store {
 
     /// The latest closing of a month, if it was closed.
     pub fn latest_closing(&self, month: [u8; 6]) -> Result<Option<ClosedMonth>, StoreError> {
-        self.settle()?;
         match self.shared.tree(CLOSED).get(month)? {
             Some(bytes) => Ok(Some(
                 postcard::from_bytes(&bytes).map_err(|e| corrupt("closing", e))?,
@@ -271,7 +256,6 @@ impl Store {
 
     /// The closed figures a closing recorded (its event in the log).
     pub fn closed_figures(&self, closing: &ClosedMonth) -> Result<FiguresClosedV1, StoreError> {
-        self.settle()?;
         match self.entry(closing.position)?.map(|entry| entry.event) {
             Some(Event::FiguresClosedV1(closed)) => Ok(closed),
             _ => Err(StoreError::Corrupt(format!(
@@ -289,7 +273,6 @@ impl Store {
         scope: &[u8],
         version: u32,
     ) -> Result<u64, StoreError> {
-        self.settle()?;
         Ok(self
             .shared
             .tree(LATE)
@@ -301,7 +284,6 @@ impl Store {
     /// The months (`YYYYMM`) that have any figure, oldest first: one seek
     /// per month.
     pub fn figure_months(&self) -> Result<Vec<[u8; 6]>, StoreError> {
-        self.settle()?;
         let tree = self.shared.tree(COUNTERS);
         let mut months = Vec::new();
         let mut from: Vec<u8> = Vec::new();

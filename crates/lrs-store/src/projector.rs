@@ -44,106 +44,6 @@ pub(crate) struct Shared {
     /// `None` while it does not describe them (then the next catch-up ends
     /// by saving a snapshot and starting a new one).
     pub(crate) journal: std::sync::Mutex<Option<crate::resident::Journal>>,
-    /// Where the projections that follow the log (`Projection::follows`)
-    /// have reached.
-    pub(crate) following: Following,
-}
-
-/// The position the projections that follow the log have reached, for the
-/// readers that wait for them ([`Following::wait`]) and the follower thread
-/// that folds them ([`fold_following`]).
-pub(crate) struct Following {
-    at: std::sync::Mutex<Position>,
-    reached: std::sync::Condvar,
-    /// A reader waits for them (see [`Following::hold`]).
-    asked: std::sync::Mutex<bool>,
-    asking: std::sync::Condvar,
-}
-
-/// How long a read of a following projection waits for it at most.
-const FOLLOWING_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
-
-impl Following {
-    pub(crate) fn new(at: Position) -> Self {
-        Self {
-            at: std::sync::Mutex::new(at),
-            reached: std::sync::Condvar::new(),
-            asked: std::sync::Mutex::new(false),
-            asking: std::sync::Condvar::new(),
-        }
-    }
-
-    /// Asks the follower to fold what it holds now.
-    pub(crate) fn ask(&self) {
-        *self.asked.lock().expect("following lock") = true;
-        self.asking.notify_all();
-    }
-
-    /// The follower holds a group for at most `delay` before folding it
-    /// (`StoreConfig::follow_delay`, zero by default), or until a reader
-    /// asks.
-    pub(crate) fn hold(&self, delay: std::time::Duration) {
-        let asked = self.asked.lock().expect("following lock");
-        let (mut asked, _) = self
-            .asking
-            .wait_timeout_while(asked, delay, |asked| !*asked)
-            .expect("following lock");
-        *asked = false;
-    }
-
-    pub(crate) fn at(&self) -> Position {
-        *self.at.lock().expect("following lock")
-    }
-
-    pub(crate) fn set(&self, position: Position) {
-        *self.at.lock().expect("following lock") = position;
-        self.reached.notify_all();
-    }
-
-    /// Returns once the following projections reach `target`, asking the
-    /// follower to fold what it holds.
-    pub(crate) fn wait(&self, target: Position) -> Result<(), StoreError> {
-        let at = self.at.lock().expect("following lock");
-        if *at >= target {
-            return Ok(());
-        }
-        self.ask();
-        let (at, _) = self
-            .reached
-            .wait_timeout_while(at, FOLLOWING_WAIT, |at| *at < target)
-            .expect("following lock");
-        if *at < target {
-            return Err(StoreError::Corrupt(format!(
-                "the progress read models stayed at position {} behind the log's {target}",
-                *at
-            )));
-        }
-        Ok(())
-    }
-}
-
-/// Which projections a commit brings to its position.
-#[derive(Clone, Copy)]
-pub(crate) enum Covering<'a> {
-    /// Those folded in step with the log (the writer's group).
-    InStep,
-    /// Those that follow the log behind the acknowledgement.
-    Following,
-    /// Every projection: a large group, folded whole by the writer.
-    All,
-    /// One projection (catch-up, rebuild).
-    One(&'a dyn Projection),
-}
-
-impl Covering<'_> {
-    fn includes(&self, projection: &dyn Projection) -> bool {
-        match self {
-            Covering::InStep => !projection.follows(),
-            Covering::Following => projection.follows(),
-            Covering::All => true,
-            Covering::One(one) => one.name() == projection.name(),
-        }
-    }
 }
 
 pub(crate) fn all_projections() -> Vec<Box<dyn Projection>> {
@@ -430,28 +330,31 @@ impl Shared {
     }
 
     pub(crate) fn save_checkpoints(&self, position: Position) -> Result<(), StoreError> {
-        for projection in &self.projections {
-            let (key, value) = Self::checkpoint_record(projection.as_ref(), position);
+        for (key, value) in self.checkpoints_at(position, None) {
             self.meta.insert(key, value)?;
         }
-        self.following.set(position);
         Ok(())
     }
 
-    fn checkpoint_record(projection: &dyn Projection, position: Position) -> (Vec<u8>, Vec<u8>) {
-        let mut value = projection.version().to_be_bytes().to_vec();
-        value.extend_from_slice(&position.to_be_bytes());
-        (Self::checkpoint_key(projection), value)
-    }
-
-    /// The checkpoint records of the projections `covering` names, at `position`.
-    fn checkpoints_at(&self, position: Position, covering: Covering) -> Vec<(Vec<u8>, Vec<u8>)> {
-        self.projections
-            .iter()
-            .map(|projection| projection.as_ref())
-            .filter(|projection| covering.includes(*projection))
-            .map(|projection| Self::checkpoint_record(projection, position))
-            .collect()
+    /// The checkpoint records of every projection (or of `only`) at `position`.
+    fn checkpoints_at(
+        &self,
+        position: Position,
+        only: Option<&dyn Projection>,
+    ) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let record = |projection: &dyn Projection| {
+            let mut value = projection.version().to_be_bytes().to_vec();
+            value.extend_from_slice(&position.to_be_bytes());
+            (Self::checkpoint_key(projection), value)
+        };
+        match only {
+            Some(projection) => vec![record(projection)],
+            None => self
+                .projections
+                .iter()
+                .map(|p| record(p.as_ref()))
+                .collect(),
+        }
     }
 
     /// Writes the pending projection changes and the checkpoints saying
@@ -462,23 +365,18 @@ impl Shared {
         &self,
         pending: &mut Pending<'_>,
         position: Position,
-        covering: Covering,
+        only: Option<&dyn Projection>,
     ) -> Result<(), StoreError> {
-        let checkpoints = self.checkpoints_at(position, covering);
+        let checkpoints = self.checkpoints_at(position, only);
         let Batches { batches, resident } = pending.take_batches();
         let resident = self.trees.stored_changes(resident);
         // The journal first: a crash after it and before the transaction
-        // leaves a record past the checkpoint, which opening drops. A
-        // record names the projections with resident trees it brings to
-        // its position; one that brings none needs no record.
-        let covers: Vec<&str> = self
-            .projections
-            .iter()
-            .filter(|projection| covering.includes(projection.as_ref()))
-            .filter(|projection| !projection.resident().is_empty())
-            .map(|projection| projection.name())
-            .collect();
-        let covers = (!covers.is_empty()).then_some(covers);
+        // leaves a record past the checkpoint, which opening drops.
+        let covers: Option<Vec<&str>> = match only {
+            None => Some(Vec::new()),
+            Some(projection) if !projection.resident().is_empty() => Some(vec![projection.name()]),
+            Some(_) => None,
+        };
         let mut journal = self.journal.lock().expect("journal lock");
         let undo = match (journal.as_mut(), &covers) {
             (Some(journal), Some(covers)) => {
@@ -521,10 +419,8 @@ impl Shared {
     }
 }
 
-/// Folds one event into the projections `covering` names: those in step
-/// with the log (all but those that follow it: [`fold_following`]), or
-/// every one for a group the writer folds whole. The ops go into `pending`,
-/// which the next event of the same group reads through; the group's writer
+/// Folds one event into every projection. The ops go into `pending`, which
+/// the next event of the same group reads through; the group's writer
 /// flushes it once (one `sled::Batch` per tree), so a counter that every
 /// statement of a group touches is written once per group, not per statement.
 pub(crate) fn apply_projections(
@@ -533,13 +429,8 @@ pub(crate) fn apply_projections(
     position: Position,
     event: &Event,
     pending: &mut Pending<'_>,
-    covering: Covering,
 ) -> Result<(), StoreError> {
-    for projection in shared
-        .projections
-        .iter()
-        .filter(|p| covering.includes(p.as_ref()))
-    {
+    for projection in &shared.projections {
         apply_projection(pending, projection.as_ref(), position, event);
     }
     shared.postings.write().expect("postings lock").apply(
@@ -548,56 +439,6 @@ pub(crate) fn apply_projections(
         &*pending,
         &LogStatements(log),
     );
-    Ok(())
-}
-
-/// Brings the projections that follow the log (`Projection::follows`) from
-/// where they are to `head`, in one commit with their checkpoints: from
-/// `events` when they are exactly the entries after that (what the writer
-/// appended since the last fold), else from the log. Then wakes the readers
-/// waiting for them.
-pub(crate) fn fold_following(
-    shared: &Shared,
-    log: &Log,
-    head: Position,
-    events: &[(Position, Event)],
-) -> Result<(), StoreError> {
-    let from = shared.following.at() + 1;
-    if from > head {
-        return Ok(());
-    }
-    let following: Vec<&dyn Projection> = shared
-        .projections
-        .iter()
-        .map(|projection| projection.as_ref())
-        .filter(|projection| projection.follows())
-        .collect();
-    let mut pending = Pending::new(&shared.trees);
-    let given = events.first().map(|(position, _)| *position) == Some(from)
-        && events.last().map(|(position, _)| *position) == Some(head);
-    if given {
-        for (position, event) in events {
-            for projection in &following {
-                apply_projection(&mut pending, *projection, *position, event);
-            }
-        }
-    } else {
-        for entry in log.read_from(from) {
-            let entry = entry?;
-            if entry.position > head {
-                break;
-            }
-            for projection in &following {
-                apply_projection(&mut pending, *projection, entry.position, &entry.event);
-            }
-            if pending.len() >= REPLAY_FLUSH_KEYS {
-                shared.commit(&mut pending, entry.position, Covering::Following)?;
-                shared.following.set(entry.position);
-            }
-        }
-    }
-    shared.commit(&mut pending, head, Covering::Following)?;
-    shared.following.set(head);
     Ok(())
 }
 
@@ -965,11 +806,8 @@ fn owner_of<'a>(owners: &[&'a dyn Projection], tree: &str) -> Option<&'a dyn Pro
 /// of the projections in `reached` that the snapshot brought to `base`,
 /// moving each to the position of the last commit that covered it. A
 /// record past a projection's checkpoint is a commit that never happened
-/// (a crash between the two). Those may only be the last records: sled
-/// recovers a prefix of its transactions, and the commits of the
-/// projections that follow the log are made durable by the next group's
-/// flush, so a crash can lose the last two (that fold's and the group's).
-/// Returns the length of the journal to go on appending after, if it can be.
+/// (a crash between the two); it may only be the last. Returns the length
+/// of the journal to go on appending after, if it can be.
 fn replay_journal(
     shared: &Shared,
     owners: &[&dyn Projection],
@@ -993,6 +831,10 @@ fn replay_journal(
             if !consistent {
                 return;
             }
+            if uncommitted {
+                consistent = false; // a record after one that never happened
+                return;
+            }
             let covered: Vec<&str> = owners
                 .iter()
                 .map(|owner| owner.name())
@@ -1003,10 +845,6 @@ fn replay_journal(
                 .any(|name| checkpoints.get(name).is_none_or(|c| record.position > *c))
             {
                 uncommitted = true;
-                return;
-            }
-            if uncommitted {
-                consistent = false; // a commit after one that never happened
                 return;
             }
             for (tree, changes) in record.changes {
@@ -1166,7 +1004,7 @@ pub(crate) fn catch_up_from(
             let entry = entry?;
             apply_projection(&mut pending, projection, entry.position, &entry.event);
             if pending.len() >= REPLAY_FLUSH_KEYS {
-                shared.commit(&mut pending, entry.position, Covering::One(projection))?;
+                shared.commit(&mut pending, entry.position, Some(projection))?;
             }
             if entry.position % 100_000 == 0 {
                 tracing::info!(
@@ -1177,7 +1015,7 @@ pub(crate) fn catch_up_from(
                 );
             }
         }
-        shared.commit(&mut pending, head.position, Covering::One(projection))?;
+        shared.commit(&mut pending, head.position, Some(projection))?;
     }
     shared.save_checkpoints(head.position)?;
     shared.make_durable()?;

@@ -26,11 +26,6 @@ pub struct StoreConfig {
     pub master_key: MasterKey,
     /// sled's page cache, bytes.
     pub cache_capacity: u64,
-    /// How long the thread that folds the read models that follow the log
-    /// (progress and the figures, docs/adr/0011) holds a group before
-    /// folding it when no reader asks: none by default; tests set it to
-    /// see the lag. A read of them always waits for them.
-    pub follow_delay: std::time::Duration,
 }
 
 impl StoreConfig {
@@ -39,7 +34,6 @@ impl StoreConfig {
             data_dir: data_dir.into(),
             master_key,
             cache_capacity: 512 * 1024 * 1024,
-            follow_delay: writer::FOLLOW_DELAY,
         }
     }
 }
@@ -154,7 +148,6 @@ impl Store {
             writing: AtomicBool::new(false),
             statements_appended: AtomicU64::new(0),
             journal: std::sync::Mutex::new(None),
-            following: crate::projector::Following::new(0),
         });
         let log = Arc::new(log);
         let refolded = load_resident(&shared, &log)?;
@@ -163,12 +156,11 @@ impl Store {
             shared.last_stored_micros.store(entry, Ordering::SeqCst);
         }
         let (requests, receiver) = mpsc::channel(1024);
-        let follow_delay = config.follow_delay;
         let writer = {
             let (shared, log) = (shared.clone(), log.clone());
             std::thread::Builder::new()
                 .name("lrs-log-writer".into())
-                .spawn(move || writer::run(shared, log, head, receiver, follow_delay))?
+                .spawn(move || writer::run(shared, log, head, receiver))?
         };
         let digest_key = config.master_key.digest_key();
         Ok(Arc::new(Store {
@@ -213,7 +205,6 @@ impl Store {
         &self,
         mut progress: impl FnMut(Position),
     ) -> Result<Vec<String>, StoreError> {
-        self.settle()?;
         let head = self.head();
         let scratch = self.data_dir.join(".verify-rebuild");
         let _ = std::fs::remove_dir_all(&scratch);
@@ -292,7 +283,6 @@ impl Store {
     /// `lrs verify` can tell raw bytes from amplification; then the resident
     /// trees (in memory).
     pub fn tree_sizes(&self) -> Result<Vec<TreeSize>, StoreError> {
-        self.settle()?;
         let mut names: Vec<String> = self
             .shared
             .db
@@ -315,8 +305,7 @@ impl Store {
 
     /// The trees kept in memory (docs/adr/0008), by name: their records and
     /// bytes (what they cost in memory, beyond the shards' spare room).
-    /// Cheap: no tree is read, and progress's are as far as it has folded
-    /// (`Store::following_behind`).
+    /// Cheap: no tree is read.
     pub fn resident_sizes(&self) -> Vec<TreeSize> {
         self.shared
             .trees
@@ -356,7 +345,6 @@ impl Store {
     /// "Lever 9"). The trees the writer reads at every statement come first.
     /// Stops early when `stop` is set. Changes nothing.
     pub fn warm_read_models(&self, stop: &AtomicBool) -> Result<WarmReport, StoreError> {
-        self.settle()?;
         let mut names: Vec<&'static str> = self
             .shared
             .projections
@@ -615,7 +603,6 @@ impl Store {
     /// equal digests mean byte-identical read models.
     pub fn projections_digest(&self) -> Result<[u8; 32], StoreError> {
         use sha2::{Digest, Sha256};
-        self.settle()?;
         let mut hasher = Sha256::new();
         hasher.update(self.shared.postings.read().expect("postings lock").digest());
         for projection in &self.shared.projections {
@@ -639,23 +626,6 @@ impl Store {
 
     pub(crate) fn shared(&self) -> &Shared {
         &self.shared
-    }
-
-    /// How many log entries the read models that follow the log (progress
-    /// and the figures) have still to fold: 0 once they are at the head.
-    pub fn following_behind(&self) -> u64 {
-        self.head().saturating_sub(self.shared.following.at())
-    }
-
-    /// Waits until the read models that follow the log (progress and the
-    /// figures: `Projection::follows`) have every entry up to the head as it
-    /// is now, so that a read of them sees every acknowledged write. Returns
-    /// at once when they are there (always on the writer thread, which
-    /// waits for them before it runs a derivation); else waits for the
-    /// follower thread. Blocks: call it where blocking is allowed (as every
-    /// read of the store).
-    pub(crate) fn settle(&self) -> Result<(), StoreError> {
-        self.shared.following.wait(self.head())
     }
 
     /// Stops the writer after it has answered everything queued before, and flushes.

@@ -1,14 +1,11 @@
 //! The single writer: group commit. Requests queue on a channel; the writer
 //! takes everything queued, checks conflicts, appends the whole group to the
-//! log, folds it into the projections in step with the log, makes it durable
-//! with one flush (after syncing any new vault entries), and only then
-//! answers each request. The projections that follow the log (progress) a
-//! thread of their own folds behind it, many groups at once (the
-//! [`Follower`], docs/adr/0011).
+//! log, folds it into the projections, makes it durable with one flush
+//! (after syncing any new vault entries), and only then answers each request.
 
 use crate::error::StoreError;
 use crate::log::{Head, Log};
-use crate::projector::{apply_projections, fold_following, rebuild_all, Covering, Pending, Shared};
+use crate::projector::{apply_projections, rebuild_all, Pending, Shared};
 use lrs_core::events::{
     ActivityNameV1, ContextFactsV1, OriginV1, SealedStatementV1, StatementFactsV1,
     StatementStoredV1, StatementStoredV4,
@@ -102,144 +99,15 @@ pub(crate) enum Request {
 
 const MAX_GROUP_EVENTS: usize = 20_000;
 
-/// The groups the writer may hand the follower before it waits for it: the
-/// bound on how far the projections that follow the log fall behind.
-const FOLLOW_QUEUE: usize = 64;
-/// The default of `StoreConfig::follow_delay`: none, the follower folds
-/// each group as soon as it has it.
-pub(crate) const FOLLOW_DELAY: std::time::Duration = std::time::Duration::ZERO;
-/// A group of at least this many events the writer folds whole, progress
-/// included, once the follower has folded everything before it: batches
-/// gain nothing from a second commit per group (docs/performance.md,
-/// "Lever 18").
-const WHOLE_GROUP_EVENTS: usize = 100;
-/// The follower folds at most this many events in one commit.
-const FOLLOW_EVENTS: usize = 20_000;
-
-/// What one committed group gives the projections that follow the log.
-struct Appended {
-    head: Position,
-    events: Vec<(Position, Event)>,
-}
-
-/// The thread that folds the projections that follow the log (progress and
-/// the figures: `Projection::follows`) behind the writer, on the other core
-/// (docs/adr/0011). The writer hands it each committed group; it folds
-/// whatever has queued in one commit, so the writer never waits for that
-/// fold unless it is [`FOLLOW_QUEUE`] groups behind.
-struct Follower {
-    shared: Arc<Shared>,
-    groups: Option<std::sync::mpsc::SyncSender<Appended>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Follower {
-    fn start(
-        shared: Arc<Shared>,
-        log: Arc<Log>,
-        delay: std::time::Duration,
-    ) -> std::io::Result<Self> {
-        let (groups, received) = std::sync::mpsc::sync_channel(FOLLOW_QUEUE);
-        let thread = {
-            let shared = shared.clone();
-            std::thread::Builder::new()
-                .name("lrs-log-follower".into())
-                .spawn(move || follow(&shared, &log, &received, delay))?
-        };
-        Ok(Self {
-            shared,
-            groups: Some(groups),
-            thread: Some(thread),
-        })
-    }
-
-    fn hand(&self, first: Position, head: Position, events: Vec<Event>) {
-        if events.is_empty() {
-            return;
-        }
-        let events = events
-            .into_iter()
-            .enumerate()
-            .map(|(offset, event)| (first + offset as u64, event))
-            .collect();
-        if let Some(groups) = &self.groups {
-            // A follower gone (it only stops with the writer) leaves the
-            // read models at their checkpoint for the next open.
-            let _ = groups.send(Appended { head, events });
-        }
-    }
-
-    /// Waits until the follower has folded everything handed to it, up to
-    /// `head`; false if it did not get there.
-    fn settle(shared: &Shared, head: Position) -> bool {
-        match shared.following.wait(head) {
-            Ok(()) => true,
-            Err(error) => {
-                tracing::error!(%error, "the read models that follow the log did not reach the head");
-                false
-            }
-        }
-    }
-
-    /// Lets the follower fold what it was handed, and stops it.
-    fn stop(&mut self) {
-        self.groups = None;
-        self.shared.following.ask();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-/// The follower's loop: folds every group handed to it, joining those that
-/// queued meanwhile. A fold that fails is logged and its events dropped:
-/// the next fold reads the log from where the projections stopped.
-fn follow(
-    shared: &Shared,
-    log: &Log,
-    received: &std::sync::mpsc::Receiver<Appended>,
-    delay: std::time::Duration,
-) {
-    while let Ok(Appended {
-        mut head,
-        mut events,
-    }) = received.recv()
-    {
-        if !delay.is_zero() {
-            shared.following.hold(delay);
-        }
-        while events.len() < FOLLOW_EVENTS {
-            match received.try_recv() {
-                Ok(more) => {
-                    head = more.head;
-                    events.extend(more.events);
-                }
-                Err(_) => break,
-            }
-        }
-        if let Err(error) = fold_following(shared, log, head, &events) {
-            tracing::error!(%error, "folding the read models that follow the log failed");
-        }
-    }
-}
-
 pub(crate) fn run(
     shared: Arc<Shared>,
     log: Arc<Log>,
     mut head: Head,
     mut requests: mpsc::Receiver<Request>,
-    follow_delay: std::time::Duration,
 ) {
     let mut last_stored = shared.last_stored_micros.load(Ordering::SeqCst);
     let mut shutdown = None;
     let mut derived = None;
-    let mut follower = match Follower::start(shared.clone(), log.clone(), follow_delay) {
-        Ok(follower) => follower,
-        Err(error) => {
-            tracing::error!(%error, "log writer: could not start the follower");
-            return;
-        }
-    };
     while let Some(first) = requests.blocking_recv() {
         let mut group = Vec::new();
         let mut queued = 0;
@@ -254,9 +122,6 @@ pub(crate) fn run(
                 break;
             }
             if let Request::Rebuild(reply) = request {
-                // The follower idle first: the rebuild folds every
-                // projection to the head.
-                Follower::settle(&shared, head.position);
                 let _ = reply.send(rebuild_all(&shared, &log, head));
                 break;
             }
@@ -267,12 +132,10 @@ pub(crate) fn run(
             }
             next = requests.try_recv().ok();
         }
-        commit_and_answer(&shared, &log, &mut head, &mut last_stored, group, &follower);
-        // After the group before it is committed and every read model has
-        // it: the derivation reads the read models at the head, and its
-        // event goes right after.
+        commit_and_answer(&shared, &log, &mut head, &mut last_stored, group);
+        // After the group before it is committed: the derivation reads the
+        // read models at the head, and its event goes right after.
         if let Some((derive, reply)) = derived.take() {
-            Follower::settle(&shared, head.position);
             match derive() {
                 Some(event) => {
                     let (event_reply, answer) = oneshot::channel();
@@ -280,7 +143,7 @@ pub(crate) fn run(
                         event: Box::new(event),
                         reply: event_reply,
                     }];
-                    commit_and_answer(&shared, &log, &mut head, &mut last_stored, group, &follower);
+                    commit_and_answer(&shared, &log, &mut head, &mut last_stored, group);
                     let _ = reply.send(
                         answer
                             .blocking_recv()
@@ -294,12 +157,10 @@ pub(crate) fn run(
             }
         }
         if let Some(reply) = shutdown.take() {
-            follower.stop();
             let _ = reply.send(());
             break;
         }
     }
-    follower.stop();
     tracing::info!(position = head.position, "log writer stopped");
 }
 
@@ -310,13 +171,12 @@ fn commit_and_answer(
     head: &mut Head,
     last_stored: &mut i64,
     group: Vec<Request>,
-    follower: &Follower,
 ) {
     if group.is_empty() {
         return;
     }
     shared.writing.store(true, Ordering::SeqCst);
-    match commit_group(shared, log, head, last_stored, group, follower) {
+    match commit_group(shared, log, head, last_stored, group) {
         Ok(replies) => {
             shared
                 .last_stored_micros
@@ -393,7 +253,6 @@ fn commit_group(
     head: &mut Head,
     last_stored: &mut i64,
     group: Vec<Request>,
-    follower: &Follower,
 ) -> Result<Vec<Reply>, (StoreError, Vec<Reply>)> {
     let mut events = Vec::new();
     let mut replies = Vec::with_capacity(group.len());
@@ -565,15 +424,6 @@ fn commit_group(
         let mut batch = sled::Batch::default();
         let new_head = log.prepare(*head, &events, &mut batch);
         log.apply(batch)?;
-        // A large group is folded whole (progress too) once the follower
-        // has caught up with the head before it; a small one leaves
-        // progress to the follower.
-        let covering =
-            if events.len() >= WHOLE_GROUP_EVENTS && Follower::settle(shared, head.position) {
-                Covering::All
-            } else {
-                Covering::InStep
-            };
         let mut pending = Pending::new(shared.trees());
         for (offset, event) in events.iter().enumerate() {
             apply_projections(
@@ -582,18 +432,14 @@ fn commit_group(
                 first_position + offset as u64,
                 event,
                 &mut pending,
-                covering,
             )?;
         }
-        shared.commit(&mut pending, new_head.position, covering)?;
-        if matches!(covering, Covering::All) {
-            shared.following.set(new_head.position);
-        }
+        shared.commit(&mut pending, new_head.position, None)?;
         shared.make_durable()?;
-        Ok((new_head, covering))
+        Ok(new_head)
     })();
     match result {
-        Ok((new_head, covering)) => {
+        Ok(new_head) => {
             let statements = events
                 .iter()
                 .filter(|e| e.stored_statement().is_some())
@@ -602,9 +448,6 @@ fn commit_group(
                 .statements_appended
                 .fetch_add(statements as u64, std::sync::atomic::Ordering::SeqCst);
             *head = new_head;
-            if !matches!(covering, Covering::All) {
-                follower.hand(first_position, new_head.position, events);
-            }
             Ok(replies)
         }
         Err(error) => Err((error, replies)),

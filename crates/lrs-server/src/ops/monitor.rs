@@ -26,8 +26,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// The projections folded in step with the log, whose lag is 0 (the store's
-/// projection names); progress is reported apart.
+/// The projections whose lag is reported (the store's projection names).
 const PROJECTIONS: &[&str] = &["statement_index", "credentials", "documents"];
 
 /// How long the size of `log/` is reused between scrapes.
@@ -125,14 +124,16 @@ impl Monitor {
         let head = self.store.head();
         metrics::gauge!(LOG_HEAD).set(head as f64);
         metrics::gauge!(LOG_SIZE).set(self.log_size() as f64);
-        // The projections in step with the log are folded in the group
-        // commit before the head moves: 0 by construction. Progress follows
-        // the log (docs/adr/0011): head minus where it has folded to.
+        // The store folds every projection on the writer thread in the same
+        // group commit as the log entries, and moves the head only after
+        // that: a projection's checkpoint always equals the head the readers
+        // see, so the lag is 0 by construction. lrs-store offers no public
+        // reading of the checkpoints, so this is the head minus the head;
+        // when projections move off the writer (followers of `Store::follow`),
+        // report head minus their checkpoint here.
         for projection in PROJECTIONS {
             metrics::gauge!(PROJECTION_LAG, "projection" => *projection).set(0.0);
         }
-        metrics::gauge!(PROJECTION_LAG, "projection" => "progress")
-            .set(self.store.following_behind() as f64);
         for tree in self.store.tree_writes() {
             metrics::counter!(TREE_WRITES, "tree" => tree.name.clone()).absolute(tree.writes);
             metrics::counter!(TREE_WRITTEN_BYTES, "tree" => tree.name).absolute(tree.bytes);
