@@ -49,7 +49,7 @@ bench_header | tee "$OUT/run.txt" >&2
 load() {
     local label=$1
     shift
-    "$LOAD" --url "$URL" --key "$KEY" --secret "$SECRET" --server-pid "$SERVER_PID" \
+    "$LOAD" --url "$URL" --key "$KEY" --secret="$SECRET" --server-pid "$SERVER_PID" \
         --learners "$LEARNERS" --label "$label" --json "$@" >>"$RESULTS"
 }
 load floor about --clients 64 --duration "$FLOOR_SECONDS"

@@ -79,7 +79,7 @@ load() {
     # load LABEL SCENARIO ARGS...: runs lrs-load, appends its JSON to results.jsonl
     local label=$1
     shift
-    "$LOAD" --url "$URL" --key "$KEY" --secret "$SECRET" --server-pid "$SERVER_PID" \
+    "$LOAD" --url "$URL" --key "$KEY" --secret="$SECRET" --server-pid "$SERVER_PID" \
         --learners "$LEARNERS" --label "$label" --json "$@" >>"$RESULTS"
 }
 last() {

@@ -77,7 +77,7 @@ bench_start_server
 echo $$ >"$HOME_CGROUP/cgroup.procs"
 bench_header | tee "$OUT/run.txt" >&2
 DU=$(du -sb "$DATA" | cut -f1)
-"$LOAD" --url "$URL" --key "$KEY" --secret "$SECRET" --server-pid "$SERVER_PID" \
+"$LOAD" --url "$URL" --key "$KEY" --secret="$SECRET" --server-pid "$SERVER_PID" \
     --learners "$LEARNERS" --label "limit $MEMORY_LIMIT" --json \
     activity-query --months "$MONTHS" --clients "$QUERY_CLIENTS" --duration "$DURATION" --units "$UNITS" >>"$RESULTS"
 PEAK=$(peak)

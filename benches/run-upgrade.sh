@@ -30,7 +30,7 @@ bench_master_key
 read -r KEY SECRET < <(bench_credential upgrade --tenant kb --scope all)
 bench_start_server
 fill() {
-    "$LOAD" --url "$URL" --key "$KEY" --secret "$SECRET" --server-pid "$SERVER_PID" \
+    "$LOAD" --url "$URL" --key "$KEY" --secret="$SECRET" --server-pid "$SERVER_PID" \
         --learners 100000 --json "$@" >>"$RESULTS"
 }
 fill --label old fill-activity --statements "$SIZE" --batch 500 --clients 4 --progress-every 30
