@@ -10,7 +10,8 @@
 # set (bash runs it on a Ctrl-C or a SIGTERM too).
 #
 # The functions share these variables: OUT and RESULTS (bench_out), LRS and
-# LOAD (bench_build), DATA (bench_data_dir, or set by the script), and
+# LOAD (bench_build), DATA (bench_data_dir, or set by the script), KEY and
+# SECRET (the script, from bench_credential), and
 # SERVER_PID, PORT, URL (bench_start_server, and STARTED_IN with
 # bench_start_server_timed; SERVER_PID is empty while no server runs).
 # bench_start_server serves whatever DATA names when it is
@@ -106,6 +107,13 @@ bench_credential() {
     # large store it takes seconds to close).
     line=$("$LRS" credentials add --name "$name" "$@" --data-dir "$DATA")
     echo "$line"
+}
+
+bench_load() {
+    # bench_load ARGS...: lrs-load against the running server with the
+    # credential KEY and SECRET, its JSON result appended to RESULTS. The
+    # secret goes as --secret=…: a generated one may start with '-'.
+    "$LOAD" --url "$URL" --key "$KEY" --secret="$SECRET" --server-pid "$SERVER_PID" --json "$@" >>"$RESULTS"
 }
 
 bench_free_port() {

@@ -49,8 +49,7 @@ bench_header | tee "$OUT/run.txt" >&2
 load() {
     local label=$1
     shift
-    "$LOAD" --url "$URL" --key "$KEY" --secret="$SECRET" --server-pid "$SERVER_PID" \
-        --learners "$LEARNERS" --label "$label" --json "$@" >>"$RESULTS"
+    bench_load --learners "$LEARNERS" --label "$label" "$@"
 }
 load floor about --clients 64 --duration "$FLOOR_SECONDS"
 load single fill-activity --months "$MONTHS" --statements "$SINGLE" --batch 1 --clients 64 --start-unit "$START_UNIT"

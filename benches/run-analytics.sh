@@ -53,9 +53,8 @@ else
     read -r KEY SECRET < <(bench_credential bench-kb --tenant kb --scope all)
     bench_start_server --no-analytics
     echo "## filling $SIZE statements" >&2
-    "$LOAD" --url "$URL" --key "$KEY" --secret="$SECRET" --server-pid "$SERVER_PID" \
-        --learners "$LEARNERS" --label fill --json fill-activity --months "$MONTHS" --statements "$SIZE" \
-        --batch 500 --clients 4 --progress-every 30 >>"$RESULTS"
+    bench_load --learners "$LEARNERS" --label fill fill-activity --months "$MONTHS" --statements "$SIZE" \
+        --batch 500 --clients 4 --progress-every 30
     bench_stop_server
 fi
 {

@@ -79,8 +79,7 @@ load() {
     # load LABEL SCENARIO ARGS...: runs lrs-load, appends its JSON to results.jsonl
     local label=$1
     shift
-    "$LOAD" --url "$URL" --key "$KEY" --secret="$SECRET" --server-pid "$SERVER_PID" \
-        --learners "$LEARNERS" --label "$label" --json "$@" >>"$RESULTS"
+    bench_load --learners "$LEARNERS" --label "$label" "$@"
 }
 last() {
     tail -n1 "$RESULTS" | python3 -c "import json,sys; print(json.load(sys.stdin)[\"$1\"])"

@@ -78,8 +78,7 @@ bench_start_server
 
 load() {
     # load SCENARIO ARGS...: runs lrs-load, appends its JSON to results.jsonl
-    "$LOAD" --url "$URL" --key "$KEY" --secret="$SECRET" --server-pid "$SERVER_PID" \
-        --learners "$POOL" --json "$@" >>"$RESULTS"
+    bench_load --learners "$POOL" "$@"
 }
 
 START=$(date +%s)

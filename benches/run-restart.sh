@@ -36,9 +36,8 @@ read -r KEY SECRET < <(bench_credential restart --tenant kb --scope all)
 NEXT=0
 fill() {
     # fill LABEL COUNT BATCH CLIENTS: from NEXT on, which it moves past the fill
-    "$LOAD" --url "$URL" --key "$KEY" --secret="$SECRET" --server-pid "$SERVER_PID" \
-        --learners 100000 --json --label "$1" fill-activity --statements "$2" --batch "$3" \
-        --clients "$4" --start-unit "$NEXT" --progress-every 30 >>"$RESULTS"
+    bench_load --learners 100000 --label "$1" fill-activity --statements "$2" --batch "$3" \
+        --clients "$4" --start-unit "$NEXT" --progress-every 30
     NEXT=$(bench_next_unit)
 }
 timed_start() {

@@ -77,9 +77,8 @@ bench_start_server
 echo $$ >"$HOME_CGROUP/cgroup.procs"
 bench_header | tee "$OUT/run.txt" >&2
 DU=$(du -sb "$DATA" | cut -f1)
-"$LOAD" --url "$URL" --key "$KEY" --secret="$SECRET" --server-pid "$SERVER_PID" \
-    --learners "$LEARNERS" --label "limit $MEMORY_LIMIT" --json \
-    activity-query --months "$MONTHS" --clients "$QUERY_CLIENTS" --duration "$DURATION" --units "$UNITS" >>"$RESULTS"
+bench_load --learners "$LEARNERS" --label "limit $MEMORY_LIMIT" \
+    activity-query --months "$MONTHS" --clients "$QUERY_CLIENTS" --duration "$DURATION" --units "$UNITS"
 PEAK=$(peak)
 CACHE=$(cache)
 read -r RSS _ < <(bench_rss)

@@ -56,8 +56,7 @@ timed() {
 load() {
     local label=$1
     shift
-    "$LOAD" --url "$URL" --key "$KEY" --secret="$SECRET" --server-pid "$SERVER_PID" \
-        --label "$label" --json "$@" >>"$RESULTS"
+    bench_load --label "$label" "$@"
 }
 last() { tail -n1 "$RESULTS" | python3 -c "import json,sys; print(json.load(sys.stdin)[\"$1\"])"; }
 

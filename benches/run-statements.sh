@@ -41,8 +41,7 @@ load() {
     # load LABEL SCENARIO ARGS...: runs lrs-load, appends its JSON to results.jsonl
     local label=$1
     shift
-    "$LOAD" --url "$URL" --key "$KEY" --secret="$SECRET" --server-pid "$SERVER_PID" \
-        --label "$label" --json "$@" >>"$RESULTS"
+    bench_load --label "$label" "$@"
 }
 
 stored=0

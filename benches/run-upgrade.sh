@@ -30,8 +30,7 @@ bench_master_key
 read -r KEY SECRET < <(bench_credential upgrade --tenant kb --scope all)
 bench_start_server
 fill() {
-    "$LOAD" --url "$URL" --key "$KEY" --secret="$SECRET" --server-pid "$SERVER_PID" \
-        --learners 100000 --json "$@" >>"$RESULTS"
+    bench_load --learners 100000 "$@"
 }
 fill --label old fill-activity --statements "$SIZE" --batch 500 --clients 4 --progress-every 30
 bench_stop_server
