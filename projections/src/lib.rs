@@ -27,12 +27,22 @@ pub type BucketOf = fn(&[u8]) -> Option<usize>;
 /// How a resident tree's records are shaped ([`Projection::resident`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Resident {
-    /// The keys' fixed width; `None`: keys of any length that the
-    /// projection only ever reads whole (`get`, never `scan_prefix`), which
-    /// the store keeps as 16-byte digests.
-    pub key_len: Option<usize>,
+    pub keys: ResidentKeys,
     /// The values' fixed width.
     pub value_len: usize,
+}
+
+/// The keys of a resident tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResidentKeys {
+    /// Every key has this width.
+    Fixed(usize),
+    /// Keys of any length that the projection only ever reads whole (`get`,
+    /// never `scan_prefix`): the store keeps 16-byte digests of them.
+    Digests,
+    /// Keys of any length, kept whole and in order (prefix scans allowed):
+    /// for a tree of few keys, such as counters.
+    Whole,
 }
 
 /// One change to a read model.

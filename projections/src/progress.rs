@@ -57,7 +57,8 @@ pub const MODULES: TreeName = "progress.modules";
 /// pair) counted in that figure. Only ever read whole: resident, kept by the
 /// store as key digests in memory ([`Projection::resident`]).
 pub const MEMBERS: TreeName = "progress.members";
-/// Month ‖ scope ‖ 0 ‖ figure [‖ course] → count (u64 BE).
+/// Month ‖ scope ‖ 0 ‖ figure [‖ course] → count (u64 BE). Resident, with
+/// whole keys: a few per month, scope and course, read by prefix.
 pub const COUNTERS: TreeName = "progress.counters";
 /// Learner token ‖ course ‖ 0 ‖ module → [`Assignment`].
 pub const ASSIGNED: TreeName = "progress.assigned";
@@ -180,17 +181,27 @@ impl Projection for Progress {
         // 9: `progress.names` keeps the statement that first gave the
         // current names (a repeat of the same names writes nothing)
         // 10: `progress.members` resident (in memory, docs/adr/0008)
-        10
+        // 11: `progress.counters` resident too, with whole keys (docs/adr/0011)
+        11
     }
 
     fn resident(&self) -> &'static [(TreeName, crate::Resident)] {
-        &[(
-            MEMBERS,
-            crate::Resident {
-                key_len: None,
-                value_len: 0,
-            },
-        )]
+        &[
+            (
+                MEMBERS,
+                crate::Resident {
+                    keys: crate::ResidentKeys::Digests,
+                    value_len: 0,
+                },
+            ),
+            (
+                COUNTERS,
+                crate::Resident {
+                    keys: crate::ResidentKeys::Whole,
+                    value_len: 8,
+                },
+            ),
+        ]
     }
 
     fn packed(&self) -> &'static [(TreeName, crate::BucketOf)] {

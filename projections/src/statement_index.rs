@@ -117,7 +117,7 @@ impl Projection for StatementIndex {
         &[(
             BY_ID,
             crate::Resident {
-                key_len: Some(24),
+                keys: crate::ResidentKeys::Fixed(24),
                 value_len: 9,
             },
         )]

@@ -146,8 +146,8 @@ impl Store {
         let key = progress::counter_key(&month, scope, figure, course);
         Ok(self
             .shared
-            .tree(COUNTERS)
-            .get(key)?
+            .trees()
+            .value(COUNTERS, &key)?
             .map(|v| decode_u64(&v))
             .unwrap_or(0))
     }
@@ -162,8 +162,7 @@ impl Store {
     ) -> Result<Vec<(Vec<u8>, u8, String, u64)>, StoreError> {
         let prefix = [month.as_slice(), scope_prefix].concat();
         let mut found = Vec::new();
-        for item in self.shared.tree(COUNTERS).scan_prefix(&prefix) {
-            let (key, value) = item?;
+        for (key, value) in self.shared.trees().entries(COUNTERS, &prefix)? {
             let rest = &key[6..];
             let Some(split) = rest.iter().position(|&b| b == 0) else {
                 continue;
@@ -284,11 +283,10 @@ impl Store {
     /// The months (`YYYYMM`) that have any figure, oldest first: one seek
     /// per month.
     pub fn figure_months(&self) -> Result<Vec<[u8; 6]>, StoreError> {
-        let tree = self.shared.tree(COUNTERS);
+        let trees = self.shared.trees();
         let mut months = Vec::new();
         let mut from: Vec<u8> = Vec::new();
-        while let Some(item) = tree.range(from.clone()..).next() {
-            let (key, _) = item?;
+        while let Some(key) = trees.key_from(COUNTERS, &from)? {
             let Ok(month) = <[u8; 6]>::try_from(&key[..6.min(key.len())]) else {
                 break;
             };

@@ -135,8 +135,34 @@ impl Trees {
         Ok(())
     }
 
+    /// One value of a tree, resident, packed or in sled.
+    pub(crate) fn value(&self, name: TreeName, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        if let Some(tree) = self.resident(name) {
+            return Ok(tree.read().expect("resident lock").get(key));
+        }
+        if let Some(bucket_of) = self.packed(name) {
+            return crate::packed::get(&self.tree(name), bucket_of, key);
+        }
+        Ok(self.tree(name).get(key)?.map(|value| value.to_vec()))
+    }
+
+    /// The first key of a tree (not packed) not less than `from`.
+    pub(crate) fn key_from(
+        &self,
+        name: TreeName,
+        from: &[u8],
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        if let Some(tree) = self.resident(name) {
+            return Ok(tree.read().expect("resident lock").key_from(from));
+        }
+        match self.tree(name).range(from..).next() {
+            Some(item) => Ok(Some(item?.0.to_vec())),
+            None => Ok(None),
+        }
+    }
+
     /// The trees' stored key and value widths, by name (for the journal).
-    pub(crate) fn resident_widths(&self, name: &str) -> Option<(usize, usize)> {
+    pub(crate) fn resident_widths(&self, name: &str) -> Option<crate::resident::Widths> {
         let tree = self.resident(name)?.read().expect("resident lock");
         Some((tree.stored_key_len(), tree.layout().value_len))
     }
@@ -381,7 +407,11 @@ impl Shared {
         let undo = match (journal.as_mut(), &covers) {
             (Some(journal), Some(covers)) => {
                 let start = journal.len();
-                journal.append(position, covers, &resident)?;
+                journal.append(position, covers, &resident, |tree| {
+                    self.trees
+                        .resident_widths(tree)
+                        .is_some_and(|(key_len, _)| key_len.is_none())
+                })?;
                 Some(start)
             }
             _ => None,

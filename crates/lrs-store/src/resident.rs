@@ -23,7 +23,8 @@
 
 use crate::error::StoreError;
 use crate::log::Head;
-use lrs_projections::{Resident, TreeName};
+use lrs_projections::{Resident, ResidentKeys, TreeName};
+use std::collections::BTreeMap;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::Path;
 
@@ -32,43 +33,68 @@ const SHARDS: usize = 1 << 16;
 /// The width of a stored key digest.
 const DIGEST_LEN: usize = 16;
 
-/// One resident tree: sorted fixed-width records (stored key, then value).
+/// One resident tree: sorted fixed-width records (stored key, then value)
+/// in shards, or, for whole keys of any length, an ordered map.
 pub(crate) struct ResidentTree {
     layout: Resident,
-    /// The stored keys' width (a digest's for keys of any length).
+    /// The stored keys' width (a digest's for keys of any length; 0 for
+    /// whole keys, which live in `whole`).
     key_len: usize,
     record_len: usize,
     shards: Vec<Vec<u8>>,
+    /// The records of a tree of [`ResidentKeys::Whole`] keys.
+    whole: BTreeMap<Vec<u8>, Vec<u8>>,
     records: u64,
 }
 
 impl ResidentTree {
     pub(crate) fn new(layout: Resident) -> Self {
-        let key_len = layout.key_len.unwrap_or(DIGEST_LEN);
-        assert!(key_len >= 2, "a resident tree's keys have at least 2 bytes");
+        let (key_len, shards) = match layout.keys {
+            ResidentKeys::Fixed(key_len) => (key_len, SHARDS),
+            ResidentKeys::Digests => (DIGEST_LEN, SHARDS),
+            ResidentKeys::Whole => (0, 0),
+        };
+        assert!(
+            key_len >= 2 || layout.keys == ResidentKeys::Whole,
+            "a resident tree's keys have at least 2 bytes"
+        );
         Self {
             layout,
             key_len,
             record_len: key_len + layout.value_len,
-            shards: vec![Vec::new(); SHARDS],
+            shards: vec![Vec::new(); shards],
+            whole: BTreeMap::new(),
             records: 0,
         }
+    }
+
+    fn is_whole(&self) -> bool {
+        self.layout.keys == ResidentKeys::Whole
     }
 
     pub(crate) fn layout(&self) -> Resident {
         self.layout
     }
 
-    /// The width of the keys as stored (`key_len`, or a digest's).
-    pub(crate) fn stored_key_len(&self) -> usize {
-        self.key_len
+    /// The width of the keys as stored (the fixed width, or a digest's);
+    /// `None`: whole keys of any length.
+    pub(crate) fn stored_key_len(&self) -> Option<usize> {
+        (!self.is_whole()).then_some(self.key_len)
+    }
+
+    /// Bytes held by the keys (for `/metrics`).
+    pub(crate) fn key_bytes(&self) -> u64 {
+        if self.is_whole() {
+            return self.whole.keys().map(|key| key.len() as u64).sum();
+        }
+        self.records * self.key_len as u64
     }
 
     /// The key as stored: itself, or its digest.
     pub(crate) fn stored<'k>(&self, key: &'k [u8]) -> std::borrow::Cow<'k, [u8]> {
-        match self.layout.key_len {
-            Some(_) => std::borrow::Cow::Borrowed(key),
-            None => {
+        match self.layout.keys {
+            ResidentKeys::Fixed(_) | ResidentKeys::Whole => std::borrow::Cow::Borrowed(key),
+            ResidentKeys::Digests => {
                 use sha2::{Digest, Sha256};
                 std::borrow::Cow::Owned(Sha256::digest(key)[..DIGEST_LEN].to_vec())
             }
@@ -86,17 +112,23 @@ impl ResidentTree {
 
     /// Panics on a key or value the layout does not allow (a projection's bug).
     pub(crate) fn check(&self, key: &[u8], value: Option<&[u8]>) {
-        if let Some(key_len) = self.layout.key_len {
+        if let ResidentKeys::Fixed(key_len) = self.layout.keys {
             assert_eq!(
                 key.len(),
                 key_len,
                 "a resident tree's key has the wrong length"
             );
         }
+        if self.is_whole() {
+            assert!(
+                key.len() <= usize::from(u16::MAX),
+                "a resident tree's whole key is longer than 65,535 bytes"
+            );
+        }
         if let Some(value) = value {
             assert_eq!(
                 value.len(),
-                self.record_len - self.key_len,
+                self.layout.value_len,
                 "a resident tree's value has the wrong length"
             );
         }
@@ -121,12 +153,10 @@ impl ResidentTree {
     }
 
     pub(crate) fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
-        if self
-            .layout
-            .key_len
-            .is_some_and(|key_len| key.len() != key_len)
-        {
-            return None;
+        match self.layout.keys {
+            ResidentKeys::Fixed(key_len) if key.len() != key_len => return None,
+            ResidentKeys::Whole => return self.whole.get(key).cloned(),
+            _ => {}
         }
         let key = &*self.stored(key);
         let shard = &self.shards[Self::shard_of(key)];
@@ -148,12 +178,18 @@ impl ResidentTree {
 
     /// Sets a record by its stored key ([`ResidentTree::stored`]).
     pub(crate) fn insert_stored(&mut self, key: &[u8], value: &[u8]) {
-        assert_eq!(key.len(), self.key_len, "a stored key has the wrong length");
         assert_eq!(
             value.len(),
-            self.record_len - self.key_len,
+            self.layout.value_len,
             "a resident value has the wrong length"
         );
+        if self.is_whole() {
+            if self.whole.insert(key.to_vec(), value.to_vec()).is_none() {
+                self.records += 1;
+            }
+            return;
+        }
+        assert_eq!(key.len(), self.key_len, "a stored key has the wrong length");
         let record_len = self.record_len;
         let shard_index = Self::shard_of(key);
         let (index, equal) = self.seek(&self.shards[shard_index], key);
@@ -181,6 +217,12 @@ impl ResidentTree {
 
     /// Removes a record by its stored key, if it is there.
     pub(crate) fn remove_stored(&mut self, key: &[u8]) {
+        if self.is_whole() {
+            if self.whole.remove(key).is_some() {
+                self.records -= 1;
+            }
+            return;
+        }
         let record_len = self.record_len;
         let shard_index = Self::shard_of(key);
         if let (index, true) = self.seek(&self.shards[shard_index], key) {
@@ -191,7 +233,8 @@ impl ResidentTree {
     }
 
     pub(crate) fn clear(&mut self) {
-        self.shards = vec![Vec::new(); SHARDS];
+        self.shards = vec![Vec::new(); self.shards.len()];
+        self.whole.clear();
         self.records = 0;
     }
 
@@ -199,9 +242,17 @@ impl ResidentTree {
     /// tree of key digests (only whole keys can be read there).
     pub(crate) fn scan_prefix(&self, prefix: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
         assert!(
-            self.layout.key_len.is_some(),
+            self.layout.keys != ResidentKeys::Digests,
             "a resident tree of key digests has no prefix scans"
         );
+        if self.is_whole() {
+            return self
+                .whole
+                .range(prefix.to_vec()..)
+                .take_while(|(key, _)| key.starts_with(prefix))
+                .map(|(key, value)| (key.clone(), value.clone()))
+                .collect();
+        }
         let shards = if prefix.len() >= 2 {
             let shard = Self::shard_of(prefix);
             shard..shard + 1
@@ -222,13 +273,41 @@ impl ResidentTree {
         found
     }
 
+    /// The first stored key not less than `from`, if any.
+    pub(crate) fn key_from(&self, from: &[u8]) -> Option<Vec<u8>> {
+        if self.is_whole() {
+            return self
+                .whole
+                .range(from.to_vec()..)
+                .next()
+                .map(|(k, _)| k.clone());
+        }
+        let first = if from.len() >= 2 {
+            Self::shard_of(from)
+        } else {
+            usize::from(from.first().copied().unwrap_or(0)) << 8
+        };
+        self.shards[first..].iter().find_map(|shard| {
+            let (index, _) = self.seek(shard, from);
+            let at = index * self.record_len;
+            (at < shard.len()).then(|| shard[at..at + self.key_len].to_vec())
+        })
+    }
+
     /// Every record in stored-key order, as `(stored key, value)`.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
-        self.shards.iter().flat_map(move |shard| {
+    pub(crate) fn iter(&self) -> Box<dyn Iterator<Item = (&[u8], &[u8])> + '_> {
+        if self.is_whole() {
+            return Box::new(
+                self.whole
+                    .iter()
+                    .map(|(key, value)| (key.as_slice(), value.as_slice())),
+            );
+        }
+        Box::new(self.shards.iter().flat_map(move |shard| {
             shard
                 .chunks_exact(self.record_len)
                 .map(move |record| record.split_at(self.key_len))
-        })
+        }))
     }
 }
 
@@ -237,10 +316,23 @@ pub(crate) const SNAPSHOT_FILE: &str = "resident.snapshot";
 /// Format: `[1]`, the head (position u64 BE, entry hash), the tree count
 /// (u32 BE), then per tree its name (u16 BE length, UTF-8), its
 /// projection's version (u32 BE), key and value
-/// widths (u16 BE each; a key width of 0: 16-byte key digests), record
-/// count (u64 BE) and the records in stored-key order; last a SHA-256 of
-/// everything before it.
+/// widths (u16 BE each; a key width of 0: 16-byte key digests; of
+/// [`WHOLE_KEYS`]: whole keys, each record's key after its length, u16 BE),
+/// record count (u64 BE) and the records in stored-key order; last a
+/// SHA-256 of everything before it.
 const FORMAT: u8 = 1;
+
+/// The key width that says a tree's keys are whole, each after its length.
+const WHOLE_KEYS: u16 = u16::MAX;
+
+/// The key width a snapshot writes for a layout.
+fn key_width(layout: Resident) -> u16 {
+    match layout.keys {
+        ResidentKeys::Fixed(key_len) => key_len as u16,
+        ResidentKeys::Digests => 0,
+        ResidentKeys::Whole => WHOLE_KEYS,
+    }
+}
 
 /// Saves every resident tree at `head`, atomically (a temporary file,
 /// synced, then renamed).
@@ -278,9 +370,16 @@ pub(crate) fn save(
             out.write_all(name.as_bytes())?;
             out.write_all(&version.to_be_bytes())?;
             let layout = tree.layout();
-            out.write_all(&(layout.key_len.unwrap_or(0) as u16).to_be_bytes())?;
+            out.write_all(&key_width(layout).to_be_bytes())?;
             out.write_all(&(layout.value_len as u16).to_be_bytes())?;
             out.write_all(&tree.len().to_be_bytes())?;
+            if tree.is_whole() {
+                for (key, value) in &tree.whole {
+                    out.write_all(&(key.len() as u16).to_be_bytes())?;
+                    out.write_all(key)?;
+                    out.write_all(value)?;
+                }
+            }
             for shard in &tree.shards {
                 out.write_all(shard)?;
             }
@@ -357,15 +456,34 @@ fn read(
         take(&mut u32_bytes)?;
         let version = u32::from_be_bytes(u32_bytes);
         take(&mut u16_bytes)?;
-        let key_len = usize::from(u16::from_be_bytes(u16_bytes));
+        let width = u16::from_be_bytes(u16_bytes);
         take(&mut u16_bytes)?;
         let value_len = usize::from(u16::from_be_bytes(u16_bytes));
-        if key_len != layout.key_len.unwrap_or(0) || value_len != layout.value_len {
+        if width != key_width(*layout) || value_len != layout.value_len {
             return Ok(None);
         }
         take(&mut u64_bytes)?;
         let mut tree = ResidentTree::new(*layout);
-        let key_len = tree.stored_key_len();
+        let Some(key_len) = tree.stored_key_len() else {
+            let mut value = vec![0u8; value_len];
+            for _ in 0..u64::from_be_bytes(u64_bytes) {
+                take(&mut u16_bytes)?;
+                let mut key = vec![0u8; usize::from(u16::from_be_bytes(u16_bytes))];
+                take(&mut key)?;
+                take(&mut value)?;
+                if tree
+                    .whole
+                    .last_key_value()
+                    .is_some_and(|(last, _)| *last >= key)
+                {
+                    return Err(std::io::Error::other("records out of order"));
+                }
+                tree.whole.insert(key, value.clone());
+                tree.records += 1;
+            }
+            trees.push((*name, version, tree));
+            continue;
+        };
         let mut record = vec![0u8; key_len + value_len];
         let mut previous: Option<Vec<u8>> = None;
         for _ in 0..u64::from_be_bytes(u64_bytes) {
@@ -415,7 +533,8 @@ pub(crate) const JOURNAL_HEADER_LEN: u64 = 8 + 8 + 32;
 /// payload's SHA-256. Payload: the commit's position (u64 BE), the
 /// projections it covers (u8 count, then u8 length and name each; none:
 /// all), then per tree with changes its name (u8 length, name) and change
-/// count (u32 BE), and per change `1 ‖ stored key ‖ value` or `0 ‖ stored key`.
+/// count (u32 BE), and per change `1 ‖ stored key ‖ value` or `0 ‖ stored key`
+/// (a whole key of any length after its length, u16 BE).
 pub(crate) struct Journal {
     file: std::fs::File,
     len: u64,
@@ -444,6 +563,7 @@ impl Journal {
         position: u64,
         covers: &[&str],
         changes: &[TreeChange],
+        whole_keys: impl Fn(&str) -> bool,
     ) -> std::io::Result<()> {
         let mut payload = Vec::with_capacity(64 + changes.len() * 40);
         payload.extend_from_slice(&position.to_be_bytes());
@@ -458,17 +578,15 @@ impl Journal {
             payload.push(tree.len() as u8);
             payload.extend_from_slice(tree.as_bytes());
             payload.extend_from_slice(&(count as u32).to_be_bytes());
+            let whole = whole_keys(tree);
             for (_, key, value) in &rest[..count] {
-                match value {
-                    Some(value) => {
-                        payload.push(1);
-                        payload.extend_from_slice(key);
-                        payload.extend_from_slice(value);
-                    }
-                    None => {
-                        payload.push(0);
-                        payload.extend_from_slice(key);
-                    }
+                payload.push(u8::from(value.is_some()));
+                if whole {
+                    payload.extend_from_slice(&(key.len() as u16).to_be_bytes());
+                }
+                payload.extend_from_slice(key);
+                if let Some(value) = value {
+                    payload.extend_from_slice(value);
                 }
             }
             rest = &rest[count..];
@@ -522,12 +640,12 @@ pub(crate) struct JournalRecord {
 /// Reads a journal: its base head and, if that is `follows` (the snapshot
 /// it must continue), calls `each` with every whole record in order and the
 /// offset where it ends (stopping at a torn or damaged one). Returns the
-/// base, or `None` with no journal. `widths` gives a tree's stored key and
-/// value widths.
+/// base, or `None` with no journal. `widths` gives a tree's stored key
+/// width (`None`: whole keys, each after its length) and value width.
 pub(crate) fn read_journal(
     dir: &Path,
     follows: Head,
-    widths: impl Fn(&str) -> Option<(usize, usize)>,
+    widths: impl Fn(&str) -> Option<Widths>,
     mut each: impl FnMut(JournalRecord, u64),
 ) -> std::io::Result<Option<Head>> {
     use sha2::{Digest, Sha256};
@@ -572,10 +690,11 @@ pub(crate) fn read_journal(
     Ok(Some(base))
 }
 
-fn parse_record(
-    payload: &[u8],
-    widths: &impl Fn(&str) -> Option<(usize, usize)>,
-) -> Option<JournalRecord> {
+/// A resident tree's stored key width (`None`: whole keys of any length)
+/// and value width.
+pub(crate) type Widths = (Option<usize>, usize);
+
+fn parse_record(payload: &[u8], widths: &impl Fn(&str) -> Option<Widths>) -> Option<JournalRecord> {
     let mut rest = payload;
     let mut take = |n: usize| -> Option<&[u8]> {
         if rest.len() < n {
@@ -600,6 +719,10 @@ fn parse_record(
         let mut these = Vec::with_capacity(count as usize);
         for _ in 0..count {
             let put = take(1)?[0] == 1;
+            let key_len = match key_len {
+                Some(key_len) => key_len,
+                None => usize::from(u16::from_be_bytes(take(2)?.try_into().ok()?)),
+            };
             let key = take(key_len)?.to_vec();
             let value = if put {
                 Some(take(value_len)?.to_vec())
@@ -622,7 +745,7 @@ mod tests {
     use super::*;
 
     const LAYOUT: Resident = Resident {
-        key_len: Some(4),
+        keys: ResidentKeys::Fixed(4),
         value_len: 2,
     };
 
@@ -680,7 +803,7 @@ mod tests {
     #[test]
     fn keys_of_any_length_are_kept_as_digests() {
         let layout = Resident {
-            key_len: None,
+            keys: ResidentKeys::Digests,
             value_len: 0,
         };
         let mut tree = ResidentTree::new(layout);
@@ -724,13 +847,15 @@ mod tests {
         let mut journal = Journal::create(dir.path(), base).unwrap();
         let change = |k: u8, v: Option<u8>| ("t", vec![k; 4], v.map(|v| vec![v; 2]));
         journal
-            .append(6, &[], &[change(1, Some(1)), change(2, None)])
+            .append(6, &[], &[change(1, Some(1)), change(2, None)], |_| false)
             .unwrap();
-        journal.append(7, &["p"], &[]).unwrap();
+        journal.append(7, &["p"], &[], |_| false).unwrap();
         let after_two = journal.len();
-        journal.append(9, &[], &[change(3, Some(3))]).unwrap();
+        journal
+            .append(9, &[], &[change(3, Some(3))], |_| false)
+            .unwrap();
         drop(journal);
-        let widths = |tree: &str| (tree == "t").then_some((4, 2));
+        let widths = |tree: &str| (tree == "t").then_some((Some(4), 2));
         let read = |dir: &Path| {
             let mut records = Vec::new();
             let found =
@@ -772,13 +897,15 @@ mod tests {
         assert_eq!(records.len(), 2);
         // Resuming after the second record cuts off the rest and appends.
         let mut journal = Journal::resume(dir.path(), after_two).unwrap();
-        journal.append(8, &[], &[change(4, Some(4))]).unwrap();
+        journal
+            .append(8, &[], &[change(4, Some(4))], |_| false)
+            .unwrap();
         let (_, records) = read(dir.path());
         let positions: Vec<u64> = records.iter().map(|(r, _)| r.position).collect();
         assert_eq!(positions, [6, 7, 8]);
         // An undone record is gone.
         let start = journal.len();
-        journal.append(10, &[], &[]).unwrap();
+        journal.append(10, &[], &[], |_| false).unwrap();
         journal.undo(start).unwrap();
         assert_eq!(read(dir.path()).1.len(), 3);
     }
@@ -803,7 +930,7 @@ mod tests {
         assert_eq!(loaded[0].2.len(), 5_000);
         // another layout: not this snapshot
         let other = Resident {
-            key_len: Some(4),
+            keys: ResidentKeys::Fixed(4),
             value_len: 3,
         };
         assert!(load(dir.path(), &[("t", other)]).is_none());
@@ -814,5 +941,110 @@ mod tests {
         bytes[middle] ^= 1;
         std::fs::write(&path, &bytes).unwrap();
         assert!(load(dir.path(), &[("t", LAYOUT)]).is_none());
+    }
+
+    #[test]
+    fn whole_keys_scan_by_prefix_and_survive_a_snapshot_and_the_journal() {
+        use rand::{Rng, SeedableRng};
+        let layout = Resident {
+            keys: ResidentKeys::Whole,
+            value_len: 8,
+        };
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        let mut tree = ResidentTree::new(layout);
+        let mut expected = std::collections::BTreeMap::new();
+        for _ in 0..5_000 {
+            // counters' shape: month, scope, figure, a course of any length
+            let key = format!(
+                "2026{:02}l:NL-{}\0{}{}",
+                rng.gen_range(1..13),
+                rng.gen_range(0..20),
+                ['h', 'a', 'C'][rng.gen_range(0..3)],
+                "https://example.org/course/".repeat(rng.gen_range(0..3))
+            )
+            .into_bytes();
+            if rng.gen_bool(0.2) {
+                tree.remove(&key);
+                expected.remove(&key);
+            } else {
+                let value = rng.gen::<u64>().to_be_bytes();
+                tree.insert(&key, &value);
+                expected.insert(key, value.to_vec());
+            }
+        }
+        assert_eq!(tree.len(), expected.len() as u64);
+        assert_eq!(
+            model(&tree),
+            expected.clone().into_iter().collect::<Vec<_>>()
+        );
+        let prefix = b"202603l:NL-1";
+        let want: Vec<_> = expected
+            .iter()
+            .filter(|(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        assert!(!want.is_empty());
+        assert_eq!(tree.scan_prefix(prefix), want);
+        assert_eq!(
+            tree.key_from(b"202604"),
+            expected
+                .range(b"202604".to_vec()..)
+                .next()
+                .map(|(k, _)| k.clone())
+        );
+        assert_eq!(tree.key_from(b"2027"), None);
+        let (key, value) = expected.iter().nth(17).unwrap();
+        assert_eq!(tree.get(key).as_ref(), Some(value));
+        // a snapshot, then a journal of two commits over it
+        let dir = tempfile::tempdir().unwrap();
+        let head = Head {
+            position: 3,
+            hash: [1; 32],
+        };
+        save(dir.path(), head, &[("c", 11, &tree)]).unwrap();
+        let (_, mut loaded) = load(dir.path(), &[("c", layout)]).unwrap();
+        assert_eq!(model(&loaded[0].2), model(&tree));
+        let mut journal = Journal::create(dir.path(), head).unwrap();
+        let long = vec![b'x'; 300];
+        let changes = vec![
+            ("c", long.clone(), Some(7u64.to_be_bytes().to_vec())),
+            ("c", key.clone(), None),
+        ];
+        journal
+            .append(4, &[], &changes, |tree| tree == "c")
+            .unwrap();
+        let mut read = Vec::new();
+        read_journal(
+            dir.path(),
+            head,
+            |tree| (tree == "c").then_some((None, 8)),
+            |record, _| read.push(record),
+        )
+        .unwrap();
+        assert_eq!(read.len(), 1);
+        let (_, these) = read.remove(0).changes.remove(0);
+        assert_eq!(
+            these,
+            [
+                (long.clone(), Some(7u64.to_be_bytes().to_vec())),
+                (key.clone(), None)
+            ]
+        );
+        let loaded = &mut loaded[0].2;
+        for (key, value) in these {
+            match value {
+                Some(value) => loaded.insert_stored(&key, &value),
+                None => loaded.remove_stored(&key),
+            }
+        }
+        assert_eq!(loaded.get(&long), Some(7u64.to_be_bytes().to_vec()));
+        assert_eq!(loaded.get(key), None);
+        assert_eq!(loaded.len(), tree.len());
+        // another layout of the same tree: not this snapshot
+        let fixed = Resident {
+            keys: ResidentKeys::Fixed(8),
+            value_len: 8,
+        };
+        assert!(load(dir.path(), &[("c", fixed)]).is_none());
     }
 }

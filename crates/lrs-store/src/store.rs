@@ -316,7 +316,7 @@ impl Store {
                 TreeSize {
                     name: name.to_owned(),
                     entries: tree.len(),
-                    key_bytes: tree.len() * tree.stored_key_len() as u64,
+                    key_bytes: tree.key_bytes(),
                     value_bytes: tree.len() * tree.layout().value_len as u64,
                     in_memory: true,
                 }

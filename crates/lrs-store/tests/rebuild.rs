@@ -503,16 +503,21 @@ async fn warming_reads_every_read_model_entry_and_stops_when_asked() {
             .iter()
             .map(|tree| tree.name.as_str())
             .collect::<Vec<_>>(),
-        ["progress.members", "statements.by_id"]
+        ["progress.counters", "progress.members", "statements.by_id"]
     );
-    assert_eq!(resident[1].entries, 40, "one id per statement");
-    assert_eq!(resident[1].key_bytes + resident[1].value_bytes, 40 * 33);
-    assert!(resident[0].entries > 0, "{resident:?}");
+    assert_eq!(resident[2].entries, 40, "one id per statement");
+    assert_eq!(resident[2].key_bytes + resident[2].value_bytes, 40 * 33);
+    assert!(resident[1].entries > 0, "{resident:?}");
     assert_eq!(
-        resident[0].key_bytes,
-        resident[0].entries * 16,
+        resident[1].key_bytes,
+        resident[1].entries * 16,
         "key digests"
     );
+    // The counters keep their keys whole (a month, a scope, a figure, at
+    // least 9 bytes), each with a u64.
+    assert!(resident[0].entries > 0, "{resident:?}");
+    assert!(resident[0].key_bytes >= resident[0].entries * 9);
+    assert_eq!(resident[0].value_bytes, resident[0].entries * 8);
     assert_eq!(warmed.trees, sizes.len() as u64, "{sizes:?}");
     assert_eq!(
         warmed.entries,
