@@ -118,7 +118,7 @@ impl Store {
         std::fs::create_dir_all(&config.data_dir)?;
         let db = crate::segments::log_config(&config.data_dir.join("log"))
             .cache_capacity(config.cache_capacity)
-            .flush_every_ms(None)
+            .flush_every_ms(Some(crate::segments::CLEAN_EVERY_MS))
             .open()?;
         let vault = Arc::new(Vault::open(
             &config.data_dir.join("vault"),
