@@ -2,6 +2,7 @@
 //! into that room's own configuration. Every flag has an `LRS_*`
 //! environment variable too.
 
+use clap::builder::BoolishValueParser;
 use ipnet::IpNet;
 use lrs_analytics::{QueryLimits, Target};
 use lrs_app::tenancy::{OriginExtensions, DEFAULT_APPID_EXTENSION, DEFAULT_ISIL_EXTENSION};
@@ -74,7 +75,7 @@ pub struct TransportArgs {
     pub tls_key: Option<PathBuf>,
     /// Send Strict-Transport-Security over plain HTTP too: set it behind a
     /// TLS-terminating proxy (with --tls-cert it is always sent).
-    #[arg(long, env = "LRS_HSTS")]
+    #[arg(long, env = "LRS_HSTS", value_parser = BoolishValueParser::new())]
     pub hsts: bool,
     /// Origin allowed to read xAPI responses in a browser (e.g.
     /// https://lms.example.nl); repeat, or a comma list in the environment.
@@ -376,7 +377,7 @@ pub struct AnalyticsArgs {
     pub analytics_interval: f64,
     /// Do not write Parquet files while serving (`lrs analytics export`
     /// can still write them with the server stopped).
-    #[arg(long, env = "LRS_NO_ANALYTICS")]
+    #[arg(long, env = "LRS_NO_ANALYTICS", value_parser = BoolishValueParser::new())]
     pub no_analytics: bool,
     /// Longest a SQL query may run, seconds.
     #[arg(long, env = "LRS_SQL_TIMEOUT", default_value_t = 30.0)]
@@ -439,6 +440,48 @@ mod tests {
         assert_eq!(config.metrics_allow.len(), 2);
         assert_eq!(config.ready_min_free_bytes, 2 * 1024 * 1024);
         assert!(Serve::try_parse_from(["serve", "--metrics-allow", "everyone"]).is_err());
+    }
+
+    /// A switch set in the environment takes what operators write there:
+    /// `1`, `yes`, `on` as well as `true` (clap's own parser takes only
+    /// `true`/`false`, and refused `LRS_NO_ANALYTICS=1`). Each switch is
+    /// read from a variable of this test's own, so that no other test sees it.
+    #[test]
+    fn switches_in_the_environment_take_1_yes_and_on() {
+        use clap::{CommandFactory, FromArgMatches};
+        #[derive(clap::Parser)]
+        struct Serve {
+            #[command(flatten)]
+            transport: TransportArgs,
+            #[command(flatten)]
+            analytics: AnalyticsArgs,
+        }
+        for id in ["hsts", "no_analytics"] {
+            let variable: &'static str = match id {
+                "hsts" => "LRS_TEST_SWITCH_HSTS",
+                _ => "LRS_TEST_SWITCH_NO_ANALYTICS",
+            };
+            let parse = |value: &str| {
+                // clap reads the variable when the argument is defined.
+                std::env::set_var(variable, value);
+                let parsed = Serve::command()
+                    .mut_arg(id, |arg| arg.env(variable))
+                    .try_get_matches_from(["serve"])
+                    .and_then(|matches| Serve::from_arg_matches(&matches));
+                std::env::remove_var(variable);
+                parsed.map(|serve| match id {
+                    "hsts" => serve.transport.hsts,
+                    _ => serve.analytics.no_analytics,
+                })
+            };
+            for value in ["true", "1", "yes", "on"] {
+                assert!(parse(value).unwrap(), "{id}={value}");
+            }
+            for value in ["0", "false", "no", "off"] {
+                assert!(!parse(value).unwrap(), "{id}={value}");
+            }
+            assert!(parse("maybe").is_err(), "{id}=maybe");
+        }
     }
 
     #[test]
