@@ -295,15 +295,7 @@ impl Trees {
 
 impl ReadModel for Trees {
     fn get(&self, tree: TreeName, key: &[u8]) -> Option<Vec<u8>> {
-        if let Some(resident) = self.resident(tree) {
-            return resident.read().expect("resident lock").get(key);
-        }
-        if let Some(bucket_of) = self.packed(tree) {
-            return crate::packed::get(&self.tree(tree), bucket_of, key)
-                .ok()
-                .flatten();
-        }
-        self.tree(tree).get(key).ok().flatten().map(|v| v.to_vec())
+        self.value(tree, key).ok().flatten()
     }
 
     fn scan_prefix(&self, tree: TreeName, prefix: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
@@ -408,9 +400,7 @@ impl Shared {
             (Some(journal), Some(covers)) => {
                 let start = journal.len();
                 journal.append(position, covers, &resident, |tree| {
-                    self.trees
-                        .resident_widths(tree)
-                        .is_some_and(|(key_len, _)| key_len.is_none())
+                    self.trees.resident_widths(tree)
                 })?;
                 Some(start)
             }

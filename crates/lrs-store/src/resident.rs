@@ -557,13 +557,13 @@ impl Journal {
         })
     }
 
-    /// Appends one commit's changes.
+    /// Appends one commit's changes. `widths` as for [`read_journal`].
     pub(crate) fn append(
         &mut self,
         position: u64,
         covers: &[&str],
         changes: &[TreeChange],
-        whole_keys: impl Fn(&str) -> bool,
+        widths: impl Fn(&str) -> Option<Widths>,
     ) -> std::io::Result<()> {
         let mut payload = Vec::with_capacity(64 + changes.len() * 40);
         payload.extend_from_slice(&position.to_be_bytes());
@@ -578,7 +578,7 @@ impl Journal {
             payload.push(tree.len() as u8);
             payload.extend_from_slice(tree.as_bytes());
             payload.extend_from_slice(&(count as u32).to_be_bytes());
-            let whole = whole_keys(tree);
+            let whole = widths(tree).is_some_and(|(key_len, _)| key_len.is_none());
             for (_, key, value) in &rest[..count] {
                 payload.push(u8::from(value.is_some()));
                 if whole {
@@ -847,12 +847,12 @@ mod tests {
         let mut journal = Journal::create(dir.path(), base).unwrap();
         let change = |k: u8, v: Option<u8>| ("t", vec![k; 4], v.map(|v| vec![v; 2]));
         journal
-            .append(6, &[], &[change(1, Some(1)), change(2, None)], |_| false)
+            .append(6, &[], &[change(1, Some(1)), change(2, None)], |_| None)
             .unwrap();
-        journal.append(7, &["p"], &[], |_| false).unwrap();
+        journal.append(7, &["p"], &[], |_| None).unwrap();
         let after_two = journal.len();
         journal
-            .append(9, &[], &[change(3, Some(3))], |_| false)
+            .append(9, &[], &[change(3, Some(3))], |_| None)
             .unwrap();
         drop(journal);
         let widths = |tree: &str| (tree == "t").then_some((Some(4), 2));
@@ -898,14 +898,14 @@ mod tests {
         // Resuming after the second record cuts off the rest and appends.
         let mut journal = Journal::resume(dir.path(), after_two).unwrap();
         journal
-            .append(8, &[], &[change(4, Some(4))], |_| false)
+            .append(8, &[], &[change(4, Some(4))], |_| None)
             .unwrap();
         let (_, records) = read(dir.path());
         let positions: Vec<u64> = records.iter().map(|(r, _)| r.position).collect();
         assert_eq!(positions, [6, 7, 8]);
         // An undone record is gone.
         let start = journal.len();
-        journal.append(10, &[], &[], |_| false).unwrap();
+        journal.append(10, &[], &[], |_| None).unwrap();
         journal.undo(start).unwrap();
         assert_eq!(read(dir.path()).1.len(), 3);
     }
@@ -1011,7 +1011,7 @@ mod tests {
             ("c", key.clone(), None),
         ];
         journal
-            .append(4, &[], &changes, |tree| tree == "c")
+            .append(4, &[], &changes, |tree| (tree == "c").then_some((None, 8)))
             .unwrap();
         let mut read = Vec::new();
         read_journal(
