@@ -6,7 +6,7 @@ use crate::data::{open_existing_store, print_progress, progress_line, DataArgs};
 use crate::keys;
 use anyhow::Context;
 use lrs_store::backup::Progress;
-use lrs_store::{Store, StoreConfig};
+use lrs_store::Store;
 use std::path::Path;
 
 /// Chain, clean-shutdown witness and projections of a stopped store; or a
@@ -295,7 +295,7 @@ pub async fn restore(data: &DataArgs, from: &Path) -> anyhow::Result<()> {
         report.head, report.seconds
     );
     let started = std::time::Instant::now();
-    let store = match Store::open(StoreConfig::new(&data.data_dir, master_key)) {
+    let store = match Store::open(data.store_config(master_key)) {
         Ok(store) => store,
         Err(error) => {
             // Leave no restored directory that cannot be opened behind.
