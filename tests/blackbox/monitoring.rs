@@ -147,6 +147,23 @@ async fn metrics_count_requests_new_statements_and_failed_logins() {
     let log = [r#"tree="log""#];
     assert!(sample(&after, "lrs_store_tree_writes_total", &log).unwrap() >= 1.0);
     assert!(sample(&after, "lrs_store_tree_written_bytes_total", &log).unwrap() >= 3.0 * 100.0);
+    // The batch and the PUT were a group commit each (the repeat appended
+    // nothing); the writer was busy for them and waited for the disk for
+    // part of that.
+    let commits = |text: &str, name: &str| sample(text, name, &[]).unwrap();
+    assert_eq!(
+        commits(&after, "lrs_store_commit_groups_total")
+            - commits(&before, "lrs_store_commit_groups_total"),
+        2.0
+    );
+    assert_eq!(
+        commits(&after, "lrs_store_commit_entries_total")
+            - commits(&before, "lrs_store_commit_entries_total"),
+        3.0
+    );
+    let busy = sample(&after, "lrs_store_commit_busy_microseconds_total", &[]).unwrap();
+    let sync = sample(&after, "lrs_store_commit_sync_microseconds_total", &[]).unwrap();
+    assert!(busy > 0.0 && sync > 0.0 && sync <= busy, "{busy} {sync}");
     assert!(sample(&after, "process_resident_memory_bytes", &[]).unwrap() > 0.0);
     assert!(!after.contains("monitoring/"), "no activity ids in metrics");
 }

@@ -32,4 +32,4 @@ pub use query::{Page, Scope, StatementQuery};
 pub use store::{Store, StoreConfig, TreeSize, WarmReport};
 pub use vault::{MasterKey, Vault};
 pub use writer::{AppendError, DocumentExpectation, PreparedStatement};
-pub use written::TreeWrites;
+pub use written::{Commits, TreeWrites};

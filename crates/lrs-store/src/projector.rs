@@ -40,6 +40,8 @@ pub(crate) struct Shared {
     pub(crate) writing: AtomicBool,
     /// Statements appended since this process opened the store.
     pub(crate) statements_appended: AtomicU64,
+    /// The writer's group commits since this process opened the store.
+    pub(crate) commits: crate::written::CommitCounts,
     /// The resident trees' journal since their snapshot (`crate::resident`);
     /// `None` while it does not describe them (then the next catch-up ends
     /// by saving a snapshot and starting a new one).

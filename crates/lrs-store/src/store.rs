@@ -147,6 +147,7 @@ impl Store {
             last_stored_micros: AtomicI64::new(0),
             writing: AtomicBool::new(false),
             statements_appended: AtomicU64::new(0),
+            commits: Default::default(),
             journal: std::sync::Mutex::new(None),
         });
         let log = Arc::new(log);
@@ -383,6 +384,12 @@ impl Store {
     /// before the head moves, so before any of them is acknowledged.
     pub fn statements_appended(&self) -> u64 {
         self.shared.statements_appended.load(Ordering::SeqCst)
+    }
+
+    /// The log writer's group commits since this process opened the store:
+    /// their number, entries and the writer's time (for `/metrics`).
+    pub fn commits(&self) -> crate::written::Commits {
+        self.shared.commits.report()
     }
 
     /// Stored time up to which every acknowledged statement is visible to

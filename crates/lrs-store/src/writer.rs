@@ -254,6 +254,7 @@ fn commit_group(
     last_stored: &mut i64,
     group: Vec<Request>,
 ) -> Result<Vec<Reply>, (StoreError, Vec<Reply>)> {
+    let started = std::time::Instant::now();
     let mut events = Vec::new();
     let mut replies = Vec::with_capacity(group.len());
     // Ids appended earlier in this group: (tenant, id) -> (position, digest).
@@ -418,9 +419,12 @@ fn commit_group(
     if events.is_empty() {
         return Ok(replies);
     }
+    let mut sync = std::time::Duration::ZERO;
     let result = (|| {
         // New people must be durable before any entry that names them.
+        let syncing = std::time::Instant::now();
         shared.vault.sync()?;
+        sync += syncing.elapsed();
         let mut batch = sled::Batch::default();
         let new_head = log.prepare(*head, &events, &mut batch);
         log.apply(batch)?;
@@ -435,9 +439,16 @@ fn commit_group(
             )?;
         }
         shared.commit(&mut pending, new_head.position, None)?;
+        let syncing = std::time::Instant::now();
         shared.make_durable()?;
+        sync += syncing.elapsed();
         Ok(new_head)
     })();
+    if result.is_ok() {
+        shared
+            .commits
+            .add(events.len() as u64, started.elapsed(), sync);
+    }
     match result {
         Ok(new_head) => {
             let statements = events

@@ -29,6 +29,14 @@ pub const TREE_WRITES: &str = "lrs_store_tree_writes_total";
 
 pub const TREE_WRITTEN_BYTES: &str = "lrs_store_tree_written_bytes_total";
 
+pub const COMMIT_GROUPS: &str = "lrs_store_commit_groups_total";
+
+pub const COMMIT_ENTRIES: &str = "lrs_store_commit_entries_total";
+
+pub const COMMIT_BUSY: &str = "lrs_store_commit_busy_microseconds_total";
+
+pub const COMMIT_SYNC: &str = "lrs_store_commit_sync_microseconds_total";
+
 pub const RESIDENT_RECORDS: &str = "lrs_store_resident_records";
 
 pub const RESIDENT_BYTES: &str = "lrs_store_resident_bytes";
@@ -192,6 +200,24 @@ fn describe() {
         TREE_WRITTEN_BYTES,
         Unit::Bytes,
         "Bytes of the keys and values written to each sled tree since the process started, by tree"
+    );
+    describe_counter!(
+        COMMIT_GROUPS,
+        "Group commits of the log writer since the process started, each made durable with one flush"
+    );
+    describe_counter!(
+        COMMIT_ENTRIES,
+        "Log entries (statements, documents, other events) those group commits appended"
+    );
+    describe_counter!(
+        COMMIT_BUSY,
+        Unit::Microseconds,
+        "The log writer's time on group commits, from a group's checks until it is durable: its rate over 1e6 is the writer's utilisation"
+    );
+    describe_counter!(
+        COMMIT_SYNC,
+        Unit::Microseconds,
+        "Of that time, waiting for the disk (the vault's and sled's syncs)"
     );
     describe_gauge!(
         RESIDENT_RECORDS,

@@ -9,8 +9,9 @@
 
 use crate::error::ApiError;
 use crate::ops::counters::{
-    prometheus, BACKUP_AGE, BACKUP_LAST_SUCCESS, LOG_HEAD, LOG_SIZE, PROJECTION_LAG,
-    RESIDENT_BYTES, RESIDENT_RECORDS, STATEMENTS_INGESTED, TREE_WRITES, TREE_WRITTEN_BYTES,
+    prometheus, BACKUP_AGE, BACKUP_LAST_SUCCESS, COMMIT_BUSY, COMMIT_ENTRIES, COMMIT_GROUPS,
+    COMMIT_SYNC, LOG_HEAD, LOG_SIZE, PROJECTION_LAG, RESIDENT_BYTES, RESIDENT_RECORDS,
+    STATEMENTS_INGESTED, TREE_WRITES, TREE_WRITTEN_BYTES,
 };
 use crate::ops::health::{check, Probe};
 use crate::ops::journal::{self, MinuteCounters};
@@ -138,6 +139,11 @@ impl Monitor {
             metrics::counter!(TREE_WRITES, "tree" => tree.name.clone()).absolute(tree.writes);
             metrics::counter!(TREE_WRITTEN_BYTES, "tree" => tree.name).absolute(tree.bytes);
         }
+        let commits = self.store.commits();
+        metrics::counter!(COMMIT_GROUPS).absolute(commits.groups);
+        metrics::counter!(COMMIT_ENTRIES).absolute(commits.entries);
+        metrics::counter!(COMMIT_BUSY).absolute(commits.busy_micros);
+        metrics::counter!(COMMIT_SYNC).absolute(commits.sync_micros);
         for tree in self.store.resident_sizes() {
             let bytes = tree.key_bytes + tree.value_bytes;
             metrics::gauge!(RESIDENT_RECORDS, "tree" => tree.name.clone()).set(tree.entries as f64);
