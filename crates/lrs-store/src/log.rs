@@ -393,7 +393,7 @@ type EntryParts<'a> = ([u8; 32], [u8; 32], &'a [u8]);
 fn payload_of(events: &[Event]) -> (u8, Vec<u8>) {
     if let [event] = events {
         let bytes = event.encode();
-        let tagged = lrs_core::compress::compress_tagged(&bytes);
+        let tagged = lrs_core::compress::compress_tagged_fast(&bytes);
         return if tagged.len() < bytes.len() {
             (ENTRY_FORMAT_ZSTD, tagged)
         } else {
@@ -408,7 +408,7 @@ fn payload_of(events: &[Event]) -> (u8, Vec<u8>) {
     }
     let count = u16::try_from(events.len()).expect("a chunk holds at most CHUNK_EVENTS");
     let mut payload = count.to_be_bytes().to_vec();
-    payload.extend_from_slice(&lrs_core::compress::compress_tagged(&content));
+    payload.extend_from_slice(&lrs_core::compress::compress_tagged_fast(&content));
     (ENTRY_FORMAT_CHUNK, payload)
 }
 

@@ -11,8 +11,11 @@
 //! Bucket value: the postcard encoding of the sorted (rest of the key,
 //! value) pairs, compressed in `lrs_core::compress`'s tagged form
 //! (`[dictionary id][zstd frame]`).
-//! Deterministic: the same entries give the same bytes, so a rebuilt tree
-//! equals the stored one byte for byte.
+//! Deterministic: the same entries give the same bytes with the same
+//! compressor, so a rebuilt tree equals the stored one byte for byte; a
+//! tree's digest for `lrs verify` is over the entries, so that buckets
+//! written at another zstd level (before lever 21) or by another zstd
+//! still compare equal when they hold the same.
 
 use crate::error::StoreError;
 use lrs_projections::BucketOf;
@@ -35,7 +38,7 @@ pub(crate) fn split(key: &[u8], bucket_of: BucketOf) -> Option<(&[u8], &[u8])> {
 pub(crate) fn encode(bucket: &Bucket) -> Vec<u8> {
     let pairs: Vec<(&Vec<u8>, &Vec<u8>)> = bucket.iter().collect();
     let bytes = postcard::to_stdvec(&pairs).expect("pairs encode");
-    lrs_core::compress::compress_tagged(&bytes)
+    lrs_core::compress::compress_tagged_fast(&bytes)
 }
 
 pub(crate) fn decode(value: &[u8]) -> Result<Bucket, StoreError> {
