@@ -22,14 +22,16 @@ pub struct DataArgs {
     pub cache_mib: u64,
 }
 
-/// sled's page cache unless `--cache-mib` says otherwise.
-pub const DEFAULT_CACHE_MIB: u64 = 512;
+/// sled's page cache unless `--cache-mib` says otherwise: the store's own.
+pub const DEFAULT_CACHE_MIB: u64 = lrs_store::DEFAULT_CACHE_CAPACITY / MIB;
+
+const MIB: u64 = 1024 * 1024;
 
 impl DataArgs {
     /// The store's configuration these flags give, with its master key.
     pub fn store_config(&self, master_key: lrs_store::MasterKey) -> StoreConfig {
         let mut config = StoreConfig::new(&self.data_dir, master_key);
-        config.cache_capacity = self.cache_mib * 1024 * 1024;
+        config.cache_capacity = self.cache_mib * MIB;
         config
     }
 }

@@ -29,7 +29,7 @@ pub use lrs_projections::documents::{context_prefix, document_key, DocumentRef};
 /// The tree with one entry per stored statement (id and tenant → position).
 pub use lrs_projections::statement_index::BY_ID as STATEMENT_IDS_TREE;
 pub use query::{Page, Scope, StatementQuery};
-pub use store::{Store, StoreConfig, TreeSize, WarmReport};
+pub use store::{Store, StoreConfig, TreeSize, WarmReport, DEFAULT_CACHE_CAPACITY};
 pub use vault::{MasterKey, Vault};
 pub use writer::{AppendError, DocumentExpectation, PreparedStatement};
 pub use written::{Commits, TreeWrites};

@@ -28,12 +28,15 @@ pub struct StoreConfig {
     pub cache_capacity: u64,
 }
 
+/// sled's page cache unless a [`StoreConfig`] says otherwise, bytes.
+pub const DEFAULT_CACHE_CAPACITY: u64 = 512 * 1024 * 1024;
+
 impl StoreConfig {
     pub fn new(data_dir: impl Into<PathBuf>, master_key: MasterKey) -> Self {
         Self {
             data_dir: data_dir.into(),
             master_key,
-            cache_capacity: 512 * 1024 * 1024,
+            cache_capacity: DEFAULT_CACHE_CAPACITY,
         }
     }
 }

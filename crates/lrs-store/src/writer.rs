@@ -444,13 +444,11 @@ fn commit_group(
         sync += syncing.elapsed();
         Ok(new_head)
     })();
-    if result.is_ok() {
-        shared
-            .commits
-            .add(events.len() as u64, started.elapsed(), sync);
-    }
     match result {
         Ok(new_head) => {
+            shared
+                .commits
+                .add(events.len() as u64, started.elapsed(), sync);
             let statements = events
                 .iter()
                 .filter(|e| e.stored_statement().is_some())
