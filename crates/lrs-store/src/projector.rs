@@ -69,6 +69,9 @@ pub(crate) struct Trees {
     packed: HashMap<TreeName, lrs_projections::BucketOf>,
     /// What was written to each tree since it was opened ([`Trees::written`]).
     written: HashMap<TreeName, crate::written::Written>,
+    /// Packed buckets as committed, decoded, for the next folds
+    /// (`crate::packed::BucketCache`): only [`Pending`] reads it.
+    buckets: std::sync::Mutex<crate::packed::BucketCache>,
 }
 
 impl Trees {
@@ -106,6 +109,7 @@ impl Trees {
             resident,
             packed,
             written,
+            buckets: Default::default(),
         })
     }
 
@@ -132,9 +136,39 @@ impl Trees {
     pub(crate) fn clear(&self, name: TreeName) -> Result<(), StoreError> {
         match self.resident(name) {
             Some(tree) => tree.write().expect("resident lock").clear(),
-            None => self.tree(name).clear()?,
+            None => {
+                self.bucket_cache().forget_tree(name);
+                self.tree(name).clear()?
+            }
         }
         Ok(())
+    }
+
+    fn bucket_cache(&self) -> std::sync::MutexGuard<'_, crate::packed::BucketCache> {
+        self.buckets.lock().expect("bucket cache lock")
+    }
+
+    /// One bucket of a packed tree as committed, decoded: taken out of the
+    /// cache of decoded buckets, or read from sled (empty when absent, or
+    /// when it does not decode, as the commit has always treated it).
+    fn committed_bucket(&self, tree: TreeName, bucket_key: &[u8]) -> crate::packed::Bucket {
+        if let Some(bucket) = self.bucket_cache().take(tree, bucket_key) {
+            return bucket;
+        }
+        self.tree(tree)
+            .get(bucket_key)
+            .ok()
+            .flatten()
+            .and_then(|value| crate::packed::decode(&value).ok())
+            .unwrap_or_default()
+    }
+
+    /// Gives committed buckets back to the cache of decoded buckets.
+    fn cache_buckets(&self, buckets: impl IntoIterator<Item = (BucketId, crate::packed::Bucket)>) {
+        let mut cache = self.bucket_cache();
+        for ((tree, bucket_key), bucket) in buckets {
+            cache.put(tree, bucket_key, bucket);
+        }
     }
 
     /// One value of a tree, resident, packed or in sled.
@@ -395,7 +429,11 @@ impl Shared {
         only: Option<&dyn Projection>,
     ) -> Result<(), StoreError> {
         let checkpoints = self.checkpoints_at(position, only);
-        let Batches { batches, resident } = pending.take_batches();
+        let Batches {
+            batches,
+            resident,
+            buckets,
+        } = pending.take_batches();
         let resident = self.trees.stored_changes(resident);
         // The journal first: a crash after it and before the transaction
         // leaves a record past the checkpoint, which opening drops.
@@ -444,6 +482,7 @@ impl Shared {
             return Err(error);
         }
         self.trees.apply_resident(resident);
+        self.trees.cache_buckets(buckets);
         Ok(())
     }
 }
@@ -471,10 +510,17 @@ pub(crate) fn apply_projections(
     Ok(())
 }
 
+/// A packed tree's bucket: the tree and the bucket's key.
+type BucketId = (TreeName, Vec<u8>);
+
 /// Projection writes not yet in sled, read through by the fold.
 pub(crate) struct Pending<'a> {
     pub(crate) trees: &'a Trees,
     changes: std::collections::BTreeMap<(TreeName, Vec<u8>), Option<Vec<u8>>>,
+    /// The packed buckets this fold has read, as committed (without
+    /// `changes`): each decoded once however often the fold reads it, and
+    /// given back to the trees' cache when the changes are committed.
+    buckets: std::cell::RefCell<HashMap<BucketId, crate::packed::Bucket>>,
 }
 
 impl<'a> Pending<'a> {
@@ -482,6 +528,7 @@ impl<'a> Pending<'a> {
         Self {
             trees,
             changes: std::collections::BTreeMap::new(),
+            buckets: Default::default(),
         }
     }
 
@@ -506,23 +553,67 @@ impl<'a> Pending<'a> {
     /// Writes everything pending, one batch per tree, without checkpoints
     /// (for scratch trees; the store's own go through [`Shared::commit`]).
     pub(crate) fn flush(&mut self) -> Result<(), StoreError> {
-        let Batches { batches, resident } = self.take_batches();
+        let Batches {
+            batches,
+            resident,
+            buckets,
+        } = self.take_batches();
         for (tree, batch) in batches {
             self.trees.tree(tree).apply_batch(batch)?;
         }
         self.trees
             .apply_resident(self.trees.stored_changes(resident));
+        self.trees.cache_buckets(buckets);
         Ok(())
+    }
+
+    /// Reads one committed bucket of a packed tree, decoding it at most
+    /// once per fold.
+    fn with_bucket<R>(
+        &self,
+        tree: TreeName,
+        bucket_key: &[u8],
+        read: impl FnOnce(&crate::packed::Bucket) -> R,
+    ) -> R {
+        let mut buckets = self.buckets.borrow_mut();
+        let id = (tree, bucket_key.to_vec());
+        if let Some(bucket) = buckets.get(&id) {
+            return read(bucket);
+        }
+        let bucket = self.trees.committed_bucket(tree, bucket_key);
+        read(buckets.entry(id).or_insert(bucket))
+    }
+
+    /// The committed entries of a tree under `prefix`, in key order.
+    fn committed_scan(&self, tree: TreeName, prefix: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+        match self.trees.packed(tree) {
+            // A prefix that is one whole bucket (a learner's course, say).
+            Some(bucket_of)
+                if self.trees.resident(tree).is_none()
+                    && bucket_of(prefix) == Some(prefix.len()) =>
+            {
+                self.with_bucket(tree, prefix, |bucket| {
+                    bucket
+                        .iter()
+                        .map(|(rest, value)| ([prefix, rest.as_slice()].concat(), value.clone()))
+                        .collect()
+                })
+            }
+            _ => self.trees.scan_prefix(tree, prefix),
+        }
     }
 
     /// Empties the pending changes into one batch per sled tree, in tree
     /// order, and the resident trees' changes. A packed tree's changes go
-    /// into its buckets: each bucket with a change is read once, changed,
-    /// and written (or removed when empty).
+    /// into its buckets: each bucket with a change is read once (if the
+    /// fold has not read it already), changed, and written (or removed
+    /// when empty); the buckets as they will be once committed come back
+    /// with the batches.
     fn take_batches(&mut self) -> Batches {
         let mut batches: Vec<(TreeName, sled::Batch)> = Vec::new();
         let mut resident = Vec::new();
-        let mut buckets: std::collections::BTreeMap<(TreeName, Vec<u8>), crate::packed::Bucket> =
+        let mut read = std::mem::take(self.buckets.get_mut());
+        let mut buckets: std::collections::BTreeMap<BucketId, crate::packed::Bucket> =
             std::collections::BTreeMap::new();
         for ((tree, key), change) in std::mem::take(&mut self.changes) {
             if self.trees.resident(tree).is_some() {
@@ -535,17 +626,16 @@ impl<'a> Pending<'a> {
             if let Some(bucket_of) = self.trees.packed(tree) {
                 let (bucket_key, rest) = crate::packed::split(&key, bucket_of)
                     .unwrap_or_else(|| panic!("a malformed key for packed tree {tree}"));
-                let bucket = buckets
-                    .entry((tree, bucket_key.to_vec()))
-                    .or_insert_with(|| {
-                        self.trees
-                            .tree(tree)
-                            .get(bucket_key)
-                            .ok()
-                            .flatten()
-                            .and_then(|value| crate::packed::decode(&value).ok())
-                            .unwrap_or_default()
-                    });
+                let id = (tree, bucket_key.to_vec());
+                let bucket = match buckets.entry(id) {
+                    std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
+                    std::collections::btree_map::Entry::Vacant(entry) => {
+                        let bucket = read
+                            .remove(entry.key())
+                            .unwrap_or_else(|| self.trees.committed_bucket(tree, bucket_key));
+                        entry.insert(bucket)
+                    }
+                };
                 match change {
                     Some(value) => bucket.insert(rest.to_vec(), value),
                     None => bucket.remove(rest),
@@ -559,22 +649,28 @@ impl<'a> Pending<'a> {
                 None => batch.remove(key),
             }
         }
-        for ((tree, bucket_key), bucket) in buckets {
+        // What was read and not changed is as committed already.
+        self.trees.cache_buckets(read);
+        for ((tree, bucket_key), bucket) in &buckets {
             let batch = &mut batches
                 .iter_mut()
-                .find(|(name, _)| *name == tree)
+                .find(|(name, _)| name == tree)
                 .expect("a batch for every tree with changes")
                 .1;
             if bucket.is_empty() {
-                self.trees.count(tree, &bucket_key, None);
-                batch.remove(bucket_key);
+                self.trees.count(tree, bucket_key, None);
+                batch.remove(bucket_key.as_slice());
             } else {
-                let value = crate::packed::encode(&bucket);
-                self.trees.count(tree, &bucket_key, Some(&value));
-                batch.insert(bucket_key, value);
+                let value = crate::packed::encode(bucket);
+                self.trees.count(tree, bucket_key, Some(&value));
+                batch.insert(bucket_key.as_slice(), value);
             }
         }
-        Batches { batches, resident }
+        Batches {
+            batches,
+            resident,
+            buckets,
+        }
     }
 }
 
@@ -583,6 +679,9 @@ impl<'a> Pending<'a> {
 struct Batches {
     batches: Vec<(TreeName, sled::Batch)>,
     resident: ResidentChanges,
+    /// The packed buckets the batches write, decoded: the cache's once
+    /// the batches are committed.
+    buckets: std::collections::BTreeMap<BucketId, crate::packed::Bucket>,
 }
 
 /// Changes to resident trees, in tree order.
@@ -590,15 +689,21 @@ type ResidentChanges = Vec<crate::resident::TreeChange>;
 
 impl ReadModel for Pending<'_> {
     fn get(&self, tree: TreeName, key: &[u8]) -> Option<Vec<u8>> {
-        match self.changes.get(&(tree, key.to_vec())) {
-            Some(change) => change.clone(),
-            None => self.trees.get(tree, key),
+        if let Some(change) = self.changes.get(&(tree, key.to_vec())) {
+            return change.clone();
         }
+        if self.trees.resident(tree).is_none() {
+            if let Some(bucket_of) = self.trees.packed(tree) {
+                let (bucket_key, rest) = crate::packed::split(key, bucket_of)?;
+                return self.with_bucket(tree, bucket_key, |bucket| bucket.get(rest).cloned());
+            }
+        }
+        self.trees.get(tree, key)
     }
 
     fn scan_prefix(&self, tree: TreeName, prefix: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
         let mut merged: std::collections::BTreeMap<Vec<u8>, Vec<u8>> =
-            self.trees.scan_prefix(tree, prefix).into_iter().collect();
+            self.committed_scan(tree, prefix).into_iter().collect();
         for ((_, key), change) in self
             .changes
             .range((tree, prefix.to_vec())..)
@@ -1058,6 +1163,79 @@ pub(crate) fn catch_up_from(
 mod tests {
     use super::*;
     use lrs_projections::progress::{Progress, LEARNERS};
+
+    /// The fold reads packed buckets through [`Pending`] and the cache of
+    /// decoded buckets; whatever it reads must be what sled holds plus the
+    /// group's own changes, across groups committed and groups abandoned.
+    #[test]
+    fn the_fold_reads_packed_buckets_as_sled_holds_them() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let projections: Vec<Box<dyn Projection>> = vec![Box::new(Progress::default())];
+        let trees = Trees::open(&db, &projections).unwrap();
+        let bucket = |learner: u64, course: u64| {
+            [
+                &[learner as u8; 16][..],
+                format!("https://c.example/{course}").as_bytes(),
+                &[0],
+            ]
+            .concat()
+        };
+        let mut committed: std::collections::BTreeMap<Vec<u8>, Vec<u8>> = Default::default();
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move |below: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % below
+        };
+        for group in 0..80 {
+            let mut working = committed.clone();
+            let mut pending = Pending::new(&trees);
+            for _ in 0..12 {
+                let prefix = bucket(next(4), next(2));
+                let key = [&prefix[..], b"m", &[0], &next(6).to_be_bytes()].concat();
+                assert_eq!(pending.get(LEARNERS, &key), working.get(&key).cloned());
+                if next(4) == 0 {
+                    pending.apply(vec![Op::Delete {
+                        tree: LEARNERS,
+                        key: key.clone(),
+                    }]);
+                    working.remove(&key);
+                } else {
+                    let value = format!("group {group}, {}", next(1000)).into_bytes();
+                    pending.apply(vec![Op::Put {
+                        tree: LEARNERS,
+                        key: key.clone(),
+                        value: value.clone(),
+                    }]);
+                    working.insert(key, value);
+                }
+                let expected: Vec<_> = working
+                    .iter()
+                    .filter(|(k, _)| k.starts_with(&prefix))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                assert_eq!(pending.scan_prefix(LEARNERS, &prefix), expected);
+            }
+            if group % 5 == 3 {
+                drop(pending); // abandoned: nothing of it may be read later
+            } else {
+                pending.flush().unwrap();
+                committed = working;
+            }
+            // The same database through trees without a cache.
+            let fresh = Trees::open(&db, &projections).unwrap();
+            let stored = fresh.entries(LEARNERS, &[]).unwrap();
+            assert_eq!(stored, committed.clone().into_iter().collect::<Vec<_>>());
+        }
+        assert!(trees.bucket_cache().len() > 0, "committed buckets are kept");
+        trees.clear(LEARNERS).unwrap();
+        assert_eq!(trees.bucket_cache().len(), 0);
+        let (key, _) = committed
+            .first_key_value()
+            .expect("something was committed");
+        assert_eq!(Pending::new(&trees).get(LEARNERS, key), None);
+    }
 
     /// A bucket written at zstd's default level (before lever 21) and the
     /// same entries written by today's encoder are different bytes with
