@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod backup;
+mod cache;
 mod error;
 mod files;
 pub mod log;

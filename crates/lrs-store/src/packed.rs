@@ -18,8 +18,8 @@
 //! still compare equal when they hold the same.
 
 use crate::error::StoreError;
-use lrs_projections::{BucketOf, TreeName};
-use std::collections::{BTreeMap, HashMap};
+use lrs_projections::BucketOf;
+use std::collections::BTreeMap;
 
 /// The largest bucket a frame may claim (a corrupt one claiming more is refused).
 const MAX_BUCKET_BYTES: usize = 256 << 20;
@@ -62,56 +62,6 @@ pub(crate) fn scan_prefix(tree: &sled::Tree, prefix: &[u8]) -> Result<Entries, S
     }
     found.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(found)
-}
-
-/// Decoded buckets as committed, for the writer's next folds: a learner
-/// sends a course's statements one after another, each read and rewritten
-/// its bucket, and decompressing and decoding it again each time was ~9 %
-/// of the writer at single POSTs (docs/performance.md, lever 22).
-///
-/// Whoever reads a bucket takes it out ([`BucketCache::take`]) and puts it
-/// back once its changes are committed ([`BucketCache::put`]), so a fold
-/// never clones one and a failed commit leaves nothing stale behind (the
-/// bucket is read from sled again). Bounded by two generations of at most
-/// [`BucketCache::GENERATION`] buckets each: when the newer one is full it
-/// becomes the older and the older is dropped, so what was used within the
-/// last generation stays. Simpler than an LRU, with no bookkeeping per read,
-/// which is all that a cache taken from and put back to needs.
-#[derive(Default)]
-pub(crate) struct BucketCache {
-    newer: HashMap<(TreeName, Vec<u8>), Bucket>,
-    older: HashMap<(TreeName, Vec<u8>), Bucket>,
-}
-
-impl BucketCache {
-    /// Buckets per generation: a few thousand learners' courses (a bucket
-    /// of a few dozen records is a few KB decoded).
-    pub(crate) const GENERATION: usize = 4096;
-
-    pub(crate) fn take(&mut self, tree: TreeName, bucket_key: &[u8]) -> Option<Bucket> {
-        let id = (tree, bucket_key.to_vec());
-        self.newer.remove(&id).or_else(|| self.older.remove(&id))
-    }
-
-    pub(crate) fn put(&mut self, tree: TreeName, bucket_key: Vec<u8>, bucket: Bucket) {
-        if self.newer.len() >= Self::GENERATION {
-            self.older = std::mem::take(&mut self.newer);
-        }
-        let id = (tree, bucket_key);
-        self.older.remove(&id);
-        self.newer.insert(id, bucket);
-    }
-
-    /// Drops every bucket of `tree` (it is being cleared).
-    pub(crate) fn forget_tree(&mut self, tree: TreeName) {
-        self.newer.retain(|(t, _), _| *t != tree);
-        self.older.retain(|(t, _), _| *t != tree);
-    }
-
-    #[cfg(test)]
-    pub(crate) fn len(&self) -> usize {
-        self.newer.len() + self.older.len()
-    }
 }
 
 /// One entry of `tree` (packed).

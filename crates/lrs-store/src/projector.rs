@@ -5,6 +5,7 @@
 //! in-memory posting lists with their snapshot. The writer (`writer.rs`) and
 //! the store (`store.rs`) both drive it; it imports neither.
 
+use crate::cache::{Generations, TreeKey};
 use crate::error::StoreError;
 use crate::log::{Head, Log};
 use crate::resident::ResidentTree;
@@ -20,6 +21,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64};
 use std::sync::Arc;
 use std::sync::RwLock;
+use std::sync::{Mutex, MutexGuard};
 use tokio::sync::watch;
 
 /// State shared by the writer thread and the readers.
@@ -59,6 +61,13 @@ pub(crate) fn all_projections() -> Vec<Box<dyn Projection>> {
     ]
 }
 
+/// Decoded packed buckets kept per generation (`crate::cache`): a few
+/// thousand learners' courses, a bucket of a few dozen records a few KB.
+const BUCKETS_CACHED: usize = 4096;
+/// Plain trees' values kept per generation: the few small values each
+/// learner's statements read (memberships, library rows, firsts).
+const VALUES_CACHED: usize = 32_768;
+
 /// The read-model trees every projection declares, in one sled database
 /// (the store's own, or a temporary one that `verify` folds the log into),
 /// except the resident ones, which live in memory (`crate::resident`).
@@ -69,9 +78,11 @@ pub(crate) struct Trees {
     packed: HashMap<TreeName, lrs_projections::BucketOf>,
     /// What was written to each tree since it was opened ([`Trees::written`]).
     written: HashMap<TreeName, crate::written::Written>,
-    /// Packed buckets as committed, decoded, for the next folds
-    /// (`crate::packed::BucketCache`): only [`Pending`] reads it.
-    buckets: std::sync::Mutex<crate::packed::BucketCache>,
+    /// Packed buckets as committed, decoded, and plain trees' values as
+    /// committed (`None`: no such key), for the next folds
+    /// (`crate::cache`): only [`Pending`] reads them.
+    buckets: Mutex<Generations<crate::packed::Bucket>>,
+    values: Mutex<Generations<Option<Vec<u8>>>>,
 }
 
 impl Trees {
@@ -109,7 +120,8 @@ impl Trees {
             resident,
             packed,
             written,
-            buckets: Default::default(),
+            buckets: Mutex::new(Generations::new(BUCKETS_CACHED)),
+            values: Mutex::new(Generations::new(VALUES_CACHED)),
         })
     }
 
@@ -138,14 +150,38 @@ impl Trees {
             Some(tree) => tree.write().expect("resident lock").clear(),
             None => {
                 self.bucket_cache().forget_tree(name);
+                self.value_cache().forget_tree(name);
                 self.tree(name).clear()?
             }
         }
         Ok(())
     }
 
-    fn bucket_cache(&self) -> std::sync::MutexGuard<'_, crate::packed::BucketCache> {
+    fn bucket_cache(&self) -> MutexGuard<'_, Generations<crate::packed::Bucket>> {
         self.buckets.lock().expect("bucket cache lock")
+    }
+
+    fn value_cache(&self) -> MutexGuard<'_, Generations<Option<Vec<u8>>>> {
+        self.values.lock().expect("value cache lock")
+    }
+
+    /// One value of a plain sled tree as committed, through the cache of
+    /// values: what the fold reads (`None` on an error, as ever).
+    fn committed_value(&self, tree: TreeName, key: &[u8]) -> Option<Vec<u8>> {
+        if let Some(value) = self.value_cache().get(tree, key) {
+            return value.clone();
+        }
+        let value = self.tree(tree).get(key).ok()?.map(|value| value.to_vec());
+        self.value_cache().put(tree, key.to_vec(), value.clone());
+        value
+    }
+
+    /// After a commit: the new values of the keys it wrote that are cached.
+    fn cache_values(&self, values: Vec<(TreeKey, Option<Vec<u8>>)>) {
+        let mut cache = self.value_cache();
+        for ((tree, key), value) in values {
+            cache.put(tree, key, value);
+        }
     }
 
     /// One bucket of a packed tree as committed, decoded: taken out of the
@@ -164,7 +200,7 @@ impl Trees {
     }
 
     /// Gives committed buckets back to the cache of decoded buckets.
-    fn cache_buckets(&self, buckets: impl IntoIterator<Item = (BucketId, crate::packed::Bucket)>) {
+    fn cache_buckets(&self, buckets: impl IntoIterator<Item = (TreeKey, crate::packed::Bucket)>) {
         let mut cache = self.bucket_cache();
         for ((tree, bucket_key), bucket) in buckets {
             cache.put(tree, bucket_key, bucket);
@@ -433,6 +469,7 @@ impl Shared {
             batches,
             resident,
             buckets,
+            values,
         } = pending.take_batches();
         let resident = self.trees.stored_changes(resident);
         // The journal first: a crash after it and before the transaction
@@ -483,6 +520,7 @@ impl Shared {
         }
         self.trees.apply_resident(resident);
         self.trees.cache_buckets(buckets);
+        self.trees.cache_values(values);
         Ok(())
     }
 }
@@ -510,9 +548,6 @@ pub(crate) fn apply_projections(
     Ok(())
 }
 
-/// A packed tree's bucket: the tree and the bucket's key.
-type BucketId = (TreeName, Vec<u8>);
-
 /// Projection writes not yet in sled, read through by the fold.
 pub(crate) struct Pending<'a> {
     pub(crate) trees: &'a Trees,
@@ -520,7 +555,7 @@ pub(crate) struct Pending<'a> {
     /// The packed buckets this fold has read, as committed (without
     /// `changes`): each decoded once however often the fold reads it, and
     /// given back to the trees' cache when the changes are committed.
-    buckets: std::cell::RefCell<HashMap<BucketId, crate::packed::Bucket>>,
+    buckets: std::cell::RefCell<HashMap<TreeKey, crate::packed::Bucket>>,
 }
 
 impl<'a> Pending<'a> {
@@ -557,6 +592,7 @@ impl<'a> Pending<'a> {
             batches,
             resident,
             buckets,
+            values,
         } = self.take_batches();
         for (tree, batch) in batches {
             self.trees.tree(tree).apply_batch(batch)?;
@@ -564,6 +600,7 @@ impl<'a> Pending<'a> {
         self.trees
             .apply_resident(self.trees.stored_changes(resident));
         self.trees.cache_buckets(buckets);
+        self.trees.cache_values(values);
         Ok(())
     }
 
@@ -613,7 +650,10 @@ impl<'a> Pending<'a> {
         let mut batches: Vec<(TreeName, sled::Batch)> = Vec::new();
         let mut resident = Vec::new();
         let mut read = std::mem::take(self.buckets.get_mut());
-        let mut buckets: std::collections::BTreeMap<BucketId, crate::packed::Bucket> =
+        // The new values of the cached keys written, for after the commit.
+        let mut values = Vec::new();
+        let cached = self.trees.value_cache();
+        let mut buckets: std::collections::BTreeMap<TreeKey, crate::packed::Bucket> =
             std::collections::BTreeMap::new();
         for ((tree, key), change) in std::mem::take(&mut self.changes) {
             if self.trees.resident(tree).is_some() {
@@ -643,12 +683,16 @@ impl<'a> Pending<'a> {
                 continue;
             }
             self.trees.count(tree, &key, change.as_deref());
+            if cached.contains(tree, &key) {
+                values.push(((tree, key.clone()), change.clone()));
+            }
             let batch = &mut batches.last_mut().expect("just pushed").1;
             match change {
                 Some(value) => batch.insert(key, value),
                 None => batch.remove(key),
             }
         }
+        drop(cached);
         // What was read and not changed is as committed already.
         self.trees.cache_buckets(read);
         for ((tree, bucket_key), bucket) in &buckets {
@@ -670,6 +714,7 @@ impl<'a> Pending<'a> {
             batches,
             resident,
             buckets,
+            values,
         }
     }
 }
@@ -681,7 +726,9 @@ struct Batches {
     resident: ResidentChanges,
     /// The packed buckets the batches write, decoded: the cache's once
     /// the batches are committed.
-    buckets: std::collections::BTreeMap<BucketId, crate::packed::Bucket>,
+    buckets: std::collections::BTreeMap<TreeKey, crate::packed::Bucket>,
+    /// The cached plain keys the batches write, with their new values.
+    values: Vec<(TreeKey, Option<Vec<u8>>)>,
 }
 
 /// Changes to resident trees, in tree order.
@@ -692,13 +739,16 @@ impl ReadModel for Pending<'_> {
         if let Some(change) = self.changes.get(&(tree, key.to_vec())) {
             return change.clone();
         }
-        if self.trees.resident(tree).is_none() {
-            if let Some(bucket_of) = self.trees.packed(tree) {
-                let (bucket_key, rest) = crate::packed::split(key, bucket_of)?;
-                return self.with_bucket(tree, bucket_key, |bucket| bucket.get(rest).cloned());
-            }
+        if self.trees.resident(tree).is_some() {
+            return self.trees.get(tree, key);
         }
-        self.trees.get(tree, key)
+        match self.trees.packed(tree) {
+            Some(bucket_of) => {
+                let (bucket_key, rest) = crate::packed::split(key, bucket_of)?;
+                self.with_bucket(tree, bucket_key, |bucket| bucket.get(rest).cloned())
+            }
+            None => self.trees.committed_value(tree, key),
+        }
     }
 
     fn scan_prefix(&self, tree: TreeName, prefix: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
@@ -1162,16 +1212,19 @@ pub(crate) fn catch_up_from(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lrs_projections::progress::{Progress, LEARNERS};
+    use lrs_projections::progress::{Progress, LEARNERS, LIBRARY};
 
-    /// The fold reads packed buckets through [`Pending`] and the cache of
-    /// decoded buckets; whatever it reads must be what sled holds plus the
-    /// group's own changes, across groups committed and groups abandoned.
+    /// The fold reads through [`Pending`] and the caches of decoded
+    /// buckets and plain values; whatever it reads must be what sled holds
+    /// plus the group's own changes, across groups committed and groups
+    /// abandoned, for a packed tree and a plain one alike.
     #[test]
-    fn the_fold_reads_packed_buckets_as_sled_holds_them() {
+    fn the_fold_reads_what_sled_holds_through_the_caches() {
         let db = sled::Config::new().temporary(true).open().unwrap();
         let projections: Vec<Box<dyn Projection>> = vec![Box::new(Progress::default())];
         let trees = Trees::open(&db, &projections).unwrap();
+        assert!(trees.packed(LEARNERS).is_some() && trees.packed(LIBRARY).is_none());
+        assert!(trees.resident(LIBRARY).is_none(), "a plain sled tree");
         let bucket = |learner: u64, course: u64| {
             [
                 &[learner as u8; 16][..],
@@ -1180,7 +1233,8 @@ mod tests {
             ]
             .concat()
         };
-        let mut committed: std::collections::BTreeMap<Vec<u8>, Vec<u8>> = Default::default();
+        let mut committed: std::collections::BTreeMap<(TreeName, Vec<u8>), Vec<u8>> =
+            Default::default();
         let mut state = 0x2545_f491_4f6c_dd1d_u64;
         let mut next = move |below: u64| {
             state ^= state << 13;
@@ -1193,29 +1247,33 @@ mod tests {
             let mut pending = Pending::new(&trees);
             for _ in 0..12 {
                 let prefix = bucket(next(4), next(2));
-                let key = [&prefix[..], b"m", &[0], &next(6).to_be_bytes()].concat();
-                assert_eq!(pending.get(LEARNERS, &key), working.get(&key).cloned());
+                let (tree, key) = match next(2) {
+                    0 => (
+                        LEARNERS,
+                        [&prefix[..], b"m", &[0], &next(6).to_be_bytes()].concat(),
+                    ),
+                    _ => (LIBRARY, [&prefix[..], &next(6).to_be_bytes()].concat()),
+                };
+                let id = (tree, key.clone());
+                assert_eq!(pending.get(tree, &key), working.get(&id).cloned());
                 if next(4) == 0 {
-                    pending.apply(vec![Op::Delete {
-                        tree: LEARNERS,
-                        key: key.clone(),
-                    }]);
-                    working.remove(&key);
+                    pending.apply(vec![Op::Delete { tree, key }]);
+                    working.remove(&id);
                 } else {
                     let value = format!("group {group}, {}", next(1000)).into_bytes();
                     pending.apply(vec![Op::Put {
-                        tree: LEARNERS,
-                        key: key.clone(),
+                        tree,
+                        key,
                         value: value.clone(),
                     }]);
-                    working.insert(key, value);
+                    working.insert(id, value);
                 }
                 let expected: Vec<_> = working
                     .iter()
-                    .filter(|(k, _)| k.starts_with(&prefix))
-                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .filter(|((t, k), _)| *t == tree && k.starts_with(&prefix))
+                    .map(|((_, k), v)| (k.clone(), v.clone()))
                     .collect();
-                assert_eq!(pending.scan_prefix(LEARNERS, &prefix), expected);
+                assert_eq!(pending.scan_prefix(tree, &prefix), expected);
             }
             if group % 5 == 3 {
                 drop(pending); // abandoned: nothing of it may be read later
@@ -1223,18 +1281,28 @@ mod tests {
                 pending.flush().unwrap();
                 committed = working;
             }
-            // The same database through trees without a cache.
+            // The same database through trees without caches.
             let fresh = Trees::open(&db, &projections).unwrap();
-            let stored = fresh.entries(LEARNERS, &[]).unwrap();
-            assert_eq!(stored, committed.clone().into_iter().collect::<Vec<_>>());
+            for tree in [LEARNERS, LIBRARY] {
+                let expected: Vec<_> = committed
+                    .iter()
+                    .filter(|((t, _), _)| *t == tree)
+                    .map(|((_, k), v)| (k.clone(), v.clone()))
+                    .collect();
+                assert_eq!(fresh.entries(tree, &[]).unwrap(), expected, "{tree}");
+            }
         }
         assert!(trees.bucket_cache().len() > 0, "committed buckets are kept");
-        trees.clear(LEARNERS).unwrap();
+        assert!(trees.value_cache().len() > 0, "values read are kept");
+        for tree in [LEARNERS, LIBRARY] {
+            trees.clear(tree).unwrap();
+            let ((_, key), _) = committed
+                .iter()
+                .find(|((t, _), _)| *t == tree)
+                .expect("something was committed");
+            assert_eq!(Pending::new(&trees).get(tree, key), None, "{tree} cleared");
+        }
         assert_eq!(trees.bucket_cache().len(), 0);
-        let (key, _) = committed
-            .first_key_value()
-            .expect("something was committed");
-        assert_eq!(Pending::new(&trees).get(LEARNERS, key), None);
     }
 
     /// A bucket written at zstd's default level (before lever 21) and the
