@@ -164,6 +164,23 @@ async fn metrics_count_requests_new_statements_and_failed_logins() {
     let busy = sample(&after, "lrs_store_commit_busy_microseconds_total", &[]).unwrap();
     let sync = sample(&after, "lrs_store_commit_sync_microseconds_total", &[]).unwrap();
     assert!(busy > 0.0 && sync > 0.0 && sync <= busy, "{busy} {sync}");
+    // The fold read through its caches: each statement's at least once
+    // (the posting lists' voiding check reads `statements.voided`).
+    let lookups = |text: &str, cache: &str| {
+        let label = format!(r#"cache="{cache}""#);
+        let read = |name: &str| sample(text, name, &[label.as_str()]).unwrap_or(0.0);
+        read("lrs_store_fold_cache_hits_total") + read("lrs_store_fold_cache_misses_total")
+    };
+    assert!(
+        lookups(&after, "values") - lookups(&before, "values") >= 3.0,
+        "{after}"
+    );
+    assert!(sample(
+        &after,
+        "lrs_store_fold_cache_misses_total",
+        &[r#"cache="buckets""#]
+    )
+    .is_some());
     assert!(sample(&after, "process_resident_memory_bytes", &[]).unwrap() > 0.0);
     assert!(!after.contains("monitoring/"), "no activity ids in metrics");
 }

@@ -24,6 +24,22 @@ pub(crate) struct Generations<V> {
     newer: HashMap<TreeKey, V>,
     older: HashMap<TreeKey, V>,
     capacity: usize,
+    /// Lookups ([`Generations::take`], [`Generations::get`]) answered, and not.
+    hits: u64,
+    misses: u64,
+}
+
+/// How often the fold's caches answered its lookups since the store
+/// opened ([`crate::Store::fold_cache`], for `/metrics`): whether their
+/// generations are large enough for the learners being written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FoldCache {
+    /// Packed buckets found decoded, and read from sled and decoded.
+    pub bucket_hits: u64,
+    pub bucket_misses: u64,
+    /// Plain trees' values found, and read from sled.
+    pub value_hits: u64,
+    pub value_misses: u64,
 }
 
 impl<V> Generations<V> {
@@ -32,22 +48,43 @@ impl<V> Generations<V> {
             newer: HashMap::new(),
             older: HashMap::new(),
             capacity,
+            hits: 0,
+            misses: 0,
+        }
+    }
+
+    /// Lookups answered and not, since the cache was made.
+    pub(crate) fn lookups(&self) -> (u64, u64) {
+        (self.hits, self.misses)
+    }
+
+    fn count(&mut self, found: bool) {
+        match found {
+            true => self.hits += 1,
+            false => self.misses += 1,
         }
     }
 
     /// Takes an entry out (the taker puts it back once it is committed).
     pub(crate) fn take(&mut self, tree: TreeName, key: &[u8]) -> Option<V> {
         let id = (tree, key.to_vec());
-        self.newer.remove(&id).or_else(|| self.older.remove(&id))
+        let found = self.newer.remove(&id).or_else(|| self.older.remove(&id));
+        self.count(found.is_some());
+        found
     }
 
     /// An entry, left in place (and kept into the next generation).
     pub(crate) fn get(&mut self, tree: TreeName, key: &[u8]) -> Option<&V> {
         let id = (tree, key.to_vec());
         if !self.newer.contains_key(&id) {
-            let value = self.older.remove(&id)?;
+            let Some(value) = self.older.remove(&id) else {
+                self.count(false);
+                return None;
+            };
+            self.count(true);
             return Some(self.insert_newer(id, value));
         }
+        self.count(true);
         self.newer.get(&id)
     }
 
@@ -111,5 +148,7 @@ mod tests {
         cache.forget_tree("t");
         assert_eq!(cache.len(), 1);
         assert!(cache.contains("u", &[1]));
+        // get: [0] hit; [1] hit; [0], [2] missed; take: [1] hit, then missed
+        assert_eq!(cache.lookups(), (3, 3));
     }
 }

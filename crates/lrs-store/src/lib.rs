@@ -24,6 +24,7 @@ pub mod vault;
 mod writer;
 mod written;
 
+pub use cache::FoldCache;
 pub use error::StoreError;
 pub use log::{ChainBreak, ChainChecker, Head, LogEntry};
 pub use lrs_projections::documents::{context_prefix, document_key, DocumentRef};

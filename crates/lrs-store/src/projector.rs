@@ -165,6 +165,18 @@ impl Trees {
         self.values.lock().expect("value cache lock")
     }
 
+    /// How often the fold's caches answered it.
+    pub(crate) fn fold_cache(&self) -> crate::cache::FoldCache {
+        let (bucket_hits, bucket_misses) = self.bucket_cache().lookups();
+        let (value_hits, value_misses) = self.value_cache().lookups();
+        crate::cache::FoldCache {
+            bucket_hits,
+            bucket_misses,
+            value_hits,
+            value_misses,
+        }
+    }
+
     /// One value of a plain sled tree as committed, through the cache of
     /// values: what the fold reads (`None` on an error, as ever).
     fn committed_value(&self, tree: TreeName, key: &[u8]) -> Option<Vec<u8>> {

@@ -395,6 +395,12 @@ impl Store {
         self.shared.commits.report()
     }
 
+    /// How often the writer's fold found what it read in its caches
+    /// (`cache.rs`) since this process opened the store (for `/metrics`).
+    pub fn fold_cache(&self) -> crate::cache::FoldCache {
+        self.shared.trees().fold_cache()
+    }
+
     /// Stored time up to which every acknowledged statement is visible to
     /// queries: now while no group is being written, else the last committed one.
     pub fn consistent_through_micros(&self) -> i64 {

@@ -37,6 +37,10 @@ pub const COMMIT_BUSY: &str = "lrs_store_commit_busy_microseconds_total";
 
 pub const COMMIT_SYNC: &str = "lrs_store_commit_sync_microseconds_total";
 
+pub const FOLD_CACHE_HITS: &str = "lrs_store_fold_cache_hits_total";
+
+pub const FOLD_CACHE_MISSES: &str = "lrs_store_fold_cache_misses_total";
+
 pub const RESIDENT_RECORDS: &str = "lrs_store_resident_records";
 
 pub const RESIDENT_BYTES: &str = "lrs_store_resident_bytes";
@@ -218,6 +222,14 @@ fn describe() {
         COMMIT_SYNC,
         Unit::Microseconds,
         "Of that time, waiting for the disk (the vault's and sled's syncs)"
+    );
+    describe_counter!(
+        FOLD_CACHE_HITS,
+        "Reads of the log writer's fold that its caches answered (decoded packed buckets, plain trees' values), by cache"
+    );
+    describe_counter!(
+        FOLD_CACHE_MISSES,
+        "Reads of the log writer's fold that went to sled (and then into the cache), by cache"
     );
     describe_gauge!(
         RESIDENT_RECORDS,

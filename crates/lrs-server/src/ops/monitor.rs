@@ -10,8 +10,8 @@
 use crate::error::ApiError;
 use crate::ops::counters::{
     prometheus, BACKUP_AGE, BACKUP_LAST_SUCCESS, COMMIT_BUSY, COMMIT_ENTRIES, COMMIT_GROUPS,
-    COMMIT_SYNC, LOG_HEAD, LOG_SIZE, PROJECTION_LAG, RESIDENT_BYTES, RESIDENT_RECORDS,
-    STATEMENTS_INGESTED, TREE_WRITES, TREE_WRITTEN_BYTES,
+    COMMIT_SYNC, FOLD_CACHE_HITS, FOLD_CACHE_MISSES, LOG_HEAD, LOG_SIZE, PROJECTION_LAG,
+    RESIDENT_BYTES, RESIDENT_RECORDS, STATEMENTS_INGESTED, TREE_WRITES, TREE_WRITTEN_BYTES,
 };
 use crate::ops::health::{check, Probe};
 use crate::ops::journal::{self, MinuteCounters};
@@ -144,6 +144,11 @@ impl Monitor {
         metrics::counter!(COMMIT_ENTRIES).absolute(commits.entries);
         metrics::counter!(COMMIT_BUSY).absolute(commits.busy_micros);
         metrics::counter!(COMMIT_SYNC).absolute(commits.sync_micros);
+        let cache = self.store.fold_cache();
+        metrics::counter!(FOLD_CACHE_HITS, "cache" => "buckets").absolute(cache.bucket_hits);
+        metrics::counter!(FOLD_CACHE_MISSES, "cache" => "buckets").absolute(cache.bucket_misses);
+        metrics::counter!(FOLD_CACHE_HITS, "cache" => "values").absolute(cache.value_hits);
+        metrics::counter!(FOLD_CACHE_MISSES, "cache" => "values").absolute(cache.value_misses);
         for tree in self.store.resident_sizes() {
             let bytes = tree.key_bytes + tree.value_bytes;
             metrics::gauge!(RESIDENT_RECORDS, "tree" => tree.name.clone()).set(tree.entries as f64);
