@@ -94,6 +94,13 @@ impl<V> Generations<V> {
         self.insert_newer(id, value);
     }
 
+    /// Puts every entry (committed ones, given back).
+    pub(crate) fn put_all(&mut self, entries: impl IntoIterator<Item = (TreeKey, V)>) {
+        for ((tree, key), value) in entries {
+            self.put(tree, key, value);
+        }
+    }
+
     /// Whether `key` of `tree` is cached (so a write to it must update it).
     pub(crate) fn contains(&self, tree: TreeName, key: &[u8]) -> bool {
         let id = (tree, key.to_vec());

@@ -73,10 +73,17 @@ pub(crate) fn get(
     let Some((bucket_key, rest)) = split(key, bucket_of) else {
         return Ok(None);
     };
-    match tree.get(bucket_key)? {
-        Some(value) => Ok(decode(&value)?.remove(rest)),
-        None => Ok(None),
-    }
+    Ok(read_bucket(tree, bucket_key)?.and_then(|mut bucket| bucket.remove(rest)))
+}
+
+/// One bucket of `tree` (packed), decoded; `None` when it is absent.
+pub(crate) fn read_bucket(
+    tree: &sled::Tree,
+    bucket_key: &[u8],
+) -> Result<Option<Bucket>, StoreError> {
+    tree.get(bucket_key)?
+        .map(|value| decode(&value))
+        .transpose()
 }
 
 #[cfg(test)]

@@ -188,14 +188,6 @@ impl Trees {
         value
     }
 
-    /// After a commit: the new values of the keys it wrote that are cached.
-    fn cache_values(&self, values: Vec<(TreeKey, Option<Vec<u8>>)>) {
-        let mut cache = self.value_cache();
-        for ((tree, key), value) in values {
-            cache.put(tree, key, value);
-        }
-    }
-
     /// One bucket of a packed tree as committed, decoded: taken out of the
     /// cache of decoded buckets, or read from sled (empty when absent, or
     /// when it does not decode, as the commit has always treated it).
@@ -203,20 +195,10 @@ impl Trees {
         if let Some(bucket) = self.bucket_cache().take(tree, bucket_key) {
             return bucket;
         }
-        self.tree(tree)
-            .get(bucket_key)
+        crate::packed::read_bucket(&self.tree(tree), bucket_key)
             .ok()
             .flatten()
-            .and_then(|value| crate::packed::decode(&value).ok())
             .unwrap_or_default()
-    }
-
-    /// Gives committed buckets back to the cache of decoded buckets.
-    fn cache_buckets(&self, buckets: impl IntoIterator<Item = (TreeKey, crate::packed::Bucket)>) {
-        let mut cache = self.bucket_cache();
-        for ((tree, bucket_key), bucket) in buckets {
-            cache.put(tree, bucket_key, bucket);
-        }
     }
 
     /// One value of a tree, resident, packed or in sled.
@@ -531,8 +513,8 @@ impl Shared {
             return Err(error);
         }
         self.trees.apply_resident(resident);
-        self.trees.cache_buckets(buckets);
-        self.trees.cache_values(values);
+        self.trees.bucket_cache().put_all(buckets);
+        self.trees.value_cache().put_all(values);
         Ok(())
     }
 }
@@ -611,8 +593,8 @@ impl<'a> Pending<'a> {
         }
         self.trees
             .apply_resident(self.trees.stored_changes(resident));
-        self.trees.cache_buckets(buckets);
-        self.trees.cache_values(values);
+        self.trees.bucket_cache().put_all(buckets);
+        self.trees.value_cache().put_all(values);
         Ok(())
     }
 
@@ -706,7 +688,7 @@ impl<'a> Pending<'a> {
         }
         drop(cached);
         // What was read and not changed is as committed already.
-        self.trees.cache_buckets(read);
+        self.trees.bucket_cache().put_all(read);
         for ((tree, bucket_key), bucket) in &buckets {
             let batch = &mut batches
                 .iter_mut()
