@@ -672,8 +672,10 @@ impl<'a> Pending<'a> {
                 };
                 match change {
                     Some(value) => bucket.insert(rest.to_vec(), value),
-                    None => bucket.remove(rest),
-                };
+                    None => {
+                        bucket.remove(rest);
+                    }
+                }
                 continue;
             }
             self.trees.count(tree, &key, change.as_deref());
@@ -689,19 +691,21 @@ impl<'a> Pending<'a> {
         drop(cached);
         // What was read and not changed is as committed already.
         self.trees.bucket_cache().put_all(read);
-        for ((tree, bucket_key), bucket) in &buckets {
+        for ((tree, bucket_key), bucket) in &mut buckets {
             let batch = &mut batches
                 .iter_mut()
                 .find(|(name, _)| name == tree)
                 .expect("a batch for every tree with changes")
                 .1;
-            if bucket.is_empty() {
-                self.trees.count(tree, bucket_key, None);
-                batch.remove(bucket_key.as_slice());
-            } else {
-                let value = crate::packed::encode(bucket);
-                self.trees.count(tree, bucket_key, Some(&value));
-                batch.insert(bucket_key.as_slice(), value);
+            match bucket.encode() {
+                None => {
+                    self.trees.count(tree, bucket_key, None);
+                    batch.remove(bucket_key.as_slice());
+                }
+                Some(value) => {
+                    self.trees.count(tree, bucket_key, Some(&value));
+                    batch.insert(bucket_key.as_slice(), value);
+                }
             }
         }
         Batches {
@@ -1320,7 +1324,7 @@ mod tests {
                 (rest, value)
             })
             .collect();
-        let today = crate::packed::encode(&bucket);
+        let today = bucket.clone().encode().unwrap();
         let pairs: Vec<_> = bucket.iter().collect();
         let before = lrs_core::compress::compress_tagged(&postcard::to_stdvec(&pairs).unwrap());
         assert_ne!(today, before, "the two levels write different bytes");
@@ -1332,8 +1336,7 @@ mod tests {
         // A different entry is a different digest.
         let mut changed = bucket.clone();
         changed.insert(b"x".to_vec(), b"y".to_vec());
-        tree.insert(&bucket_key, crate::packed::encode(&changed))
-            .unwrap();
+        tree.insert(&bucket_key, changed.encode().unwrap()).unwrap();
         assert_ne!(trees.digest(LEARNERS).unwrap(), digest_today);
     }
 }
