@@ -22,6 +22,9 @@ pub enum AppError {
     /// The store is shutting down.
     #[error("the store is shutting down")]
     Unavailable,
+    /// The data directory's disk is full: nothing of the write was stored.
+    #[error("{0}")]
+    StorageFull(String),
     /// A bug or a broken store; the detail goes to the log, not the caller.
     #[error("internal error: {0}")]
     Internal(String),
@@ -60,6 +63,7 @@ impl From<lrs_store::StoreError> for AppError {
     fn from(error: lrs_store::StoreError) -> Self {
         match error {
             lrs_store::StoreError::Closed => AppError::Unavailable,
+            full if full.is_storage_full() => AppError::StorageFull(full.to_string()),
             other => AppError::Internal(other.to_string()),
         }
     }

@@ -59,6 +59,11 @@ pub enum ApiError {
     Internal(String),
     #[error("the store is shutting down")]
     Unavailable,
+    /// The data directory's disk is full (ENOSPC): 507 Insufficient
+    /// Storage (RFC 4918), saying that nothing was stored; the detail goes
+    /// to the log.
+    #[error("the server's disk is full: nothing of this request was stored; send it again once the operator has freed space")]
+    StorageFull(String),
     /// Rate limited or locked out: 429 with `Retry-After`.
     #[error("too many requests ({reason}); retry after {retry_after_secs} s")]
     TooManyRequests {
@@ -105,6 +110,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::StorageFull(_) => (StatusCode::INSUFFICIENT_STORAGE, "insufficient_storage"),
             ApiError::TooManyRequests { .. } => {
                 (StatusCode::TOO_MANY_REQUESTS, "too_many_requests")
             }
@@ -135,6 +141,7 @@ impl From<AppError> for ApiError {
             AppError::NotFound(what) => ApiError::NotFound(what),
             AppError::Conflict(why) => ApiError::Conflict(why),
             AppError::Unavailable => ApiError::Unavailable,
+            AppError::StorageFull(detail) => ApiError::StorageFull(detail),
             AppError::Internal(detail) => ApiError::Internal(detail),
         }
     }
@@ -144,6 +151,7 @@ impl From<lrs_store::StoreError> for ApiError {
     fn from(error: lrs_store::StoreError) -> Self {
         match error {
             lrs_store::StoreError::Closed => ApiError::Unavailable,
+            full if full.is_storage_full() => ApiError::StorageFull(full.to_string()),
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -166,6 +174,10 @@ impl IntoResponse for ApiError {
             ApiError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
                 json!({"error": {"status": 500, "code": code, "message": "internal error; see the server log"}})
+            }
+            ApiError::StorageFull(detail) => {
+                tracing::error!(%detail, "a write refused: the disk is full");
+                json!({"error": {"status": status.as_u16(), "code": code, "message": self.to_string()}})
             }
             other => {
                 json!({"error": {"status": status.as_u16(), "code": code, "message": other.to_string()}})
@@ -299,5 +311,33 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(ok.headers()[header::CONTENT_TYPE], "application/json");
+    }
+
+    /// A write that found the disk full answers 507 saying nothing was
+    /// stored, whether the store's error came straight or through the
+    /// application; any other store error stays a 500 without detail.
+    #[tokio::test]
+    async fn a_full_disk_is_507_and_says_nothing_was_stored() {
+        let enospc = || lrs_store::StoreError::Io(std::io::Error::from_raw_os_error(28));
+        for error in [
+            ApiError::from(enospc()),
+            ApiError::from(AppError::from(enospc())),
+            ApiError::from(lrs_store::StoreError::StorageFull("from the writer".into())),
+        ] {
+            let response = error.into_response();
+            assert_eq!(response.status(), StatusCode::INSUFFICIENT_STORAGE);
+            let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            assert_eq!(body["error"]["code"], "insufficient_storage");
+            let message = body["error"]["message"].as_str().unwrap();
+            assert!(message.contains("disk is full") && message.contains("nothing"));
+        }
+        let eio = lrs_store::StoreError::Io(std::io::Error::from_raw_os_error(5));
+        assert_eq!(
+            ApiError::from(eio).into_response().status(),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
     }
 }

@@ -232,7 +232,13 @@ impl Reply {
     }
 
     fn fail(self, error: &StoreError) {
-        let error = || AppendError::Store(StoreError::Corrupt(format!("write failed: {error}")));
+        let error = || {
+            AppendError::Store(if error.is_storage_full() {
+                StoreError::StorageFull(error.to_string())
+            } else {
+                StoreError::Corrupt(format!("write failed: {error}"))
+            })
+        };
         match self {
             Reply::Statements(tx, _) => {
                 let _ = tx.send(Err(error()));
