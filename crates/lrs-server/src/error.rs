@@ -147,13 +147,11 @@ impl From<AppError> for ApiError {
     }
 }
 
+/// The store's errors mean here what they mean to the application
+/// (`AppError`'s mapping): one place says which is which.
 impl From<lrs_store::StoreError> for ApiError {
     fn from(error: lrs_store::StoreError) -> Self {
-        match error {
-            lrs_store::StoreError::Closed => ApiError::Unavailable,
-            full if full.is_storage_full() => ApiError::StorageFull(full.to_string()),
-            other => ApiError::Internal(other.to_string()),
-        }
+        AppError::from(error).into()
     }
 }
 

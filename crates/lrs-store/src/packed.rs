@@ -32,7 +32,7 @@ use std::collections::BTreeMap;
 /// The largest bucket a frame may claim (a corrupt one claiming more is refused).
 const MAX_BUCKET_BYTES: usize = 256 << 20;
 /// The most entries a new key's frame holds (a frame stored before lever 24 may hold more).
-pub(crate) const FRAME_ENTRIES: usize = 16;
+const FRAME_ENTRIES: usize = 16;
 /// The first byte of a bucket of several frames: never a dictionary id.
 const FRAMED: u8 = 0xF7;
 
@@ -395,13 +395,7 @@ mod tests {
     /// (one frame of more entries than a frame holds now) reads and grows.
     #[test]
     fn frames_hold_what_was_written_and_keep_the_untouched_ones_bytes() {
-        let mut state = 0x9E37_79B9_7F4A_7C15_u64;
-        let mut next = move |below: u64| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state % below
-        };
+        let mut next = crate::random_below(0x9E37_79B9_7F4A_7C15_u64);
         let record = |n: u64| format!("record {n} of a module, with a score").into_bytes();
         // Before lever 24: one postcard frame of 40 entries.
         let old: Vec<(Vec<u8>, Vec<u8>)> = (0..40u64)
