@@ -20,6 +20,8 @@ pub mod retention;
 mod segments;
 mod staff;
 pub mod store;
+#[cfg(test)]
+mod testing;
 pub mod vault;
 mod writer;
 mod written;
@@ -35,15 +37,3 @@ pub use store::{Store, StoreConfig, TreeSize, WarmReport, DEFAULT_CACHE_CAPACITY
 pub use vault::{MasterKey, Vault};
 pub use writer::{AppendError, DocumentExpectation, PreparedStatement};
 pub use written::{Commits, TreeWrites};
-
-/// For the unit tests' random cases: a xorshift generator from `seed`
-/// whose every call gives a number below its argument.
-#[cfg(test)]
-pub(crate) fn random_below(mut state: u64) -> impl FnMut(u64) -> u64 {
-    move |below| {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state % below
-    }
-}

@@ -395,7 +395,7 @@ mod tests {
     /// (one frame of more entries than a frame holds now) reads and grows.
     #[test]
     fn frames_hold_what_was_written_and_keep_the_untouched_ones_bytes() {
-        let mut next = crate::random_below(0x9E37_79B9_7F4A_7C15_u64);
+        let mut next = crate::testing::random_below(0x9E37_79B9_7F4A_7C15_u64);
         let record = |n: u64| format!("record {n} of a module, with a score").into_bytes();
         // Before lever 24: one postcard frame of 40 entries.
         let old: Vec<(Vec<u8>, Vec<u8>)> = (0..40u64)

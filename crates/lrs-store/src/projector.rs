@@ -1233,7 +1233,7 @@ mod tests {
         };
         let mut committed: std::collections::BTreeMap<(TreeName, Vec<u8>), Vec<u8>> =
             Default::default();
-        let mut next = crate::random_below(0x2545_f491_4f6c_dd1d_u64);
+        let mut next = crate::testing::random_below(0x2545_f491_4f6c_dd1d_u64);
         for group in 0..80 {
             let mut working = committed.clone();
             let mut pending = Pending::new(&trees);
